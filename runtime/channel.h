@@ -1,0 +1,99 @@
+// ipcrpc: a client's connection to one server.
+//
+// A Channel carries calls to the server at one address. Generated stubs take
+// a std::shared_ptr<Channel>; many stubs and threads may share one channel,
+// and all their calls are multiplexed over one connection. The connection is
+// made on first use and made again after it breaks; a call that cannot reach
+// the server fails fast with UNAVAILABLE.
+//
+// Thread-safety: every method is thread-safe.
+// Lifetime: calls in flight keep what they need alive; destroying the last
+// reference cancels nothing that is still running but closes the connection
+// once the last call has finished.
+//
+// Example:
+//   absl::StatusOr<std::shared_ptr<ipcrpc::Channel>> channel =
+//       ipcrpc::CreateChannel("unix:/run/greeter.sock");   // runtime/ipcrpc.h
+//   if (!channel.ok()) return channel.status();
+//   demo::Greeter::Stub stub(*channel);
+
+#ifndef IPCRPC_RUNTIME_CHANNEL_H_
+#define IPCRPC_RUNTIME_CHANNEL_H_
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "google/protobuf/message_lite.h"
+#include "runtime/client_context.h"
+#include "runtime/internal/call_interfaces.h"
+#include "runtime/method.h"
+#include "transports/transport.h"
+
+namespace ipcrpc {
+
+// Default cap on one message, each direction (the same as gRPC's).
+inline constexpr size_t kDefaultMaxMessageSize = 4 << 20;
+
+struct ChannelOptions {
+  // A request larger than this fails with RESOURCE_EXHAUSTED before it is sent.
+  size_t max_send_message_size = kDefaultMaxMessageSize;
+  // A response larger than this fails the call with RESOURCE_EXHAUSTED.
+  size_t max_receive_message_size = kDefaultMaxMessageSize;
+  // How long making the connection may take (it never extends a call's
+  // deadline).
+  absl::Duration connect_timeout = absl::Seconds(5);
+  // Bytes the server may send on one stream before this client has read them
+  // (per-stream flow-control window announced to the server).
+  uint32_t stream_window_bytes = 1 << 20;
+};
+
+class Channel {
+ public:
+  virtual ~Channel() = default;
+
+  // A human-readable name of the server ("unix:/run/greeter.sock").
+  virtual std::string target() const = 0;
+
+  // --- Used by generated stubs (through runtime/internal/stub_calls.h). ---
+
+  // Runs a unary call to completion.
+  virtual absl::Status UnaryCall(const MethodDescriptor& method,
+                                 ClientContext* context,
+                                 const google::protobuf::MessageLite& request,
+                                 google::protobuf::MessageLite* response) = 0;
+
+  // Starts a unary call and returns at once; `done` runs exactly once with
+  // the final status, on an ipcrpc thread (keep it short and non-blocking).
+  // `context` and `response` must stay alive until then.
+  virtual void AsyncUnaryCall(const MethodDescriptor& method,
+                              ClientContext* context,
+                              const google::protobuf::MessageLite& request,
+                              google::protobuf::MessageLite* response,
+                              std::function<void(absl::Status)> done) = 0;
+
+  // Starts a streaming call. For server-streaming methods `request` is the one
+  // request (sent together with the call start and the half-close); otherwise
+  // it must be null. Never null: a call that could not start fails on first use.
+  virtual std::unique_ptr<internal::ClientCall> StartCall(
+      const MethodDescriptor& method, ClientContext* context,
+      const google::protobuf::MessageLite* request) = 0;
+};
+
+// Creates a channel over an already-connected transport, e.g. one end of a
+// socketpair (see transports/spawn.h). The channel cannot reconnect: once the
+// transport breaks, calls fail with UNAVAILABLE.
+std::shared_ptr<Channel> CreateChannelFromTransport(
+    std::unique_ptr<Transport> transport, const ChannelOptions& options = {});
+
+// Creates a channel that connects with `connector` on first use and again after
+// the connection breaks.
+std::shared_ptr<Channel> CreateChannelFromConnector(
+    std::unique_ptr<Connector> connector, const ChannelOptions& options = {});
+
+}  // namespace ipcrpc
+
+#endif  // IPCRPC_RUNTIME_CHANNEL_H_

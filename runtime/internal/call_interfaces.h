@@ -1,0 +1,80 @@
+// ipcrpc internal: the untyped call interfaces the typed API is built on.
+//
+// ClientCall and ServerCall are one RPC as seen from each end, with messages
+// as protobuf MessageLite (serialized straight into the outgoing frame and
+// parsed straight from the receive buffer). The typed readers/writers in
+// runtime/sync_stream.h and the handlers in runtime/internal/method_handler.h
+// are thin templates over these; connections implement them.
+//
+// Not part of the public API: generated code and users go through
+// sync_stream.h, channel.h and service.h.
+
+#ifndef IPCRPC_RUNTIME_INTERNAL_CALL_INTERFACES_H_
+#define IPCRPC_RUNTIME_INTERNAL_CALL_INTERFACES_H_
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "google/protobuf/message_lite.h"
+
+namespace ipcrpc {
+class ClientContext;
+class ServerContext;
+
+namespace internal {
+
+// One call from the client's side. Read/Write/WritesDone may be used by one
+// thread each at a time (one reader and one writer may run concurrently);
+// Cancel may be called from any thread at any time.
+class ClientCall {
+ public:
+  virtual ~ClientCall() = default;
+
+  // Sends one message, waiting (until the call's deadline) for flow-control
+  // credit. An error means the call is over; Finish() says why.
+  virtual absl::Status Write(const google::protobuf::MessageLite& message) = 0;
+
+  // Tells the server no more messages follow (half-close).
+  virtual absl::Status WritesDone() = 0;
+
+  // Reads the next message into *message. true: a message was read; false: the
+  // server ended its stream or the call failed (Finish() says which).
+  virtual bool Read(google::protobuf::MessageLite* message) = 0;
+
+  // Waits for the server's final status and trailing metadata. Idempotent.
+  virtual absl::Status Finish() = 0;
+
+  // Cancels the call: the server sees CANCELLED, Finish() returns CANCELLED.
+  virtual void Cancel() = 0;
+};
+
+// One call from the server's side; used by the handler's thread only, except
+// IsCancelled(), which any thread may call.
+class ServerCall {
+ public:
+  virtual ~ServerCall() = default;
+
+  // Reads the next client message. true: read; false: the client half-closed,
+  // cancelled, or the message was malformed (the call then fails).
+  virtual bool Read(google::protobuf::MessageLite* message) = 0;
+
+  // Sends one response message (sends initial metadata first if not yet sent),
+  // waiting for flow-control credit. false if the call is over.
+  virtual bool Write(const google::protobuf::MessageLite& message) = 0;
+
+  // Sends the server's initial metadata now (otherwise it goes with the first
+  // message or the trailers).
+  virtual bool SendInitialMetadata() = 0;
+
+  // Ends the call with `status`; `last_message`, if given and status is OK, is
+  // sent just before the trailers (in the same write). Called exactly once by
+  // the runtime's handler wrappers.
+  virtual void Finish(const absl::Status& status,
+                      const google::protobuf::MessageLite* last_message) = 0;
+
+  virtual ServerContext& context() = 0;
+};
+
+}  // namespace internal
+}  // namespace ipcrpc
+
+#endif  // IPCRPC_RUNTIME_INTERNAL_CALL_INTERFACES_H_

@@ -1,0 +1,81 @@
+// ipcrpc: per-call information and controls on the server side.
+//
+// The runtime creates one ServerContext per call and hands it to the handler.
+// It tells the handler who is calling (peer credentials from the kernel),
+// with what metadata and deadline, and whether the call has been cancelled;
+// the handler may add initial and trailing metadata.
+//
+// Thread-safety: IsCancelled() may be called from any thread; everything else
+// from the handler's thread. Lifetime: valid until the handler returns.
+//
+// Example:
+//   absl::Status SayHello(ipcrpc::ServerContext* ctx, const HelloRequest* req,
+//                         HelloReply* reply) override {
+//     if (ctx->peer().uid != getuid()) return absl::PermissionDeniedError("no");
+//     ctx->AddTrailingMetadata("served-by", "worker-1");
+//     ...
+//   }
+
+#ifndef IPCRPC_RUNTIME_SERVER_CONTEXT_H_
+#define IPCRPC_RUNTIME_SERVER_CONTEXT_H_
+
+#include <atomic>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "runtime/metadata.h"
+
+namespace ipcrpc {
+namespace internal {
+class ServerStream;
+}  // namespace internal
+
+class ServerContext {
+ public:
+  ServerContext(const ServerContext&) = delete;
+  ServerContext& operator=(const ServerContext&) = delete;
+
+  // The wire name of the method being called, e.g. "/demo.Greeter/SayHello".
+  absl::string_view method() const { return method_; }
+
+  // The client's deadline (absl::InfiniteFuture() if it set none).
+  absl::Time deadline() const { return deadline_; }
+
+  // true once the client cancelled, the deadline passed, the client's
+  // connection closed, or the server is shutting down past its drain
+  // deadline. Long-running handlers should poll it and return early.
+  bool IsCancelled() const;
+
+  // The metadata the client sent with the call.
+  const Metadata& client_metadata() const { return client_metadata_; }
+
+  // Metadata sent to the client before the first response message (or with
+  // the status if there is none). Ignored once initial metadata has gone out.
+  void AddInitialMetadata(std::string key, std::string value) {
+    initial_metadata_.emplace(std::move(key), std::move(value));
+  }
+  // Metadata sent to the client together with the final status.
+  void AddTrailingMetadata(std::string key, std::string value) {
+    trailing_metadata_.emplace(std::move(key), std::move(value));
+  }
+
+  // The client process (pid/uid/gid from SO_PEERCRED for unix sockets).
+  const PeerCredentials& peer() const { return peer_; }
+
+ private:
+  friend class internal::ServerStream;
+  ServerContext() = default;
+
+  std::string method_;
+  absl::Time deadline_ = absl::InfiniteFuture();
+  Metadata client_metadata_;
+  Metadata initial_metadata_;
+  Metadata trailing_metadata_;
+  PeerCredentials peer_;
+  const internal::ServerStream* stream_ = nullptr;
+};
+
+}  // namespace ipcrpc
+
+#endif  // IPCRPC_RUNTIME_SERVER_CONTEXT_H_

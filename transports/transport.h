@@ -1,0 +1,118 @@
+// ipcrpc: the transport seam.
+//
+// A Transport is one connected, private, reliable, ordered byte stream
+// between two processes, optionally able to pass file descriptors along with
+// the bytes. ipcrpc's framing layer (runtime/internal/frame.h) runs unchanged
+// on top of every Transport; nothing above this interface knows which
+// mechanism (unix socket, socketpair, FIFO pair, shared-memory ring, message
+// queue) carries the bytes.
+//
+// A Connector makes client-side Transports for one address; a Listener
+// accepts server-side ones. transports/address.h turns an address string
+// into either.
+//
+// Thread-safety of Transport: at most one thread in Write* and one in Read*
+// at a time (they may run concurrently); Interrupt(), Shutdown(), peer() and
+// description() are safe from any thread.
+//
+// Errors: the end of the stream and every broken connection are UNAVAILABLE;
+// a deadline that passes is DEADLINE_EXCEEDED; an interrupted Read is ABORTED.
+// After a Write error the stream may hold a partial write and must be closed.
+
+#ifndef IPCRPC_TRANSPORTS_TRANSPORT_H_
+#define IPCRPC_TRANSPORTS_TRANSPORT_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "runtime/metadata.h"
+#include "transports/scoped_fd.h"
+
+namespace ipcrpc {
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  // Writes every byte of `chunks`, in order, as if concatenated, blocking until
+  // done or `deadline`. Implementations use one system call when they can.
+  virtual absl::Status Write(absl::Span<const absl::string_view> chunks,
+                             absl::Time deadline) = 0;
+
+  // Reads between 1 and buffer.size() bytes into `buffer`. Blocks until some
+  // bytes arrive, `deadline` passes, Interrupt() is called, or the stream
+  // ends (UNAVAILABLE "peer closed the connection").
+  virtual absl::StatusOr<size_t> Read(absl::Span<char> buffer,
+                                      absl::Time deadline) = 0;
+
+  // Makes the Read in progress (or else the next one) return ABORTED at once.
+  // Used to hand a reading role from one thread to another.
+  virtual void Interrupt() = 0;
+
+  // Shuts both directions: blocked and later Read/Write calls fail with
+  // UNAVAILABLE, and the peer sees the end of the stream.
+  virtual void Shutdown() = 0;
+
+  // The peer process as the kernel reported it at connection time.
+  virtual PeerCredentials peer() const = 0;
+
+  // E.g. "unix:/run/x.sock" or "socketpair:fd=5", for messages and logs.
+  virtual std::string description() const = 0;
+
+  // --- File descriptor passing (optional). ---
+
+  // How many fds one WriteWithFds may carry; 0 when unsupported. A receiver
+  // never accepts more than this per read (excess fds are closed and the read
+  // fails with RESOURCE_EXHAUSTED), which bounds what a hostile peer can push.
+  virtual int max_fds_per_write() const { return 0; }
+
+  // Like Write, and `fds` (duplicated by the kernel; the caller keeps its
+  // own) arrive with the first byte of `chunks`.
+  virtual absl::Status WriteWithFds(absl::Span<const absl::string_view> chunks,
+                                    absl::Span<const int> fds,
+                                    absl::Time deadline) {
+    if (fds.empty()) return Write(chunks, deadline);
+    return absl::UnimplementedError(description() +
+                                    ": this transport cannot pass file descriptors");
+  }
+
+  // Like Read; fds that arrived with these bytes are appended to *fds.
+  virtual absl::StatusOr<size_t> ReadWithFds(absl::Span<char> buffer,
+                                             std::vector<ScopedFd>* fds,
+                                             absl::Time deadline) {
+    return Read(buffer, deadline);
+  }
+};
+
+// Makes client-side connections to one address. Thread-safe.
+class Connector {
+ public:
+  virtual ~Connector() = default;
+  // Connects, or fails with UNAVAILABLE (nobody listening), DEADLINE_EXCEEDED
+  // or another status naming the address and the reason.
+  virtual absl::StatusOr<std::unique_ptr<Transport>> Connect(
+      absl::Time deadline) = 0;
+  virtual std::string target() const = 0;
+};
+
+// Accepts server-side connections at one address. Accept() is called by one
+// thread; Close() from any thread makes it return CANCELLED. Destroying the
+// listener removes what it created (e.g. the socket file).
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  virtual absl::StatusOr<std::unique_ptr<Transport>> Accept() = 0;
+  virtual void Close() = 0;
+  virtual std::string address() const = 0;
+};
+
+}  // namespace ipcrpc
+
+#endif  // IPCRPC_TRANSPORTS_TRANSPORT_H_
