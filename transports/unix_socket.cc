@@ -1,0 +1,442 @@
+#include "transports/unix_socket.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "runtime/status_macros.h"
+
+namespace ipcrpc {
+namespace {
+
+constexpr int kMaxIovecs = 64;
+
+// poll() timeout in ms for `deadline`: -1 for none, rounded up so that a
+// deadline is never reported early.
+int PollTimeoutMs(absl::Time deadline) {
+  if (deadline == absl::InfiniteFuture()) return -1;
+  absl::Duration left = deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) return 0;
+  int64_t ms = absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1)));
+  return static_cast<int>(std::min<int64_t>(ms, 1 << 30));
+}
+
+absl::StatusOr<ScopedFd> MakeEventFd() {
+  ScopedFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!fd.valid()) return ErrnoStatus(errno, "eventfd");
+  return fd;
+}
+
+void DrainEventFd(int fd) {
+  uint64_t value;
+  while (::read(fd, &value, sizeof(value)) < 0 && errno == EINTR) {
+  }
+}
+
+void SignalEventFd(int fd) {
+  uint64_t one = 1;
+  while (::write(fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+  }
+}
+
+absl::Status SetNonBlocking(int fd) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    return ErrnoStatus(errno, "fcntl(O_NONBLOCK)");
+  }
+  return absl::OkStatus();
+}
+
+// Parses "unix:PATH" / "unix-abstract:NAME" into sun_path bytes.
+absl::StatusOr<std::string> SockaddrPath(absl::string_view address) {
+  std::string path;
+  if (absl::StartsWith(address, "unix:")) {
+    path = std::string(address.substr(5));
+    if (path.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("address \"", address, "\" has an empty socket path"));
+    }
+  } else if (absl::StartsWith(address, "unix-abstract:")) {
+    absl::string_view name = address.substr(14);
+    if (name.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("address \"", address, "\" has an empty abstract name"));
+    }
+    path = std::string(1, '\0') + std::string(name);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", address, "\" is not a unix socket address (unix:PATH or unix-abstract:NAME)"));
+  }
+  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("socket path in \"", address, "\" is ", path.size(),
+                     " bytes; the limit is ", sizeof(sockaddr_un::sun_path) - 1));
+  }
+  return path;
+}
+
+socklen_t FillSockaddr(const std::string& path, sockaddr_un* addr) {
+  std::memset(addr, 0, sizeof(*addr));
+  addr->sun_family = AF_UNIX;
+  std::memcpy(addr->sun_path, path.data(), path.size());
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() +
+                                (path[0] == '\0' ? 0 : 1));
+}
+
+PeerCredentials ReadPeerCredentials(int fd) {
+  PeerCredentials peer;
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+    peer.pid = cred.pid;
+    peer.uid = cred.uid;
+    peer.gid = cred.gid;
+  }
+  return peer;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// UnixSocketTransport
+
+absl::StatusOr<std::unique_ptr<UnixSocketTransport>> UnixSocketTransport::Create(
+    ScopedFd socket, std::string description) {
+  IPCRPC_RETURN_IF_ERROR(SetNonBlocking(socket.get()));
+  IPCRPC_ASSIGN_OR_RETURN(ScopedFd wake, MakeEventFd());
+  PeerCredentials peer = ReadPeerCredentials(socket.get());
+  return std::unique_ptr<UnixSocketTransport>(new UnixSocketTransport(
+      std::move(socket), std::move(wake), std::move(description), peer));
+}
+
+UnixSocketTransport::UnixSocketTransport(ScopedFd socket, ScopedFd wake,
+                                         std::string description,
+                                         PeerCredentials peer)
+    : socket_(std::move(socket)),
+      wake_(std::move(wake)),
+      description_(std::move(description)),
+      peer_(peer) {}
+
+UnixSocketTransport::~UnixSocketTransport() = default;
+
+absl::Status UnixSocketTransport::WaitReady(short events, absl::Time deadline,
+                                            bool interruptible) {
+  for (;;) {
+    pollfd fds[2] = {{socket_.get(), events, 0}, {wake_.get(), POLLIN, 0}};
+    int n = ::poll(fds, interruptible ? 2 : 1, PollTimeoutMs(deadline));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat(description_, ": poll"));
+    }
+    if (n == 0) {
+      if (absl::Now() < deadline) continue;  // poll rounds; never report early
+      return absl::DeadlineExceededError(
+          absl::StrCat(description_, ": deadline exceeded"));
+    }
+    if (interruptible && (fds[1].revents & POLLIN)) {
+      DrainEventFd(wake_.get());
+      return absl::AbortedError(absl::StrCat(description_, ": read interrupted"));
+    }
+    return absl::OkStatus();  // ready, or an error condition recv/send will report
+  }
+}
+
+absl::Status UnixSocketTransport::Write(absl::Span<const absl::string_view> chunks,
+                                        absl::Time deadline) {
+  return WriteWithFds(chunks, {}, deadline);
+}
+
+absl::Status UnixSocketTransport::WriteWithFds(
+    absl::Span<const absl::string_view> chunks, absl::Span<const int> fds,
+    absl::Time deadline) {
+  if (fds.size() > static_cast<size_t>(kMaxFdsPerWrite)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        description_, ": ", fds.size(), " fds in one write; the limit is ",
+        kMaxFdsPerWrite));
+  }
+  std::vector<iovec> iov;
+  iov.reserve(chunks.size());
+  for (absl::string_view c : chunks) {
+    if (!c.empty()) iov.push_back({const_cast<char*>(c.data()), c.size()});
+  }
+  if (iov.empty() && fds.empty()) return absl::OkStatus();
+  size_t first = 0;
+  bool fds_sent = fds.empty();
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerWrite)];
+  while (first < iov.size()) {
+    msghdr msg{};
+    msg.msg_iov = &iov[first];
+    msg.msg_iovlen = std::min<size_t>(iov.size() - first, kMaxIovecs);
+    if (!fds_sent) {
+      msg.msg_control = control;
+      msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+      cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+      cmsg->cmsg_level = SOL_SOCKET;
+      cmsg->cmsg_type = SCM_RIGHTS;
+      cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+      std::memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
+    }
+    ssize_t n = ::sendmsg(socket_.get(), &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        IPCRPC_RETURN_IF_ERROR(WaitReady(POLLOUT, deadline, /*interruptible=*/false));
+        continue;
+      }
+      return ErrnoStatus(errno, absl::StrCat(description_, ": send"));
+    }
+    fds_sent = true;
+    size_t done = static_cast<size_t>(n);
+    while (first < iov.size() && done >= iov[first].iov_len) {
+      done -= iov[first].iov_len;
+      ++first;
+    }
+    if (first < iov.size()) {
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + done;
+      iov[first].iov_len -= done;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> UnixSocketTransport::Read(absl::Span<char> buffer,
+                                                 absl::Time deadline) {
+  return ReadWithFds(buffer, nullptr, deadline);
+}
+
+absl::StatusOr<size_t> UnixSocketTransport::ReadWithFds(
+    absl::Span<char> buffer, std::vector<ScopedFd>* fds, absl::Time deadline) {
+  if (buffer.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(description_, ": empty read buffer"));
+  }
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerWrite)];
+  for (;;) {
+    iovec iov{buffer.data(), buffer.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = ::recvmsg(socket_.get(), &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        IPCRPC_RETURN_IF_ERROR(WaitReady(POLLIN, deadline, /*interruptible=*/true));
+        continue;
+      }
+      return ErrnoStatus(errno, absl::StrCat(description_, ": recv"));
+    }
+    // Take ownership of every received fd first, so none leaks on any path.
+    std::vector<ScopedFd> received;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; ++i) {
+          int fd;
+          std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+          received.emplace_back(fd);
+        }
+      }
+    }
+    if (msg.msg_flags & MSG_CTRUNC) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          description_, ": peer sent more than ", kMaxFdsPerWrite,
+          " file descriptors at once; they were closed"));
+    }
+    if (!received.empty()) {
+      if (fds == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            description_, ": peer sent file descriptors where none were expected"));
+      }
+      for (ScopedFd& fd : received) fds->push_back(std::move(fd));
+    }
+    if (n == 0) {
+      return absl::UnavailableError(
+          absl::StrCat(description_, ": peer closed the connection"));
+    }
+    return static_cast<size_t>(n);
+  }
+}
+
+void UnixSocketTransport::Interrupt() { SignalEventFd(wake_.get()); }
+
+void UnixSocketTransport::Shutdown() { ::shutdown(socket_.get(), SHUT_RDWR); }
+
+absl::StatusOr<std::pair<std::unique_ptr<Transport>, std::unique_ptr<Transport>>>
+MakeSocketPair() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+    return ErrnoStatus(errno, "socketpair");
+  }
+  ScopedFd a(sv[0]), b(sv[1]);
+  std::string name_a = absl::StrCat("socketpair:fd=", a.get());
+  std::string name_b = absl::StrCat("socketpair:fd=", b.get());
+  IPCRPC_ASSIGN_OR_RETURN(auto ta, UnixSocketTransport::Create(std::move(a), name_a));
+  IPCRPC_ASSIGN_OR_RETURN(auto tb, UnixSocketTransport::Create(std::move(b), name_b));
+  return std::make_pair(std::unique_ptr<Transport>(std::move(ta)),
+                        std::unique_ptr<Transport>(std::move(tb)));
+}
+
+// ---------------------------------------------------------------------------
+// UnixSocketConnector
+
+absl::StatusOr<std::unique_ptr<UnixSocketConnector>> UnixSocketConnector::Create(
+    absl::string_view address) {
+  IPCRPC_ASSIGN_OR_RETURN(std::string path, SockaddrPath(address));
+  return std::unique_ptr<UnixSocketConnector>(
+      new UnixSocketConnector(std::string(address), std::move(path)));
+}
+
+absl::StatusOr<std::unique_ptr<Transport>> UnixSocketConnector::Connect(
+    absl::Time deadline) {
+  ScopedFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return ErrnoStatus(errno, "socket(AF_UNIX)");
+  sockaddr_un addr;
+  socklen_t len = FillSockaddr(path_, &addr);
+  // A unix-socket connect either succeeds, fails at once, or (backlog full)
+  // blocks; make it non-blocking so the deadline holds in that last case.
+  IPCRPC_RETURN_IF_ERROR(SetNonBlocking(fd.get()));
+  int rc;
+  do {
+    rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0 && errno == EAGAIN) {
+    // Backlog full: retry until the deadline.
+    while (rc < 0 && errno == EAGAIN && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(1));
+      rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len);
+    }
+  }
+  if (rc < 0) {
+    int err = errno;
+    if (err == EAGAIN) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("connect to ", address_, ": server's backlog stayed full"));
+    }
+    absl::Status s = ErrnoStatus(err, absl::StrCat("connect to ", address_));
+    if (err == ENOENT || err == ECONNREFUSED) {
+      return absl::UnavailableError(
+          absl::StrCat(s.message(), " (is the server running?)"));
+    }
+    return s;
+  }
+  IPCRPC_ASSIGN_OR_RETURN(auto transport,
+                          UnixSocketTransport::Create(std::move(fd), address_));
+  return std::unique_ptr<Transport>(std::move(transport));
+}
+
+// ---------------------------------------------------------------------------
+// UnixSocketListener
+
+absl::StatusOr<std::unique_ptr<UnixSocketListener>> UnixSocketListener::Listen(
+    absl::string_view address) {
+  IPCRPC_ASSIGN_OR_RETURN(std::string path, SockaddrPath(address));
+  bool abstract = path[0] == '\0';
+  ScopedFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd.valid()) return ErrnoStatus(errno, "socket(AF_UNIX)");
+  sockaddr_un addr;
+  socklen_t len = FillSockaddr(path, &addr);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) < 0) {
+    int err = errno;
+    if (err != EADDRINUSE || abstract) {
+      return ErrnoStatus(err, absl::StrCat("bind ", address));
+    }
+    // A socket file exists. If a server answers on it, it is in use; if
+    // nobody does, it was left by a crashed server and is replaced.
+    ScopedFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int rc;
+    do {
+      rc = ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), len);
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "bind ", address, ": another server is listening on this socket"));
+    }
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "bind ", address, ": the path exists and is not a socket; not removing it"));
+    }
+    if (::unlink(path.c_str()) < 0 && errno != ENOENT) {
+      return ErrnoStatus(errno, absl::StrCat("removing stale socket ", address));
+    }
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) < 0) {
+      return ErrnoStatus(errno, absl::StrCat("bind ", address));
+    }
+  }
+  ino_t inode = 0;
+  if (!abstract) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0) inode = st.st_ino;
+  }
+  if (::listen(fd.get(), 128) < 0) {
+    absl::Status s = ErrnoStatus(errno, absl::StrCat("listen ", address));
+    if (!abstract) ::unlink(path.c_str());
+    return s;
+  }
+  absl::StatusOr<ScopedFd> wake = MakeEventFd();
+  if (!wake.ok()) {
+    if (!abstract) ::unlink(path.c_str());
+    return wake.status();
+  }
+  return std::unique_ptr<UnixSocketListener>(new UnixSocketListener(
+      std::string(address), std::move(path), std::move(fd), std::move(*wake), inode));
+}
+
+UnixSocketListener::UnixSocketListener(std::string address, std::string path,
+                                       ScopedFd socket, ScopedFd wake, ino_t inode)
+    : address_(std::move(address)),
+      path_(std::move(path)),
+      socket_(std::move(socket)),
+      wake_(std::move(wake)),
+      inode_(inode) {}
+
+UnixSocketListener::~UnixSocketListener() { RemoveSocketFile(); }
+
+void UnixSocketListener::RemoveSocketFile() {
+  ino_t inode = inode_.exchange(0);
+  if (inode == 0) return;
+  // Remove the file only if it is still ours (a new server may have replaced it).
+  struct stat st;
+  if (::stat(path_.c_str(), &st) == 0 && st.st_ino == inode) ::unlink(path_.c_str());
+}
+
+absl::StatusOr<std::unique_ptr<Transport>> UnixSocketListener::Accept() {
+  for (;;) {
+    int fd = ::accept4(socket_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0) {
+      IPCRPC_ASSIGN_OR_RETURN(auto t, UnixSocketTransport::Create(ScopedFd(fd), address_));
+      return std::unique_ptr<Transport>(std::move(t));
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      return ErrnoStatus(errno, absl::StrCat("accept on ", address_));
+    }
+    pollfd fds[2] = {{socket_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+    int n = ::poll(fds, 2, -1);
+    if (n < 0 && errno != EINTR) return ErrnoStatus(errno, "poll");
+    if (n > 0 && (fds[1].revents & POLLIN)) {
+      return absl::CancelledError(absl::StrCat("listener on ", address_, " closed"));
+    }
+  }
+}
+
+void UnixSocketListener::Close() {
+  SignalEventFd(wake_.get());
+  RemoveSocketFile();
+}
+
+}  // namespace ipcrpc

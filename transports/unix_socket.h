@@ -1,0 +1,121 @@
+// ipcrpc: unix-domain socket and socketpair transports.
+//
+// UnixSocketTransport carries the byte stream over one connected AF_UNIX
+// SOCK_STREAM socket: a connection accepted or made on a filesystem path or an
+// abstract-namespace name, or one end of a socketpair. It can pass file
+// descriptors (SCM_RIGHTS, at most kMaxFdsPerWrite per write) and reports the
+// peer's pid/uid/gid from SO_PEERCRED.
+//
+// Addresses (see transports/address.h):
+//   unix:/run/app.sock       a socket file; removed when the listener closes,
+//                            and a stale file left by a crashed server is
+//                            replaced (a live server's is not).
+//   unix-abstract:app        Linux abstract namespace: no file at all.
+//
+// Thread-safety: as for every Transport (transport.h).
+//
+// Example:
+//   auto pair = MakeSocketPair();          // two connected transports
+//   auto listener = UnixSocketListener::Listen("unix:/tmp/x.sock");
+
+#ifndef IPCRPC_TRANSPORTS_UNIX_SOCKET_H_
+#define IPCRPC_TRANSPORTS_UNIX_SOCKET_H_
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "transports/transport.h"
+
+namespace ipcrpc {
+
+inline constexpr int kMaxFdsPerWrite = 16;
+
+class UnixSocketTransport final : public Transport {
+ public:
+  // Takes a connected AF_UNIX stream socket. `description` names it in errors.
+  static absl::StatusOr<std::unique_ptr<UnixSocketTransport>> Create(
+      ScopedFd socket, std::string description);
+  ~UnixSocketTransport() override;
+
+  absl::Status Write(absl::Span<const absl::string_view> chunks,
+                     absl::Time deadline) override;
+  absl::StatusOr<size_t> Read(absl::Span<char> buffer,
+                              absl::Time deadline) override;
+  void Interrupt() override;
+  void Shutdown() override;
+  PeerCredentials peer() const override { return peer_; }
+  std::string description() const override { return description_; }
+
+  int max_fds_per_write() const override { return kMaxFdsPerWrite; }
+  absl::Status WriteWithFds(absl::Span<const absl::string_view> chunks,
+                            absl::Span<const int> fds,
+                            absl::Time deadline) override;
+  absl::StatusOr<size_t> ReadWithFds(absl::Span<char> buffer,
+                                     std::vector<ScopedFd>* fds,
+                                     absl::Time deadline) override;
+
+ private:
+  UnixSocketTransport(ScopedFd socket, ScopedFd wake, std::string description,
+                      PeerCredentials peer);
+  // Waits until the socket is ready for `events` (POLLIN/POLLOUT), the
+  // deadline passes, or (for reads) Interrupt() is called.
+  absl::Status WaitReady(short events, absl::Time deadline, bool interruptible);
+
+  ScopedFd socket_;
+  ScopedFd wake_;  // eventfd: Interrupt() makes it readable
+  std::string description_;
+  PeerCredentials peer_;
+};
+
+// Two connected transports (socketpair), e.g. for tests or spawned workers.
+absl::StatusOr<std::pair<std::unique_ptr<Transport>, std::unique_ptr<Transport>>>
+MakeSocketPair();
+
+// Connects to "unix:PATH" or "unix-abstract:NAME" addresses.
+class UnixSocketConnector final : public Connector {
+ public:
+  // `address` as in the header comment; INVALID_ARGUMENT if malformed.
+  static absl::StatusOr<std::unique_ptr<UnixSocketConnector>> Create(
+      absl::string_view address);
+  absl::StatusOr<std::unique_ptr<Transport>> Connect(absl::Time deadline) override;
+  std::string target() const override { return address_; }
+
+ private:
+  UnixSocketConnector(std::string address, std::string sockaddr_path)
+      : address_(std::move(address)), path_(std::move(sockaddr_path)) {}
+  std::string address_;
+  std::string path_;  // sun_path bytes; leading '\0' for abstract names
+};
+
+class UnixSocketListener final : public Listener {
+ public:
+  static absl::StatusOr<std::unique_ptr<UnixSocketListener>> Listen(
+      absl::string_view address);
+  ~UnixSocketListener() override;
+
+  absl::StatusOr<std::unique_ptr<Transport>> Accept() override;
+  void Close() override;
+  std::string address() const override { return address_; }
+
+ private:
+  UnixSocketListener(std::string address, std::string path, ScopedFd socket,
+                     ScopedFd wake, ino_t inode);
+  void RemoveSocketFile();
+
+  std::string address_;
+  std::string path_;  // sun_path bytes
+  ScopedFd socket_;
+  ScopedFd wake_;
+  // The socket file we created (0 for abstract names or once removed).
+  std::atomic<ino_t> inode_;
+};
+
+}  // namespace ipcrpc
+
+#endif  // IPCRPC_TRANSPORTS_UNIX_SOCKET_H_

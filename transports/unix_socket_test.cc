@@ -1,0 +1,258 @@
+#include "transports/unix_socket.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
+#include "transports/address.h"
+
+namespace ipcrpc {
+namespace {
+
+// Removed, with every socket file in it, when the test binary exits.
+testing::ScopedTempDir g_dir;
+
+std::string TempSocketPath(absl::string_view name) {
+  return g_dir.File(absl::StrCat(name, ".sock"));
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+std::string ReadAll(Transport& t, size_t n) {
+  std::string out;
+  char buf[256];
+  while (out.size() < n) {
+    auto r = t.Read(absl::MakeSpan(buf, sizeof(buf)), absl::Now() + absl::Seconds(5));
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) break;
+    out.append(buf, *r);
+  }
+  return out;
+}
+
+TEST(SocketPairTest, GatherWriteArrivesInOrder) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  absl::string_view chunks[] = {"hello", "", " ", "world"};
+  ASSERT_TRUE(pair->first->Write(chunks, absl::InfiniteFuture()).ok());
+  EXPECT_EQ(ReadAll(*pair->second, 11), "hello world");
+  EXPECT_EQ(pair->second->peer().pid, ::getpid());
+  EXPECT_EQ(pair->second->peer().uid, ::getuid());
+}
+
+TEST(SocketPairTest, LargeWriteCompletesWhileReaderDrains) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  std::string big(8 << 20, 'x');
+  std::thread writer([&] {
+    absl::string_view chunks[] = {big};
+    EXPECT_TRUE(pair->first->Write(chunks, absl::Now() + absl::Seconds(30)).ok());
+  });
+  EXPECT_EQ(ReadAll(*pair->second, big.size()).size(), big.size());
+  writer.join();
+}
+
+TEST(SocketPairTest, ReadDeadlineIsDeadlineExceeded) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  char buf[8];
+  absl::Time start = absl::Now();
+  auto r = pair->second->Read(absl::MakeSpan(buf, 8), start + absl::Milliseconds(30));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(30));
+}
+
+TEST(SocketPairTest, WriteDeadlineWhenPeerDoesNotRead) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  std::string big(64 << 20, 'x');
+  absl::string_view chunks[] = {big};
+  absl::Status s = pair->first->Write(chunks, absl::Now() + absl::Milliseconds(50));
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+}
+
+TEST(SocketPairTest, InterruptWakesBlockedRead) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  std::thread kicker([&] {
+    absl::SleepFor(absl::Milliseconds(20));
+    pair->second->Interrupt();
+  });
+  char buf[8];
+  auto r = pair->second->Read(absl::MakeSpan(buf, 8), absl::InfiniteFuture());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << r.status();
+  kicker.join();
+}
+
+TEST(SocketPairTest, PeerCloseIsUnavailableAndWriteDoesNotRaiseSigpipe) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  pair->first.reset();
+  char buf[8];
+  auto r = pair->second->Read(absl::MakeSpan(buf, 8), absl::InfiniteFuture());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_NE(r.status().message().find("peer closed"), std::string::npos);
+  absl::string_view chunks[] = {"x"};
+  absl::Status s = pair->second->Write(chunks, absl::InfiniteFuture());
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+}
+
+TEST(SocketPairTest, ShutdownUnblocksReader) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  std::thread closer([&] {
+    absl::SleepFor(absl::Milliseconds(20));
+    pair->second->Shutdown();
+  });
+  char buf[8];
+  auto r = pair->second->Read(absl::MakeSpan(buf, 8), absl::InfiniteFuture());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  closer.join();
+}
+
+TEST(SocketPairTest, PassesFileDescriptors) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  ScopedFd read_end(p[0]), write_end(p[1]);
+  int fds[] = {write_end.get()};
+  absl::string_view chunks[] = {"F"};
+  ASSERT_TRUE(pair->first->WriteWithFds(chunks, fds, absl::InfiniteFuture()).ok());
+  std::vector<ScopedFd> got;
+  char buf[4];
+  auto r = pair->second->ReadWithFds(absl::MakeSpan(buf, 4), &got, absl::InfiniteFuture());
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_EQ(::write(got[0].get(), "z", 1), 1);
+  char c = 0;
+  ASSERT_EQ(::read(read_end.get(), &c, 1), 1);
+  EXPECT_EQ(c, 'z');
+}
+
+TEST(SocketPairTest, UnexpectedFdsAreRejectedNotLeaked) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  int fds[] = {0};
+  absl::string_view chunks[] = {"F"};
+  ASSERT_TRUE(pair->first->WriteWithFds(chunks, fds, absl::InfiniteFuture()).ok());
+  char buf[4];
+  auto r = pair->second->Read(absl::MakeSpan(buf, 4), absl::InfiniteFuture());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+}
+
+TEST(SocketPairTest, TooManyFdsRejectedBySender) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  std::vector<int> fds(kMaxFdsPerWrite + 1, 0);
+  absl::string_view chunks[] = {"F"};
+  EXPECT_EQ(pair->first->WriteWithFds(chunks, fds, absl::InfiniteFuture()).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(UnixSocketTest, ListenConnectAcceptAndRemoveFile) {
+  std::string path = TempSocketPath("lca");
+  std::string address = "unix:" + path;
+  auto listener = MakeListener(address);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  EXPECT_TRUE(Exists(path));
+  auto connector = MakeConnector(address);
+  ASSERT_TRUE(connector.ok());
+  auto client = (*connector)->Connect(absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto server = (*listener)->Accept();
+  ASSERT_TRUE(server.ok()) << server.status();
+  absl::string_view chunks[] = {"ping"};
+  ASSERT_TRUE((*client)->Write(chunks, absl::InfiniteFuture()).ok());
+  EXPECT_EQ(ReadAll(**server, 4), "ping");
+  EXPECT_EQ((*server)->peer().pid, ::getpid());
+  listener->reset();
+  EXPECT_FALSE(Exists(path));
+}
+
+TEST(UnixSocketTest, ConnectToNobodyIsUnavailableFast) {
+  auto connector = MakeConnector("unix:" + TempSocketPath("nobody"));
+  ASSERT_TRUE(connector.ok());
+  absl::Time start = absl::Now();
+  auto client = (*connector)->Connect(absl::Now() + absl::Seconds(5));
+  EXPECT_EQ(client.status().code(), absl::StatusCode::kUnavailable) << client.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+}
+
+TEST(UnixSocketTest, StaleSocketFileIsReplacedLiveOneIsNot) {
+  std::string path = TempSocketPath("stale");
+  {
+    // A socket file nobody listens on: what a crashed server leaves behind.
+    ScopedFd fd(::socket(AF_UNIX, SOCK_STREAM, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+    ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  }
+  ASSERT_TRUE(Exists(path));
+  auto first = MakeListener("unix:" + path);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = MakeListener("unix:" + path);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kAlreadyExists) << second.status();
+  first->reset();
+  EXPECT_FALSE(Exists(path));
+}
+
+TEST(UnixSocketTest, RegularFileIsNeverRemoved) {
+  std::string path = TempSocketPath("regular");
+  FILE* f = std::fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
+  auto listener = MakeListener("unix:" + path);
+  EXPECT_EQ(listener.status().code(), absl::StatusCode::kAlreadyExists) << listener.status();
+  EXPECT_TRUE(Exists(path));
+  ::unlink(path.c_str());
+}
+
+TEST(UnixSocketTest, AbstractNamespace) {
+  std::string address = absl::StrCat("unix-abstract:ipcrpc-test-", ::getpid());
+  auto listener = MakeListener(address);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  auto client = (*MakeConnector(address))->Connect(absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE((*listener)->Accept().ok());
+}
+
+TEST(UnixSocketTest, CloseWakesAccept) {
+  auto listener = MakeListener("unix:" + TempSocketPath("close"));
+  ASSERT_TRUE(listener.ok());
+  std::thread closer([&] {
+    absl::SleepFor(absl::Milliseconds(20));
+    (*listener)->Close();
+  });
+  auto r = (*listener)->Accept();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled);
+  closer.join();
+}
+
+TEST(AddressTest, BadAddressesNameTheProblem) {
+  auto none = MakeConnector("/tmp/x.sock");
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(none.status().message().find("no scheme"), std::string::npos);
+  auto tcp = MakeListener("tcp:127.0.0.1:80");
+  EXPECT_EQ(tcp.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(tcp.status().message().find("\"tcp\""), std::string::npos);
+  EXPECT_EQ(MakeConnector("unix:").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MakeConnector("unix:/" + std::string(200, 'a')).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace ipcrpc
