@@ -28,6 +28,7 @@
 
 namespace ipcrpc {
 namespace internal {
+class ClientConnection;
 class ClientStream;
 }  // namespace internal
 
@@ -63,6 +64,7 @@ class ClientContext {
   const PeerCredentials& peer() const { return peer_; }
 
  private:
+  friend class internal::ClientConnection;
   friend class internal::ClientStream;
 
   absl::Time deadline_ = absl::InfiniteFuture();

@@ -61,7 +61,11 @@ absl::StatusOr<WorkerProcess> WorkerProcess::Spawn(const std::vector<std::string
   child_end.reset();
 
   std::string name = absl::StrCat("socketpair:worker-pid=", pid);
-  auto transport = UnixSocketTransport::Create(std::move(parent_end), name);
+  PeerCredentials peer;  // the child runs with our uid/gid unless setuid
+  peer.pid = pid;
+  peer.uid = ::getuid();
+  peer.gid = ::getgid();
+  auto transport = UnixSocketTransport::Create(std::move(parent_end), name, peer);
   if (!transport.ok()) {
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);

@@ -115,9 +115,14 @@ PeerCredentials ReadPeerCredentials(int fd) {
 
 absl::StatusOr<std::unique_ptr<UnixSocketTransport>> UnixSocketTransport::Create(
     ScopedFd socket, std::string description) {
+  PeerCredentials peer = ReadPeerCredentials(socket.get());
+  return Create(std::move(socket), std::move(description), peer);
+}
+
+absl::StatusOr<std::unique_ptr<UnixSocketTransport>> UnixSocketTransport::Create(
+    ScopedFd socket, std::string description, PeerCredentials peer) {
   IPCRPC_RETURN_IF_ERROR(SetNonBlocking(socket.get()));
   IPCRPC_ASSIGN_OR_RETURN(ScopedFd wake, MakeEventFd());
-  PeerCredentials peer = ReadPeerCredentials(socket.get());
   return std::unique_ptr<UnixSocketTransport>(new UnixSocketTransport(
       std::move(socket), std::move(wake), std::move(description), peer));
 }

@@ -41,6 +41,11 @@ class UnixSocketTransport final : public Transport {
   // Takes a connected AF_UNIX stream socket. `description` names it in errors.
   static absl::StatusOr<std::unique_ptr<UnixSocketTransport>> Create(
       ScopedFd socket, std::string description);
+  // As above, with the peer's identity known by other means. (SO_PEERCRED on
+  // a socketpair names the process that created the pair, so a parent that
+  // spawns a worker states the worker's pid here.)
+  static absl::StatusOr<std::unique_ptr<UnixSocketTransport>> Create(
+      ScopedFd socket, std::string description, PeerCredentials peer);
   ~UnixSocketTransport() override;
 
   absl::Status Write(absl::Span<const absl::string_view> chunks,

@@ -1,0 +1,136 @@
+#include "runtime/channel.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "runtime/internal/client_connection.h"
+
+namespace ipcrpc {
+
+void ClientContext::TryCancel() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+  if (stream_ != nullptr) stream_->Cancel();
+}
+
+namespace internal {
+namespace {
+
+// A call that could not start: every operation reports why.
+class FailedCall final : public ClientCall {
+ public:
+  explicit FailedCall(absl::Status status) : status_(std::move(status)) {}
+  absl::Status Write(const google::protobuf::MessageLite&) override { return status_; }
+  absl::Status WritesDone() override { return status_; }
+  bool Read(google::protobuf::MessageLite*) override { return false; }
+  absl::Status Finish() override { return status_; }
+  void Cancel() override {}
+
+ private:
+  absl::Status status_;
+};
+
+absl::Status FinishUnary(ClientStream& stream, const MethodDescriptor& method,
+                         google::protobuf::MessageLite* response) {
+  bool got_response = stream.Read(response);
+  absl::Status status = stream.Finish();
+  if (status.ok() && !got_response) {
+    return absl::InternalError(
+        absl::StrCat("server finished ", method.name, " with OK but sent no response"));
+  }
+  return status;
+}
+
+class IpcChannel final : public Channel {
+ public:
+  IpcChannel(std::unique_ptr<Connector> connector, std::unique_ptr<Transport> transport,
+             const ChannelOptions& options)
+      : connector_(std::move(connector)),
+        transport_(std::move(transport)),
+        options_(options),
+        target_(connector_ ? connector_->target() : transport_->description()) {}
+
+  std::string target() const override { return target_; }
+
+  absl::Status UnaryCall(const MethodDescriptor& method, ClientContext* context,
+                         const google::protobuf::MessageLite& request,
+                         google::protobuf::MessageLite* response) override {
+    absl::StatusOr<std::shared_ptr<ClientConnection>> connection = GetConnection(context);
+    if (!connection.ok()) return connection.status();
+    std::unique_ptr<ClientStream> stream =
+        (*connection)->StartStream(method, context, &request, /*half_close=*/true);
+    return FinishUnary(*stream, method, response);
+  }
+
+  void AsyncUnaryCall(const MethodDescriptor& method, ClientContext* context,
+                      const google::protobuf::MessageLite& request,
+                      google::protobuf::MessageLite* response,
+                      std::function<void(absl::Status)> done) override {
+    absl::StatusOr<std::shared_ptr<ClientConnection>> connection = GetConnection(context);
+    if (!connection.ok()) return done(connection.status());
+    std::unique_ptr<ClientStream> stream =
+        (*connection)->StartStream(method, context, &request, /*half_close=*/true);
+    (*connection)->StartAsync(std::move(stream), response, std::move(done));
+  }
+
+  std::unique_ptr<ClientCall> StartCall(const MethodDescriptor& method,
+                                        ClientContext* context,
+                                        const google::protobuf::MessageLite* request) override {
+    absl::StatusOr<std::shared_ptr<ClientConnection>> connection = GetConnection(context);
+    if (!connection.ok()) return std::make_unique<FailedCall>(connection.status());
+    return (*connection)->StartStream(method, context, request, request != nullptr);
+  }
+
+ private:
+  absl::StatusOr<std::shared_ptr<ClientConnection>> GetConnection(ClientContext* context) {
+    absl::MutexLock lock(&mu_);
+    if (connection_ != nullptr && connection_->usable()) return connection_;
+    absl::Time deadline = absl::Now() + options_.connect_timeout;
+    if (context != nullptr) deadline = std::min(deadline, context->deadline());
+    std::unique_ptr<Transport> transport;
+    if (transport_ != nullptr) {
+      transport = std::move(transport_);
+    } else if (connector_ != nullptr) {
+      absl::StatusOr<std::unique_ptr<Transport>> t = connector_->Connect(deadline);
+      if (!t.ok()) return t.status();
+      transport = std::move(*t);
+    } else {
+      return absl::UnavailableError(absl::StrCat(
+          "connection ", target_, " is closed and cannot be re-established (a channel over "
+          "an existing transport does not reconnect)"));
+    }
+    absl::StatusOr<std::shared_ptr<ClientConnection>> c =
+        ClientConnection::Establish(std::move(transport), options_, deadline);
+    if (!c.ok()) {
+      return absl::UnavailableError(c.status().message());
+    }
+    connection_ = std::move(*c);
+    return connection_;
+  }
+
+  const std::unique_ptr<Connector> connector_;
+  absl::Mutex mu_;
+  std::unique_ptr<Transport> transport_ ABSL_GUARDED_BY(mu_);  // used once
+  const ChannelOptions options_;
+  const std::string target_;
+  std::shared_ptr<ClientConnection> connection_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+}  // namespace internal
+
+std::shared_ptr<Channel> CreateChannelFromTransport(std::unique_ptr<Transport> transport,
+                                                    const ChannelOptions& options) {
+  return std::make_shared<internal::IpcChannel>(nullptr, std::move(transport), options);
+}
+
+std::shared_ptr<Channel> CreateChannelFromConnector(std::unique_ptr<Connector> connector,
+                                                    const ChannelOptions& options) {
+  return std::make_shared<internal::IpcChannel>(std::move(connector), nullptr, options);
+}
+
+}  // namespace ipcrpc

@@ -1,0 +1,572 @@
+#include "runtime/internal/client_connection.h"
+
+#include <algorithm>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "runtime/status_macros.h"
+
+namespace ipcrpc::internal {
+namespace {
+
+uint32_t DecodeU32(absl::string_view p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p.data());
+  return static_cast<uint32_t>(u[0]) | (static_cast<uint32_t>(u[1]) << 8) |
+         (static_cast<uint32_t>(u[2]) << 16) | (static_cast<uint32_t>(u[3]) << 24);
+}
+
+std::string EncodeU32(uint32_t v) {
+  std::string s(4, '\0');
+  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  return s;
+}
+
+uint64_t TimeoutMicros(absl::Time deadline) {
+  if (deadline == absl::InfiniteFuture()) return 0;
+  int64_t us = absl::ToInt64Microseconds(deadline - absl::Now());
+  return us < 1 ? 1 : static_cast<uint64_t>(us);
+}
+
+absl::Status StatusFromTrailers(const wire::Trailers& t) {
+  int code = t.code();
+  if (code < 0 || code > static_cast<int>(absl::StatusCode::kUnauthenticated)) {
+    return absl::UnknownError(absl::StrCat("server sent unknown status code ", code,
+                                           ": ", t.message()));
+  }
+  return absl::Status(static_cast<absl::StatusCode>(code), t.message());
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// ClientStream
+
+ClientStream::ClientStream(std::shared_ptr<ClientConnection> connection, uint32_t id,
+                           ClientContext* context)
+    : connection_(std::move(connection)),
+      id_(id),
+      context_(context),
+      deadline_(context ? context->deadline() : absl::InfiniteFuture()) {}
+
+ClientStream::~ClientStream() {
+  if (context_ != nullptr) {
+    absl::MutexLock lock(&context_->mu_);
+    if (context_->stream_ == this) context_->stream_ = nullptr;
+  }
+  bool cancel = false;
+  {
+    absl::MutexLock lock(&connection_->mu_);
+    if (!done_) {
+      connection_->FinishStreamLocked(this, absl::CancelledError("call abandoned"));
+      cancel = true;
+    }
+  }
+  if (cancel) connection_->SendControl(FrameType::kCancel, id_);
+}
+
+void ClientStream::Fail(absl::Status status) {
+  ClientConnection& c = *connection_;
+  bool interrupt;
+  {
+    absl::MutexLock lock(&c.mu_);
+    if (done_) return;
+    c.FinishStreamLocked(this, std::move(status));
+    interrupt = c.reading_;
+  }
+  c.SendControl(FrameType::kCancel, id_);
+  // Whoever is reading re-checks its condition (it may be waiting for us).
+  if (interrupt) c.framed_.transport().Interrupt();
+}
+
+void ClientStream::Cancel() { Fail(absl::CancelledError("call cancelled by the client")); }
+
+absl::Status ClientStream::Write(const google::protobuf::MessageLite& message) {
+  ClientConnection& c = *connection_;
+  size_t size = message.ByteSizeLong();
+  size_t limit = std::min<size_t>(c.options_.max_send_message_size,
+                                  c.peer_hello_.max_message_size());
+  if (size > limit) {
+    absl::Status s = absl::ResourceExhaustedError(absl::StrCat(
+        "request message of ", size, " bytes exceeds the limit of ", limit, " bytes (",
+        limit == c.options_.max_send_message_size ? "this client's max_send_message_size"
+                                                  : "the server's max message size",
+        ")"));
+    Fail(s);
+    return s;
+  }
+  {
+    absl::MutexLock lock(&c.mu_);
+    if (done_) {
+      return final_status_.ok() ? absl::FailedPreconditionError("the call has already finished")
+                                : final_status_;
+    }
+    if (writes_done_) return absl::FailedPreconditionError("Write after WritesDone");
+    bool in_time = c.AwaitLocked(this, [this] { return send_window_ > 0 || done_; }, deadline_);
+    if (!in_time) {
+      c.mu_.Unlock();
+      Fail(absl::DeadlineExceededError("deadline exceeded while waiting to send"));
+      c.mu_.Lock();
+    }
+    if (done_) return final_status_;
+    send_window_ -= static_cast<int64_t>(size);
+  }
+  std::string out;
+  AppendProtoFrame(FrameType::kMessage, id_, message, size, &out);
+  absl::Status status = c.framed_.Write(out, deadline_);
+  if (!status.ok()) {
+    absl::MutexLock lock(&c.mu_);
+    c.BreakLocked(status);
+    return final_status_;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ClientStream::WritesDone() {
+  {
+    absl::MutexLock lock(&connection_->mu_);
+    if (done_) return final_status_;
+    if (writes_done_) return absl::OkStatus();
+    writes_done_ = true;
+  }
+  connection_->SendControl(FrameType::kHalfClose, id_);
+  return absl::OkStatus();
+}
+
+bool ClientStream::Read(google::protobuf::MessageLite* message) {
+  ClientConnection& c = *connection_;
+  std::string payload;
+  uint32_t credit = 0;
+  {
+    absl::MutexLock lock(&c.mu_);
+    bool in_time = c.AwaitLocked(this, [this] { return !inbox_.empty() || done_; }, deadline_);
+    if (!in_time) {
+      c.mu_.Unlock();
+      Fail(absl::DeadlineExceededError("deadline exceeded waiting for a response"));
+      c.mu_.Lock();
+    }
+    if (inbox_.empty()) return false;
+    payload = std::move(inbox_.front());
+    inbox_.pop_front();
+    unacked_bytes_ += static_cast<uint32_t>(payload.size());
+    if (!done_ && unacked_bytes_ >= c.options_.stream_window_bytes / 2) {
+      credit = unacked_bytes_;
+      unacked_bytes_ = 0;
+    }
+  }
+  if (credit > 0) c.SendControl(FrameType::kCredit, id_, EncodeU32(credit));
+  if (!message->ParseFromString(payload)) {
+    Fail(absl::InternalError(absl::StrCat("could not parse a response message of ",
+                                          payload.size(), " bytes as ",
+                                          message->GetTypeName())));
+    return false;
+  }
+  return true;
+}
+
+absl::Status ClientStream::Finish() {
+  ClientConnection& c = *connection_;
+  absl::MutexLock lock(&c.mu_);
+  bool in_time = c.AwaitLocked(this, [this] { return done_; }, deadline_);
+  if (!in_time) {
+    c.mu_.Unlock();
+    Fail(absl::DeadlineExceededError("deadline exceeded waiting for the call to finish"));
+    c.mu_.Lock();
+  }
+  return final_status_;
+}
+
+// ---------------------------------------------------------------------------
+// ClientConnection
+
+ClientConnection::ClientConnection(std::unique_ptr<Transport> transport,
+                                   const ChannelOptions& options)
+    : framed_(std::move(transport), options.max_receive_message_size),
+      options_(options),
+      description_(framed_.transport().description()) {}
+
+ClientConnection::~ClientConnection() = default;
+
+absl::StatusOr<std::shared_ptr<ClientConnection>> ClientConnection::Establish(
+    std::unique_ptr<Transport> transport, const ChannelOptions& options,
+    absl::Time deadline) {
+  std::shared_ptr<ClientConnection> c(new ClientConnection(std::move(transport), options));
+  wire::Hello hello;
+  hello.set_protocol_version(kProtocolVersion);
+  hello.set_max_message_size(static_cast<uint32_t>(
+      std::min<size_t>(options.max_receive_message_size, UINT32_MAX)));
+  hello.set_initial_stream_window(options.stream_window_bytes);
+  hello.set_agent(kAgent);
+  absl::StatusOr<wire::Hello> theirs = c->framed_.ExchangeHello(hello, deadline);
+  if (!theirs.ok()) {
+    return absl::Status(theirs.status().code(),
+                        absl::StrCat("setting up the connection to ", c->description_,
+                                     ": ", theirs.status().message()));
+  }
+  c->peer_hello_ = std::move(*theirs);
+  return c;
+}
+
+bool ClientConnection::usable() {
+  absl::MutexLock lock(&mu_);
+  return broken_.ok() && !going_away_;
+}
+
+std::unique_ptr<ClientStream> ClientConnection::StartStream(
+    const MethodDescriptor& method, ClientContext* context,
+    const google::protobuf::MessageLite* first_request, bool half_close) {
+  // Streams must reach the server in id order: hold start_mu_ from choosing
+  // the id until CALL_START has been written.
+  absl::MutexLock start_lock(&start_mu_);
+  std::unique_ptr<ClientStream> stream;
+  {
+    absl::MutexLock lock(&mu_);
+    uint32_t id = next_stream_id_++;
+    stream.reset(new ClientStream(shared_from_this(), id, context));
+    stream->send_window_ = peer_hello_.initial_stream_window();
+    absl::Status refuse;
+    if (!broken_.ok()) {
+      refuse = broken_;
+    } else if (going_away_) {
+      refuse = absl::UnavailableError(
+          absl::StrCat("server at ", description_, " is shutting down"));
+    } else if (id == 0 || next_stream_id_ == 0) {
+      going_away_ = true;  // ids exhausted: the channel makes a new connection
+      refuse = absl::UnavailableError("stream ids on this connection are exhausted");
+    }
+    if (!refuse.ok()) {
+      stream->done_ = true;
+      stream->final_status_ = refuse;
+      return stream;
+    }
+    streams_[id] = stream.get();
+  }
+  if (context != nullptr) {
+    bool cancelled;
+    {
+      absl::MutexLock lock(&context->mu_);
+      context->peer_ = framed_.transport().peer();
+      cancelled = context->cancelled_;
+      if (!cancelled) context->stream_ = stream.get();
+    }
+    if (cancelled) {
+      stream->Fail(absl::CancelledError("call cancelled by the client before it started"));
+      return stream;
+    }
+  }
+  const absl::Time deadline = stream->deadline_;
+  if (context != nullptr) {
+    absl::Status valid = ValidateMetadata(context->send_metadata());
+    if (!valid.ok()) {
+      stream->Fail(valid);
+      return stream;
+    }
+  }
+  if (deadline <= absl::Now()) {
+    stream->Fail(absl::DeadlineExceededError("deadline had passed before the call started"));
+    return stream;
+  }
+  size_t request_size = 0;
+  if (first_request != nullptr) {
+    request_size = first_request->ByteSizeLong();
+    size_t limit = std::min<size_t>(options_.max_send_message_size,
+                                    peer_hello_.max_message_size());
+    if (request_size > limit) {
+      stream->Fail(absl::ResourceExhaustedError(absl::StrCat(
+          "request message of ", request_size, " bytes exceeds the limit of ", limit,
+          " bytes (", limit == options_.max_send_message_size
+                          ? "this client's max_send_message_size"
+                          : "the server's max message size",
+          ")")));
+      return stream;
+    }
+  }
+
+  wire::CallStart start;
+  start.set_method(std::string(method.name));
+  start.set_timeout_micros(TimeoutMicros(deadline));
+  if (context != nullptr) MetadataToWire(context->send_metadata(), start.mutable_metadata());
+  std::string out;
+  out.reserve(3 * kFrameHeaderSize + 64 + request_size);
+  AppendProtoFrame(FrameType::kCallStart, stream->id_, start, start.ByteSizeLong(), &out);
+  if (first_request != nullptr) {
+    AppendProtoFrame(FrameType::kMessage, stream->id_, *first_request, request_size, &out);
+  }
+  if (half_close) AppendFrame(FrameType::kHalfClose, stream->id_, {}, &out);
+  {
+    absl::MutexLock lock(&mu_);
+    stream->send_window_ -= static_cast<int64_t>(request_size);
+    stream->writes_done_ = half_close;
+  }
+  absl::Status status = framed_.Write(out, deadline);
+  if (!status.ok()) {
+    absl::MutexLock lock(&mu_);
+    BreakLocked(status);
+  }
+  return stream;
+}
+
+void ClientConnection::StartAsync(std::unique_ptr<ClientStream> stream,
+                                  google::protobuf::MessageLite* response,
+                                  std::function<void(absl::Status)> done) {
+  stream->async_response_ = response;
+  stream->async_done_ = std::move(done);
+  {
+    absl::MutexLock lock(&mu_);
+    if (stream->done_) {
+      completed_async_.push_back(std::move(stream));
+    } else {
+      uint32_t id = stream->id_;
+      async_streams_[id] = std::move(stream);
+    }
+    if (poller_running_) {
+      poller_cv_.Signal();
+    } else {
+      poller_running_ = true;
+      std::thread([self = shared_from_this()] { self->PollerLoop(); }).detach();
+    }
+  }
+  // The poller may be reading with a later deadline than this call's.
+  framed_.transport().Interrupt();
+}
+
+void ClientConnection::PollerLoop() {
+  absl::MutexLock lock(&mu_);
+  for (;;) {
+    if (!completed_async_.empty()) {
+      std::vector<std::unique_ptr<ClientStream>> completed;
+      completed.swap(completed_async_);
+      mu_.Unlock();
+      for (std::unique_ptr<ClientStream>& s : completed) {
+        // The stream is finished and unregistered: nobody else touches it.
+        absl::Status status = s->final_status_;
+        if (status.ok()) {
+          if (s->inbox_.size() != 1) {
+            status = absl::InternalError(absl::StrCat(
+                "server answered a unary call with ", s->inbox_.size(), " messages"));
+          } else if (!s->async_response_->ParseFromString(s->inbox_.front())) {
+            status = absl::InternalError("could not parse the response message");
+          }
+        }
+        std::function<void(absl::Status)> done = std::move(s->async_done_);
+        s.reset();
+        done(status);
+      }
+      mu_.Lock();
+      continue;
+    }
+    if (async_streams_.empty()) {
+      poller_running_ = false;
+      return;
+    }
+    absl::Time deadline = absl::InfiniteFuture();
+    for (const auto& entry : async_streams_) {
+      deadline = std::min(deadline, entry.second->deadline_);
+    }
+    bool in_time = AwaitLocked(
+        nullptr, [this] { return !completed_async_.empty() || async_streams_.empty(); },
+        deadline);
+    if (!in_time) {
+      absl::Time now = absl::Now();
+      std::vector<ClientStream*> expired;
+      for (const auto& entry : async_streams_) {
+        if (entry.second->deadline_ <= now) expired.push_back(entry.second.get());
+      }
+      for (ClientStream* s : expired) {
+        AppendFrame(FrameType::kCancel, s->id_, {}, &pending_control_);
+        FinishStreamLocked(s, absl::DeadlineExceededError("deadline exceeded"));
+      }
+      mu_.Unlock();
+      FlushPendingControl();
+      mu_.Lock();
+    }
+  }
+}
+
+bool ClientConnection::AwaitLocked(ClientStream* stream, const std::function<bool()>& ready,
+                                   absl::Time deadline) {
+  bool in_time = true;
+  while (!ready()) {
+    if (!broken_.ok()) break;  // every stream has been finished already
+    if (absl::Now() >= deadline) {
+      in_time = false;
+      break;
+    }
+    if (!reading_) {
+      reading_ = true;
+      mu_.Unlock();
+      Frame frame;
+      absl::Status status = framed_.reader().ReadFrame(&frame, deadline);
+      mu_.Lock();
+      reading_ = false;
+      if (status.ok()) {
+        HandleFrameLocked(frame);
+      } else if (!absl::IsAborted(status) && !absl::IsDeadlineExceeded(status)) {
+        BreakLocked(status);
+      }
+      if (!pending_control_.empty()) {
+        mu_.Unlock();
+        FlushPendingControl();
+        mu_.Lock();
+      }
+      continue;
+    }
+    ++total_waiters_;
+    if (stream != nullptr) {
+      ++stream->waiters_;
+      stream->cv_.WaitWithDeadline(&mu_, deadline);
+      --stream->waiters_;
+    } else {
+      poller_waiting_ = true;
+      poller_cv_.WaitWithDeadline(&mu_, deadline);
+      poller_waiting_ = false;
+    }
+    --total_waiters_;
+  }
+  // Leaving: if nobody reads now, hand the reading role to a waiting thread.
+  if (!reading_ && total_waiters_ > 0) WakeOneWaiterLocked();
+  return in_time;
+}
+
+void ClientConnection::WakeOneWaiterLocked() {
+  for (const auto& entry : streams_) {
+    if (entry.second->waiters_ > 0) {
+      entry.second->cv_.Signal();
+      return;
+    }
+  }
+  if (poller_waiting_) poller_cv_.Signal();
+}
+
+void ClientConnection::FinishStreamLocked(ClientStream* s, absl::Status status) {
+  if (s->done_) return;
+  s->done_ = true;
+  s->final_status_ = std::move(status);
+  streams_.erase(s->id_);
+  s->cv_.SignalAll();
+  auto it = async_streams_.find(s->id_);
+  if (it != async_streams_.end() && it->second.get() == s) {
+    completed_async_.push_back(std::move(it->second));
+    async_streams_.erase(it);
+    poller_cv_.Signal();
+  }
+}
+
+void ClientConnection::BreakLocked(const absl::Status& why) {
+  if (!broken_.ok()) return;
+  broken_ = absl::UnavailableError(
+      absl::StrCat("connection to ", description_, " lost: ", why.message()));
+  std::vector<ClientStream*> all;
+  all.reserve(streams_.size());
+  for (const auto& entry : streams_) all.push_back(entry.second);
+  for (ClientStream* s : all) FinishStreamLocked(s, broken_);
+  framed_.transport().Shutdown();
+  poller_cv_.SignalAll();
+}
+
+absl::Status ClientConnection::ReceivedMessageError(size_t size) const {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "response message of ", size, " bytes exceeds this client's max_receive_message_size of ",
+      options_.max_receive_message_size, " bytes"));
+}
+
+void ClientConnection::HandleFrameLocked(Frame& frame) {
+  const FrameHeader& h = frame.header;
+  switch (h.type) {
+    case FrameType::kPing:
+      if (!(h.flags & kFlagPingAck)) {
+        AppendFrame(FrameType::kPing, 0, frame.payload, &pending_control_, kFlagPingAck);
+      }
+      return;
+    case FrameType::kGoAway: {
+      wire::GoAway goaway;
+      goaway.ParseFromString(frame.payload);
+      going_away_ = true;
+      std::vector<ClientStream*> refused;
+      for (const auto& entry : streams_) {
+        if (entry.first > goaway.last_stream_id()) refused.push_back(entry.second);
+      }
+      for (ClientStream* s : refused) {
+        FinishStreamLocked(s, absl::UnavailableError(absl::StrCat(
+                                  "server is shutting down: ", goaway.reason())));
+      }
+      return;
+    }
+    case FrameType::kHello:
+    case FrameType::kCallStart:
+    case FrameType::kCancel:
+      BreakLocked(absl::DataLossError(absl::StrCat(
+          "protocol violation: server sent frame type ", static_cast<int>(h.type))));
+      return;
+    default:
+      break;
+  }
+  auto it = streams_.find(h.stream_id);
+  if (it == streams_.end()) return;  // a stream we already finished locally
+  ClientStream* s = it->second;
+  switch (h.type) {
+    case FrameType::kHeaders: {
+      wire::Headers headers;
+      if (frame.oversized || !headers.ParseFromString(frame.payload)) {
+        AppendFrame(FrameType::kCancel, s->id_, {}, &pending_control_);
+        FinishStreamLocked(s, absl::InternalError("malformed HEADERS frame from the server"));
+        return;
+      }
+      if (s->context_ != nullptr) {
+        MetadataFromWire(headers.metadata(), &s->context_->initial_metadata_).IgnoreError();
+      }
+      return;
+    }
+    case FrameType::kMessage:
+      if (frame.oversized) {
+        AppendFrame(FrameType::kCancel, s->id_, {}, &pending_control_);
+        FinishStreamLocked(s, ReceivedMessageError(h.length));
+        return;
+      }
+      s->inbox_.push_back(std::move(frame.payload));
+      s->cv_.SignalAll();
+      return;
+    case FrameType::kTrailers: {
+      wire::Trailers trailers;
+      if (frame.oversized || !trailers.ParseFromString(frame.payload)) {
+        FinishStreamLocked(s, absl::InternalError("malformed TRAILERS frame from the server"));
+        return;
+      }
+      if (s->context_ != nullptr) {
+        MetadataFromWire(trailers.metadata(), &s->context_->trailing_metadata_).IgnoreError();
+      }
+      FinishStreamLocked(s, StatusFromTrailers(trailers));
+      return;
+    }
+    case FrameType::kCredit:
+      if (frame.payload.size() != 4) {
+        BreakLocked(absl::DataLossError("CREDIT frame with a payload that is not 4 bytes"));
+        return;
+      }
+      s->send_window_ += DecodeU32(frame.payload);
+      s->cv_.SignalAll();
+      return;
+    default:
+      return;  // unknown frame types are skipped
+  }
+}
+
+void ClientConnection::SendControl(FrameType type, uint32_t stream_id,
+                                   absl::string_view payload) {
+  std::string out;
+  AppendFrame(type, stream_id, payload, &out);
+  // Errors break the transport; the next reader reports them.
+  framed_.Write(out, absl::Now() + absl::Seconds(5)).IgnoreError();
+}
+
+void ClientConnection::FlushPendingControl() {
+  std::string out;
+  {
+    absl::MutexLock lock(&mu_);
+    out.swap(pending_control_);
+  }
+  if (!out.empty()) framed_.Write(out, absl::Now() + absl::Seconds(5)).IgnoreError();
+}
+
+}  // namespace ipcrpc::internal

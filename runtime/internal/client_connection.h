@@ -1,0 +1,152 @@
+// ipcrpc internal: the client end of one connection, and its streams.
+//
+// Threading model ("leader/follower", no reader thread): a thread that waits
+// for something on a stream (a response, the trailers, flow-control credit)
+// reads frames from the transport itself if no other thread is reading, and
+// dispatches frames for other streams to them as it goes; otherwise it sleeps
+// on its stream's condition variable until the reader hands it a frame or
+// the reading role. When the only call in flight reads its own reply, no
+// thread hand-off happens at all. Asynchronous calls are completed by a
+// poller thread that exists only while such calls are pending.
+//
+// All stream state is guarded by the connection's mutex `mu_`. Lock order:
+// start_mu_, then ClientContext::mu_, then mu_; the write lock inside
+// FramedConnection is never held while taking mu_.
+
+#ifndef IPCRPC_RUNTIME_INTERNAL_CLIENT_CONNECTION_H_
+#define IPCRPC_RUNTIME_INTERNAL_CLIENT_CONNECTION_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "runtime/channel.h"
+#include "runtime/client_context.h"
+#include "runtime/internal/call_interfaces.h"
+#include "runtime/internal/framed_connection.h"
+#include "runtime/method.h"
+
+namespace ipcrpc::internal {
+
+class ClientConnection;
+
+// One call as the client sees it. Implements ClientCall for the typed API.
+class ClientStream final : public ClientCall {
+ public:
+  ~ClientStream() override;
+
+  absl::Status Write(const google::protobuf::MessageLite& message) override;
+  absl::Status WritesDone() override;
+  bool Read(google::protobuf::MessageLite* message) override;
+  absl::Status Finish() override;
+  void Cancel() override;
+
+  // Ends the call locally with `status` (and tells the server to stop).
+  void Fail(absl::Status status);
+
+ private:
+  friend class ClientConnection;
+  ClientStream(std::shared_ptr<ClientConnection> connection, uint32_t id,
+               ClientContext* context);
+
+  const std::shared_ptr<ClientConnection> connection_;
+  const uint32_t id_;
+  ClientContext* const context_;  // may be null for internal calls
+  const absl::Time deadline_;
+
+  // Guarded by connection_->mu_.
+  std::deque<std::string> inbox_;
+  bool done_ = false;          // trailers received or failed locally
+  absl::Status final_status_;  // valid once done_
+  bool writes_done_ = false;
+  int64_t send_window_ = 0;   // bytes we may still send
+  uint32_t unacked_bytes_ = 0;  // consumed but not yet credited back
+  int waiters_ = 0;
+  absl::CondVar cv_;
+  // Asynchronous unary calls only.
+  google::protobuf::MessageLite* async_response_ = nullptr;
+  std::function<void(absl::Status)> async_done_;
+};
+
+class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
+ public:
+  // Exchanges HELLO over `transport`; UNAVAILABLE if the peer goes away.
+  static absl::StatusOr<std::shared_ptr<ClientConnection>> Establish(
+      std::unique_ptr<Transport> transport, const ChannelOptions& options,
+      absl::Time deadline);
+  ~ClientConnection();
+
+  // false once the connection broke or the server sent GOAWAY.
+  bool usable();
+
+  // Opens a stream and sends CALL_START, plus `first_request` and the
+  // half-close if given, in one write. Never null: a failure is recorded in
+  // the stream (Finish() returns it).
+  std::unique_ptr<ClientStream> StartStream(
+      const MethodDescriptor& method, ClientContext* context,
+      const google::protobuf::MessageLite* first_request, bool half_close);
+
+  // Hands an asynchronous unary call to the poller, which completes it.
+  void StartAsync(std::unique_ptr<ClientStream> stream,
+                  google::protobuf::MessageLite* response,
+                  std::function<void(absl::Status)> done);
+
+  const std::string& description() const { return description_; }
+  PeerCredentials peer() { return framed_.transport().peer(); }
+
+ private:
+  friend class ClientStream;
+
+  ClientConnection(std::unique_ptr<Transport> transport, const ChannelOptions& options);
+
+  // Blocks until ready() holds, the connection breaks, or `deadline` passes
+  // (returns false only for the deadline). Reads frames itself when no other
+  // thread is reading. `stream` is where this thread sleeps (null: poller).
+  bool AwaitLocked(ClientStream* stream, const std::function<bool()>& ready,
+                   absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleFrameLocked(Frame& frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WakeOneWaiterLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishStreamLocked(ClientStream* stream, absl::Status status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void BreakLocked(const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends a frame without payload; errors surface through the reader.
+  void SendControl(FrameType type, uint32_t stream_id, absl::string_view payload = {});
+  void FlushPendingControl();
+  void PollerLoop();
+  absl::Status ReceivedMessageError(size_t size) const;
+
+  FramedConnection framed_;
+  const ChannelOptions options_;
+  const std::string description_;
+  wire::Hello peer_hello_;  // set by Establish, then immutable
+
+  absl::Mutex start_mu_;  // serializes StartStream (ids go out in order)
+  absl::Mutex mu_;
+  absl::flat_hash_map<uint32_t, ClientStream*> streams_ ABSL_GUARDED_BY(mu_);
+  uint32_t next_stream_id_ ABSL_GUARDED_BY(mu_) = 1;
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  int total_waiters_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status broken_ ABSL_GUARDED_BY(mu_);
+  bool going_away_ ABSL_GUARDED_BY(mu_) = false;
+  std::string pending_control_ ABSL_GUARDED_BY(mu_);  // frames to send after unlocking
+  // Asynchronous calls.
+  absl::flat_hash_map<uint32_t, std::unique_ptr<ClientStream>> async_streams_
+      ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<ClientStream>> completed_async_ ABSL_GUARDED_BY(mu_);
+  bool poller_running_ ABSL_GUARDED_BY(mu_) = false;
+  bool poller_waiting_ ABSL_GUARDED_BY(mu_) = false;
+  absl::CondVar poller_cv_;
+};
+
+}  // namespace ipcrpc::internal
+
+#endif  // IPCRPC_RUNTIME_INTERNAL_CLIENT_CONNECTION_H_

@@ -1,0 +1,156 @@
+#include "runtime/internal/frame.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/status_macros.h"
+
+namespace ipcrpc::internal {
+namespace {
+
+constexpr size_t kBufferSize = 64 * 1024;
+
+void PutU16(char* p, uint16_t v) {
+  p[0] = static_cast<char>(v & 0xff);
+  p[1] = static_cast<char>(v >> 8);
+}
+void PutU32(char* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+uint16_t GetU16(const char* p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  return static_cast<uint16_t>(u[0] | (u[1] << 8));
+}
+uint32_t GetU32(const char* p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  return static_cast<uint32_t>(u[0]) | (static_cast<uint32_t>(u[1]) << 8) |
+         (static_cast<uint32_t>(u[2]) << 16) | (static_cast<uint32_t>(u[3]) << 24);
+}
+
+}  // namespace
+
+void EncodeFrameHeader(const FrameHeader& h, char* out) {
+  out[0] = static_cast<char>(kMagic0);
+  out[1] = static_cast<char>(kMagic1);
+  out[2] = static_cast<char>(kProtocolVersion);
+  out[3] = static_cast<char>(h.type);
+  PutU32(out + 4, h.stream_id);
+  PutU32(out + 8, h.length);
+  PutU16(out + 12, h.flags);
+  out[14] = static_cast<char>(h.fd_count);
+  out[15] = 0;
+}
+
+absl::StatusOr<FrameHeader> DecodeFrameHeader(const char* in) {
+  const auto* u = reinterpret_cast<const unsigned char*>(in);
+  if (u[0] != kMagic0 || u[1] != kMagic1) {
+    return absl::DataLossError(absl::StrCat(
+        "bad frame magic 0x", absl::Hex(u[0], absl::kZeroPad2),
+        absl::Hex(u[1], absl::kZeroPad2),
+        " (expected 0x4952): the peer does not speak ipcrpc or the stream is corrupt"));
+  }
+  if (u[2] != kProtocolVersion) {
+    return absl::DataLossError(absl::StrCat("unsupported protocol version ", u[2],
+                                            " (this side speaks ", kProtocolVersion, ")"));
+  }
+  FrameHeader h;
+  h.type = static_cast<FrameType>(u[3]);
+  h.stream_id = GetU32(in + 4);
+  h.length = GetU32(in + 8);
+  h.flags = GetU16(in + 12);
+  h.fd_count = u[14];
+  return h;
+}
+
+void AppendFrame(FrameType type, uint32_t stream_id, absl::string_view payload,
+                 std::string* out, uint16_t flags) {
+  size_t at = out->size();
+  out->resize(at + kFrameHeaderSize);
+  FrameHeader h;
+  h.type = type;
+  h.flags = flags;
+  h.stream_id = stream_id;
+  h.length = static_cast<uint32_t>(payload.size());
+  EncodeFrameHeader(h, &(*out)[at]);
+  out->append(payload.data(), payload.size());
+}
+
+void AppendProtoFrame(FrameType type, uint32_t stream_id,
+                      const google::protobuf::MessageLite& message,
+                      size_t byte_size, std::string* out) {
+  size_t at = out->size();
+  out->resize(at + kFrameHeaderSize + byte_size);
+  FrameHeader h;
+  h.type = type;
+  h.stream_id = stream_id;
+  h.length = static_cast<uint32_t>(byte_size);
+  EncodeFrameHeader(h, &(*out)[at]);
+  message.SerializeWithCachedSizesToArray(
+      reinterpret_cast<uint8_t*>(&(*out)[at + kFrameHeaderSize]));
+}
+
+FrameReader::FrameReader(Transport& transport, size_t max_payload)
+    : transport_(transport), max_payload_(max_payload), buffer_(kBufferSize) {}
+
+absl::Status FrameReader::Fill(absl::Time deadline) {
+  if (begin_ == end_) {
+    begin_ = end_ = 0;
+  } else if (end_ == buffer_.size()) {
+    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  IPCRPC_ASSIGN_OR_RETURN(
+      size_t n, transport_.Read(absl::MakeSpan(buffer_.data() + end_, buffer_.size() - end_),
+                                deadline));
+  end_ += n;
+  return absl::OkStatus();
+}
+
+absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
+  while (!have_header_) {
+    if (end_ - begin_ >= kFrameHeaderSize) {
+      IPCRPC_ASSIGN_OR_RETURN(partial_.header, DecodeFrameHeader(&buffer_[begin_]));
+      begin_ += kFrameHeaderSize;
+      have_header_ = true;
+      partial_.oversized = partial_.header.length > max_payload_;
+      partial_.payload.clear();
+      if (!partial_.oversized) partial_.payload.resize(partial_.header.length);
+      payload_filled_ = 0;
+      break;
+    }
+    IPCRPC_RETURN_IF_ERROR(Fill(deadline));
+  }
+  const size_t length = partial_.header.length;
+  while (payload_filled_ < length) {
+    size_t buffered = end_ - begin_;
+    if (buffered > 0) {
+      size_t take = std::min(buffered, length - payload_filled_);
+      if (!partial_.oversized) {
+        std::memcpy(&partial_.payload[payload_filled_], &buffer_[begin_], take);
+      }
+      begin_ += take;
+      payload_filled_ += take;
+      continue;
+    }
+    size_t remaining = length - payload_filled_;
+    if (!partial_.oversized && remaining >= buffer_.size() / 2) {
+      // Large payload: read straight into it, skipping the buffer copy.
+      IPCRPC_ASSIGN_OR_RETURN(
+          size_t n, transport_.Read(absl::MakeSpan(&partial_.payload[payload_filled_], remaining),
+                                    deadline));
+      payload_filled_ += n;
+    } else {
+      IPCRPC_RETURN_IF_ERROR(Fill(deadline));
+    }
+  }
+  have_header_ = false;
+  frame->header = partial_.header;
+  frame->oversized = partial_.oversized;
+  frame->payload = std::move(partial_.payload);
+  partial_.payload = std::string();
+  return absl::OkStatus();
+}
+
+}  // namespace ipcrpc::internal

@@ -1,0 +1,119 @@
+// ipcrpc internal: the frame format every transport carries.
+//
+// docs/PROTOCOL.md is the specification; this header is its code. A frame is
+// a 16-byte little-endian header followed by `length` payload bytes:
+//
+//   offset size field
+//   0      2    magic      0x49 0x52 ("IR")
+//   2      1    version    1
+//   3      1    type       FrameType
+//   4      4    stream_id  0 for connection frames, else the call's stream
+//   8      4    length     payload bytes that follow
+//   12     2    flags      per type (kFlagPingAck)
+//   14     1    fd_count   file descriptors sent with this frame's first byte
+//   15     1    reserved   0
+//
+// FrameReader turns the byte stream of a Transport back into frames. It is
+// resumable: a read interrupted or timed out mid-frame keeps what it has, and
+// the next ReadFrame call (possibly by another thread) continues.
+
+#ifndef IPCRPC_RUNTIME_INTERNAL_FRAME_H_
+#define IPCRPC_RUNTIME_INTERNAL_FRAME_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "google/protobuf/message_lite.h"
+#include "transports/transport.h"
+
+namespace ipcrpc::internal {
+
+inline constexpr size_t kFrameHeaderSize = 16;
+inline constexpr uint8_t kMagic0 = 0x49;  // 'I'
+inline constexpr uint8_t kMagic1 = 0x52;  // 'R'
+inline constexpr uint8_t kProtocolVersion = 1;
+
+enum class FrameType : uint8_t {
+  kHello = 1,      // payload: wire.Hello                 stream 0
+  kCallStart = 2,  // payload: wire.CallStart             client → server
+  kMessage = 3,    // payload: one serialized message
+  kHalfClose = 4,  // empty: the sender sends no more messages on the stream
+  kTrailers = 5,   // payload: wire.Trailers              server → client
+  kCancel = 6,     // empty: client abandons the stream   client → server
+  kCredit = 7,     // payload: u32 LE window increment in bytes
+  kPing = 8,       // payload: 8 opaque bytes, echoed with kFlagPingAck
+  kGoAway = 9,     // payload: wire.GoAway                stream 0
+  kHeaders = 10,   // payload: wire.Headers               server → client
+};
+
+inline constexpr uint16_t kFlagPingAck = 0x1;
+
+struct FrameHeader {
+  FrameType type;
+  uint16_t flags = 0;
+  uint32_t stream_id = 0;
+  uint32_t length = 0;
+  uint8_t fd_count = 0;
+};
+
+// Writes the 16 header bytes to `out`.
+void EncodeFrameHeader(const FrameHeader& header, char* out);
+
+// Parses 16 header bytes. DATA_LOSS if the magic or version is wrong (the
+// peer does not speak this protocol, or the stream is corrupt). Unknown frame
+// types are accepted: receivers skip them.
+absl::StatusOr<FrameHeader> DecodeFrameHeader(const char* in);
+
+// Appends one whole frame (header + payload) to *out.
+void AppendFrame(FrameType type, uint32_t stream_id, absl::string_view payload,
+                 std::string* out, uint16_t flags = 0);
+
+// Appends a frame whose payload is `message` serialized in place (no
+// intermediate copy). `byte_size` must be message.ByteSizeLong(), computed
+// by the caller (which usually needs it for a size check anyway).
+void AppendProtoFrame(FrameType type, uint32_t stream_id,
+                      const google::protobuf::MessageLite& message,
+                      size_t byte_size, std::string* out);
+
+// A frame as read: the header and its whole payload.
+struct Frame {
+  FrameHeader header;
+  std::string payload;
+  // true when the payload was larger than the reader's limit: it was read and
+  // dropped, `payload` is empty, and the stream must fail RESOURCE_EXHAUSTED.
+  bool oversized = false;
+};
+
+class FrameReader {
+ public:
+  // `max_payload`: payloads larger than this are discarded, not buffered.
+  FrameReader(Transport& transport, size_t max_payload);
+
+  // Reads the next whole frame. On error (DEADLINE_EXCEEDED, ABORTED from
+  // Transport::Interrupt) a partial frame is kept for the next call;
+  // UNAVAILABLE / DATA_LOSS mean the connection is over.
+  absl::Status ReadFrame(Frame* frame, absl::Time deadline);
+
+ private:
+  absl::Status Fill(absl::Time deadline);  // reads more bytes into buffer_
+
+  Transport& transport_;
+  size_t max_payload_;
+  std::vector<char> buffer_;
+  size_t begin_ = 0;  // unread bytes are buffer_[begin_, end_)
+  size_t end_ = 0;
+  // The frame being assembled, if its header has been read.
+  bool have_header_ = false;
+  Frame partial_;
+  size_t payload_filled_ = 0;
+};
+
+}  // namespace ipcrpc::internal
+
+#endif  // IPCRPC_RUNTIME_INTERNAL_FRAME_H_

@@ -1,0 +1,65 @@
+// ipcrpc internal: what client and server connections share.
+//
+// A FramedConnection owns one Transport, serializes writes of whole frame
+// batches (one Transport::Write per batch: header and payload together), and
+// exchanges the HELLO frames that open every connection. Reading is left to
+// the owner, which decides which thread reads (see client_connection.h and
+// server_connection.h).
+
+#ifndef IPCRPC_RUNTIME_INTERNAL_FRAMED_CONNECTION_H_
+#define IPCRPC_RUNTIME_INTERNAL_FRAMED_CONNECTION_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "google/protobuf/repeated_ptr_field.h"
+#include "proto/ipcrpc/wire.pb.h"
+#include "runtime/internal/frame.h"
+#include "runtime/metadata.h"
+#include "transports/transport.h"
+
+namespace ipcrpc::internal {
+
+// Default per-stream window (bytes the peer may send before credit returns).
+inline constexpr uint32_t kDefaultStreamWindow = 1 << 20;
+inline constexpr uint32_t kDefaultMaxMessage = 4 << 20;
+inline constexpr char kAgent[] = "ipcrpc-cpp/0.1";
+
+class FramedConnection {
+ public:
+  FramedConnection(std::unique_ptr<Transport> transport, size_t max_receive_message);
+
+  Transport& transport() { return *transport_; }
+  FrameReader& reader() { return reader_; }
+
+  // Writes `frames` (one or more whole frames) in one transport write.
+  // Thread-safe. A failed write leaves the byte stream unusable, so it shuts
+  // the transport down; the reader then sees the connection end.
+  absl::Status Write(absl::string_view frames, absl::Time deadline);
+
+  // Sends our HELLO and reads the peer's (client order: send first).
+  absl::StatusOr<wire::Hello> ExchangeHello(const wire::Hello& ours,
+                                            absl::Time deadline);
+
+ private:
+  std::unique_ptr<Transport> transport_;
+  FrameReader reader_;
+  absl::Mutex write_mu_;
+};
+
+// Metadata <-> wire conversion.
+void MetadataToWire(const Metadata& metadata,
+                    google::protobuf::RepeatedPtrField<wire::MetadataEntry>* out);
+absl::Status MetadataFromWire(
+    const google::protobuf::RepeatedPtrField<wire::MetadataEntry>& entries,
+    Metadata* out);
+absl::Status ValidateMetadata(const Metadata& metadata);
+
+}  // namespace ipcrpc::internal
+
+#endif  // IPCRPC_RUNTIME_INTERNAL_FRAMED_CONNECTION_H_

@@ -1,0 +1,540 @@
+#include "runtime/internal/server_core.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "runtime/status_macros.h"
+
+namespace ipcrpc {
+
+bool ServerContext::IsCancelled() const { return stream_ != nullptr && stream_->cancelled(); }
+
+namespace internal {
+namespace {
+
+uint32_t DecodeU32(absl::string_view p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p.data());
+  return static_cast<uint32_t>(u[0]) | (static_cast<uint32_t>(u[1]) << 8) |
+         (static_cast<uint32_t>(u[2]) << 16) | (static_cast<uint32_t>(u[3]) << 24);
+}
+
+std::string EncodeU32(uint32_t v) {
+  std::string s(4, '\0');
+  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  return s;
+}
+
+void AppendTrailers(uint32_t stream_id, const absl::Status& status, const Metadata& metadata,
+                    std::string* out) {
+  wire::Trailers trailers;
+  trailers.set_code(static_cast<int32_t>(status.code()));
+  trailers.set_message(std::string(status.message()));
+  MetadataToWire(metadata, trailers.mutable_metadata());
+  AppendProtoFrame(FrameType::kTrailers, stream_id, trailers, trailers.ByteSizeLong(), out);
+}
+
+constexpr absl::Duration kControlWriteTimeout = absl::Seconds(5);
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// ServerStream
+
+ServerStream::ServerStream(std::shared_ptr<ServerConnection> connection, uint32_t id,
+                           std::string method, absl::Time deadline,
+                           Metadata client_metadata)
+    : connection_(std::move(connection)), id_(id) {
+  context_.method_ = std::move(method);
+  context_.deadline_ = deadline;
+  context_.client_metadata_ = std::move(client_metadata);
+  context_.peer_ = connection_->framed_.transport().peer();
+  context_.stream_ = this;
+  send_window_ = connection_->peer_hello_.initial_stream_window();
+}
+
+bool ServerStream::cancelled() const {
+  return cancelled_.load(std::memory_order_acquire) || absl::Now() >= context_.deadline_;
+}
+
+bool ServerStream::Read(google::protobuf::MessageLite* message) {
+  ServerConnection& c = *connection_;
+  std::string payload;
+  uint32_t credit = 0;
+  {
+    absl::MutexLock lock(&c.mu_);
+    while (inbox_.empty() && !half_closed_ && forced_status_.ok() && !cancelled()) {
+      cv_.WaitWithDeadline(&c.mu_, context_.deadline_);
+    }
+    if (inbox_.empty() || !forced_status_.ok() || cancelled()) return false;
+    payload = std::move(inbox_.front());
+    inbox_.pop_front();
+    unacked_bytes_ += static_cast<uint32_t>(payload.size());
+    if (!half_closed_ && unacked_bytes_ >= c.core_.options().stream_window_bytes / 2) {
+      credit = unacked_bytes_;
+      unacked_bytes_ = 0;
+    }
+  }
+  if (credit > 0) {
+    std::string out;
+    AppendFrame(FrameType::kCredit, id_, EncodeU32(credit), &out);
+    c.framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
+  }
+  if (!message->ParseFromString(payload)) {
+    absl::MutexLock lock(&c.mu_);
+    forced_status_ = absl::InternalError(absl::StrCat(
+        "could not parse a request message of ", payload.size(), " bytes as ",
+        message->GetTypeName()));
+    return false;
+  }
+  return true;
+}
+
+void ServerStream::AppendHeadersLocked(std::string* out) {
+  if (headers_sent_) return;
+  headers_sent_ = true;
+  if (context_.initial_metadata_.empty()) return;
+  wire::Headers headers;
+  MetadataToWire(context_.initial_metadata_, headers.mutable_metadata());
+  AppendProtoFrame(FrameType::kHeaders, id_, headers, headers.ByteSizeLong(), out);
+}
+
+bool ServerStream::SendInitialMetadata() {
+  ServerConnection& c = *connection_;
+  std::string out;
+  {
+    absl::MutexLock lock(&c.mu_);
+    if (headers_sent_ || finished_ || cancelled()) return !cancelled();
+    headers_sent_ = true;
+    wire::Headers headers;
+    MetadataToWire(context_.initial_metadata_, headers.mutable_metadata());
+    AppendProtoFrame(FrameType::kHeaders, id_, headers, headers.ByteSizeLong(), &out);
+  }
+  return c.framed_.Write(out, context_.deadline_).ok();
+}
+
+bool ServerStream::Write(const google::protobuf::MessageLite& message) {
+  ServerConnection& c = *connection_;
+  size_t size = message.ByteSizeLong();
+  size_t limit = std::min<size_t>(c.core_.options().max_message_size,
+                                  c.peer_hello_.max_message_size());
+  std::string out;
+  {
+    absl::MutexLock lock(&c.mu_);
+    if (size > limit) {
+      forced_status_ = absl::ResourceExhaustedError(absl::StrCat(
+          "response message of ", size, " bytes exceeds the limit of ", limit, " bytes (",
+          limit == c.core_.options().max_message_size ? "the server's max_message_size"
+                                                      : "the client's max receive size",
+          ")"));
+      return false;
+    }
+    while (send_window_ <= 0 && !cancelled() && forced_status_.ok()) {
+      cv_.WaitWithDeadline(&c.mu_, context_.deadline_);
+    }
+    if (finished_ || cancelled() || !forced_status_.ok()) return false;
+    send_window_ -= static_cast<int64_t>(size);
+    AppendHeadersLocked(&out);
+  }
+  AppendProtoFrame(FrameType::kMessage, id_, message, size, &out);
+  return c.framed_.Write(out, context_.deadline_).ok();
+}
+
+void ServerStream::Finish(const absl::Status& status,
+                          const google::protobuf::MessageLite* last_message) {
+  ServerConnection& c = *connection_;
+  absl::Status final_status = status;
+  std::string out;
+  bool send;
+  {
+    absl::MutexLock lock(&c.mu_);
+    if (finished_) return;
+    finished_ = true;
+    if (!forced_status_.ok()) final_status = forced_status_;
+    // A cancelled client has forgotten the stream; nothing is sent.
+    send = !cancelled_.load(std::memory_order_acquire);
+    if (send && absl::Now() >= context_.deadline_) {
+      final_status = absl::DeadlineExceededError("deadline exceeded on the server");
+      last_message = nullptr;
+    }
+    if (send) {
+      size_t size = 0;
+      if (final_status.ok() && last_message != nullptr) {
+        size = last_message->ByteSizeLong();
+        size_t limit = std::min<size_t>(c.core_.options().max_message_size,
+                                        c.peer_hello_.max_message_size());
+        if (size > limit) {
+          final_status = absl::ResourceExhaustedError(absl::StrCat(
+              "response message of ", size, " bytes exceeds the limit of ", limit, " bytes"));
+          last_message = nullptr;
+        }
+      }
+      AppendHeadersLocked(&out);
+      if (final_status.ok() && last_message != nullptr) {
+        AppendProtoFrame(FrameType::kMessage, id_, *last_message, size, &out);
+      }
+      AppendTrailers(id_, final_status, context_.trailing_metadata_, &out);
+    }
+  }
+  if (send) c.framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
+  c.StreamFinished(this);
+}
+
+// ---------------------------------------------------------------------------
+// ServerConnection
+
+ServerConnection::ServerConnection(ServerCore& core, std::unique_ptr<Transport> transport)
+    : core_(core), framed_(std::move(transport), core.options().max_message_size) {}
+
+ServerConnection::~ServerConnection() { Join(); }
+
+void ServerConnection::Start() {
+  reader_ = std::thread([this] { ReaderLoop(); });
+}
+
+void ServerConnection::ReaderLoop() {
+  wire::Hello ours;
+  ours.set_protocol_version(kProtocolVersion);
+  ours.set_max_message_size(
+      static_cast<uint32_t>(std::min<size_t>(core_.options().max_message_size, UINT32_MAX)));
+  ours.set_initial_stream_window(core_.options().stream_window_bytes);
+  ours.set_max_concurrent_streams(core_.options().max_concurrent_streams_per_connection);
+  ours.set_agent(kAgent);
+  absl::StatusOr<wire::Hello> theirs =
+      framed_.ExchangeHello(ours, absl::Now() + absl::Seconds(10));
+  if (theirs.ok()) {
+    peer_hello_ = std::move(*theirs);
+    for (;;) {
+      Frame frame;
+      if (!framed_.reader().ReadFrame(&frame, absl::InfiniteFuture()).ok()) break;
+      HandleFrame(frame);
+    }
+  }
+  framed_.transport().Shutdown();
+  std::vector<std::shared_ptr<ServerStream>> orphans;
+  {
+    absl::MutexLock lock(&mu_);
+    going_away_ = true;
+    for (auto& entry : streams_) orphans.push_back(entry.second);
+    for (auto& s : orphans) {
+      s->cancelled_.store(true, std::memory_order_release);
+      s->cv_.SignalAll();
+    }
+  }
+  core_.ConnectionEnded();
+  absl::MutexLock lock(&mu_);
+  reader_done_ = true;  // last touch of shared state: Join() may follow at once
+}
+
+void ServerConnection::RefuseCall(uint32_t stream_id, const absl::Status& status) {
+  std::string out;
+  AppendTrailers(stream_id, status, {}, &out);
+  framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
+}
+
+void ServerConnection::StartCall(uint32_t stream_id, absl::string_view payload) {
+  wire::CallStart start;
+  if (!start.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    return RefuseCall(stream_id, absl::InternalError("malformed CALL_START frame"));
+  }
+  absl::StatusOr<MethodHandler*> handler = core_.FindMethod(start.method());
+  if (!handler.ok()) return RefuseCall(stream_id, handler.status());
+  Metadata metadata;
+  if (absl::Status s = MetadataFromWire(start.metadata(), &metadata); !s.ok()) {
+    return RefuseCall(stream_id, absl::InternalError(s.message()));
+  }
+  absl::Time deadline = start.timeout_micros() == 0
+                            ? absl::InfiniteFuture()
+                            : absl::Now() + absl::Microseconds(start.timeout_micros());
+  std::shared_ptr<ServerStream> stream;
+  {
+    absl::MutexLock lock(&mu_);
+    if (going_away_) {
+      mu_.Unlock();
+      RefuseCall(stream_id, absl::UnavailableError("server is shutting down"));
+      mu_.Lock();
+      return;
+    }
+    if (stream_id <= last_stream_id_) {
+      framed_.transport().Shutdown();  // protocol violation: ids must increase
+      return;
+    }
+    last_stream_id_ = stream_id;
+    if (streams_.size() >= core_.options().max_concurrent_streams_per_connection) {
+      mu_.Unlock();
+      RefuseCall(stream_id, absl::ResourceExhaustedError(absl::StrCat(
+                                "too many concurrent calls on one connection (limit ",
+                                core_.options().max_concurrent_streams_per_connection, ")")));
+      mu_.Lock();
+      return;
+    }
+    stream = std::make_shared<ServerStream>(shared_from_this(), stream_id, start.method(),
+                                            deadline, std::move(metadata));
+    streams_[stream_id] = stream;
+  }
+  core_.CallStarted();
+  MethodHandler* h = *handler;
+  bool scheduled = core_.pool().Schedule([stream, h] {
+    h->Run(*stream);
+    // A handler that forgot to finish still ends its call.
+    stream->Finish(absl::InternalError("handler returned without finishing the call"), nullptr);
+  });
+  if (!scheduled) {
+    stream->Finish(absl::ResourceExhaustedError("server overloaded: too many calls queued"),
+                   nullptr);
+  }
+}
+
+void ServerConnection::HandleFrame(Frame& frame) {
+  const FrameHeader& h = frame.header;
+  switch (h.type) {
+    case FrameType::kCallStart:
+      if (frame.oversized) {
+        RefuseCall(h.stream_id, absl::ResourceExhaustedError("CALL_START frame too large"));
+      } else {
+        StartCall(h.stream_id, frame.payload);
+      }
+      return;
+    case FrameType::kPing:
+      if (!(h.flags & kFlagPingAck)) {
+        std::string out;
+        AppendFrame(FrameType::kPing, 0, frame.payload, &out, kFlagPingAck);
+        framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
+      }
+      return;
+    case FrameType::kHello:
+    case FrameType::kTrailers:
+    case FrameType::kHeaders:
+      framed_.transport().Shutdown();  // protocol violation
+      return;
+    default:
+      break;
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = streams_.find(h.stream_id);
+  if (it == streams_.end()) return;  // finished already, or never existed
+  ServerStream& s = *it->second;
+  switch (h.type) {
+    case FrameType::kMessage:
+      if (frame.oversized) {
+        s.forced_status_ = absl::ResourceExhaustedError(absl::StrCat(
+            "request message of ", h.length, " bytes exceeds the server's max_message_size of ",
+            core_.options().max_message_size, " bytes"));
+      } else {
+        s.inbox_.push_back(std::move(frame.payload));
+      }
+      break;
+    case FrameType::kHalfClose:
+      s.half_closed_ = true;
+      break;
+    case FrameType::kCancel:
+      s.cancelled_.store(true, std::memory_order_release);
+      break;
+    case FrameType::kCredit:
+      if (frame.payload.size() == 4) s.send_window_ += DecodeU32(frame.payload);
+      break;
+    default:
+      return;  // unknown frame types are skipped
+  }
+  s.cv_.SignalAll();
+}
+
+void ServerConnection::StreamFinished(ServerStream* stream) {
+  {
+    absl::MutexLock lock(&mu_);
+    streams_.erase(stream->id_);
+  }
+  core_.CallEnded();
+}
+
+void ServerConnection::GoAway(absl::string_view reason) {
+  wire::GoAway goaway;
+  {
+    absl::MutexLock lock(&mu_);
+    if (going_away_) return;
+    going_away_ = true;
+    goaway.set_last_stream_id(last_stream_id_);
+  }
+  goaway.set_code(static_cast<int32_t>(absl::StatusCode::kUnavailable));
+  goaway.set_reason(std::string(reason));
+  std::string out;
+  AppendProtoFrame(FrameType::kGoAway, 0, goaway, goaway.ByteSizeLong(), &out);
+  framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
+}
+
+void ServerConnection::CancelAll() {
+  absl::MutexLock lock(&mu_);
+  for (auto& entry : streams_) {
+    entry.second->cancelled_.store(true, std::memory_order_release);
+    entry.second->cv_.SignalAll();
+  }
+}
+
+void ServerConnection::Close() { framed_.transport().Shutdown(); }
+
+void ServerConnection::Join() {
+  if (reader_.joinable() && reader_.get_id() != std::this_thread::get_id()) reader_.join();
+}
+
+bool ServerConnection::finished() {
+  absl::MutexLock lock(&mu_);
+  return reader_done_ && streams_.empty();
+}
+
+// ---------------------------------------------------------------------------
+// ServerCore
+
+ServerCore::ServerCore(const ServerOptions& options, std::vector<Service*> services)
+    : options_(options), services_(std::move(services)) {}
+
+ServerCore::~ServerCore() { Shutdown(absl::Now()); }
+
+absl::Status ServerCore::Init() {
+  for (Service* service : services_) {
+    if (!service_names_.insert(std::string(service->name())).second) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("service ", service->name(), " is registered twice"));
+    }
+    for (const Service::RegisteredMethod& m : service->methods()) {
+      methods_[std::string(m.descriptor.name)] = m.handler.get();
+    }
+  }
+  if (options_.num_threads < 1) {
+    return absl::InvalidArgumentError("ServerOptions::num_threads must be at least 1");
+  }
+  pool_ = std::make_unique<ThreadPool>(options_.num_threads, options_.max_queued_calls);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<MethodHandler*> ServerCore::FindMethod(absl::string_view name) const {
+  auto it = methods_.find(name);
+  if (it != methods_.end()) return it->second;
+  // "/pkg.Service/Method": say whether the service or only the method is unknown.
+  size_t slash = name.rfind('/');
+  if (name.size() < 3 || name[0] != '/' || slash == 0 || slash == absl::string_view::npos) {
+    return absl::UnimplementedError(
+        absl::StrCat("malformed method name \"", name, "\" (expected /package.Service/Method)"));
+  }
+  absl::string_view service = name.substr(1, slash - 1);
+  if (!service_names_.contains(service)) {
+    return absl::UnimplementedError(
+        absl::StrCat("unknown service ", service, " (method ", name, ")"));
+  }
+  return absl::UnimplementedError(
+      absl::StrCat("unknown method ", name.substr(slash + 1), " for service ", service));
+}
+
+void ServerCore::AddListener(std::unique_ptr<Listener> listener) {
+  Listener* l = listener.get();
+  listeners_.push_back(std::move(listener));
+  accept_threads_.emplace_back([this, l] { AcceptLoop(l); });
+}
+
+std::vector<std::string> ServerCore::addresses() const {
+  std::vector<std::string> out;
+  for (const auto& l : listeners_) out.push_back(l->address());
+  return out;
+}
+
+void ServerCore::AcceptLoop(Listener* listener) {
+  for (;;) {
+    absl::StatusOr<std::unique_ptr<Transport>> t = listener->Accept();
+    if (absl::IsCancelled(t.status())) return;
+    if (!t.ok()) {
+      // E.g. EMFILE: back off instead of spinning; the listener stays usable.
+      absl::SleepFor(absl::Milliseconds(10));
+      continue;
+    }
+    if (!AddTransport(std::move(*t)).ok()) return;
+  }
+}
+
+absl::Status ServerCore::AddTransport(std::unique_ptr<Transport> transport) {
+  absl::MutexLock lock(&mu_);
+  if (shutting_down_) return absl::FailedPreconditionError("server is shutting down");
+  ReapFinishedConnectionsLocked();
+  auto connection = std::make_shared<ServerConnection>(*this, std::move(transport));
+  connections_.push_back(connection);
+  ++live_connections_;
+  connection->Start();
+  return absl::OkStatus();
+}
+
+void ServerCore::ReapFinishedConnectionsLocked() {
+  auto finished = [](const std::shared_ptr<ServerConnection>& c) { return c->finished(); };
+  for (auto& c : connections_) {
+    if (finished(c)) c->Join();
+  }
+  connections_.erase(std::remove_if(connections_.begin(), connections_.end(), finished),
+                     connections_.end());
+}
+
+void ServerCore::CallStarted() {
+  absl::MutexLock lock(&mu_);
+  ++active_calls_;
+}
+
+void ServerCore::CallEnded() {
+  absl::MutexLock lock(&mu_);
+  --active_calls_;
+}
+
+void ServerCore::ConnectionEnded() {
+  absl::MutexLock lock(&mu_);
+  --live_connections_;
+}
+
+bool ServerCore::IdleWithoutListenersLocked() const {
+  return listeners_.empty() && live_connections_ == 0 && active_calls_ == 0;
+}
+
+void ServerCore::Wait() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](ServerCore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+        return s->shut_down_ || s->IdleWithoutListenersLocked();
+      },
+      this));
+}
+
+void ServerCore::Shutdown(absl::Time deadline) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutting_down_) {
+      mu_.Await(absl::Condition(&shut_down_));
+      return;
+    }
+    shutting_down_ = true;
+  }
+  for (auto& l : listeners_) l->Close();
+  for (auto& t : accept_threads_) t.join();
+  accept_threads_.clear();
+  std::vector<std::shared_ptr<ServerConnection>> connections;
+  {
+    absl::MutexLock lock(&mu_);
+    connections = connections_;
+  }
+  for (auto& c : connections) c->GoAway("server is shutting down");
+  auto no_calls = +[](ServerCore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+    return s->active_calls_ == 0;
+  };
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithDeadline(absl::Condition(no_calls, this), deadline);
+  }
+  for (auto& c : connections) c->CancelAll();
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(no_calls, this));
+  }
+  for (auto& c : connections) c->Close();
+  for (auto& c : connections) c->Join();
+  pool_.reset();
+  absl::MutexLock lock(&mu_);
+  connections_.clear();
+  shut_down_ = true;
+}
+
+}  // namespace internal
+}  // namespace ipcrpc

@@ -1,0 +1,159 @@
+// ipcrpc internal: the server machinery behind ipcrpc::Server.
+//
+// ServerCore owns the listeners, the connections, the handler thread pool
+// and the method table. Each ServerConnection has one reader thread that
+// decodes frames and feeds ServerStreams; handlers run on the pool and block
+// on their stream's condition variable for requests and flow-control credit.
+//
+// Locking: ServerCore::mu_ guards the connection list and call counts;
+// each ServerConnection::mu_ guards its streams. Order: core before
+// connection; neither is held during a transport write.
+
+#ifndef IPCRPC_RUNTIME_INTERNAL_SERVER_CORE_H_
+#define IPCRPC_RUNTIME_INTERNAL_SERVER_CORE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "runtime/internal/call_interfaces.h"
+#include "runtime/internal/framed_connection.h"
+#include "runtime/internal/method_handler.h"
+#include "runtime/internal/thread_pool.h"
+#include "runtime/server.h"
+#include "runtime/server_context.h"
+#include "transports/transport.h"
+
+namespace ipcrpc::internal {
+
+class ServerConnection;
+class ServerCore;
+
+class ServerStream final : public ServerCall {
+ public:
+  ServerStream(std::shared_ptr<ServerConnection> connection, uint32_t id,
+               std::string method, absl::Time deadline, Metadata client_metadata);
+
+  bool Read(google::protobuf::MessageLite* message) override;
+  bool Write(const google::protobuf::MessageLite& message) override;
+  bool SendInitialMetadata() override;
+  void Finish(const absl::Status& status,
+              const google::protobuf::MessageLite* last_message) override;
+  ServerContext& context() override { return context_; }
+
+  bool cancelled() const;
+
+ private:
+  friend class ServerConnection;
+  // Appends HEADERS to *out if initial metadata has not gone out yet.
+  void AppendHeadersLocked(std::string* out);
+
+  const std::shared_ptr<ServerConnection> connection_;
+  const uint32_t id_;
+  ServerContext context_;
+  std::atomic<bool> cancelled_{false};
+
+  // Guarded by connection_->mu_.
+  std::deque<std::string> inbox_;
+  bool half_closed_ = false;
+  bool headers_sent_ = false;
+  bool finished_ = false;
+  int64_t send_window_ = 0;
+  uint32_t unacked_bytes_ = 0;
+  absl::Status forced_status_;  // overrides the handler's status when set
+  absl::CondVar cv_;
+};
+
+class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
+ public:
+  ServerConnection(ServerCore& core, std::unique_ptr<Transport> transport);
+  ~ServerConnection();
+
+  // Starts the reader thread (which first exchanges HELLO).
+  void Start();
+  // Refuses new calls and tells the client (GOAWAY).
+  void GoAway(absl::string_view reason);
+  // Cancels every call in flight.
+  void CancelAll();
+  // Closes the transport; the reader thread ends. Then Join().
+  void Close();
+  void Join();
+  bool finished();  // reader ended and no stream left
+
+ private:
+  friend class ServerStream;
+  void ReaderLoop();
+  void HandleFrame(Frame& frame);
+  void StartCall(uint32_t stream_id, absl::string_view payload);
+  void RefuseCall(uint32_t stream_id, const absl::Status& status);
+  void StreamFinished(ServerStream* stream);
+
+  ServerCore& core_;
+  FramedConnection framed_;
+  wire::Hello peer_hello_;
+  std::thread reader_;
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<uint32_t, std::shared_ptr<ServerStream>> streams_ ABSL_GUARDED_BY(mu_);
+  uint32_t last_stream_id_ ABSL_GUARDED_BY(mu_) = 0;
+  bool going_away_ ABSL_GUARDED_BY(mu_) = false;
+  bool reader_done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+class ServerCore {
+ public:
+  ServerCore(const ServerOptions& options, std::vector<Service*> services);
+  ~ServerCore();
+
+  // Checks the method table (duplicate service names); call once before use.
+  absl::Status Init();
+  void AddListener(std::unique_ptr<Listener> listener);
+  absl::Status AddTransport(std::unique_ptr<Transport> transport);
+  void Wait();
+  void Shutdown(absl::Time deadline);
+  std::vector<std::string> addresses() const;
+
+  const ServerOptions& options() const { return options_; }
+  // Looks a method up; UNIMPLEMENTED with a precise message if absent.
+  absl::StatusOr<MethodHandler*> FindMethod(absl::string_view name) const;
+  ThreadPool& pool() { return *pool_; }
+  // Call accounting, for draining at shutdown.
+  void CallStarted();
+  void CallEnded();
+  void ConnectionEnded();
+
+ private:
+  void AcceptLoop(Listener* listener);
+  void ReapFinishedConnectionsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool IdleWithoutListenersLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const ServerOptions options_;
+  const std::vector<Service*> services_;
+  absl::flat_hash_map<std::string, MethodHandler*> methods_;
+  absl::flat_hash_set<std::string> service_names_;
+  std::unique_ptr<ThreadPool> pool_;
+
+  std::vector<std::unique_ptr<Listener>> listeners_;  // fixed after start
+  std::vector<std::thread> accept_threads_;
+
+  mutable absl::Mutex mu_;
+  std::vector<std::shared_ptr<ServerConnection>> connections_ ABSL_GUARDED_BY(mu_);
+  int active_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  int live_connections_ ABSL_GUARDED_BY(mu_) = 0;
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace ipcrpc::internal
+
+#endif  // IPCRPC_RUNTIME_INTERNAL_SERVER_CORE_H_

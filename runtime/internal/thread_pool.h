@@ -1,0 +1,43 @@
+// ipcrpc internal: a fixed-size pool of threads with a bounded queue.
+//
+// Server handlers run here. Schedule() refuses work when the queue is full so
+// that an overloaded server answers RESOURCE_EXHAUSTED instead of growing
+// without bound. Thread-safe. The destructor runs what is queued, then joins.
+
+#ifndef IPCRPC_RUNTIME_INTERNAL_THREAD_POOL_H_
+#define IPCRPC_RUNTIME_INTERNAL_THREAD_POOL_H_
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace ipcrpc::internal {
+
+class ThreadPool {
+ public:
+  ThreadPool(int num_threads, size_t max_queued);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  // false (and `task` is dropped) if max_queued tasks are already waiting.
+  bool Schedule(std::function<void()> task);
+
+ private:
+  void WorkerLoop();
+
+  const size_t max_queued_;
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace ipcrpc::internal
+
+#endif  // IPCRPC_RUNTIME_INTERNAL_THREAD_POOL_H_

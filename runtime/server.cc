@@ -1,0 +1,68 @@
+#include "runtime/server.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/internal/server_core.h"
+#include "runtime/status_macros.h"
+#include "transports/address.h"
+
+namespace ipcrpc {
+
+Server::Server(std::unique_ptr<internal::ServerCore> core) : core_(std::move(core)) {}
+
+Server::~Server() { core_->Shutdown(absl::Now()); }
+
+void Server::Wait() { core_->Wait(); }
+
+void Server::Shutdown(absl::Time deadline) { core_->Shutdown(deadline); }
+
+absl::Status Server::AddTransport(std::unique_ptr<Transport> transport) {
+  return core_->AddTransport(std::move(transport));
+}
+
+std::vector<std::string> Server::addresses() const { return core_->addresses(); }
+
+ServerBuilder& ServerBuilder::AddListeningAddress(std::string address) {
+  addresses_.push_back(std::move(address));
+  return *this;
+}
+
+ServerBuilder& ServerBuilder::AddTransport(std::unique_ptr<Transport> transport) {
+  transports_.push_back(std::move(transport));
+  return *this;
+}
+
+ServerBuilder& ServerBuilder::RegisterService(Service* service) {
+  services_.push_back(service);
+  return *this;
+}
+
+ServerBuilder& ServerBuilder::SetOptions(const ServerOptions& options) {
+  options_ = options;
+  return *this;
+}
+
+absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
+  if (addresses_.empty() && transports_.empty()) {
+    return absl::FailedPreconditionError(
+        "nothing to serve: add a listening address or a transport to the ServerBuilder");
+  }
+  for (Service* s : services_) {
+    if (s == nullptr) return absl::InvalidArgumentError("RegisterService(nullptr)");
+  }
+  auto core = std::make_unique<internal::ServerCore>(options_, services_);
+  IPCRPC_RETURN_IF_ERROR(core->Init());
+  std::vector<std::unique_ptr<Listener>> listeners;
+  for (const std::string& address : addresses_) {
+    absl::StatusOr<std::unique_ptr<Listener>> l = MakeListener(address);
+    if (!l.ok()) return l.status();  // listeners made so far close on return
+    listeners.push_back(std::move(*l));
+  }
+  for (auto& l : listeners) core->AddListener(std::move(l));
+  for (auto& t : transports_) IPCRPC_RETURN_IF_ERROR(core->AddTransport(std::move(t)));
+  transports_.clear();
+  return std::unique_ptr<Server>(new Server(std::move(core)));
+}
+
+}  // namespace ipcrpc

@@ -1,0 +1,112 @@
+// ipcrpc: serving services to other processes.
+//
+// Build a Server with a ServerBuilder: give it addresses to listen on (or
+// already-connected transports, e.g. a spawned worker's inherited socketpair),
+// register services, then BuildAndStart(). Each connection multiplexes many
+// concurrent calls; handlers run on a bounded pool of threads.
+//
+// Thread-safety: every Server method is thread-safe. Services registered with
+// the builder must outlive the Server.
+//
+// Shutdown: Shutdown(deadline) stops accepting connections and calls, removes
+// socket files, lets calls in flight finish until `deadline`, then cancels
+// the rest (their handlers see ServerContext::IsCancelled()) and waits for
+// their handlers to return. The destructor shuts down with an immediate
+// deadline if Shutdown was not called.
+//
+// Example:
+//   GreeterImpl service;
+//   ipcrpc::ServerBuilder builder;
+//   builder.AddListeningAddress("unix:/run/greeter.sock").RegisterService(&service);
+//   absl::StatusOr<std::unique_ptr<ipcrpc::Server>> server = builder.BuildAndStart();
+//   if (!server.ok()) return server.status();
+//   (*server)->Wait();
+
+#ifndef IPCRPC_RUNTIME_SERVER_H_
+#define IPCRPC_RUNTIME_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "runtime/channel.h"
+#include "runtime/service.h"
+#include "transports/transport.h"
+
+namespace ipcrpc {
+
+namespace internal {
+class ServerCore;
+}  // namespace internal
+
+struct ServerOptions {
+  // Threads that run handlers. A streaming handler holds its thread for the
+  // whole call, so size this above the number of concurrent streams expected.
+  int num_threads = 16;
+  // Calls waiting for a handler thread beyond this are refused with
+  // RESOURCE_EXHAUSTED.
+  size_t max_queued_calls = 4096;
+  // Largest message accepted from clients and sent to them.
+  size_t max_message_size = kDefaultMaxMessageSize;
+  // Most concurrent calls on one connection; more fail RESOURCE_EXHAUSTED.
+  uint32_t max_concurrent_streams_per_connection = 1024;
+  // Bytes a client may send on one stream before the handler reads them.
+  uint32_t stream_window_bytes = 1 << 20;
+};
+
+class Server {
+ public:
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Blocks until the server has shut down, or, for a server with no
+  // listening address (e.g. a spawned worker), until its last connection has
+  // closed and its calls have finished.
+  void Wait();
+
+  // See the header comment. Calls after the first wait for it to complete.
+  void Shutdown(absl::Time deadline = absl::Now());
+
+  // Starts serving an already-connected transport (e.g. one end of a
+  // socketpair). FAILED_PRECONDITION once shut down.
+  absl::Status AddTransport(std::unique_ptr<Transport> transport);
+
+  // The addresses being listened on, as given to the builder.
+  std::vector<std::string> addresses() const;
+
+ private:
+  friend class ServerBuilder;
+  explicit Server(std::unique_ptr<internal::ServerCore> core);
+  std::unique_ptr<internal::ServerCore> core_;
+};
+
+class ServerBuilder {
+ public:
+  ServerBuilder() = default;
+
+  // Listens on `address` (e.g. "unix:/run/x.sock"; see transports/address.h).
+  ServerBuilder& AddListeningAddress(std::string address);
+  // Serves an already-connected transport from the start.
+  ServerBuilder& AddTransport(std::unique_ptr<Transport> transport);
+  // Registers `service` (not owned; must outlive the server).
+  ServerBuilder& RegisterService(Service* service);
+  ServerBuilder& SetOptions(const ServerOptions& options);
+
+  // Starts listening and serving. Fails (and starts nothing) if an address
+  // cannot be listened on, two services share a name, or nothing would be
+  // served.
+  absl::StatusOr<std::unique_ptr<Server>> BuildAndStart();
+
+ private:
+  std::vector<std::string> addresses_;
+  std::vector<std::unique_ptr<Transport>> transports_;
+  std::vector<Service*> services_;
+  ServerOptions options_;
+};
+
+}  // namespace ipcrpc
+
+#endif  // IPCRPC_RUNTIME_SERVER_H_

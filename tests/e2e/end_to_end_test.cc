@@ -1,0 +1,530 @@
+// End-to-end tests: a real server process (test_server) and this client
+// process, over a unix socket (and over a spawned worker's socketpair).
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "runtime/ipcrpc.h"
+#include "tests/e2e/test_service.ipcrpc.pb.h"
+#include "tests/testing/temp_dir.h"
+
+extern char** environ;
+
+namespace ipcrpc::test {
+namespace {
+
+std::string TestServerPath() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* workspace = std::getenv("TEST_WORKSPACE");
+  return absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "ipcrpc",
+                      "/tests/e2e/test_server");
+}
+
+// A test_server process listening on a socket in a private temp directory.
+class ServerProcess {
+ public:
+  explicit ServerProcess(std::vector<std::string> extra_args = {}) {
+    address_ = "unix:" + dir_.File("server.sock");
+    std::vector<std::string> args = {TestServerPath(), address_};
+    for (auto& a : extra_args) args.push_back(a);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int out[2];
+    if (pipe(out) != 0) std::abort();
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_addclose(&actions, out[0]);
+    int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(out[1]);
+    EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
+    std::string line;
+    char c;
+    while (line.find('\n') == std::string::npos && read(out[0], &c, 1) == 1) line += c;
+    close(out[0]);
+    EXPECT_EQ(line, "READY\n") << "test_server did not start";
+  }
+  ~ServerProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  const std::string& address() const { return address_; }
+  pid_t pid() const { return pid_; }
+  std::string socket_path() const { return dir_.File("server.sock"); }
+
+  // SIGTERM (graceful shutdown) and wait for the exit status.
+  int Terminate() {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+  void Kill() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+ private:
+  testing::ScopedTempDir dir_;
+  std::string address_;
+  pid_t pid_ = -1;
+};
+
+class EndToEndTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto channel = CreateChannel(server_.address());
+    ASSERT_TRUE(channel.ok()) << channel.status();
+    channel_ = *channel;
+    stub_ = TestService::NewStub(channel_);
+  }
+
+  ServerProcess server_;
+  std::shared_ptr<Channel> channel_;
+  std::unique_ptr<TestService::Stub> stub_;
+};
+
+TEST_F(EndToEndTest, UnaryEchoWithPeerIdentity) {
+  ClientContext ctx;
+  Request req;
+  req.set_text("hello");
+  Response resp;
+  ASSERT_TRUE(stub_->Echo(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.text(), "hello");
+  EXPECT_EQ(resp.peer_pid(), getpid());
+  EXPECT_EQ(ctx.peer().pid, server_.pid());
+  EXPECT_EQ(ctx.peer().uid, getuid());
+}
+
+TEST_F(EndToEndTest, MetadataBothWays) {
+  ClientContext ctx;
+  ctx.AddMetadata("echo-color", "blue");
+  ctx.AddMetadata("echo-bytes", std::string("\0\xff", 2));
+  Request req;
+  Response resp;
+  ASSERT_TRUE(stub_->Echo(&ctx, req, &resp).ok());
+  auto& initial = ctx.GetServerInitialMetadata();
+  auto& trailing = ctx.GetServerTrailingMetadata();
+  ASSERT_EQ(initial.count("initial-color"), 1u);
+  EXPECT_EQ(initial.find("initial-color")->second, "blue");
+  EXPECT_EQ(trailing.find("trailing-color")->second, "blue");
+  EXPECT_EQ(trailing.find("trailing-bytes")->second, std::string("\0\xff", 2));
+}
+
+TEST_F(EndToEndTest, InvalidMetadataKeyIsRejectedBeforeSending) {
+  ClientContext ctx;
+  ctx.AddMetadata("Upper", "x");
+  Response resp;
+  absl::Status s = stub_->Echo(&ctx, Request(), &resp);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+}
+
+TEST_F(EndToEndTest, EveryErrorCodeTravels) {
+  for (int code = 1; code <= 16; ++code) {
+    ClientContext ctx;
+    Request req;
+    req.set_status_code(code);
+    req.set_status_message(absl::StrCat("failure ", code));
+    Response resp;
+    absl::Status s = stub_->Echo(&ctx, req, &resp);
+    EXPECT_EQ(static_cast<int>(s.code()), code);
+    EXPECT_EQ(s.message(), absl::StrCat("failure ", code));
+  }
+}
+
+TEST_F(EndToEndTest, ServerStreaming) {
+  ClientContext ctx;
+  Request req;
+  req.set_count(50);
+  req.set_text("s");
+  auto reader = stub_->ServerStream(&ctx, req);
+  Response r;
+  int n = 0;
+  while (reader->Read(&r)) EXPECT_EQ(r.index(), n++);
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(n, 50);
+}
+
+TEST_F(EndToEndTest, ServerStreamingErrorAfterMessages) {
+  ClientContext ctx;
+  Request req;
+  req.set_count(3);
+  req.set_status_code(static_cast<int>(absl::StatusCode::kAborted));
+  req.set_status_message("stopped");
+  auto reader = stub_->ServerStream(&ctx, req);
+  Response r;
+  int n = 0;
+  while (reader->Read(&r)) ++n;
+  absl::Status s = reader->Finish();
+  EXPECT_EQ(n, 3);
+  EXPECT_EQ(s.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(s.message(), "stopped");
+}
+
+TEST_F(EndToEndTest, ClientStreaming) {
+  ClientContext ctx;
+  Response resp;
+  auto writer = stub_->ClientStream(&ctx, &resp);
+  for (int i = 0; i < 20; ++i) {
+    Request req;
+    req.set_text(std::to_string(i % 10));
+    ASSERT_TRUE(writer->Write(req));
+  }
+  ASSERT_TRUE(writer->WritesDone());
+  ASSERT_TRUE(writer->Finish().ok());
+  EXPECT_EQ(resp.index(), 20);
+  EXPECT_EQ(resp.text(), "01234567890123456789");
+}
+
+TEST_F(EndToEndTest, BidiChat) {
+  ClientContext ctx;
+  auto stream = stub_->Bidi(&ctx);
+  for (int i = 0; i < 10; ++i) {
+    Request req;
+    req.set_text(absl::StrCat("m", i));
+    ASSERT_TRUE(stream->Write(req));
+    Response resp;
+    ASSERT_TRUE(stream->Read(&resp));
+    EXPECT_EQ(resp.text(), absl::StrCat("m", i));
+    EXPECT_EQ(resp.index(), i);
+  }
+  stream->WritesDone();
+  Response extra;
+  EXPECT_FALSE(stream->Read(&extra));
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST_F(EndToEndTest, BidiFlowControlBoundsAFastWriter) {
+  // Write 64 MiB through a bidi stream while reading the echoes from another
+  // thread: flow control must keep both sides moving without unbounded buffers.
+  ClientContext ctx;
+  auto stream = stub_->Bidi(&ctx);
+  constexpr int kCount = 256;
+  std::string payload(256 * 1024, 'p');
+  std::atomic<int> read{0};
+  std::thread reader([&] {
+    Response r;
+    while (stream->Read(&r)) {
+      EXPECT_EQ(r.payload().size(), payload.size());
+      ++read;
+    }
+  });
+  Request req;
+  req.set_payload(payload);
+  for (int i = 0; i < kCount; ++i) ASSERT_TRUE(stream->Write(req));
+  stream->WritesDone();
+  reader.join();
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(read.load(), kCount);
+}
+
+TEST_F(EndToEndTest, UnimplementedMethodAndService) {
+  TestService::Service defaults;  // every method UNIMPLEMENTED by default
+  ClientContext c1;
+  Response resp;
+  MethodDescriptor unknown_method{"/ipcrpc.test.TestService/NoSuch", RpcKind::kUnary};
+  absl::Status s = channel_->UnaryCall(unknown_method, &c1, Request(), &resp);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << s;
+  EXPECT_NE(s.message().find("NoSuch"), std::string::npos) << s;
+  ClientContext c2;
+  MethodDescriptor unknown_service{"/nope.Svc/M", RpcKind::kUnary};
+  s = channel_->UnaryCall(unknown_service, &c2, Request(), &resp);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << s;
+  EXPECT_NE(s.message().find("unknown service nope.Svc"), std::string::npos) << s;
+}
+
+TEST_F(EndToEndTest, ThreeMebibytesPassFiveAreRejectedOnBothSides) {
+  Request req;
+  req.set_payload(std::string(3 << 20, 'a'));
+  ClientContext c1;
+  Response resp;
+  ASSERT_TRUE(stub_->Echo(&c1, req, &resp).ok());
+  EXPECT_EQ(resp.payload().size(), 3u << 20);
+
+  // Client side: the request is too large to send.
+  req.set_payload(std::string(5 << 20, 'b'));
+  ClientContext c2;
+  absl::Status s = stub_->Echo(&c2, req, &resp);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+
+  // Server side: a client that allows itself 8 MiB still hits the server's 4 MiB.
+  ChannelOptions big;
+  big.max_send_message_size = 8 << 20;
+  big.max_receive_message_size = 8 << 20;
+  auto channel = CreateChannel(server_.address(), big);
+  ASSERT_TRUE(channel.ok());
+  auto stub = TestService::NewStub(*channel);
+  ClientContext c3;
+  s = stub->Echo(&c3, req, &resp);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_NE(s.message().find("server"), std::string::npos) << s;
+
+  // A response larger than the client accepts: the server refuses to send it.
+  ChannelOptions small;
+  small.max_receive_message_size = 1 << 20;
+  auto small_channel = CreateChannel(server_.address(), small);
+  ASSERT_TRUE(small_channel.ok());
+  auto small_stub = TestService::NewStub(*small_channel);
+  req.set_payload(std::string(2 << 20, 'c'));
+  ClientContext c4;
+  s = small_stub->Echo(&c4, req, &resp);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+
+  // The connection is still fine afterwards.
+  ClientContext c5;
+  req.set_payload("ok");
+  EXPECT_TRUE(stub_->Echo(&c5, req, &resp).ok());
+}
+
+TEST_F(EndToEndTest, DeadlineExpiresMidStream) {
+  ClientContext ctx;
+  ctx.set_timeout(absl::Milliseconds(150));
+  Request req;
+  req.set_count(100);
+  req.set_delay_ms(20);
+  auto reader = stub_->ServerStream(&ctx, req);
+  Response r;
+  int n = 0;
+  absl::Time start = absl::Now();
+  while (reader->Read(&r)) ++n;
+  absl::Status s = reader->Finish();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  EXPECT_GT(n, 0);
+  EXPECT_LT(n, 100);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+TEST_F(EndToEndTest, UnaryDeadline) {
+  ClientContext ctx;
+  ctx.set_timeout(absl::Milliseconds(50));
+  Request req;
+  req.set_delay_ms(2000);
+  Response resp;
+  absl::Status s = stub_->Echo(&ctx, req, &resp);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  // The server saw the deadline too.
+  ClientContext c2;
+  c2.set_timeout(absl::Milliseconds(100));
+  ASSERT_EQ(stub_->WaitForCancel(&c2, Request(), &resp).code(),
+            absl::StatusCode::kDeadlineExceeded);
+  absl::SleepFor(absl::Milliseconds(50));
+  ClientContext c3;
+  ASSERT_TRUE(stub_->LastCancel(&c3, google::protobuf::Empty(), &resp).ok());
+  EXPECT_EQ(resp.text(), "deadline");
+}
+
+TEST_F(EndToEndTest, ClientCancelIsSeenByTheServerHandler) {
+  ClientContext ctx;
+  Response resp;
+  std::thread canceller([&] {
+    absl::SleepFor(absl::Milliseconds(100));
+    ctx.TryCancel();
+  });
+  absl::Status s = stub_->WaitForCancel(&ctx, Request(), &resp);
+  canceller.join();
+  EXPECT_EQ(s.code(), absl::StatusCode::kCancelled) << s;
+  // Ask the server what its handler saw (it may need a moment to notice).
+  std::string seen;
+  for (int i = 0; i < 200 && seen != "cancelled"; ++i) {
+    ClientContext c2;
+    ASSERT_TRUE(stub_->LastCancel(&c2, google::protobuf::Empty(), &resp).ok());
+    seen = resp.text();
+    if (seen != "cancelled") absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(seen, "cancelled");
+}
+
+TEST_F(EndToEndTest, CancelBeforeStart) {
+  ClientContext ctx;
+  ctx.TryCancel();
+  Response resp;
+  EXPECT_EQ(stub_->Echo(&ctx, Request(), &resp).code(), absl::StatusCode::kCancelled);
+}
+
+TEST_F(EndToEndTest, HundredConcurrentCallsFromSeveralThreads) {
+  constexpr int kThreads = 10;
+  constexpr int kCallsPerThread = 10;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  absl::Notification go;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      go.WaitForNotification();
+      for (int i = 0; i < kCallsPerThread; ++i) {
+        ClientContext ctx;
+        Request req;
+        req.set_text(absl::StrCat(t, "-", i));
+        req.set_delay_ms(i % 3);
+        Response resp;
+        absl::Status s = stub_->Echo(&ctx, req, &resp);
+        EXPECT_TRUE(s.ok()) << s;
+        if (s.ok() && resp.text() == req.text()) ++ok;
+      }
+    });
+  }
+  go.Notify();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kThreads * kCallsPerThread);
+}
+
+TEST_F(EndToEndTest, HundredAsyncCallsInFlightAtOnce) {
+  constexpr int kCalls = 100;
+  std::vector<std::unique_ptr<ClientContext>> contexts;
+  std::vector<Response> responses(kCalls);
+  absl::Mutex mu;
+  int done = 0, ok = 0;
+  for (int i = 0; i < kCalls; ++i) {
+    contexts.push_back(std::make_unique<ClientContext>());
+    Request req;
+    req.set_text(absl::StrCat(i));
+    req.set_delay_ms(20);
+    stub_->AsyncEcho(contexts.back().get(), req, &responses[i], [&, i](absl::Status s) {
+      absl::MutexLock lock(&mu);
+      ++done;
+      if (s.ok() && responses[i].text() == absl::StrCat(i)) ++ok;
+    });
+  }
+  absl::MutexLock lock(&mu);
+  ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(
+                                      +[](int* d) { return *d == kCalls; }, &done),
+                                  absl::Seconds(20)));
+  EXPECT_EQ(ok, kCalls);
+}
+
+TEST_F(EndToEndTest, AsyncDeadline) {
+  ClientContext ctx;
+  ctx.set_timeout(absl::Milliseconds(50));
+  Request req;
+  req.set_delay_ms(3000);
+  Response resp;
+  absl::Notification done;
+  absl::Status result;
+  stub_->AsyncEcho(&ctx, req, &resp, [&](absl::Status s) {
+    result = s;
+    done.Notify();
+  });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  EXPECT_EQ(result.code(), absl::StatusCode::kDeadlineExceeded) << result;
+}
+
+TEST_F(EndToEndTest, ShutdownDrainsCallsInFlightAndRefusesNewOnes) {
+  ClientContext ctx;
+  Request req;
+  req.set_text("slow");
+  req.set_delay_ms(300);
+  Response resp;
+  absl::Status slow_status;
+  std::thread slow([&] { slow_status = stub_->Echo(&ctx, req, &resp); });
+  absl::SleepFor(absl::Milliseconds(100));
+  std::string socket_path = server_.socket_path();
+  int exit_status = server_.Terminate();  // drains for up to 2 s
+  slow.join();
+  EXPECT_TRUE(slow_status.ok()) << slow_status;
+  EXPECT_EQ(resp.text(), "slow");
+  EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0);
+  struct stat st;
+  EXPECT_NE(stat(socket_path.c_str(), &st), 0) << "socket file left behind";
+  ClientContext c2;
+  absl::Status s = stub_->Echo(&c2, Request(), &resp);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+}
+
+TEST_F(EndToEndTest, ShutdownDeadlineCancelsCallsThatDoNotFinish) {
+  ServerProcess quick({"--grace_ms=100"});
+  auto channel = CreateChannel(quick.address());
+  ASSERT_TRUE(channel.ok());
+  auto stub = TestService::NewStub(*channel);
+  ClientContext ctx;
+  Response resp;
+  absl::Status status;
+  std::thread waiting([&] { status = stub->WaitForCancel(&ctx, Request(), &resp); });
+  absl::SleepFor(absl::Milliseconds(100));
+  absl::Time start = absl::Now();
+  quick.Terminate();
+  waiting.join();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_TRUE(status.code() == absl::StatusCode::kCancelled ||
+              status.code() == absl::StatusCode::kUnavailable)
+      << status;
+}
+
+TEST_F(EndToEndTest, CrashedServerIsUnavailableNotAHang) {
+  ClientContext ctx;
+  Response resp;
+  absl::Status status;
+  std::thread waiting([&] { status = stub_->WaitForCancel(&ctx, Request(), &resp); });
+  absl::SleepFor(absl::Milliseconds(100));
+  server_.Kill();
+  waiting.join();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_NE(status.message().find("lost"), std::string::npos) << status;
+}
+
+TEST(ConnectTest, ServerThatIsNotThereIsUnavailableFast) {
+  testing::ScopedTempDir dir;
+  auto channel = CreateChannel("unix:" + dir.File("absent.sock"));
+  ASSERT_TRUE(channel.ok());
+  auto stub = TestService::NewStub(*channel);
+  ClientContext ctx;
+  Response resp;
+  absl::Time start = absl::Now();
+  absl::Status s = stub->Echo(&ctx, Request(), &resp);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find("is the server running"), std::string::npos) << s;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  // Streaming calls report the same through Finish().
+  ClientContext c2;
+  auto reader = stub->ServerStream(&c2, Request());
+  Response r;
+  EXPECT_FALSE(reader->Read(&r));
+  EXPECT_EQ(reader->Finish().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(ConnectTest, UnsupportedAddressNamesTheTransport) {
+  auto channel = CreateChannel("carrier-pigeon:home");
+  EXPECT_EQ(channel.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(channel.status().message().find("carrier-pigeon"), std::string::npos);
+}
+
+TEST(WorkerTest, SpawnedWorkerServesOverInheritedSocketpair) {
+  auto worker = WorkerProcess::Spawn({TestServerPath()});
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  {
+    auto channel = CreateChannelFromTransport(worker->TakeTransport());
+    auto stub = TestService::NewStub(channel);
+    ClientContext ctx;
+    Request req;
+    req.set_text("worker");
+    Response resp;
+    ASSERT_TRUE(stub->Echo(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.text(), "worker");
+    EXPECT_EQ(ctx.peer().pid, worker->pid());
+  }
+  // Closing the channel closes the connection; the worker's server has nothing
+  // left to serve and exits by itself.
+  auto status = worker->Wait(absl::Seconds(10));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+}
+
+}  // namespace
+}  // namespace ipcrpc::test
