@@ -1,0 +1,159 @@
+#include "runtime/internal/frame.h"
+
+#include <deque>
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "gtest/gtest.h"
+#include "proto/ipcrpc/wire.pb.h"
+
+namespace ipcrpc::internal {
+namespace {
+
+// Serves scripted reads: each entry is either bytes or an error status.
+class ScriptedTransport final : public Transport {
+ public:
+  void AddBytes(std::string bytes, size_t chunk = SIZE_MAX) {
+    for (size_t i = 0; i < bytes.size(); i += chunk) {
+      script_.push_back({bytes.substr(i, chunk), absl::OkStatus()});
+    }
+  }
+  void AddError(absl::Status status) { script_.push_back({"", status}); }
+
+  absl::Status Write(absl::Span<const absl::string_view>, absl::Time) override {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<size_t> Read(absl::Span<char> buffer, absl::Time) override {
+    if (script_.empty()) return absl::UnavailableError("peer closed the connection");
+    Step& step = script_.front();
+    if (!step.status.ok()) {
+      absl::Status s = step.status;
+      script_.pop_front();
+      return s;
+    }
+    size_t n = std::min(buffer.size(), step.bytes.size());
+    std::copy_n(step.bytes.data(), n, buffer.data());
+    step.bytes.erase(0, n);
+    if (step.bytes.empty()) script_.pop_front();
+    return n;
+  }
+  void Interrupt() override {}
+  void Shutdown() override {}
+  PeerCredentials peer() const override { return {}; }
+  std::string description() const override { return "scripted"; }
+
+ private:
+  struct Step {
+    std::string bytes;
+    absl::Status status;
+  };
+  std::deque<Step> script_;
+};
+
+TEST(FrameHeaderTest, BytesAreExactlyAsDocumented) {
+  // docs/PROTOCOL.md, "Frame header": a CREDIT frame on stream 0x01020304
+  // with a 4-byte payload and flags 0x0001, fd_count 2.
+  FrameHeader h;
+  h.type = FrameType::kCredit;
+  h.stream_id = 0x01020304;
+  h.length = 4;
+  h.flags = 0x0001;
+  h.fd_count = 2;
+  char bytes[kFrameHeaderSize];
+  EncodeFrameHeader(h, bytes);
+  EXPECT_EQ(absl::BytesToHexString(absl::string_view(bytes, kFrameHeaderSize)),
+            "4952010704030201040000000100" "0200");
+  auto back = DecodeFrameHeader(bytes);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->type, FrameType::kCredit);
+  EXPECT_EQ(back->stream_id, 0x01020304u);
+  EXPECT_EQ(back->length, 4u);
+  EXPECT_EQ(back->flags, 1);
+  EXPECT_EQ(back->fd_count, 2);
+}
+
+TEST(FrameHeaderTest, BadMagicAndVersionAreDataLoss) {
+  std::string bytes(kFrameHeaderSize, '\0');
+  bytes[0] = 'G';
+  bytes[1] = 'E';
+  auto s = DecodeFrameHeader(bytes.data());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(s.status().message().find("magic"), std::string::npos);
+  bytes[0] = 0x49;
+  bytes[1] = 0x52;
+  bytes[2] = 9;
+  s = DecodeFrameHeader(bytes.data());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(s.status().message().find("version 9"), std::string::npos);
+}
+
+TEST(FrameReaderTest, ReadsFramesSplitAtEveryByte) {
+  std::string stream;
+  AppendFrame(FrameType::kHalfClose, 7, {}, &stream);
+  wire::Trailers t;
+  t.set_code(5);
+  t.set_message("not found");
+  AppendProtoFrame(FrameType::kTrailers, 7, t, t.ByteSizeLong(), &stream);
+  ScriptedTransport transport;
+  transport.AddBytes(stream, 1);
+  FrameReader reader(transport, 1024);
+  Frame f;
+  ASSERT_TRUE(reader.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_EQ(f.header.type, FrameType::kHalfClose);
+  EXPECT_EQ(f.header.stream_id, 7u);
+  EXPECT_TRUE(f.payload.empty());
+  ASSERT_TRUE(reader.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_EQ(f.header.type, FrameType::kTrailers);
+  wire::Trailers back;
+  ASSERT_TRUE(back.ParseFromString(f.payload));
+  EXPECT_EQ(back.message(), "not found");
+  EXPECT_EQ(reader.ReadFrame(&f, absl::InfiniteFuture()).code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST(FrameReaderTest, InterruptedReadResumesMidFrame) {
+  std::string stream;
+  std::string payload(200000, 'x');  // larger than the reader's buffer
+  AppendFrame(FrameType::kMessage, 3, payload, &stream);
+  ScriptedTransport transport;
+  transport.AddBytes(stream.substr(0, 10));
+  transport.AddError(absl::AbortedError("interrupted"));
+  transport.AddBytes(stream.substr(10, 100000));
+  transport.AddError(absl::DeadlineExceededError("deadline"));
+  transport.AddBytes(stream.substr(100010));
+  FrameReader reader(transport, 1 << 20);
+  Frame f;
+  EXPECT_EQ(reader.ReadFrame(&f, absl::InfiniteFuture()).code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(reader.ReadFrame(&f, absl::InfiniteFuture()).code(),
+            absl::StatusCode::kDeadlineExceeded);
+  ASSERT_TRUE(reader.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_EQ(f.payload, payload);
+}
+
+TEST(FrameReaderTest, OversizedPayloadIsDiscardedAndTheStreamContinues) {
+  std::string stream;
+  AppendFrame(FrameType::kMessage, 1, std::string(5000, 'b'), &stream);
+  AppendFrame(FrameType::kMessage, 1, "small", &stream);
+  ScriptedTransport transport;
+  transport.AddBytes(stream, 777);
+  FrameReader reader(transport, 1000);
+  Frame f;
+  ASSERT_TRUE(reader.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_TRUE(f.oversized);
+  EXPECT_EQ(f.header.length, 5000u);
+  EXPECT_TRUE(f.payload.empty());
+  ASSERT_TRUE(reader.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_FALSE(f.oversized);
+  EXPECT_EQ(f.payload, "small");
+}
+
+TEST(FrameReaderTest, GarbageIsDataLoss) {
+  ScriptedTransport transport;
+  transport.AddBytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  FrameReader reader(transport, 1000);
+  Frame f;
+  EXPECT_EQ(reader.ReadFrame(&f, absl::InfiniteFuture()).code(), absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace ipcrpc::internal
