@@ -212,16 +212,11 @@ void ServerConnection::ReaderLoop() {
     }
   }
   framed_.transport().Shutdown();
-  std::vector<std::shared_ptr<ServerStream>> orphans;
   {
     absl::MutexLock lock(&mu_);
     going_away_ = true;
-    for (auto& entry : streams_) orphans.push_back(entry.second);
-    for (auto& s : orphans) {
-      s->cancelled_.store(true, std::memory_order_release);
-      s->cv_.SignalAll();
-    }
   }
+  CancelAll();  // the client is gone: every call of this connection ends
   core_.ConnectionEnded();
   absl::MutexLock lock(&mu_);
   reader_done_ = true;  // last touch of shared state: Join() may follow at once
@@ -238,8 +233,11 @@ void ServerConnection::StartCall(uint32_t stream_id, absl::string_view payload) 
   if (!start.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
     return RefuseCall(stream_id, absl::InternalError("malformed CALL_START frame"));
   }
-  absl::StatusOr<MethodHandler*> handler = core_.FindMethod(start.method());
-  if (!handler.ok()) return RefuseCall(stream_id, handler.status());
+  absl::StatusOr<const Service::RegisteredMethod*> method = core_.FindMethod(start.method());
+  if (!method.ok()) return RefuseCall(stream_id, method.status());
+  MethodHandler* handler = (*method)->handler.get();
+  RpcKind kind = (*method)->descriptor.kind;
+  bool single_request = kind == RpcKind::kUnary || kind == RpcKind::kServerStreaming;
   Metadata metadata;
   if (absl::Status s = MetadataFromWire(start.metadata(), &metadata); !s.ok()) {
     return RefuseCall(stream_id, absl::InternalError(s.message()));
@@ -272,17 +270,23 @@ void ServerConnection::StartCall(uint32_t stream_id, absl::string_view payload) 
     stream = std::make_shared<ServerStream>(shared_from_this(), stream_id, start.method(),
                                             deadline, std::move(metadata));
     streams_[stream_id] = stream;
+    if (single_request) stream->deferred_handler_ = handler;
   }
   core_.CallStarted();
-  MethodHandler* h = *handler;
-  bool scheduled = core_.pool().Schedule([stream, h] {
-    h->Run(*stream);
+  if (!single_request) RunHandler(std::move(stream), handler);
+}
+
+void ServerConnection::RunHandler(std::shared_ptr<ServerStream> stream,
+                                  MethodHandler* handler) {
+  std::shared_ptr<ServerStream> keep = stream;
+  bool scheduled = core_.pool().Schedule([stream = std::move(stream), handler] {
+    handler->Run(*stream);
     // A handler that forgot to finish still ends its call.
     stream->Finish(absl::InternalError("handler returned without finishing the call"), nullptr);
   });
   if (!scheduled) {
-    stream->Finish(absl::ResourceExhaustedError("server overloaded: too many calls queued"),
-                   nullptr);
+    keep->Finish(absl::ResourceExhaustedError("server overloaded: too many calls queued"),
+                 nullptr);
   }
 }
 
@@ -311,10 +315,45 @@ void ServerConnection::HandleFrame(Frame& frame) {
     default:
       break;
   }
-  absl::MutexLock lock(&mu_);
-  auto it = streams_.find(h.stream_id);
-  if (it == streams_.end()) return;  // finished already, or never existed
-  ServerStream& s = *it->second;
+  std::shared_ptr<ServerStream> ready;  // a deferred handler to start
+  MethodHandler* handler = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = streams_.find(h.stream_id);
+    if (it == streams_.end()) return;  // finished already, or never existed
+    if (!HandleStreamFrameLocked(*it->second, frame)) return;
+    ServerStream& s = *it->second;
+    s.cv_.SignalAll();
+    bool request_complete = s.half_closed_ || !s.forced_status_.ok() ||
+                            s.cancelled_.load(std::memory_order_relaxed);
+    if (s.deferred_handler_ != nullptr && request_complete) {
+      ready = it->second;
+      handler = std::exchange(s.deferred_handler_, nullptr);
+    }
+  }
+  if (ready != nullptr) RunHandler(std::move(ready), handler);
+}
+
+void ServerConnection::CancelAll() {
+  std::vector<std::pair<std::shared_ptr<ServerStream>, MethodHandler*>> deferred;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& entry : streams_) {
+      ServerStream& s = *entry.second;
+      s.cancelled_.store(true, std::memory_order_release);
+      s.cv_.SignalAll();
+      // A handler still waiting for its request runs now, sees the
+      // cancellation and finishes, so that every call ends.
+      if (s.deferred_handler_ != nullptr) {
+        deferred.emplace_back(entry.second, std::exchange(s.deferred_handler_, nullptr));
+      }
+    }
+  }
+  for (auto& [stream, handler] : deferred) RunHandler(std::move(stream), handler);
+}
+
+bool ServerConnection::HandleStreamFrameLocked(ServerStream& s, Frame& frame) {
+  const FrameHeader& h = frame.header;
   switch (h.type) {
     case FrameType::kMessage:
       if (frame.oversized) {
@@ -335,9 +374,9 @@ void ServerConnection::HandleFrame(Frame& frame) {
       if (frame.payload.size() == 4) s.send_window_ += DecodeU32(frame.payload);
       break;
     default:
-      return;  // unknown frame types are skipped
+      return false;  // unknown frame types are skipped
   }
-  s.cv_.SignalAll();
+  return true;
 }
 
 void ServerConnection::StreamFinished(ServerStream* stream) {
@@ -361,14 +400,6 @@ void ServerConnection::GoAway(absl::string_view reason) {
   std::string out;
   AppendProtoFrame(FrameType::kGoAway, 0, goaway, goaway.ByteSizeLong(), &out);
   framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
-}
-
-void ServerConnection::CancelAll() {
-  absl::MutexLock lock(&mu_);
-  for (auto& entry : streams_) {
-    entry.second->cancelled_.store(true, std::memory_order_release);
-    entry.second->cv_.SignalAll();
-  }
 }
 
 void ServerConnection::Close() { framed_.transport().Shutdown(); }
@@ -397,7 +428,7 @@ absl::Status ServerCore::Init() {
           absl::StrCat("service ", service->name(), " is registered twice"));
     }
     for (const Service::RegisteredMethod& m : service->methods()) {
-      methods_[std::string(m.descriptor.name)] = m.handler.get();
+      methods_[std::string(m.descriptor.name)] = &m;
     }
   }
   if (options_.num_threads < 1) {
@@ -407,7 +438,8 @@ absl::Status ServerCore::Init() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<MethodHandler*> ServerCore::FindMethod(absl::string_view name) const {
+absl::StatusOr<const Service::RegisteredMethod*> ServerCore::FindMethod(
+    absl::string_view name) const {
   auto it = methods_.find(name);
   if (it != methods_.end()) return it->second;
   // "/pkg.Service/Method": say whether the service or only the method is unknown.

@@ -71,6 +71,9 @@ class ServerStream final : public ServerCall {
   int64_t send_window_ = 0;
   uint32_t unacked_bytes_ = 0;
   absl::Status forced_status_;  // overrides the handler's status when set
+  // Single-request methods start their handler once the request is complete
+  // (half-close), so the handler thread is woken once, not once per frame.
+  MethodHandler* deferred_handler_ = nullptr;
   absl::CondVar cv_;
 };
 
@@ -94,9 +97,14 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   friend class ServerStream;
   void ReaderLoop();
   void HandleFrame(Frame& frame);
+  // Applies a frame to its stream; false if it changed nothing.
+  bool HandleStreamFrameLocked(ServerStream& stream, Frame& frame)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartCall(uint32_t stream_id, absl::string_view payload);
   void RefuseCall(uint32_t stream_id, const absl::Status& status);
   void StreamFinished(ServerStream* stream);
+  // Hands the stream's handler to the thread pool.
+  void RunHandler(std::shared_ptr<ServerStream> stream, MethodHandler* handler);
 
   ServerCore& core_;
   FramedConnection framed_;
@@ -125,7 +133,7 @@ class ServerCore {
 
   const ServerOptions& options() const { return options_; }
   // Looks a method up; UNIMPLEMENTED with a precise message if absent.
-  absl::StatusOr<MethodHandler*> FindMethod(absl::string_view name) const;
+  absl::StatusOr<const Service::RegisteredMethod*> FindMethod(absl::string_view name) const;
   ThreadPool& pool() { return *pool_; }
   // Call accounting, for draining at shutdown.
   void CallStarted();
@@ -139,7 +147,7 @@ class ServerCore {
 
   const ServerOptions options_;
   const std::vector<Service*> services_;
-  absl::flat_hash_map<std::string, MethodHandler*> methods_;
+  absl::flat_hash_map<std::string, const Service::RegisteredMethod*> methods_;
   absl::flat_hash_set<std::string> service_names_;
   std::unique_ptr<ThreadPool> pool_;
 
