@@ -229,6 +229,14 @@ void ServerConnection::RefuseCall(uint32_t stream_id, const absl::Status& status
 }
 
 void ServerConnection::StartCall(uint32_t stream_id, absl::string_view payload) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stream_id <= last_stream_id_) {
+      framed_.transport().Shutdown();  // protocol violation: ids must increase
+      return;
+    }
+    last_stream_id_ = stream_id;
+  }
   wire::CallStart start;
   if (!start.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
     return RefuseCall(stream_id, absl::InternalError("malformed CALL_START frame"));
@@ -254,11 +262,6 @@ void ServerConnection::StartCall(uint32_t stream_id, absl::string_view payload) 
       mu_.Lock();
       return;
     }
-    if (stream_id <= last_stream_id_) {
-      framed_.transport().Shutdown();  // protocol violation: ids must increase
-      return;
-    }
-    last_stream_id_ = stream_id;
     if (streams_.size() >= core_.options().max_concurrent_streams_per_connection) {
       mu_.Unlock();
       RefuseCall(stream_id, absl::ResourceExhaustedError(absl::StrCat(
