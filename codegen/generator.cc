@@ -108,6 +108,10 @@ constexpr char kMethodTableClose[] = "};\n\n";
 constexpr char kNoMethodTable[] =
     "// $full_service$ has no methods, so it has no method table.\n\n";
 
+constexpr char kNoServices[] =
+    "// No services in $proto$: this file exists so that build rules can "
+    "always expect it.\n";
+
 constexpr char kServiceClassOpen[] = R"(// $service_doc$
 class $service$ final {
  public:
@@ -333,11 +337,15 @@ std::string GenerateHeader(const FileModel& file) {
     io::StringOutputStream stream(&text);
     io::Printer p(&stream, '$');
     p.Print(FileVars(file), kHeaderPrologue);
-    OpenNamespace(p, file);
-    for (const ServiceModel& service : file.services) {
-      PrintServiceDeclaration(p, service);
+    if (file.services.empty()) {
+      p.Print(FileVars(file), kNoServices);
+    } else {
+      OpenNamespace(p, file);
+      for (const ServiceModel& service : file.services) {
+        PrintServiceDeclaration(p, service);
+      }
+      CloseNamespace(p, file);
     }
-    CloseNamespace(p, file);
     p.Print(FileVars(file), "\n#endif  // $guard$\n");
   }
   return text;
@@ -349,11 +357,15 @@ std::string GenerateSource(const FileModel& file) {
     io::StringOutputStream stream(&text);
     io::Printer p(&stream, '$');
     p.Print(FileVars(file), kSourcePrologue);
-    OpenNamespace(p, file);
-    for (const ServiceModel& service : file.services) {
-      PrintServiceDefinition(p, service);
+    if (file.services.empty()) {
+      p.Print(FileVars(file), kNoServices);
+    } else {
+      OpenNamespace(p, file);
+      for (const ServiceModel& service : file.services) {
+        PrintServiceDefinition(p, service);
+      }
+      CloseNamespace(p, file);
     }
-    CloseNamespace(p, file);
   }
   return text;
 }
