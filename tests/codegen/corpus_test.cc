@@ -271,7 +271,7 @@ TEST(DottedPackageTest, WireNamesUseTheFullServiceName) {
             (std::vector<std::string>{"/a.b.c.Clock/Now"}));
 }
 
-TEST(DottedPackageTest, EverySeviceOfTheFileIsGenerated) {
+TEST(DottedPackageTest, EveryServiceOfTheFileIsGenerated) {
   Catalog::Service catalog;
   a::b::c::Clock::Service clock;
   a::b::c::Idle::Service idle;
