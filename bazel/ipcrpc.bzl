@@ -45,10 +45,9 @@ def _ipcrpc_generate_impl(ctx):
     package_root = ctx.label.package + "/" if ctx.label.package else ""
     outputs = []
     for src in ctx.files.srcs:
-        path = _import_path(src)
-        if src.owner.workspace_root != ctx.label.workspace_root or not path.startswith(package_root):
-            fail("%s is not in the package of %s" % (src.owner, ctx.label))
-        stem = path[len(package_root):-len(".proto")]
+        if src.owner.workspace_root != ctx.label.workspace_root or src.owner.package != ctx.label.package:
+            fail("%s: srcs must be in this package, %s is not" % (ctx.label, src.owner))
+        stem = _import_path(src)[len(package_root):-len(".proto")]
         for suffix in [".pb.h", ".pb.cc", ".ipcrpc.pb.h", ".ipcrpc.pb.cc"]:
             outputs.append(ctx.actions.declare_file(stem + suffix))
 
