@@ -1,0 +1,238 @@
+#include "codegen/model.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "google/protobuf/compiler/cpp/names.h"
+
+namespace ipcrpc {
+namespace codegen {
+namespace {
+
+namespace pb = ::google::protobuf;
+namespace cpp = ::google::protobuf::compiler::cpp;
+
+using NameSet = std::set<std::string>;
+
+// Members of each generated <Service> class: neither the class itself nor a
+// method may be named like one of them.
+const NameSet& ServiceClassMembers() {
+  static const auto* const kNames =
+      new NameSet{"Service", "Stub", "NewStub", "kServiceName"};
+  return *kNames;
+}
+
+// Members of ipcrpc::Service and of the generated Stub that a method of the
+// same name would hide or break.
+const NameSet& InheritedAndPrivateMembers() {
+  static const auto* const kNames = new NameSet{"name", "methods", "AddMethod",
+                                                "RegisteredMethod", "channel_"};
+  return *kNames;
+}
+
+// Namespaces the generated code names; only a file without a package (whose
+// classes land in the global namespace) can clash with them.
+const NameSet& GlobalNamespaceNames() {
+  static const auto* const kNames =
+      new NameSet{"absl", "google", "ipcrpc", "std"};
+  return *kNames;
+}
+
+// The names protobuf's C++ generator declares at namespace scope for one
+// message (recursively) or enum: classes, enum types and enum constants.
+void AddEnumNames(const pb::EnumDescriptor& e, NameSet* names) {
+  const std::string type = cpp::ClassName(&e);
+  names->insert(type);
+  for (int i = 0; i < e.value_count(); ++i) {
+    names->insert(e.containing_type() == nullptr
+                      ? cpp::EnumValueName(e.value(i))
+                      : absl::StrCat(type, "_", e.value(i)->name()));
+  }
+}
+
+void AddMessageNames(const pb::Descriptor& m, NameSet* names) {
+  names->insert(cpp::ClassName(&m));
+  for (int i = 0; i < m.nested_type_count(); ++i) {
+    AddMessageNames(*m.nested_type(i), names);
+  }
+  for (int i = 0; i < m.enum_type_count(); ++i) {
+    AddEnumNames(*m.enum_type(i), names);
+  }
+}
+
+// Everything protobuf declares in `package`'s namespace, as far as `file` and
+// its transitive imports show it.
+void AddProtobufNames(const pb::FileDescriptor& file,
+                      const std::string& package,
+                      std::set<const pb::FileDescriptor*>* seen,
+                      NameSet* names) {
+  if (!seen->insert(&file).second) return;
+  if (file.package() == package) {
+    for (int i = 0; i < file.message_type_count(); ++i) {
+      AddMessageNames(*file.message_type(i), names);
+    }
+    for (int i = 0; i < file.enum_type_count(); ++i) {
+      AddEnumNames(*file.enum_type(i), names);
+    }
+    for (int i = 0; i < file.extension_count(); ++i) {
+      names->insert(cpp::FieldName(file.extension(i)));
+    }
+  }
+  for (int i = 0; i < file.dependency_count(); ++i) {
+    AddProtobufNames(*file.dependency(i), package, seen, names);
+  }
+}
+
+// A leading comment folded onto one line: whitespace runs become one space,
+// and no trailing backslash can splice the next generated line into it.
+template <class T>
+std::string OneLineComment(const T& descriptor) {
+  pb::SourceLocation location;
+  if (!descriptor.GetSourceLocation(&location)) return "";
+  std::vector<absl::string_view> words =
+      absl::StrSplit(location.leading_comments, absl::ByAnyChar(" \t\r\n\f\v"),
+                     absl::SkipEmpty());
+  std::string comment = absl::StrJoin(words, " ");
+  while (!comment.empty() &&
+         (comment.back() == '\\' || comment.back() == ' ')) {
+    comment.pop_back();
+  }
+  return comment;
+}
+
+MethodKind KindOf(const pb::MethodDescriptor& method) {
+  if (method.client_streaming()) {
+    return method.server_streaming() ? MethodKind::kBidiStreaming
+                                     : MethodKind::kClientStreaming;
+  }
+  return method.server_streaming() ? MethodKind::kServerStreaming
+                                   : MethodKind::kUnary;
+}
+
+// Resolves method names inside one service (rules: docs/CODEGEN.md). A
+// method keeps its .proto name unless that is a keyword, a generated member,
+// or the Async<X> of another unary method X; a rename never takes a name some
+// other method has in the .proto.
+void NameMethods(ServiceModel* service) {
+  NameSet members = ServiceClassMembers();
+  members.insert(InheritedAndPrivateMembers().begin(),
+                 InheritedAndPrivateMembers().end());
+  members.insert(service->cpp_name);
+  members.insert(service->table_name);
+  for (MethodModel& m : service->methods) {
+    NameSet taken = members;
+    for (const MethodModel& other : service->methods) {
+      if (&other == &m) continue;
+      taken.insert(other.proto_name);
+      if (other.kind == MethodKind::kUnary)
+        taken.insert("Async" + other.proto_name);
+    }
+    m.cpp_name = MakeUnique(m.proto_name, taken);
+    members.insert(m.cpp_name);
+  }
+  for (MethodModel& m : service->methods) {
+    if (m.kind != MethodKind::kUnary) continue;
+    m.async_cpp_name = MakeUnique("Async" + m.proto_name, members);
+    members.insert(m.async_cpp_name);
+  }
+}
+
+MethodModel BuildMethod(const pb::MethodDescriptor& method) {
+  MethodModel m;
+  m.proto_name = method.name();
+  m.wire_name =
+      absl::StrCat("/", method.service()->full_name(), "/", method.name());
+  m.kind = KindOf(method);
+  m.request_type = cpp::QualifiedClassName(method.input_type());
+  m.response_type = cpp::QualifiedClassName(method.output_type());
+  m.comment = OneLineComment(method);
+  return m;
+}
+
+ServiceModel BuildService(const pb::ServiceDescriptor& service) {
+  ServiceModel s;
+  s.full_name = service.full_name();
+  s.proto_name = service.name();
+  s.comment = OneLineComment(service);
+  for (int i = 0; i < service.method_count(); ++i) {
+    s.methods.push_back(BuildMethod(*service.method(i)));
+  }
+  return s;
+}
+
+// Resolves the class and method-table names of a file's services (rules:
+// docs/CODEGEN.md). A service keeps its .proto name unless that is a keyword,
+// a member of the class it names, or a name already declared in the
+// namespace; a rename never takes another service's .proto name. Tables
+// yield to classes: they are named once every class name is known.
+void NameServices(const pb::FileDescriptor& file,
+                  std::vector<ServiceModel>* services) {
+  NameSet scope;
+  std::set<const pb::FileDescriptor*> seen;
+  AddProtobufNames(file, file.package(), &seen, &scope);
+  if (file.package().empty()) {
+    scope.insert(GlobalNamespaceNames().begin(), GlobalNamespaceNames().end());
+  }
+  for (ServiceModel& s : *services) {
+    NameSet taken = scope;
+    taken.insert(ServiceClassMembers().begin(), ServiceClassMembers().end());
+    for (const ServiceModel& other : *services) {
+      if (&other != &s) taken.insert(other.proto_name);
+    }
+    s.cpp_name = MakeUnique(s.proto_name, taken);
+    scope.insert(s.cpp_name);
+  }
+  for (ServiceModel& s : *services) {
+    s.table_name =
+        MakeUnique(absl::StrCat("k", s.proto_name, "Methods"), scope);
+    scope.insert(s.table_name);
+  }
+}
+
+}  // namespace
+
+bool IsCppKeyword(absl::string_view name) {
+  static const auto* const kKeywords = new NameSet{
+      "alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor",
+      "bool", "break", "case", "catch", "char", "char8_t", "char16_t",
+      "char32_t", "class", "compl", "concept", "const", "consteval",
+      "constexpr", "constinit", "const_cast", "continue", "co_await",
+      "co_return", "co_yield", "decltype", "default", "delete", "do", "double",
+      "dynamic_cast", "else", "enum", "explicit", "export", "extern", "false",
+      "float", "for", "friend", "goto", "if", "inline", "int", "long",
+      "mutable", "namespace", "new", "noexcept", "not", "not_eq", "nullptr",
+      "operator", "or", "or_eq", "private", "protected", "public", "register",
+      "reinterpret_cast", "requires", "return", "short", "signed", "sizeof",
+      "static", "static_assert", "static_cast", "struct", "switch", "template",
+      "this", "thread_local", "throw", "true", "try", "typedef", "typeid",
+      "typename", "union", "unsigned", "using", "virtual", "void", "volatile",
+      "wchar_t", "while", "xor", "xor_eq",
+      // Standard macros that would expand inside a declaration.
+      "NULL", "EOF", "assert", "errno", "offsetof", "stderr", "stdin",
+      "stdout"};
+  return kKeywords->count(std::string(name)) > 0;
+}
+
+std::string MakeUnique(std::string name, const NameSet& taken) {
+  while (IsCppKeyword(name) || taken.count(name) > 0) name += "_";
+  return name;
+}
+
+FileModel BuildFileModel(const pb::FileDescriptor& file) {
+  FileModel model;
+  model.proto_path = file.name();
+  model.base_path = cpp::StripProto(file.name());
+  model.cpp_namespace = absl::StrReplaceAll(file.package(), {{".", "::"}});
+  for (int i = 0; i < file.service_count(); ++i) {
+    model.services.push_back(BuildService(*file.service(i)));
+  }
+  NameServices(file, &model.services);
+  for (ServiceModel& service : model.services) NameMethods(&service);
+  return model;
+}
+
+}  // namespace codegen
+}  // namespace ipcrpc

@@ -1,0 +1,199 @@
+#include "codegen/model.h"
+
+#include <string>
+#include <vector>
+
+#include "google/protobuf/compiler/parser.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "gtest/gtest.h"
+
+namespace ipcrpc {
+namespace codegen {
+namespace {
+
+namespace pb = ::google::protobuf;
+
+class FailOnError final : public pb::io::ErrorCollector,
+                          public pb::DescriptorPool::ErrorCollector {
+ public:
+  void AddError(int line, pb::io::ColumnNumber column,
+                const std::string& message) override {
+    ADD_FAILURE() << line << ":" << column << ": " << message;
+  }
+  void AddError(const std::string& filename, const std::string& element_name,
+                const pb::Message*, ErrorLocation,
+                const std::string& message) override {
+    ADD_FAILURE() << filename << ": " << element_name << ": " << message;
+  }
+};
+
+// Parses .proto text into a pool, as protoc would, comments included.
+class ModelTest : public ::testing::Test {
+ protected:
+  FileModel Build(const std::string& name, const std::string& text) {
+    pb::io::ArrayInputStream input(text.data(), static_cast<int>(text.size()));
+    FailOnError errors;
+    pb::io::Tokenizer tokenizer(&input, &errors);
+    pb::FileDescriptorProto proto;
+    pb::compiler::Parser parser;
+    parser.RecordErrorsTo(&errors);
+    EXPECT_TRUE(parser.Parse(&tokenizer, &proto));
+    proto.set_name(name);
+    const pb::FileDescriptor* file =
+        pool_.BuildFileCollectingErrors(proto, &errors);
+    return file ? BuildFileModel(*file) : FileModel();
+  }
+
+  pb::DescriptorPool pool_;
+};
+
+std::vector<std::string> CppNames(const ServiceModel& service) {
+  std::vector<std::string> names;
+  for (const MethodModel& m : service.methods) names.push_back(m.cpp_name);
+  return names;
+}
+
+TEST(NamingTest, KeywordsAndTakenNamesGetUnderscores) {
+  EXPECT_TRUE(IsCppKeyword("delete"));
+  EXPECT_TRUE(IsCppKeyword("co_await"));
+  EXPECT_TRUE(IsCppKeyword("NULL"));
+  EXPECT_FALSE(IsCppKeyword("Delete"));
+  EXPECT_EQ(MakeUnique("Get", {}), "Get");
+  EXPECT_EQ(MakeUnique("class", {}), "class_");
+  EXPECT_EQ(MakeUnique("class", {"class_"}), "class__");
+  EXPECT_EQ(MakeUnique("Stub", {"Stub", "Stub_"}), "Stub__");
+}
+
+TEST_F(ModelTest, ResolvesWireNamesKindsAndTypes) {
+  FileModel file = Build("x/y.proto", R"(
+    syntax = "proto3";
+    package a.b;
+    message Outer { message Inner {} }
+    message M {}
+    service S {
+      rpc U(Outer.Inner) returns (M);
+      rpc SS(M) returns (stream M);
+      rpc CS(stream M) returns (M);
+      rpc B(stream M) returns (stream Outer);
+    })");
+  EXPECT_EQ(file.proto_path, "x/y.proto");
+  EXPECT_EQ(file.base_path, "x/y");
+  EXPECT_EQ(file.cpp_namespace, "a::b");
+  ASSERT_EQ(file.services.size(), 1u);
+  const ServiceModel& s = file.services[0];
+  EXPECT_EQ(s.full_name, "a.b.S");
+  EXPECT_EQ(s.cpp_name, "S");
+  EXPECT_EQ(s.table_name, "kSMethods");
+  ASSERT_EQ(s.methods.size(), 4u);
+  EXPECT_EQ(s.methods[0].wire_name, "/a.b.S/U");
+  EXPECT_EQ(s.methods[0].request_type, "::a::b::Outer_Inner");
+  EXPECT_EQ(s.methods[0].response_type, "::a::b::M");
+  EXPECT_EQ(s.methods[0].async_cpp_name, "AsyncU");
+  EXPECT_EQ(s.methods[0].kind, MethodKind::kUnary);
+  EXPECT_EQ(s.methods[1].kind, MethodKind::kServerStreaming);
+  EXPECT_EQ(s.methods[2].kind, MethodKind::kClientStreaming);
+  EXPECT_EQ(s.methods[3].kind, MethodKind::kBidiStreaming);
+  EXPECT_EQ(s.methods[1].async_cpp_name, "");  // only unary methods have one
+}
+
+TEST_F(ModelTest, FoldsLeadingCommentsOntoOneLine) {
+  FileModel file = Build("c.proto", R"(
+    syntax = "proto3";
+    message M {}
+    // Says
+    //   hello. \
+    service S {
+      // Detached comments are not used.
+
+      /* Block comments
+         are. */
+      rpc Hi(M) returns (M);
+      rpc Bye(M) returns (M);
+    })");
+  ASSERT_EQ(file.services.size(), 1u);
+  const ServiceModel& s = file.services[0];
+  EXPECT_EQ(s.comment, "Says hello.");
+  EXPECT_EQ(s.methods[0].comment, "Block comments are.");
+  EXPECT_EQ(s.methods[1].comment, "");
+  EXPECT_EQ(s.methods[0].wire_name, "/S/Hi");  // no package
+}
+
+TEST_F(ModelTest, RenamesMethodsThatClash) {
+  FileModel file = Build("m.proto", R"(
+    syntax = "proto3";
+    package p;
+    message M {}
+    service Svc {
+      rpc new(M) returns (M);
+      rpc new_(M) returns (M);
+      rpc Svc(M) returns (M);
+      rpc kSvcMethods(M) returns (M);
+      rpc AddMethod(M) returns (M);
+      rpc AsyncGet(M) returns (M);
+      rpc Get(M) returns (M);
+      rpc AsyncList(M) returns (M);
+      rpc List(M) returns (stream M);
+    })");
+  ASSERT_EQ(file.services.size(), 1u);
+  const ServiceModel& s = file.services[0];
+  EXPECT_EQ(CppNames(s),
+            (std::vector<std::string>{"new__", "new_", "Svc_", "kSvcMethods_",
+                                      "AddMethod_", "AsyncGet_", "Get",
+                                      "AsyncList", "List"}));
+  // Async names come from .proto names and take what the renames left free.
+  EXPECT_EQ(s.methods[0].async_cpp_name, "Asyncnew");
+  EXPECT_EQ(s.methods[5].async_cpp_name, "AsyncAsyncGet");
+  EXPECT_EQ(s.methods[6].async_cpp_name, "AsyncGet");
+  // Wire names keep the .proto names.
+  EXPECT_EQ(s.methods[0].wire_name, "/p.Svc/new");
+  EXPECT_EQ(s.methods[5].wire_name, "/p.Svc/AsyncGet");
+}
+
+TEST_F(ModelTest, RenamesServicesThatClash) {
+  Build("p/dep.proto", R"(
+    syntax = "proto3";
+    package p;
+    message Dep { message Nested {} enum Kind { KIND_A = 0; } })");
+  FileModel file = Build("p/s.proto", R"(
+    syntax = "proto3";
+    package p;
+    import "p/dep.proto";
+    service Stub {}
+    service Stub_ {}
+    service class {}
+    service Dep_Nested {}
+    service Dep_Kind_KIND_A {}
+    service Table {}
+    service kTableMethods {}
+    service std {})");
+  ASSERT_EQ(file.services.size(), 8u);
+  std::vector<std::string> classes, tables;
+  for (const ServiceModel& s : file.services) {
+    classes.push_back(s.cpp_name);
+    tables.push_back(s.table_name);
+  }
+  EXPECT_EQ(classes, (std::vector<std::string>{
+                         "Stub__", "Stub_", "class_", "Dep_Nested_",
+                         "Dep_Kind_KIND_A_", "Table", "kTableMethods", "std"}));
+  EXPECT_EQ(tables[5], "kTableMethods_");  // tables yield to classes
+  EXPECT_EQ(tables[2], "kclassMethods");
+}
+
+TEST_F(ModelTest, WithoutAPackageNamespacesOfGeneratedCodeAreTaken) {
+  FileModel file = Build("g.proto", R"(
+    syntax = "proto3";
+    service std {}
+    service ipcrpc {}
+    service Other {})");
+  ASSERT_EQ(file.services.size(), 3u);
+  EXPECT_EQ(file.cpp_namespace, "");
+  EXPECT_EQ(file.services[0].cpp_name, "std_");
+  EXPECT_EQ(file.services[1].cpp_name, "ipcrpc_");
+  EXPECT_EQ(file.services[2].cpp_name, "Other");
+}
+
+}  // namespace
+}  // namespace codegen
+}  // namespace ipcrpc
