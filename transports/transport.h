@@ -85,7 +85,7 @@ class Transport {
 
   // Like Read; fds that arrived with these bytes are appended to *fds.
   virtual absl::StatusOr<size_t> ReadWithFds(absl::Span<char> buffer,
-                                             std::vector<ScopedFd>* fds,
+                                             std::vector<ScopedFd>* /*fds*/,
                                              absl::Time deadline) {
     return Read(buffer, deadline);
   }
