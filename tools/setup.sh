@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what ipcrpc needs on Debian 12, from Debian's archive only (Bazel
+# 4.2.3, protobuf 3.21.12, Abseil 20220623, GoogleTest 1.12.1). Idempotent:
+# does nothing when everything is there already. Needs root (uses sudo if
+# it is not root).
+set -euo pipefail
+
+packages=(
+  bazel-bootstrap bazel-rules-java
+  protobuf-compiler libprotobuf-dev libprotoc-dev
+  libabsl-dev libgtest-dev
+  g++
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+as_root=()
+[ "$(id -u)" -eq 0 ] || as_root=(sudo)
+echo "ipcrpc setup: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

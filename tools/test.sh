@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One command: install what is missing, then run every test twice — a normal
+# build (which includes the external-workspace test) and an AddressSanitizer
+# build — and check that no IPC object was left behind. Ends with the line
+# "N passed, N failed" (test targets, both runs).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+before="$(ls -d /tmp/ipcrpc-* 2>/dev/null | sort)"
+
+run() {
+  echo "== bazel test $*"
+  bazel test --noshow_progress "$@" 2>&1 | grep -v '^[0-9.]*: src/main/tools/' | tee -a "$log"
+  return "${PIPESTATUS[0]}"
+}
+
+status=0
+run //... || status=1
+run --config=asan --test_tag_filters=-external_workspace //... || status=1
+
+passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log")
+failed=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|INCOMPLETE)|FAILED TO BUILD' "$log")
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  echo "bazel failed before running tests (see above)"
+  failed=1
+fi
+
+after="$(ls -d /tmp/ipcrpc-* 2>/dev/null | sort)"
+leaked="$(comm -13 <(echo "$before") <(echo "$after") | grep . || true)"
+if [ -n "$leaked" ]; then
+  echo "left behind in /tmp by the tests: $leaked"
+  failed=$((failed + 1))
+else
+  passed=$((passed + 1))  # the leak check itself
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
