@@ -1,0 +1,138 @@
+// Server set-up errors and overload, in one process over socketpairs and
+// unix sockets.
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "runtime/ipcrpc.h"
+#include "tests/e2e/test_service.ipcrpc.pb.h"
+#include "tests/testing/temp_dir.h"
+#include "transports/unix_socket.h"
+
+namespace ipcrpc::test {
+namespace {
+
+// Echo blocks until released, so calls pile up.
+class GatedService final : public TestService::Service {
+ public:
+  absl::Status Echo(ServerContext* ctx, const Request* request, Response* response) override {
+    release_.WaitForNotificationWithTimeout(absl::Seconds(10));
+    response->set_text(request->text());
+    return absl::OkStatus();
+  }
+  void Release() { release_.Notify(); }
+
+ private:
+  absl::Notification release_;
+};
+
+TEST(ServerBuilderTest, NothingToServe) {
+  ServerBuilder builder;
+  auto server = builder.BuildAndStart();
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kFailedPrecondition) << server.status();
+}
+
+TEST(ServerBuilderTest, DuplicateServiceName) {
+  testing::ScopedTempDir dir;
+  TestService::Service a, b;
+  ServerBuilder builder;
+  builder.AddListeningAddress("unix:" + dir.File("s.sock")).RegisterService(&a).RegisterService(&b);
+  auto server = builder.BuildAndStart();
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kAlreadyExists) << server.status();
+}
+
+TEST(ServerBuilderTest, BadAndBusyAddresses) {
+  testing::ScopedTempDir dir;
+  TestService::Service service;
+  ServerBuilder bad;
+  bad.AddListeningAddress("tcp:127.0.0.1:1").RegisterService(&service);
+  EXPECT_EQ(bad.BuildAndStart().status().code(), absl::StatusCode::kInvalidArgument);
+
+  std::string address = "unix:" + dir.File("busy.sock");
+  ServerBuilder first;
+  first.AddListeningAddress(address).RegisterService(&service);
+  auto running = first.BuildAndStart();
+  ASSERT_TRUE(running.ok()) << running.status();
+  TestService::Service other;
+  ServerBuilder second;
+  second.AddListeningAddress(address).RegisterService(&other);
+  auto refused = second.BuildAndStart();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kAlreadyExists) << refused.status();
+}
+
+TEST(ServerOverloadTest, FullHandlerQueueIsResourceExhausted) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  GatedService service;
+  ServerOptions options;
+  options.num_threads = 1;
+  options.max_queued_calls = 1;
+  ServerBuilder builder;
+  builder.RegisterService(&service).SetOptions(options).AddTransport(std::move(pair->second));
+  auto server = builder.BuildAndStart();
+  ASSERT_TRUE(server.ok());
+  auto stub = TestService::NewStub(CreateChannelFromTransport(std::move(pair->first)));
+
+  // One call runs, one waits in the queue, the rest are refused.
+  constexpr int kCalls = 5;
+  std::vector<absl::Status> results(kCalls);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kCalls; ++i) {
+    threads.emplace_back([&, i] {
+      ClientContext ctx;
+      Response resp;
+      results[i] = stub->Echo(&ctx, Request(), &resp);
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(200));
+  service.Release();
+  for (auto& t : threads) t.join();
+  int ok = 0, exhausted = 0;
+  for (const absl::Status& s : results) {
+    if (s.ok()) ++ok;
+    if (s.code() == absl::StatusCode::kResourceExhausted) {
+      ++exhausted;
+      EXPECT_NE(s.message().find("overloaded"), std::string::npos) << s;
+    }
+  }
+  EXPECT_EQ(ok + exhausted, kCalls);
+  EXPECT_GE(ok, 1);
+  EXPECT_GE(exhausted, 1);
+}
+
+TEST(ServerOverloadTest, TooManyStreamsOnOneConnection) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  GatedService service;
+  ServerOptions options;
+  options.max_concurrent_streams_per_connection = 2;
+  ServerBuilder builder;
+  builder.RegisterService(&service).SetOptions(options).AddTransport(std::move(pair->second));
+  auto server = builder.BuildAndStart();
+  ASSERT_TRUE(server.ok());
+  auto stub = TestService::NewStub(CreateChannelFromTransport(std::move(pair->first)));
+  std::vector<absl::Status> results(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      ClientContext ctx;
+      Response resp;
+      results[i] = stub->Echo(&ctx, Request(), &resp);
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(200));
+  service.Release();
+  for (auto& t : threads) t.join();
+  int exhausted = 0;
+  for (const absl::Status& s : results) {
+    if (s.code() == absl::StatusCode::kResourceExhausted) ++exhausted;
+  }
+  EXPECT_EQ(exhausted, 2);
+}
+
+}  // namespace
+}  // namespace ipcrpc::test
