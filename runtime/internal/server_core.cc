@@ -190,10 +190,28 @@ ServerConnection::ServerConnection(ServerCore& core, std::unique_ptr<Transport> 
 ServerConnection::~ServerConnection() { Join(); }
 
 void ServerConnection::Start() {
-  reader_ = std::thread([this] { ReaderLoop(); });
+  absl::MutexLock lock(&mu_);
+  reading_ = true;  // the first thread reads from the start
+  SpawnThreadLocked(/*holds_reading_role=*/true);
 }
 
-void ServerConnection::ReaderLoop() {
+void ServerConnection::SpawnThreadLocked(bool holds_reading_role) {
+  ++live_threads_;
+  threads_.emplace_back([this, holds_reading_role] {
+    ThreadMain(holds_reading_role);
+    absl::MutexLock lock(&mu_);
+    --live_threads_;  // last touch of shared state: Join() may follow at once
+  });
+}
+
+void ServerConnection::ThreadMain(bool first) {
+  if (first ? !Handshake() : !AcquireReadingRole()) return;
+  while (ReadUntilHandlerRanInline()) {
+    if (!AcquireReadingRole()) return;
+  }
+}
+
+bool ServerConnection::Handshake() {
   wire::Hello ours;
   ours.set_protocol_version(kProtocolVersion);
   ours.set_max_message_size(
@@ -203,23 +221,68 @@ void ServerConnection::ReaderLoop() {
   ours.set_agent(kAgent);
   absl::StatusOr<wire::Hello> theirs =
       framed_.ExchangeHello(ours, absl::Now() + absl::Seconds(10));
-  if (theirs.ok()) {
-    peer_hello_ = std::move(*theirs);
-    for (;;) {
-      Frame frame;
-      if (!framed_.reader().ReadFrame(&frame, absl::InfiniteFuture()).ok()) break;
-      HandleFrame(frame);
-    }
+  if (!theirs.ok()) {
+    EndConnection();
+    return false;
   }
+  peer_hello_ = std::move(*theirs);
+  return true;
+}
+
+bool ServerConnection::AcquireReadingRole() {
+  absl::MutexLock lock(&mu_);
+  ++idle_readers_;
+  while (reading_ && !closed_) reader_cv_.Wait(&mu_);
+  --idle_readers_;
+  if (closed_) return false;
+  reading_ = true;
+  return true;
+}
+
+bool ServerConnection::ReadUntilHandlerRanInline() {
+  for (;;) {
+    Frame frame;
+    if (!framed_.reader().ReadFrame(&frame, absl::InfiniteFuture()).ok()) {
+      EndConnection();
+      return false;
+    }
+    std::shared_ptr<ServerStream> ready;
+    MethodHandler* handler = nullptr;
+    HandleFrame(frame, &ready, &handler);
+    if (ready == nullptr) continue;
+    if (!core_.TryAcquireInlineSlot()) {
+      RunHandler(std::move(ready), handler);
+      continue;
+    }
+    // Run the handler on this thread, which has the request in hand: no
+    // pool thread is woken on the call's path. Hand the reading role over
+    // first, so the connection is read while the handler runs.
+    {
+      absl::MutexLock lock(&mu_);
+      reading_ = false;
+      if (idle_readers_ > 0) {
+        reader_cv_.Signal();
+      } else if (!closed_) {
+        SpawnThreadLocked(/*holds_reading_role=*/false);
+      }
+    }
+    handler->Run(*ready);
+    ready->Finish(absl::InternalError("handler returned without finishing the call"), nullptr);
+    core_.ReleaseInlineSlot();
+    return true;
+  }
+}
+
+void ServerConnection::EndConnection() {
   framed_.transport().Shutdown();
   {
     absl::MutexLock lock(&mu_);
     going_away_ = true;
+    closed_ = true;
+    reader_cv_.SignalAll();
   }
   CancelAll();  // the client is gone: every call of this connection ends
   core_.ConnectionEnded();
-  absl::MutexLock lock(&mu_);
-  reader_done_ = true;  // last touch of shared state: Join() may follow at once
 }
 
 void ServerConnection::RefuseCall(uint32_t stream_id, const absl::Status& status) {
@@ -293,7 +356,8 @@ void ServerConnection::RunHandler(std::shared_ptr<ServerStream> stream,
   }
 }
 
-void ServerConnection::HandleFrame(Frame& frame) {
+void ServerConnection::HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* ready,
+                                   MethodHandler** ready_handler) {
   const FrameHeader& h = frame.header;
   switch (h.type) {
     case FrameType::kCallStart:
@@ -318,23 +382,18 @@ void ServerConnection::HandleFrame(Frame& frame) {
     default:
       break;
   }
-  std::shared_ptr<ServerStream> ready;  // a deferred handler to start
-  MethodHandler* handler = nullptr;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = streams_.find(h.stream_id);
-    if (it == streams_.end()) return;  // finished already, or never existed
-    if (!HandleStreamFrameLocked(*it->second, frame)) return;
-    ServerStream& s = *it->second;
-    s.cv_.SignalAll();
-    bool request_complete = s.half_closed_ || !s.forced_status_.ok() ||
-                            s.cancelled_.load(std::memory_order_relaxed);
-    if (s.deferred_handler_ != nullptr && request_complete) {
-      ready = it->second;
-      handler = std::exchange(s.deferred_handler_, nullptr);
-    }
+  absl::MutexLock lock(&mu_);
+  auto it = streams_.find(h.stream_id);
+  if (it == streams_.end()) return;  // finished already, or never existed
+  if (!HandleStreamFrameLocked(*it->second, frame)) return;
+  ServerStream& s = *it->second;
+  s.cv_.SignalAll();
+  bool request_complete = s.half_closed_ || !s.forced_status_.ok() ||
+                          s.cancelled_.load(std::memory_order_relaxed);
+  if (s.deferred_handler_ != nullptr && request_complete) {
+    *ready = it->second;
+    *ready_handler = std::exchange(s.deferred_handler_, nullptr);
   }
-  if (ready != nullptr) RunHandler(std::move(ready), handler);
 }
 
 void ServerConnection::CancelAll() {
@@ -408,12 +467,26 @@ void ServerConnection::GoAway(absl::string_view reason) {
 void ServerConnection::Close() { framed_.transport().Shutdown(); }
 
 void ServerConnection::Join() {
-  if (reader_.joinable() && reader_.get_id() != std::this_thread::get_id()) reader_.join();
+  for (;;) {
+    std::vector<std::thread> threads;
+    {
+      absl::MutexLock lock(&mu_);
+      threads.swap(threads_);
+    }
+    if (threads.empty()) return;
+    for (std::thread& t : threads) {
+      if (t.get_id() == std::this_thread::get_id()) {
+        t.detach();  // the last reference died on this very thread
+      } else {
+        t.join();
+      }
+    }
+  }
 }
 
 bool ServerConnection::finished() {
   absl::MutexLock lock(&mu_);
-  return reader_done_ && streams_.empty();
+  return closed_ && live_threads_ == 0 && streams_.empty();
 }
 
 // ---------------------------------------------------------------------------
@@ -504,6 +577,16 @@ void ServerCore::ReapFinishedConnectionsLocked() {
   connections_.erase(std::remove_if(connections_.begin(), connections_.end(), finished),
                      connections_.end());
 }
+
+bool ServerCore::TryAcquireInlineSlot() {
+  int in_use = inline_handlers_.load(std::memory_order_relaxed);
+  while (in_use < options_.num_threads) {
+    if (inline_handlers_.compare_exchange_weak(in_use, in_use + 1)) return true;
+  }
+  return false;
+}
+
+void ServerCore::ReleaseInlineSlot() { inline_handlers_.fetch_sub(1); }
 
 void ServerCore::CallStarted() {
   absl::MutexLock lock(&mu_);

@@ -82,21 +82,34 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   ServerConnection(ServerCore& core, std::unique_ptr<Transport> transport);
   ~ServerConnection();
 
-  // Starts the reader thread (which first exchanges HELLO).
+  // Starts reading (the first thread exchanges HELLO).
   void Start();
   // Refuses new calls and tells the client (GOAWAY).
   void GoAway(absl::string_view reason);
   // Cancels every call in flight.
   void CancelAll();
-  // Closes the transport; the reader thread ends. Then Join().
+  // Closes the transport; the reading threads end. Then Join().
   void Close();
   void Join();
-  bool finished();  // reader ended and no stream left
+  bool finished();  // closed, every thread gone, no stream left
 
  private:
   friend class ServerStream;
-  void ReaderLoop();
-  void HandleFrame(Frame& frame);
+  // Thread bodies. The thread holding the reading role reads frames; a
+  // single-request call whose request is complete runs on that thread, after
+  // the role has been handed to a standby thread (woken, or spawned if none
+  // is idle), so the connection is always being read.
+  void ThreadMain(bool first);
+  bool Handshake();
+  // Waits until no thread reads and takes the role; false once closed.
+  bool AcquireReadingRole();
+  // Reads until a handler has run inline (true) or the connection ended.
+  bool ReadUntilHandlerRanInline();
+  void EndConnection();
+  void SpawnThreadLocked(bool holds_reading_role) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies a frame; a call whose handler may start now is returned in *ready.
+  void HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* ready,
+                   MethodHandler** ready_handler);
   // Applies a frame to its stream; false if it changed nothing.
   bool HandleStreamFrameLocked(ServerStream& stream, Frame& frame)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -109,13 +122,17 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   ServerCore& core_;
   FramedConnection framed_;
   wire::Hello peer_hello_;
-  std::thread reader_;
 
   absl::Mutex mu_;
   absl::flat_hash_map<uint32_t, std::shared_ptr<ServerStream>> streams_ ABSL_GUARDED_BY(mu_);
   uint32_t last_stream_id_ ABSL_GUARDED_BY(mu_) = 0;
   bool going_away_ ABSL_GUARDED_BY(mu_) = false;
-  bool reader_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;   // the transport has ended
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;  // a thread holds the reading role
+  int idle_readers_ ABSL_GUARDED_BY(mu_) = 0;  // threads waiting for the role
+  int live_threads_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
+  absl::CondVar reader_cv_;
 };
 
 class ServerCore {
@@ -135,6 +152,10 @@ class ServerCore {
   // Looks a method up; UNIMPLEMENTED with a precise message if absent.
   absl::StatusOr<const Service::RegisteredMethod*> FindMethod(absl::string_view name) const;
   ThreadPool& pool() { return *pool_; }
+  // Handlers run inline on reading threads, at most num_threads at once
+  // across all connections; beyond that they go to the pool.
+  bool TryAcquireInlineSlot();
+  void ReleaseInlineSlot();
   // Call accounting, for draining at shutdown.
   void CallStarted();
   void CallEnded();
@@ -150,6 +171,7 @@ class ServerCore {
   absl::flat_hash_map<std::string, const Service::RegisteredMethod*> methods_;
   absl::flat_hash_set<std::string> service_names_;
   std::unique_ptr<ThreadPool> pool_;
+  std::atomic<int> inline_handlers_{0};
 
   std::vector<std::unique_ptr<Listener>> listeners_;  // fixed after start
   std::vector<std::thread> accept_threads_;
