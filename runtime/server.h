@@ -42,8 +42,11 @@ class ServerCore;
 }  // namespace internal
 
 struct ServerOptions {
-  // Threads that run handlers. A streaming handler holds its thread for the
-  // whole call, so size this above the number of concurrent streams expected.
+  // Threads that run client- and bidi-streaming handlers (the pool), and the
+  // most unary / server-streaming handlers that run at once on connections'
+  // reading threads (see docs/DESIGN.md). A streaming handler holds its thread
+  // for the whole call, so size this above the number of concurrent streams
+  // expected.
   int num_threads = 16;
   // Calls waiting for a handler thread beyond this are refused with
   // RESOURCE_EXHAUSTED.
