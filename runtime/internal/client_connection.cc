@@ -11,18 +11,6 @@
 namespace ipcrpc::internal {
 namespace {
 
-uint32_t DecodeU32(absl::string_view p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p.data());
-  return static_cast<uint32_t>(u[0]) | (static_cast<uint32_t>(u[1]) << 8) |
-         (static_cast<uint32_t>(u[2]) << 16) | (static_cast<uint32_t>(u[3]) << 24);
-}
-
-std::string EncodeU32(uint32_t v) {
-  std::string s(4, '\0');
-  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-  return s;
-}
-
 uint64_t TimeoutMicros(absl::Time deadline) {
   if (deadline == absl::InfiniteFuture()) return 0;
   int64_t us = absl::ToInt64Microseconds(deadline - absl::Now());
@@ -155,7 +143,11 @@ bool ClientStream::Read(google::protobuf::MessageLite* message) {
       unacked_bytes_ = 0;
     }
   }
-  if (credit > 0) c.SendControl(FrameType::kCredit, id_, EncodeU32(credit));
+  if (credit > 0) {
+    std::string out;
+    AppendCreditFrame(id_, credit, &out);
+    c.framed_.Write(out, absl::Now() + absl::Seconds(5)).IgnoreError();
+  }
   if (!message->ParseFromString(payload)) {
     Fail(absl::InternalError(absl::StrCat("could not parse a response message of ",
                                           payload.size(), " bytes as ",
@@ -540,11 +532,12 @@ void ClientConnection::HandleFrameLocked(Frame& frame) {
       return;
     }
     case FrameType::kCredit:
-      if (frame.payload.size() != 4) {
+      uint32_t credit;
+      if (!ParseCreditPayload(frame.payload, &credit)) {
         BreakLocked(absl::DataLossError("CREDIT frame with a payload that is not 4 bytes"));
         return;
       }
-      s->send_window_ += DecodeU32(frame.payload);
+      s->send_window_ += credit;
       s->cv_.SignalAll();
       return;
     default:

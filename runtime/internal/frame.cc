@@ -90,6 +90,18 @@ void AppendProtoFrame(FrameType type, uint32_t stream_id,
       reinterpret_cast<uint8_t*>(&(*out)[at + kFrameHeaderSize]));
 }
 
+void AppendCreditFrame(uint32_t stream_id, uint32_t bytes, std::string* out) {
+  char payload[4];
+  PutU32(payload, bytes);
+  AppendFrame(FrameType::kCredit, stream_id, absl::string_view(payload, 4), out);
+}
+
+bool ParseCreditPayload(absl::string_view payload, uint32_t* bytes) {
+  if (payload.size() != 4) return false;
+  *bytes = GetU32(payload.data());
+  return true;
+}
+
 FrameReader::FrameReader(Transport& transport, size_t max_payload)
     : transport_(transport), max_payload_(max_payload), buffer_(kBufferSize) {}
 

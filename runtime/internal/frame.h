@@ -81,6 +81,11 @@ void AppendProtoFrame(FrameType type, uint32_t stream_id,
                       const google::protobuf::MessageLite& message,
                       size_t byte_size, std::string* out);
 
+// CREDIT frames: the payload is the u32 (little-endian) window increment.
+void AppendCreditFrame(uint32_t stream_id, uint32_t bytes, std::string* out);
+// false if `payload` is not exactly 4 bytes (a protocol violation).
+bool ParseCreditPayload(absl::string_view payload, uint32_t* bytes);
+
 // A frame as read: the header and its whole payload.
 struct Frame {
   FrameHeader header;

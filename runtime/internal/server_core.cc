@@ -14,18 +14,6 @@ bool ServerContext::IsCancelled() const { return stream_ != nullptr && stream_->
 namespace internal {
 namespace {
 
-uint32_t DecodeU32(absl::string_view p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p.data());
-  return static_cast<uint32_t>(u[0]) | (static_cast<uint32_t>(u[1]) << 8) |
-         (static_cast<uint32_t>(u[2]) << 16) | (static_cast<uint32_t>(u[3]) << 24);
-}
-
-std::string EncodeU32(uint32_t v) {
-  std::string s(4, '\0');
-  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-  return s;
-}
-
 void AppendTrailers(uint32_t stream_id, const absl::Status& status, const Metadata& metadata,
                     std::string* out) {
   wire::Trailers trailers;
@@ -78,7 +66,7 @@ bool ServerStream::Read(google::protobuf::MessageLite* message) {
   }
   if (credit > 0) {
     std::string out;
-    AppendFrame(FrameType::kCredit, id_, EncodeU32(credit), &out);
+    AppendCreditFrame(id_, credit, &out);
     c.framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
   }
   if (!message->ParseFromString(payload)) {
@@ -432,9 +420,15 @@ bool ServerConnection::HandleStreamFrameLocked(ServerStream& s, Frame& frame) {
     case FrameType::kCancel:
       s.cancelled_.store(true, std::memory_order_release);
       break;
-    case FrameType::kCredit:
-      if (frame.payload.size() == 4) s.send_window_ += DecodeU32(frame.payload);
+    case FrameType::kCredit: {
+      uint32_t credit;
+      if (!ParseCreditPayload(frame.payload, &credit)) {
+        framed_.transport().Shutdown();  // protocol violation
+        return false;
+      }
+      s.send_window_ += credit;
       break;
+    }
     default:
       return false;  // unknown frame types are skipped
   }

@@ -30,6 +30,13 @@ class PlainGreeter final : public demo::Greeter::Service {
     reply->set_message("Hello, " + request->name() + "!");
     return absl::OkStatus();
   }
+  absl::Status Chat(ServerContext*,
+                    ServerReaderWriter<demo::HelloReply, demo::HelloRequest>* stream) override {
+    demo::HelloRequest request;
+    while (stream->Read(&request)) {
+    }
+    return absl::OkStatus();
+  }
 };
 
 class RawClient {
@@ -183,6 +190,14 @@ TEST(WireBytesTest, ProtocolViolationsCloseTheConnection) {
     c.Send(CallStart(5, "/demo.Greeter/Nope"));
     c.ReceiveFrame();  // its TRAILERS
     c.Send(CallStart(3, "/demo.Greeter/Nope"));
+    EXPECT_TRUE(c.ClosedByServer());
+  }
+  {
+    RawClient c;  // a CREDIT payload must be exactly 4 bytes
+    c.Send(Hex(kHello));
+    c.ReceiveFrame();
+    c.Send(CallStart(1, "/demo.Greeter/Chat") +
+           Hex("4952 01 07 01000000 03000000 0000 00 00  010000"));
     EXPECT_TRUE(c.ClosedByServer());
   }
   {
