@@ -57,6 +57,10 @@ class UnixSocketTransport final : public Transport {
   PeerCredentials peer() const override { return peer_; }
   std::string description() const override { return description_; }
 
+  // Gives up the socket (e.g. to hand it to an upgraded transport as its
+  // liveness channel); this object is unusable afterwards.
+  ScopedFd ReleaseSocket() { return std::move(socket_); }
+
   int max_fds_per_write() const override { return kMaxFdsPerWrite; }
   absl::Status WriteWithFds(absl::Span<const absl::string_view> chunks,
                             absl::Span<const int> fds,

@@ -1,0 +1,66 @@
+// ipcrpc: moving a connection's data path off the unix socket.
+//
+// Every connection starts on the server's unix socket. A client that wants
+// another mechanism (FIFOs, a shared-memory ring, SysV message queues) asks
+// for it; the server creates the resources and offers them; the client
+// attaches and acknowledges; both sides then carry the byte stream over the
+// new mechanism, and the unix socket stays open, carrying nothing, as the
+// liveness channel: when either process dies its end closes, and the other
+// side's Read/Write fail with UNAVAILABLE at once. docs/PROTOCOL.md §12 has
+// the frames.
+//
+// Each upgradeable transport provides two functions of this shape:
+//
+//   // Server: create the resources (they are removed if the result is
+//   // destroyed before Complete()).
+//   absl::StatusOr<std::unique_ptr<PendingTransport>> PrepareXxx(const XxxOptions&);
+//
+//   // Client: attach to what the server offered. Takes ownership of the
+//   // control socket and of the received fds.
+//   absl::StatusOr<std::unique_ptr<Transport>> AttachXxx(
+//       const wire::TransportOffer& offer, std::vector<ScopedFd> fds,
+//       ScopedFd control_socket, const XxxOptions& options);
+//
+// Liveness contract for the Transport both sides end up with: it owns the
+// control socket; once that socket reports end-of-file, hang-up or an error,
+// a blocked Read/Write returns UNAVAILABLE ("peer closed the connection")
+// promptly (no polling interval longer than a few milliseconds), and so do
+// later calls; Shutdown() also shuts the control socket down so the peer
+// notices; the destructor releases every resource this side still holds
+// (and removes shared kernel objects: unlinked FIFOs, IPC_RMID queues,
+// closed memfds), whether or not the peer is alive.
+
+#ifndef IPCRPC_TRANSPORTS_UPGRADE_H_
+#define IPCRPC_TRANSPORTS_UPGRADE_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "proto/ipcrpc/transport.pb.h"
+#include "transports/scoped_fd.h"
+#include "transports/transport.h"
+
+namespace ipcrpc {
+
+// The server's half of an upgrade between TRANSPORT_OFFER and TRANSPORT_ACK.
+class PendingTransport {
+ public:
+  // Removes whatever was created, unless Complete() succeeded.
+  virtual ~PendingTransport() = default;
+
+  // Sets offer->transport and this transport's params, and appends the fds to
+  // send with the offer (they stay owned by this object).
+  virtual void FillOffer(wire::TransportOffer* offer, std::vector<int>* fds) = 0;
+
+  // After the client's TRANSPORT_ACK{ok: true}: finishes set-up (e.g. opens
+  // the remaining FIFO end and unlinks the FIFOs) and returns the transport.
+  // Called at most once.
+  virtual absl::StatusOr<std::unique_ptr<Transport>> Complete(ScopedFd control_socket,
+                                                              absl::Time deadline) = 0;
+};
+
+}  // namespace ipcrpc
+
+#endif  // IPCRPC_TRANSPORTS_UPGRADE_H_
