@@ -33,6 +33,11 @@ ServerBuilder& ServerBuilder::AddTransport(std::unique_ptr<Transport> transport)
   return *this;
 }
 
+ServerBuilder& ServerBuilder::AddListener(std::unique_ptr<Listener> listener) {
+  listeners_.push_back(std::move(listener));
+  return *this;
+}
+
 ServerBuilder& ServerBuilder::RegisterService(Service* service) {
   services_.push_back(service);
   return *this;
@@ -44,7 +49,7 @@ ServerBuilder& ServerBuilder::SetOptions(const ServerOptions& options) {
 }
 
 absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
-  if (addresses_.empty() && transports_.empty()) {
+  if (addresses_.empty() && transports_.empty() && listeners_.empty()) {
     return absl::FailedPreconditionError(
         "nothing to serve: add a listening address or a transport to the ServerBuilder");
   }
@@ -53,7 +58,8 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
   }
   auto core = std::make_unique<internal::ServerCore>(options_, services_);
   IPCRPC_RETURN_IF_ERROR(core->Init());
-  std::vector<std::unique_ptr<Listener>> listeners;
+  std::vector<std::unique_ptr<Listener>> listeners = std::move(listeners_);
+  listeners_.clear();
   for (const std::string& address : addresses_) {
     absl::StatusOr<std::unique_ptr<Listener>> l = MakeListener(address);
     if (!l.ok()) return l.status();  // listeners made so far close on return

@@ -94,6 +94,9 @@ class ServerBuilder {
   ServerBuilder& AddListeningAddress(std::string address);
   // Serves an already-connected transport from the start.
   ServerBuilder& AddTransport(std::unique_ptr<Transport> transport);
+  // Accepts connections from a listener made elsewhere (e.g. one with a
+  // custom transport policy, transports/negotiation.h).
+  ServerBuilder& AddListener(std::unique_ptr<Listener> listener);
   // Registers `service` (not owned; must outlive the server).
   ServerBuilder& RegisterService(Service* service);
   ServerBuilder& SetOptions(const ServerOptions& options);
@@ -106,6 +109,7 @@ class ServerBuilder {
  private:
   std::vector<std::string> addresses_;
   std::vector<std::unique_ptr<Transport>> transports_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<Service*> services_;
   ServerOptions options_;
 };

@@ -276,6 +276,12 @@ absl::StatusOr<size_t> UnixSocketTransport::ReadWithFds(
   }
 }
 
+absl::StatusOr<ScopedFd> UnixSocketTransport::DuplicateSocket() const {
+  ScopedFd copy(::fcntl(socket_.get(), F_DUPFD_CLOEXEC, 0));
+  if (!copy.valid()) return ErrnoStatus(errno, absl::StrCat(description_, ": dup"));
+  return copy;
+}
+
 void UnixSocketTransport::Interrupt() { SignalEventFd(wake_.get()); }
 
 void UnixSocketTransport::Shutdown() { ::shutdown(socket_.get(), SHUT_RDWR); }
@@ -306,6 +312,12 @@ absl::StatusOr<std::unique_ptr<UnixSocketConnector>> UnixSocketConnector::Create
 }
 
 absl::StatusOr<std::unique_ptr<Transport>> UnixSocketConnector::Connect(
+    absl::Time deadline) {
+  IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<UnixSocketTransport> socket, ConnectSocket(deadline));
+  return std::unique_ptr<Transport>(std::move(socket));
+}
+
+absl::StatusOr<std::unique_ptr<UnixSocketTransport>> UnixSocketConnector::ConnectSocket(
     absl::Time deadline) {
   ScopedFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoStatus(errno, "socket(AF_UNIX)");
@@ -338,9 +350,7 @@ absl::StatusOr<std::unique_ptr<Transport>> UnixSocketConnector::Connect(
     }
     return s;
   }
-  IPCRPC_ASSIGN_OR_RETURN(auto transport,
-                          UnixSocketTransport::Create(std::move(fd), address_));
-  return std::unique_ptr<Transport>(std::move(transport));
+  return UnixSocketTransport::Create(std::move(fd), address_);
 }
 
 // ---------------------------------------------------------------------------
@@ -420,12 +430,14 @@ void UnixSocketListener::RemoveSocketFile() {
 }
 
 absl::StatusOr<std::unique_ptr<Transport>> UnixSocketListener::Accept() {
+  IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<UnixSocketTransport> socket, AcceptSocket());
+  return std::unique_ptr<Transport>(std::move(socket));
+}
+
+absl::StatusOr<std::unique_ptr<UnixSocketTransport>> UnixSocketListener::AcceptSocket() {
   for (;;) {
     int fd = ::accept4(socket_.get(), nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd >= 0) {
-      IPCRPC_ASSIGN_OR_RETURN(auto t, UnixSocketTransport::Create(ScopedFd(fd), address_));
-      return std::unique_ptr<Transport>(std::move(t));
-    }
+    if (fd >= 0) return UnixSocketTransport::Create(ScopedFd(fd), address_);
     if (errno == EINTR || errno == ECONNABORTED) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
       return ErrnoStatus(errno, absl::StrCat("accept on ", address_));

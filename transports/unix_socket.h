@@ -60,6 +60,8 @@ class UnixSocketTransport final : public Transport {
   // Gives up the socket (e.g. to hand it to an upgraded transport as its
   // liveness channel); this object is unusable afterwards.
   ScopedFd ReleaseSocket() { return std::move(socket_); }
+  // A duplicate (close-on-exec) of the socket descriptor.
+  absl::StatusOr<ScopedFd> DuplicateSocket() const;
 
   int max_fds_per_write() const override { return kMaxFdsPerWrite; }
   absl::Status WriteWithFds(absl::Span<const absl::string_view> chunks,
@@ -93,6 +95,8 @@ class UnixSocketConnector final : public Connector {
   static absl::StatusOr<std::unique_ptr<UnixSocketConnector>> Create(
       absl::string_view address);
   absl::StatusOr<std::unique_ptr<Transport>> Connect(absl::Time deadline) override;
+  // Connect, with the concrete type (for fd passing and ReleaseSocket).
+  absl::StatusOr<std::unique_ptr<UnixSocketTransport>> ConnectSocket(absl::Time deadline);
   std::string target() const override { return address_; }
 
  private:
@@ -109,6 +113,8 @@ class UnixSocketListener final : public Listener {
   ~UnixSocketListener() override;
 
   absl::StatusOr<std::unique_ptr<Transport>> Accept() override;
+  // Accept, with the concrete type.
+  absl::StatusOr<std::unique_ptr<UnixSocketTransport>> AcceptSocket();
   void Close() override;
   std::string address() const override { return address_; }
 

@@ -50,6 +50,10 @@ enum class FrameType : uint8_t {
   kPing = 8,       // payload: 8 opaque bytes, echoed with kFlagPingAck
   kGoAway = 9,     // payload: wire.GoAway                stream 0
   kHeaders = 10,   // payload: wire.Headers               server → client
+  // Transport negotiation, on the unix socket before HELLO (transports/upgrade.h).
+  kTransportRequest = 11,  // payload: wire.TransportRequest  client → server
+  kTransportOffer = 12,    // payload: wire.TransportOffer    server → client
+  kTransportAck = 13,      // payload: wire.TransportAck      client → server
 };
 
 inline constexpr uint16_t kFlagPingAck = 0x1;

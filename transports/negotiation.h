@@ -1,0 +1,86 @@
+// ipcrpc: choosing a connection's data transport over the server's unix socket.
+//
+// Every server listens on a unix socket. A client that wants another data
+// path sends TRANSPORT_REQUEST (the transports it accepts, most preferred
+// first) as its first frame; the server picks the first one it allows and
+// answers TRANSPORT_OFFER (parameters, and fds such as a memfd); the client
+// attaches and answers TRANSPORT_ACK; then the byte stream (HELLO first)
+// runs over the chosen transport while the socket stays open as the liveness
+// channel. A client that starts with HELLO instead stays on the unix socket.
+// docs/PROTOCOL.md §12 has the bytes.
+//
+// The transports that can be negotiated are passed in explicitly as a table
+// of UpgradeableTransport entries (transports/address.cc builds the real one),
+// so tests can add their own.
+//
+// Thread-safety: connectors and listeners as in transport.h.
+
+#ifndef IPCRPC_TRANSPORTS_NEGOTIATION_H_
+#define IPCRPC_TRANSPORTS_NEGOTIATION_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "transports/transport.h"
+#include "transports/unix_socket.h"
+#include "transports/upgrade.h"
+
+namespace ipcrpc {
+
+// Name of the plain unix-socket data path in requests and offers.
+inline constexpr char kUnixTransportName[] = "unix";
+
+// One transport that a connection can move to, with its options bound in.
+struct UpgradeableTransport {
+  std::string name;  // "fifo", "shm", "shm+sem", "msgq", ...
+  // Server side: create the resources for one connection.
+  std::function<absl::StatusOr<std::unique_ptr<PendingTransport>>()> prepare;
+  // Client side: attach to what the server offered.
+  std::function<absl::StatusOr<std::unique_ptr<Transport>>(
+      const wire::TransportOffer& offer, std::vector<ScopedFd> fds, ScopedFd control_socket)>
+      attach;
+};
+
+// Connects to the unix socket of `connector` and negotiates one of
+// `preference` (names; "unix" means the socket itself). With preference
+// {"unix"} nothing is negotiated: the socket is the transport.
+class NegotiatingConnector final : public Connector {
+ public:
+  // `target` names the connection in errors, e.g. "shm:/run/x.sock".
+  NegotiatingConnector(std::string target, std::unique_ptr<UnixSocketConnector> connector,
+                       std::vector<std::string> preference,
+                       std::vector<UpgradeableTransport> available);
+  absl::StatusOr<std::unique_ptr<Transport>> Connect(absl::Time deadline) override;
+  std::string target() const override { return target_; }
+
+ private:
+  const std::string target_;
+  const std::unique_ptr<UnixSocketConnector> connector_;
+  const std::vector<std::string> preference_;
+  const std::vector<UpgradeableTransport> available_;
+};
+
+// Listens on a unix socket and lets each client choose among `allowed`
+// (plus "unix" itself when `allow_unix`). Accept() returns at once; the
+// negotiation runs on the connection's own thread, on its first Read/Write.
+class NegotiatingListener final : public Listener {
+ public:
+  NegotiatingListener(std::unique_ptr<UnixSocketListener> listener,
+                      std::vector<UpgradeableTransport> allowed, bool allow_unix);
+  absl::StatusOr<std::unique_ptr<Transport>> Accept() override;
+  void Close() override { listener_->Close(); }
+  std::string address() const override { return listener_->address(); }
+
+ private:
+  const std::unique_ptr<UnixSocketListener> listener_;
+  const std::vector<UpgradeableTransport> allowed_;
+  const bool allow_unix_;
+};
+
+}  // namespace ipcrpc
+
+#endif  // IPCRPC_TRANSPORTS_NEGOTIATION_H_
