@@ -1,16 +1,27 @@
 #include "runtime/ipcrpc.h"
 
+#include <cstdlib>
 #include <utility>
 
 #include "transports/address.h"
 
 namespace ipcrpc {
 
-absl::StatusOr<std::shared_ptr<Channel>> CreateChannel(absl::string_view address,
+absl::StatusOr<std::shared_ptr<Channel>> CreateChannel(absl::string_view target,
+                                                       const ChannelOptions& options,
+                                                       const config::Config& config) {
+  const char* env = std::getenv(kTransportEnv);
+  IPCRPC_ASSIGN_OR_RETURN(ChannelPlan plan,
+                          PlanChannel(target, options, config, env ? env : ""));
+  IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<Connector> connector,
+                          MakeConnector(plan.address, plan.transport, plan.tuning));
+  return CreateChannelFromConnector(std::move(connector), plan.options);
+}
+
+absl::StatusOr<std::shared_ptr<Channel>> CreateChannel(absl::string_view target,
                                                        const ChannelOptions& options) {
-  absl::StatusOr<std::unique_ptr<Connector>> connector = MakeConnector(address);
-  if (!connector.ok()) return connector.status();
-  return CreateChannelFromConnector(std::move(*connector), options);
+  IPCRPC_ASSIGN_OR_RETURN(config::Config config, LoadConfigFromEnvironment());
+  return CreateChannel(target, options, config);
 }
 
 }  // namespace ipcrpc

@@ -25,6 +25,7 @@
 #include "absl/strings/string_view.h"
 #include "runtime/channel.h"         // IWYU pragma: export
 #include "runtime/client_context.h"  // IWYU pragma: export
+#include "runtime/config.h"          // IWYU pragma: export
 #include "runtime/server.h"          // IWYU pragma: export
 #include "runtime/server_context.h"  // IWYU pragma: export
 #include "runtime/status_macros.h"   // IWYU pragma: export
@@ -32,12 +33,20 @@
 
 namespace ipcrpc {
 
-// A channel to the server at `address` ("unix:/path", "unix-abstract:name";
-// see transports/address.h). Only a malformed or unsupported address fails
-// here (INVALID_ARGUMENT); the connection is made on the first call, and a
-// server that is not there makes that call fail with UNAVAILABLE.
+// A channel to `target`: an address ("unix:/run/app.sock", "shm:/run/app.sock",
+// "auto:@app"; see transports/address.h) or a name defined in the config
+// file (runtime/config.h). The config file and IPCRPC_TRANSPORT may change
+// the transport without a rebuild. Only a malformed target, an unsupported
+// transport or a broken config file fails here (with a status naming it);
+// the connection is made on the first call, and a server that is not there
+// makes that call fail with UNAVAILABLE.
 absl::StatusOr<std::shared_ptr<Channel>> CreateChannel(
-    absl::string_view address, const ChannelOptions& options = {});
+    absl::string_view target, const ChannelOptions& options = {});
+
+// As above with an explicit configuration instead of IPCRPC_CONFIG
+// (IPCRPC_TRANSPORT still applies).
+absl::StatusOr<std::shared_ptr<Channel>> CreateChannel(
+    absl::string_view target, const ChannelOptions& options, const config::Config& config);
 
 }  // namespace ipcrpc
 

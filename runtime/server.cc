@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/config.h"
 #include "runtime/internal/server_core.h"
 #include "runtime/status_macros.h"
 #include "transports/address.h"
@@ -43,6 +44,11 @@ ServerBuilder& ServerBuilder::RegisterService(Service* service) {
   return *this;
 }
 
+ServerBuilder& ServerBuilder::SetConfig(const config::ServerConfig& config) {
+  config_ = config;
+  return *this;
+}
+
 ServerBuilder& ServerBuilder::SetOptions(const ServerOptions& options) {
   options_ = options;
   return *this;
@@ -56,12 +62,19 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
   for (Service* s : services_) {
     if (s == nullptr) return absl::InvalidArgumentError("RegisterService(nullptr)");
   }
+  if (!config_.has_value()) {
+    IPCRPC_ASSIGN_OR_RETURN(config::Config file, LoadConfigFromEnvironment());
+    config_ = file.server();
+  }
+  if (config_->max_message_bytes() != 0) options_.max_message_size = config_->max_message_bytes();
+  std::vector<std::string> allowed(config_->allowed_transports().begin(),
+                                   config_->allowed_transports().end());
   auto core = std::make_unique<internal::ServerCore>(options_, services_);
   IPCRPC_RETURN_IF_ERROR(core->Init());
   std::vector<std::unique_ptr<Listener>> listeners = std::move(listeners_);
   listeners_.clear();
   for (const std::string& address : addresses_) {
-    absl::StatusOr<std::unique_ptr<Listener>> l = MakeListener(address);
+    absl::StatusOr<std::unique_ptr<Listener>> l = MakeListener(address, allowed, config_->tuning());
     if (!l.ok()) return l.status();  // listeners made so far close on return
     listeners.push_back(std::move(*l));
   }

@@ -26,11 +26,13 @@
 #define IPCRPC_RUNTIME_SERVER_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "proto/ipcrpc/config.pb.h"
 #include "runtime/channel.h"
 #include "runtime/service.h"
 #include "transports/transport.h"
@@ -100,6 +102,9 @@ class ServerBuilder {
   // Registers `service` (not owned; must outlive the server).
   ServerBuilder& RegisterService(Service* service);
   ServerBuilder& SetOptions(const ServerOptions& options);
+  // Uses `config` (its `server` section: allowed transports, tuning, message
+  // limit) instead of the file IPCRPC_CONFIG names.
+  ServerBuilder& SetConfig(const config::ServerConfig& config);
 
   // Starts listening and serving. Fails (and starts nothing) if an address
   // cannot be listened on, two services share a name, or nothing would be
@@ -112,6 +117,7 @@ class ServerBuilder {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<Service*> services_;
   ServerOptions options_;
+  std::optional<config::ServerConfig> config_;
 };
 
 }  // namespace ipcrpc

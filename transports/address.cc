@@ -1,53 +1,141 @@
 #include "transports/address.h"
 
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/string_view.h"
+#include "absl/strings/str_join.h"
+#include "runtime/status_macros.h"
+#include "transports/negotiation.h"
 #include "transports/unix_socket.h"
 
 namespace ipcrpc {
 namespace {
 
-constexpr absl::string_view kSupported = "unix:PATH, unix-abstract:NAME";
+constexpr char kAuto[] = "auto";
 
-absl::string_view Scheme(absl::string_view address) {
-  size_t colon = address.find(':');
-  return colon == absl::string_view::npos ? absl::string_view() : address.substr(0, colon);
+bool Contains(const std::vector<std::string>& v, absl::string_view s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-absl::Status UnsupportedAddress(absl::string_view address) {
-  absl::string_view scheme = Scheme(address);
-  if (scheme.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "address \"", address, "\" has no scheme; supported: ", kSupported));
+// The transports a connection can move to, with `tuning` bound in.
+std::vector<UpgradeableTransport> UpgradeableTransports(const config::TransportTuning& tuning) {
+  std::vector<UpgradeableTransport> table;
+  (void)tuning;
+  return table;
+}
+
+std::vector<std::string> AutoPreference(const std::vector<UpgradeableTransport>& available) {
+  std::vector<std::string> order;
+  for (const std::string& name : KnownTransports()) {
+    if (name == kAuto) continue;
+    bool usable = name == kUnixTransportName ||
+                  std::any_of(available.begin(), available.end(),
+                              [&](const UpgradeableTransport& t) { return t.name == name; });
+    if (usable) order.push_back(name);
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "address \"", address, "\": transport \"", scheme,
-      "\" is not supported; supported: ", kSupported));
+  return order;
 }
 
-bool IsUnix(absl::string_view address) {
-  absl::string_view scheme = Scheme(address);
-  return scheme == "unix" || scheme == "unix-abstract";
+absl::Status UnknownTransport(absl::string_view address, absl::string_view transport) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "address \"", address, "\": transport \"", transport, "\" is not supported; supported: ",
+      absl::StrJoin(KnownTransports(), ", ")));
 }
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Connector>> MakeConnector(absl::string_view address) {
-  if (IsUnix(address)) {
-    auto c = UnixSocketConnector::Create(address);
-    if (!c.ok()) return c.status();
-    return std::unique_ptr<Connector>(std::move(*c));
-  }
-  return UnsupportedAddress(address);
+const std::vector<std::string>& KnownTransports() {
+  static const auto* names = new std::vector<std::string>{
+      "shm", "shm+sem", kUnixTransportName, "msgq", "fifo", kAuto};
+  return *names;
 }
 
-absl::StatusOr<std::unique_ptr<Listener>> MakeListener(absl::string_view address) {
-  if (IsUnix(address)) {
-    auto l = UnixSocketListener::Listen(address);
-    if (!l.ok()) return l.status();
-    return std::unique_ptr<Listener>(std::move(*l));
+absl::StatusOr<ParsedAddress> ParseAddress(absl::string_view address) {
+  size_t colon = address.find(':');
+  if (colon == absl::string_view::npos || colon == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "address \"", address, "\" has no scheme; expected TRANSPORT:SOCKET with TRANSPORT one of ",
+        absl::StrJoin(KnownTransports(), ", "), " (e.g. unix:/run/app.sock)"));
   }
-  return UnsupportedAddress(address);
+  absl::string_view scheme = address.substr(0, colon);
+  absl::string_view socket = address.substr(colon + 1);
+  ParsedAddress parsed;
+  if (scheme == "unix-abstract") {
+    parsed.transport = kUnixTransportName;
+    parsed.socket_address = std::string(address);
+  } else if (Contains(KnownTransports(), scheme)) {
+    parsed.transport = std::string(scheme);
+    if (absl::StartsWith(socket, "@")) {
+      parsed.socket_address = absl::StrCat("unix-abstract:", socket.substr(1));
+    } else {
+      parsed.socket_address = absl::StrCat("unix:", socket);
+    }
+  } else {
+    return UnknownTransport(address, scheme);
+  }
+  if (socket.empty() || socket == "@") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address \"", address, "\" names no socket after \"", scheme, ":\""));
+  }
+  return parsed;
+}
+
+absl::StatusOr<std::unique_ptr<Connector>> MakeConnector(absl::string_view address,
+                                                         absl::string_view transport,
+                                                         const config::TransportTuning& tuning) {
+  IPCRPC_ASSIGN_OR_RETURN(ParsedAddress parsed, ParseAddress(address));
+  if (!transport.empty()) {
+    if (!Contains(KnownTransports(), transport)) return UnknownTransport(address, transport);
+    parsed.transport = std::string(transport);
+  }
+  std::vector<UpgradeableTransport> available = UpgradeableTransports(tuning);
+  std::vector<std::string> preference;
+  if (parsed.transport == kAuto) {
+    preference = AutoPreference(available);
+  } else if (parsed.transport == kUnixTransportName ||
+             std::any_of(available.begin(), available.end(),
+                         [&](const UpgradeableTransport& t) { return t.name == parsed.transport; })) {
+    preference = {parsed.transport};
+  } else {
+    return absl::UnimplementedError(absl::StrCat(
+        "address \"", address, "\": transport \"", parsed.transport,
+        "\" is not available in this build"));
+  }
+  IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<UnixSocketConnector> socket,
+                          UnixSocketConnector::Create(parsed.socket_address));
+  std::string target = parsed.transport == kUnixTransportName
+                           ? parsed.socket_address
+                           : absl::StrCat(parsed.transport, ":", address.substr(address.find(':') + 1));
+  return std::unique_ptr<Connector>(std::make_unique<NegotiatingConnector>(
+      std::move(target), std::move(socket), std::move(preference), std::move(available)));
+}
+
+absl::StatusOr<std::unique_ptr<Listener>> MakeListener(absl::string_view address,
+                                                       const std::vector<std::string>& allowed,
+                                                       const config::TransportTuning& tuning) {
+  IPCRPC_ASSIGN_OR_RETURN(ParsedAddress parsed, ParseAddress(address));
+  for (const std::string& name : allowed) {
+    if (!Contains(KnownTransports(), name) || name == kAuto) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "allowed transport \"", name, "\" is not a transport; supported: ",
+          absl::StrJoin(KnownTransports(), ", ")));
+    }
+  }
+  std::vector<UpgradeableTransport> table = UpgradeableTransports(tuning);
+  if (!allowed.empty()) {
+    table.erase(std::remove_if(table.begin(), table.end(),
+                               [&](const UpgradeableTransport& t) {
+                                 return !Contains(allowed, t.name);
+                               }),
+                table.end());
+  }
+  bool allow_unix = allowed.empty() || Contains(allowed, kUnixTransportName);
+  IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<UnixSocketListener> listener,
+                          UnixSocketListener::Listen(parsed.socket_address));
+  return std::unique_ptr<Listener>(
+      std::make_unique<NegotiatingListener>(std::move(listener), std::move(table), allow_unix));
 }
 
 }  // namespace ipcrpc

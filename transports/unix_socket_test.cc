@@ -165,10 +165,10 @@ TEST(SocketPairTest, TooManyFdsRejectedBySender) {
 TEST(UnixSocketTest, ListenConnectAcceptAndRemoveFile) {
   std::string path = TempSocketPath("lca");
   std::string address = "unix:" + path;
-  auto listener = MakeListener(address);
+  auto listener = UnixSocketListener::Listen(address);
   ASSERT_TRUE(listener.ok()) << listener.status();
   EXPECT_TRUE(Exists(path));
-  auto connector = MakeConnector(address);
+  auto connector = UnixSocketConnector::Create(address);
   ASSERT_TRUE(connector.ok());
   auto client = (*connector)->Connect(absl::Now() + absl::Seconds(5));
   ASSERT_TRUE(client.ok()) << client.status();
@@ -183,7 +183,7 @@ TEST(UnixSocketTest, ListenConnectAcceptAndRemoveFile) {
 }
 
 TEST(UnixSocketTest, ConnectToNobodyIsUnavailableFast) {
-  auto connector = MakeConnector("unix:" + TempSocketPath("nobody"));
+  auto connector = UnixSocketConnector::Create("unix:" + TempSocketPath("nobody"));
   ASSERT_TRUE(connector.ok());
   absl::Time start = absl::Now();
   auto client = (*connector)->Connect(absl::Now() + absl::Seconds(5));
@@ -202,9 +202,9 @@ TEST(UnixSocketTest, StaleSocketFileIsReplacedLiveOneIsNot) {
     ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   }
   ASSERT_TRUE(Exists(path));
-  auto first = MakeListener("unix:" + path);
+  auto first = UnixSocketListener::Listen("unix:" + path);
   ASSERT_TRUE(first.ok()) << first.status();
-  auto second = MakeListener("unix:" + path);
+  auto second = UnixSocketListener::Listen("unix:" + path);
   EXPECT_EQ(second.status().code(), absl::StatusCode::kAlreadyExists) << second.status();
   first->reset();
   EXPECT_FALSE(Exists(path));
@@ -215,7 +215,7 @@ TEST(UnixSocketTest, RegularFileIsNeverRemoved) {
   FILE* f = std::fopen(path.c_str(), "w");
   ASSERT_NE(f, nullptr);
   std::fclose(f);
-  auto listener = MakeListener("unix:" + path);
+  auto listener = UnixSocketListener::Listen("unix:" + path);
   EXPECT_EQ(listener.status().code(), absl::StatusCode::kAlreadyExists) << listener.status();
   EXPECT_TRUE(Exists(path));
   ::unlink(path.c_str());
@@ -223,15 +223,15 @@ TEST(UnixSocketTest, RegularFileIsNeverRemoved) {
 
 TEST(UnixSocketTest, AbstractNamespace) {
   std::string address = absl::StrCat("unix-abstract:ipcrpc-test-", ::getpid());
-  auto listener = MakeListener(address);
+  auto listener = UnixSocketListener::Listen(address);
   ASSERT_TRUE(listener.ok()) << listener.status();
-  auto client = (*MakeConnector(address))->Connect(absl::Now() + absl::Seconds(5));
+  auto client = (*UnixSocketConnector::Create(address))->Connect(absl::Now() + absl::Seconds(5));
   ASSERT_TRUE(client.ok()) << client.status();
   ASSERT_TRUE((*listener)->Accept().ok());
 }
 
 TEST(UnixSocketTest, CloseWakesAccept) {
-  auto listener = MakeListener("unix:" + TempSocketPath("close"));
+  auto listener = UnixSocketListener::Listen("unix:" + TempSocketPath("close"));
   ASSERT_TRUE(listener.ok());
   std::thread closer([&] {
     absl::SleepFor(absl::Milliseconds(20));
@@ -249,9 +249,39 @@ TEST(AddressTest, BadAddressesNameTheProblem) {
   auto tcp = MakeListener("tcp:127.0.0.1:80");
   EXPECT_EQ(tcp.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(tcp.status().message().find("\"tcp\""), std::string::npos);
+  EXPECT_NE(tcp.status().message().find("shm, shm+sem, unix, msgq, fifo, auto"),
+            std::string::npos)
+      << tcp.status();
+  EXPECT_EQ(MakeConnector("shm:").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MakeConnector("unix:/x", "carrier-pigeon").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto allowed = MakeListener("unix:/tmp/never", {"tcp"});
+  EXPECT_EQ(allowed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(allowed.status().message().find("\"tcp\""), std::string::npos);
   EXPECT_EQ(MakeConnector("unix:").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(MakeConnector("unix:/" + std::string(200, 'a')).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace ipcrpc
+
+namespace ipcrpc {
+namespace {
+
+TEST(AddressTest, ParsesTransportAndSocket) {
+  auto a = ParseAddress("shm:/run/x.sock");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->transport, "shm");
+  EXPECT_EQ(a->socket_address, "unix:/run/x.sock");
+  auto b = ParseAddress("auto:@svc");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->transport, "auto");
+  EXPECT_EQ(b->socket_address, "unix-abstract:svc");
+  auto c = ParseAddress("unix-abstract:svc");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->transport, "unix");
+  EXPECT_EQ(c->socket_address, "unix-abstract:svc");
 }
 
 }  // namespace
