@@ -19,7 +19,9 @@
 #include "gtest/gtest.h"
 #include "runtime/ipcrpc.h"
 #include "tests/e2e/test_service.ipcrpc.pb.h"
+#include "tests/testing/ipc_leak_check.h"
 #include "tests/testing/temp_dir.h"
+#include "transports/address.h"
 
 extern char** environ;
 
@@ -31,6 +33,15 @@ std::string TestServerPath() {
   const char* workspace = std::getenv("TEST_WORKSPACE");
   return absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "ipcrpc",
                       "/tests/e2e/test_server");
+}
+
+// Every transport of this build ("auto" included).
+std::vector<std::string> TransportsUnderTest() {
+  std::vector<std::string> names;
+  for (const std::string& name : KnownTransports()) {
+    if (MakeConnector(name + ":/probe").ok()) names.push_back(name);
+  }
+  return names;
 }
 
 // A test_server process listening on a socket in a private temp directory.
@@ -89,10 +100,17 @@ class ServerProcess {
   pid_t pid_ = -1;
 };
 
-class EndToEndTest : public ::testing::Test {
+// The conformance suite: every test below runs once per transport; the
+// server listens on its unix socket and the client asks for GetParam().
+class EndToEndTest : public ::testing::TestWithParam<std::string> {
  protected:
+  // The client's address for `server`, with this run's transport.
+  static std::string ClientAddress(const ServerProcess& server) {
+    return GetParam() + ":" + server.socket_path();
+  }
+
   void SetUp() override {
-    auto channel = CreateChannel(server_.address());
+    auto channel = CreateChannel(ClientAddress(server_));
     ASSERT_TRUE(channel.ok()) << channel.status();
     channel_ = *channel;
     stub_ = TestService::NewStub(channel_);
@@ -103,7 +121,7 @@ class EndToEndTest : public ::testing::Test {
   std::unique_ptr<TestService::Stub> stub_;
 };
 
-TEST_F(EndToEndTest, UnaryEchoWithPeerIdentity) {
+TEST_P(EndToEndTest, UnaryEchoWithPeerIdentity) {
   ClientContext ctx;
   Request req;
   req.set_text("hello");
@@ -115,7 +133,7 @@ TEST_F(EndToEndTest, UnaryEchoWithPeerIdentity) {
   EXPECT_EQ(ctx.peer().uid, getuid());
 }
 
-TEST_F(EndToEndTest, MetadataBothWays) {
+TEST_P(EndToEndTest, MetadataBothWays) {
   ClientContext ctx;
   ctx.AddMetadata("echo-color", "blue");
   ctx.AddMetadata("echo-bytes", std::string("\0\xff", 2));
@@ -130,7 +148,7 @@ TEST_F(EndToEndTest, MetadataBothWays) {
   EXPECT_EQ(trailing.find("trailing-bytes")->second, std::string("\0\xff", 2));
 }
 
-TEST_F(EndToEndTest, InvalidMetadataKeyIsRejectedBeforeSending) {
+TEST_P(EndToEndTest, InvalidMetadataKeyIsRejectedBeforeSending) {
   ClientContext ctx;
   ctx.AddMetadata("Upper", "x");
   Response resp;
@@ -138,7 +156,7 @@ TEST_F(EndToEndTest, InvalidMetadataKeyIsRejectedBeforeSending) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
 }
 
-TEST_F(EndToEndTest, EveryErrorCodeTravels) {
+TEST_P(EndToEndTest, EveryErrorCodeTravels) {
   for (int code = 1; code <= 16; ++code) {
     ClientContext ctx;
     Request req;
@@ -151,7 +169,7 @@ TEST_F(EndToEndTest, EveryErrorCodeTravels) {
   }
 }
 
-TEST_F(EndToEndTest, ServerStreaming) {
+TEST_P(EndToEndTest, ServerStreaming) {
   ClientContext ctx;
   Request req;
   req.set_count(50);
@@ -164,7 +182,7 @@ TEST_F(EndToEndTest, ServerStreaming) {
   EXPECT_EQ(n, 50);
 }
 
-TEST_F(EndToEndTest, ServerStreamingErrorAfterMessages) {
+TEST_P(EndToEndTest, ServerStreamingErrorAfterMessages) {
   ClientContext ctx;
   Request req;
   req.set_count(3);
@@ -180,7 +198,7 @@ TEST_F(EndToEndTest, ServerStreamingErrorAfterMessages) {
   EXPECT_EQ(s.message(), "stopped");
 }
 
-TEST_F(EndToEndTest, ClientStreaming) {
+TEST_P(EndToEndTest, ClientStreaming) {
   ClientContext ctx;
   Response resp;
   auto writer = stub_->ClientStream(&ctx, &resp);
@@ -195,7 +213,7 @@ TEST_F(EndToEndTest, ClientStreaming) {
   EXPECT_EQ(resp.text(), "01234567890123456789");
 }
 
-TEST_F(EndToEndTest, BidiChat) {
+TEST_P(EndToEndTest, BidiChat) {
   ClientContext ctx;
   auto stream = stub_->Bidi(&ctx);
   for (int i = 0; i < 10; ++i) {
@@ -213,7 +231,7 @@ TEST_F(EndToEndTest, BidiChat) {
   EXPECT_TRUE(stream->Finish().ok());
 }
 
-TEST_F(EndToEndTest, BidiFlowControlBoundsAFastWriter) {
+TEST_P(EndToEndTest, BidiFlowControlBoundsAFastWriter) {
   // Write 64 MiB through a bidi stream while reading the echoes from another
   // thread: flow control must keep both sides moving without unbounded buffers.
   ClientContext ctx;
@@ -237,7 +255,7 @@ TEST_F(EndToEndTest, BidiFlowControlBoundsAFastWriter) {
   EXPECT_EQ(read.load(), kCount);
 }
 
-TEST_F(EndToEndTest, UnimplementedMethodAndService) {
+TEST_P(EndToEndTest, UnimplementedMethodAndService) {
   TestService::Service defaults;  // every method UNIMPLEMENTED by default
   ClientContext c1;
   Response resp;
@@ -252,7 +270,7 @@ TEST_F(EndToEndTest, UnimplementedMethodAndService) {
   EXPECT_NE(s.message().find("unknown service nope.Svc"), std::string::npos) << s;
 }
 
-TEST_F(EndToEndTest, ThreeMebibytesPassFiveAreRejectedOnBothSides) {
+TEST_P(EndToEndTest, ThreeMebibytesPassFiveAreRejectedOnBothSides) {
   Request req;
   req.set_payload(std::string(3 << 20, 'a'));
   ClientContext c1;
@@ -270,7 +288,7 @@ TEST_F(EndToEndTest, ThreeMebibytesPassFiveAreRejectedOnBothSides) {
   ChannelOptions big;
   big.max_send_message_size = 8 << 20;
   big.max_receive_message_size = 8 << 20;
-  auto channel = CreateChannel(server_.address(), big);
+  auto channel = CreateChannel(ClientAddress(server_), big);
   ASSERT_TRUE(channel.ok());
   auto stub = TestService::NewStub(*channel);
   ClientContext c3;
@@ -281,7 +299,7 @@ TEST_F(EndToEndTest, ThreeMebibytesPassFiveAreRejectedOnBothSides) {
   // A response larger than the client accepts: the server refuses to send it.
   ChannelOptions small;
   small.max_receive_message_size = 1 << 20;
-  auto small_channel = CreateChannel(server_.address(), small);
+  auto small_channel = CreateChannel(ClientAddress(server_), small);
   ASSERT_TRUE(small_channel.ok());
   auto small_stub = TestService::NewStub(*small_channel);
   req.set_payload(std::string(2 << 20, 'c'));
@@ -295,7 +313,7 @@ TEST_F(EndToEndTest, ThreeMebibytesPassFiveAreRejectedOnBothSides) {
   EXPECT_TRUE(stub_->Echo(&c5, req, &resp).ok());
 }
 
-TEST_F(EndToEndTest, DeadlineExpiresMidStream) {
+TEST_P(EndToEndTest, DeadlineExpiresMidStream) {
   ClientContext ctx;
   ctx.set_timeout(absl::Milliseconds(150));
   Request req;
@@ -313,7 +331,7 @@ TEST_F(EndToEndTest, DeadlineExpiresMidStream) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
 }
 
-TEST_F(EndToEndTest, UnaryDeadline) {
+TEST_P(EndToEndTest, UnaryDeadline) {
   ClientContext ctx;
   ctx.set_timeout(absl::Milliseconds(50));
   Request req;
@@ -332,7 +350,7 @@ TEST_F(EndToEndTest, UnaryDeadline) {
   EXPECT_EQ(resp.text(), "deadline");
 }
 
-TEST_F(EndToEndTest, ClientCancelIsSeenByTheServerHandler) {
+TEST_P(EndToEndTest, ClientCancelIsSeenByTheServerHandler) {
   ClientContext ctx;
   Response resp;
   std::thread canceller([&] {
@@ -353,14 +371,14 @@ TEST_F(EndToEndTest, ClientCancelIsSeenByTheServerHandler) {
   EXPECT_EQ(seen, "cancelled");
 }
 
-TEST_F(EndToEndTest, CancelBeforeStart) {
+TEST_P(EndToEndTest, CancelBeforeStart) {
   ClientContext ctx;
   ctx.TryCancel();
   Response resp;
   EXPECT_EQ(stub_->Echo(&ctx, Request(), &resp).code(), absl::StatusCode::kCancelled);
 }
 
-TEST_F(EndToEndTest, HundredConcurrentCallsFromSeveralThreads) {
+TEST_P(EndToEndTest, HundredConcurrentCallsFromSeveralThreads) {
   constexpr int kThreads = 10;
   constexpr int kCallsPerThread = 10;
   std::atomic<int> ok{0};
@@ -386,7 +404,7 @@ TEST_F(EndToEndTest, HundredConcurrentCallsFromSeveralThreads) {
   EXPECT_EQ(ok.load(), kThreads * kCallsPerThread);
 }
 
-TEST_F(EndToEndTest, HundredAsyncCallsInFlightAtOnce) {
+TEST_P(EndToEndTest, HundredAsyncCallsInFlightAtOnce) {
   constexpr int kCalls = 100;
   std::vector<std::unique_ptr<ClientContext>> contexts;
   std::vector<Response> responses(kCalls);
@@ -410,7 +428,7 @@ TEST_F(EndToEndTest, HundredAsyncCallsInFlightAtOnce) {
   EXPECT_EQ(ok, kCalls);
 }
 
-TEST_F(EndToEndTest, AsyncDeadline) {
+TEST_P(EndToEndTest, AsyncDeadline) {
   ClientContext ctx;
   ctx.set_timeout(absl::Milliseconds(50));
   Request req;
@@ -426,7 +444,7 @@ TEST_F(EndToEndTest, AsyncDeadline) {
   EXPECT_EQ(result.code(), absl::StatusCode::kDeadlineExceeded) << result;
 }
 
-TEST_F(EndToEndTest, ShutdownDrainsCallsInFlightAndRefusesNewOnes) {
+TEST_P(EndToEndTest, ShutdownDrainsCallsInFlightAndRefusesNewOnes) {
   ClientContext ctx;
   Request req;
   req.set_text("slow");
@@ -448,9 +466,9 @@ TEST_F(EndToEndTest, ShutdownDrainsCallsInFlightAndRefusesNewOnes) {
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
 }
 
-TEST_F(EndToEndTest, ShutdownDeadlineCancelsCallsThatDoNotFinish) {
+TEST_P(EndToEndTest, ShutdownDeadlineCancelsCallsThatDoNotFinish) {
   ServerProcess quick({"--grace_ms=100"});
-  auto channel = CreateChannel(quick.address());
+  auto channel = CreateChannel(ClientAddress(quick));
   ASSERT_TRUE(channel.ok());
   auto stub = TestService::NewStub(*channel);
   ClientContext ctx;
@@ -467,7 +485,7 @@ TEST_F(EndToEndTest, ShutdownDeadlineCancelsCallsThatDoNotFinish) {
       << status;
 }
 
-TEST_F(EndToEndTest, CrashedServerIsUnavailableNotAHang) {
+TEST_P(EndToEndTest, CrashedServerIsUnavailableNotAHang) {
   ClientContext ctx;
   Response resp;
   absl::Status status;
@@ -478,6 +496,29 @@ TEST_F(EndToEndTest, CrashedServerIsUnavailableNotAHang) {
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
   EXPECT_NE(status.message().find("lost"), std::string::npos) << status;
 }
+
+TEST_P(EndToEndTest, TransportIsTheOneAskedFor) {
+  ClientContext ctx;
+  Response resp;
+  ASSERT_TRUE(stub_->Echo(&ctx, Request(), &resp).ok());
+  // The channel's target names the transport it asked for.
+  EXPECT_EQ(channel_->target().rfind(GetParam() == "unix" ? "unix:" : GetParam() + ":", 0), 0u)
+      << channel_->target();
+}
+
+// After the whole suite, nothing may remain: sockets, FIFOs, /dev/shm
+// entries, SysV queues.
+const auto* const kLeakCheck =
+    ::testing::AddGlobalTestEnvironment(new testing::IpcLeakCheck);
+
+INSTANTIATE_TEST_SUITE_P(Transports, EndToEndTest, ::testing::ValuesIn(TransportsUnderTest()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string name = info.param;
+                           for (char& c : name) {
+                             if (c == '+') c = '_';
+                           }
+                           return name;
+                         });
 
 TEST(ConnectTest, ServerThatIsNotThereIsUnavailableFast) {
   testing::ScopedTempDir dir;
