@@ -63,6 +63,10 @@ class ClientContext {
   // The server process, as the kernel saw it when the connection was made.
   const PeerCredentials& peer() const { return peer_; }
 
+  // What carried the call, e.g. "unix:/run/x.sock" or "shm via shm:/run/x.sock"
+  // (set once the call has started).
+  const std::string& transport() const { return transport_; }
+
  private:
   friend class internal::ClientConnection;
   friend class internal::ClientStream;
@@ -72,6 +76,7 @@ class ClientContext {
   Metadata initial_metadata_;
   Metadata trailing_metadata_;
   PeerCredentials peer_;
+  std::string transport_;
 
   absl::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;

@@ -30,7 +30,10 @@ for _ in $(seq 1 500); do
 done
 [ -S "$dir/greeter.sock" ] || { echo "demo: server did not start" >&2; exit 1; }
 
-"$client_bin" "$address" --calls="${DEMO_CALLS:-5000}" --spawn_worker="$server_bin"
+# Every RPC kind over the unix socket, then one round-trip line per transport
+# against the same server, then a spawned worker on a socketpair.
+"$client_bin" "$address" --calls="${DEMO_CALLS:-5000}" --compare_transports \
+    --spawn_worker="$server_bin"
 
 kill -TERM "$server_pid"
 wait "$server_pid"

@@ -1,7 +1,13 @@
 // Calls the example Greeter with every kind of RPC and measures round trips.
 //
-//   greeter_client unix:/tmp/greeter.sock [--calls=N] [--spawn_worker=PATH]
+//   greeter_client TARGET [--transport=NAME] [--calls=N] [--compare_transports]
+//                         [--spawn_worker=PATH]
 //
+// TARGET is an address (unix:/tmp/greeter.sock, shm:/tmp/greeter.sock, ...)
+// or a name from the config file. The transport can be changed without a
+// rebuild: --transport=NAME, IPCRPC_TRANSPORT=NAME, or IPCRPC_CONFIG=file
+// (see runtime/config.h). --compare_transports measures unary round trips
+// over every transport of this build against the same server, one line each.
 // --spawn_worker starts PATH (greeter_server) as a worker process on an
 // inherited socketpair and calls it too.
 
@@ -11,12 +17,14 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "examples/greeter/greeter.ipcrpc.pb.h"
 #include "runtime/ipcrpc.h"
+#include "transports/address.h"
 
 namespace {
 
@@ -33,9 +41,10 @@ absl::Status RunAllKinds(Greeter::Stub& stub) {
     HelloReply reply;
     IPCRPC_RETURN_IF_ERROR(stub.SayHello(&ctx, request, &reply));
     auto pid = ctx.GetServerTrailingMetadata().find("served-by-pid");
-    std::printf("unary            SayHello -> \"%s\" (served by pid %s)\n",
+    std::printf("unary            SayHello -> \"%s\" (served by pid %s over %s)\n",
                 reply.message().c_str(),
-                pid == ctx.GetServerTrailingMetadata().end() ? "?" : pid->second.c_str());
+                pid == ctx.GetServerTrailingMetadata().end() ? "?" : pid->second.c_str(),
+                ctx.transport().c_str());
   }
   {  // Server streaming.
     ipcrpc::ClientContext ctx;
@@ -98,7 +107,7 @@ absl::Status RunAllKinds(Greeter::Stub& stub) {
   return absl::OkStatus();
 }
 
-absl::Status MeasureRoundTrips(Greeter::Stub& stub, int calls) {
+absl::Status MeasureRoundTrips(Greeter::Stub& stub, int calls, absl::string_view label) {
   HelloRequest request;
   request.set_name("latency");
   HelloReply reply;
@@ -112,9 +121,9 @@ absl::Status MeasureRoundTrips(Greeter::Stub& stub, int calls) {
   }
   std::sort(samples.begin(), samples.end());
   auto us = [](absl::Duration d) { return absl::ToDoubleMicroseconds(d); };
-  std::printf("round trip       %d unary calls: p50 %.1f us, p99 %.1f us, min %.1f us\n",
-              calls, us(samples[samples.size() / 2]), us(samples[samples.size() * 99 / 100]),
-              us(samples.front()));
+  std::printf("round trip       %-8s %d unary calls: p50 %7.1f us, p99 %7.1f us, min %6.1f us\n",
+              std::string(label).c_str(), calls, us(samples[samples.size() / 2]),
+              us(samples[samples.size() * 99 / 100]), us(samples.front()));
   return absl::OkStatus();
 }
 
@@ -134,16 +143,43 @@ absl::Status CallWorker(const std::string& path) {
   return absl::OkStatus();
 }
 
+// One line per transport, all against the server behind `target`.
+absl::Status CompareTransports(absl::string_view target, int calls) {
+  absl::string_view socket = target.substr(target.find(':') + 1);
+  for (const std::string& transport : ipcrpc::KnownTransports()) {
+    if (transport == "auto") continue;
+    std::string address = absl::StrCat(transport, ":", socket);
+    if (!ipcrpc::MakeConnector(address).ok()) continue;  // not in this build
+    // The environment must not override what is being compared.
+    IPCRPC_ASSIGN_OR_RETURN(std::shared_ptr<ipcrpc::Channel> channel,
+                            ipcrpc::CreateChannel(address, {}, ipcrpc::config::Config()));
+    Greeter::Stub stub(channel);
+    absl::Status status = MeasureRoundTrips(stub, calls, transport);
+    if (!status.ok()) {
+      std::printf("round trip       %-8s failed: %s\n", transport.c_str(),
+                  status.ToString().c_str());
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Run(int argc, char** argv) {
   if (argc < 2) {
     return absl::InvalidArgumentError(
-        "usage: greeter_client ADDRESS [--calls=N] [--spawn_worker=PATH]");
+        "usage: greeter_client TARGET [--transport=NAME] [--calls=N] [--compare_transports] "
+        "[--spawn_worker=PATH]");
   }
   int calls = 2000;
   std::string worker;
+  std::string transport;
+  bool compare = false;
   for (int i = 2; i < argc; ++i) {
     absl::string_view arg = argv[i];
-    if (absl::ConsumePrefix(&arg, "--calls=")) {
+    if (absl::ConsumePrefix(&arg, "--transport=")) {
+      transport = std::string(arg);
+    } else if (arg == "--compare_transports") {
+      compare = true;
+    } else if (absl::ConsumePrefix(&arg, "--calls=")) {
       if (!absl::SimpleAtoi(arg, &calls) || calls < 1) {
         return absl::InvalidArgumentError("--calls wants a positive number");
       }
@@ -153,11 +189,22 @@ absl::Status Run(int argc, char** argv) {
       return absl::InvalidArgumentError(absl::StrFormat("unknown argument %s", argv[i]));
     }
   }
+  std::string target = argv[1];
+  if (!transport.empty()) {  // --transport replaces the address's scheme
+    IPCRPC_ASSIGN_OR_RETURN(ipcrpc::ParsedAddress parsed, ipcrpc::ParseAddress(target));
+    (void)parsed;
+    target = absl::StrCat(transport, target.substr(target.find(':')));
+  }
   IPCRPC_ASSIGN_OR_RETURN(std::shared_ptr<ipcrpc::Channel> channel,
-                          ipcrpc::CreateChannel(argv[1]));
+                          ipcrpc::CreateChannel(target));
+  std::printf("channel          %s\n", channel->target().c_str());
   Greeter::Stub stub(channel);
   IPCRPC_RETURN_IF_ERROR(RunAllKinds(stub));
-  IPCRPC_RETURN_IF_ERROR(MeasureRoundTrips(stub, calls));
+  if (compare) {
+    IPCRPC_RETURN_IF_ERROR(CompareTransports(target, calls));
+  } else {
+    IPCRPC_RETURN_IF_ERROR(MeasureRoundTrips(stub, calls, "this"));
+  }
   if (!worker.empty()) IPCRPC_RETURN_IF_ERROR(CallWorker(worker));
   return absl::OkStatus();
 }

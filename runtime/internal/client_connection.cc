@@ -239,6 +239,7 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
     {
       absl::MutexLock lock(&context->mu_);
       context->peer_ = framed_.transport().peer();
+      context->transport_ = description_;
       cancelled = context->cancelled_;
       if (!cancelled) context->stream_ = stream.get();
     }

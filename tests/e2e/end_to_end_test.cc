@@ -501,9 +501,13 @@ TEST_P(EndToEndTest, TransportIsTheOneAskedFor) {
   ClientContext ctx;
   Response resp;
   ASSERT_TRUE(stub_->Echo(&ctx, Request(), &resp).ok());
-  // The channel's target names the transport it asked for.
+  // The channel's target names the transport it asked for; the call says
+  // what carried it.
   EXPECT_EQ(channel_->target().rfind(GetParam() == "unix" ? "unix:" : GetParam() + ":", 0), 0u)
       << channel_->target();
+  if (GetParam() != "unix" && GetParam() != "auto") {
+    EXPECT_EQ(ctx.transport().rfind(GetParam() + " via ", 0), 0u) << ctx.transport();
+  }
 }
 
 // After the whole suite, nothing may remain: sockets, FIFOs, /dev/shm
