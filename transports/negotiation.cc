@@ -204,7 +204,7 @@ class ServerNegotiatingTransport final : public Transport {
           .IgnoreError();
       return absl::FailedPreconditionError(offer.error());
     }
-    absl::StatusOr<std::unique_ptr<PendingTransport>> pending = chosen->prepare();
+    absl::StatusOr<std::unique_ptr<PendingTransport>> pending = chosen->prepare(request);
     if (!pending.ok()) {
       offer.set_error(absl::StrCat("server could not set up ", chosen->name, ": ",
                                    pending.status().message()));

@@ -37,8 +37,11 @@ inline constexpr char kUnixTransportName[] = "unix";
 // One transport that a connection can move to, with its options bound in.
 struct UpgradeableTransport {
   std::string name;  // "fifo", "shm", "shm+sem", "msgq", ...
-  // Server side: create the resources for one connection.
-  std::function<absl::StatusOr<std::unique_ptr<PendingTransport>>()> prepare;
+  // Server side: create the resources for one connection (the request may
+  // carry wishes, e.g. a ring size, that the server may honour).
+  std::function<absl::StatusOr<std::unique_ptr<PendingTransport>>(
+      const wire::TransportRequest& request)>
+      prepare;
   // Client side: attach to what the server offered.
   std::function<absl::StatusOr<std::unique_ptr<Transport>>(
       const wire::TransportOffer& offer, std::vector<ScopedFd> fds, ScopedFd control_socket)>
