@@ -1,0 +1,570 @@
+#include "transports/fifo/fifo.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "runtime/status_macros.h"
+
+namespace ipcrpc {
+namespace {
+
+constexpr int kMaxIovecs = 64;
+constexpr char kClientToServerName[] = "c2s";
+constexpr char kServerToClientName[] = "s2c";
+
+// poll() timeout in ms for `deadline`: -1 for none, rounded up so that a
+// deadline is never reported early.
+int PollTimeoutMs(absl::Time deadline) {
+  if (deadline == absl::InfiniteFuture()) return -1;
+  absl::Duration left = deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) return 0;
+  int64_t ms = absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1)));
+  return static_cast<int>(std::min<int64_t>(ms, 1 << 30));
+}
+
+absl::StatusOr<ScopedFd> MakeEventFd() {
+  ScopedFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!fd.valid()) return ErrnoStatus(errno, "eventfd");
+  return fd;
+}
+
+void DrainEventFd(int fd) {
+  uint64_t value;
+  while (::read(fd, &value, sizeof(value)) < 0 && errno == EINTR) {
+  }
+}
+
+void SignalEventFd(int fd) {
+  uint64_t one = 1;
+  while (::write(fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+  }
+}
+
+// Like ErrnoStatus, but a path that does not exist is NOT_FOUND (a missing
+// directory or FIFO is a set-up error, not a transient one).
+absl::Status PathErrorStatus(int error_number, absl::string_view what) {
+  absl::Status s = ErrnoStatus(error_number, what);
+  if (error_number == ENOENT) return absl::NotFoundError(s.message());
+  return s;
+}
+
+absl::StatusOr<PeerCredentials> ControlSocketPeer(int fd) {
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+    return ErrnoStatus(errno, "fifo: SO_PEERCRED on the control socket");
+  }
+  PeerCredentials peer;
+  peer.pid = cred.pid;
+  peer.uid = cred.uid;
+  peer.gid = cred.gid;
+  return peer;
+}
+
+const char* FileTypeName(mode_t mode) {
+  if (S_ISREG(mode)) return "a regular file";
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  return "of an unknown type";
+}
+
+// Writing to a FIFO whose reader has gone fails with EPIPE *and* raises
+// SIGPIPE, whose default action kills the process. A FIFO has no
+// MSG_NOSIGNAL, and changing the process-wide disposition would surprise the
+// application, so for the duration of one Write the calling thread blocks
+// SIGPIPE. The kernel directs the SIGPIPE of a failed write at the writing
+// thread, so it stays pending on this thread, and ConsumeRaised() takes it
+// with a zero-timeout sigtimedwait() before the old mask comes back. If a
+// SIGPIPE was already pending when the block began, ours merged with it
+// (standard signals do not queue) and that one belongs to someone else: it is
+// left pending. (The technique libpq uses, pq_block_sigpipe.)
+class ScopedSigpipeBlock {
+ public:
+  ScopedSigpipeBlock() {
+    sigemptyset(&sigpipe_);
+    sigaddset(&sigpipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &sigpipe_, &old_mask_);
+    sigset_t pending;
+    sigemptyset(&pending);
+    already_pending_ = ::sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+  }
+  ~ScopedSigpipeBlock() { pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr); }
+  ScopedSigpipeBlock(const ScopedSigpipeBlock&) = delete;
+  ScopedSigpipeBlock& operator=(const ScopedSigpipeBlock&) = delete;
+
+  // Call after a write failed with EPIPE.
+  void ConsumeRaised() {
+    if (already_pending_) return;
+    const timespec zero = {0, 0};
+    while (::sigtimedwait(&sigpipe_, nullptr, &zero) < 0 && errno == EINTR) {
+    }
+  }
+
+ private:
+  sigset_t sigpipe_;
+  sigset_t old_mask_;
+  bool already_pending_ = false;
+};
+
+// ---------------------------------------------------------------------------
+// FifoTransport: the data path, the same on both sides.
+
+class FifoTransport final : public Transport {
+ public:
+  // Takes the two FIFO ends (non-blocking) and the control socket.
+  static absl::StatusOr<std::unique_ptr<Transport>> Create(ScopedFd read_fifo,
+                                                           ScopedFd write_fifo,
+                                                           ScopedFd control,
+                                                           std::string description);
+
+  absl::Status Write(absl::Span<const absl::string_view> chunks,
+                     absl::Time deadline) override;
+  absl::StatusOr<size_t> Read(absl::Span<char> buffer, absl::Time deadline) override;
+  void Interrupt() override { SignalEventFd(wake_.get()); }
+  void Shutdown() override;
+  PeerCredentials peer() const override { return peer_; }
+  std::string description() const override { return description_; }
+
+ private:
+  FifoTransport(ScopedFd read_fifo, ScopedFd write_fifo, ScopedFd control, ScopedFd wake,
+                std::string description, PeerCredentials peer)
+      : read_fifo_(std::move(read_fifo)),
+        write_fifo_(std::move(write_fifo)),
+        control_(std::move(control)),
+        wake_(std::move(wake)),
+        description_(std::move(description)),
+        peer_(peer) {}
+
+  // UNAVAILABLE once Shutdown() was called or the peer is known to be gone.
+  absl::Status CheckOpen() const;
+  // Records that the peer is gone and says so.
+  absl::Status PeerClosed();
+  // Interprets what poll() reported on the control socket. It carries nothing
+  // after the upgrade, so end-of-file, hang-up, an error and stray bytes all
+  // end the connection; OK means the wake-up was spurious.
+  absl::Status CheckControl(short revents);
+  // Waits until the write FIFO has room (or its reader is gone), the control
+  // socket reports the end, or `deadline` passes.
+  absl::Status WaitWritable(absl::Time deadline);
+
+  ScopedFd read_fifo_;
+  ScopedFd write_fifo_;
+  ScopedFd control_;  // the unix socket the connection started on; liveness only
+  ScopedFd wake_;     // eventfd: Interrupt() makes it readable
+  std::string description_;
+  PeerCredentials peer_;
+  std::atomic<bool> shut_down_{false};
+  std::atomic<bool> peer_closed_{false};
+};
+
+absl::StatusOr<std::unique_ptr<Transport>> FifoTransport::Create(ScopedFd read_fifo,
+                                                                 ScopedFd write_fifo,
+                                                                 ScopedFd control,
+                                                                 std::string description) {
+  IPCRPC_ASSIGN_OR_RETURN(PeerCredentials peer, ControlSocketPeer(control.get()));
+  IPCRPC_ASSIGN_OR_RETURN(ScopedFd wake, MakeEventFd());
+  return std::unique_ptr<Transport>(
+      new FifoTransport(std::move(read_fifo), std::move(write_fifo), std::move(control),
+                        std::move(wake), std::move(description), peer));
+}
+
+absl::Status FifoTransport::CheckOpen() const {
+  if (shut_down_.load(std::memory_order_acquire)) {
+    return absl::UnavailableError(absl::StrCat(description_, ": transport shut down"));
+  }
+  if (peer_closed_.load(std::memory_order_acquire)) {
+    return absl::UnavailableError(absl::StrCat(description_, ": peer closed the connection"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FifoTransport::PeerClosed() {
+  peer_closed_.store(true, std::memory_order_release);
+  return CheckOpen();  // "shut down" wins if that is why the socket closed
+}
+
+absl::Status FifoTransport::CheckControl(short revents) {
+  IPCRPC_RETURN_IF_ERROR(CheckOpen());
+  if (revents & (POLLHUP | POLLERR | POLLRDHUP | POLLNVAL)) return PeerClosed();
+  if (!(revents & POLLIN)) return absl::OkStatus();
+  char byte;
+  ssize_t n;
+  do {
+    n = ::recv(control_.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return absl::OkStatus();
+  if (n > 0) {
+    peer_closed_.store(true, std::memory_order_release);
+    return absl::UnavailableError(absl::StrCat(
+        description_,
+        ": peer sent bytes on the control socket, which must stay silent after the upgrade"));
+  }
+  return PeerClosed();  // end-of-file or a socket error
+}
+
+absl::Status FifoTransport::WaitWritable(absl::Time deadline) {
+  for (;;) {
+    IPCRPC_RETURN_IF_ERROR(CheckOpen());
+    pollfd fds[2] = {{write_fifo_.get(), POLLOUT, 0}, {control_.get(), POLLIN | POLLRDHUP, 0}};
+    int n = ::poll(fds, 2, PollTimeoutMs(deadline));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat(description_, ": poll"));
+    }
+    if (n == 0) {
+      if (absl::Now() < deadline) continue;  // poll rounds; never report early
+      return absl::DeadlineExceededError(absl::StrCat(description_, ": deadline exceeded"));
+    }
+    // Writable, or POLLERR (the reader is gone: writev will say EPIPE).
+    if (fds[0].revents != 0) return absl::OkStatus();
+    IPCRPC_RETURN_IF_ERROR(CheckControl(fds[1].revents));
+  }
+}
+
+absl::Status FifoTransport::Write(absl::Span<const absl::string_view> chunks,
+                                  absl::Time deadline) {
+  IPCRPC_RETURN_IF_ERROR(CheckOpen());
+  // A peer that shut down but still holds its FIFO ends would let our bytes
+  // pile up unread; its control socket tells (one cheap poll, no waiting).
+  pollfd control = {control_.get(), POLLIN | POLLRDHUP, 0};
+  if (::poll(&control, 1, 0) > 0) IPCRPC_RETURN_IF_ERROR(CheckControl(control.revents));
+
+  std::vector<iovec> iov;
+  iov.reserve(chunks.size());
+  for (absl::string_view c : chunks) {
+    if (!c.empty()) iov.push_back({const_cast<char*>(c.data()), c.size()});
+  }
+  if (iov.empty()) return absl::OkStatus();
+
+  ScopedSigpipeBlock no_sigpipe;
+  size_t first = 0;
+  while (first < iov.size()) {
+    ssize_t n = ::writev(write_fifo_.get(), &iov[first],
+                         static_cast<int>(std::min<size_t>(iov.size() - first, kMaxIovecs)));
+    if (n < 0) {
+      int err = errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        IPCRPC_RETURN_IF_ERROR(WaitWritable(deadline));
+        continue;
+      }
+      if (err == EPIPE) {
+        no_sigpipe.ConsumeRaised();
+        return PeerClosed();
+      }
+      return ErrnoStatus(err, absl::StrCat(description_, ": write"));
+    }
+    size_t done = static_cast<size_t>(n);
+    while (first < iov.size() && done >= iov[first].iov_len) {
+      done -= iov[first].iov_len;
+      ++first;
+    }
+    if (first < iov.size()) {
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + done;
+      iov[first].iov_len -= done;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> FifoTransport::Read(absl::Span<char> buffer, absl::Time deadline) {
+  if (buffer.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(description_, ": empty read buffer"));
+  }
+  for (;;) {
+    IPCRPC_RETURN_IF_ERROR(CheckOpen());
+    ssize_t n = ::read(read_fifo_.get(), buffer.data(), buffer.size());
+    if (n > 0) return static_cast<size_t>(n);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      return ErrnoStatus(errno, absl::StrCat(description_, ": read"));
+    }
+    // n == 0 means end-of-file -- or, on the client before the server's
+    // Complete(), that no writer has opened the FIFO yet: Linux's read()
+    // returns 0 for both. poll() tells them apart: it reports POLLHUP only
+    // once a writer has come and gone, and keeps waiting while none ever did.
+    pollfd fds[3] = {{read_fifo_.get(), POLLIN, 0},
+                     {wake_.get(), POLLIN, 0},
+                     {control_.get(), POLLIN | POLLRDHUP, 0}};
+    int ready = ::poll(fds, 3, PollTimeoutMs(deadline));
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat(description_, ": poll"));
+    }
+    if (ready == 0) {
+      if (absl::Now() < deadline) continue;  // poll rounds; never report early
+      return absl::DeadlineExceededError(absl::StrCat(description_, ": deadline exceeded"));
+    }
+    if (fds[1].revents & POLLIN) {
+      DrainEventFd(wake_.get());
+      return absl::AbortedError(absl::StrCat(description_, ": read interrupted"));
+    }
+    // Bytes first: what the peer wrote before it went is still delivered.
+    if (fds[0].revents & POLLIN) continue;
+    if (fds[0].revents & (POLLHUP | POLLERR)) return PeerClosed();
+    IPCRPC_RETURN_IF_ERROR(CheckControl(fds[2].revents));
+  }
+}
+
+void FifoTransport::Shutdown() {
+  shut_down_.store(true, std::memory_order_release);
+  // Wakes our own blocked Read/Write (their poll sees the control socket hang
+  // up) and tells the peer, whose poll sees end-of-file. The FIFO fds stay
+  // open until destruction: closing them here would race with a thread
+  // inside read()/writev() on the same fd number.
+  ::shutdown(control_.get(), SHUT_RDWR);
+}
+
+// ---------------------------------------------------------------------------
+// The server's directory and FIFOs, removed when this object is destroyed.
+
+class FifoFiles {
+ public:
+  explicit FifoFiles(std::string dir)
+      : dir_(std::move(dir)),
+        client_to_server_(absl::StrCat(dir_, "/", kClientToServerName)),
+        server_to_client_(absl::StrCat(dir_, "/", kServerToClientName)) {}
+  ~FifoFiles() { Remove(); }
+  FifoFiles(const FifoFiles&) = delete;
+  FifoFiles& operator=(const FifoFiles&) = delete;
+
+  const std::string& dir() const { return dir_; }
+  const std::string& client_to_server() const { return client_to_server_; }
+  const std::string& server_to_client() const { return server_to_client_; }
+
+  // Unlinks both FIFOs (whichever exist) and removes the directory. Open
+  // ends keep working: a FIFO, once open, needs no name.
+  void Remove() {
+    if (removed_) return;
+    removed_ = true;
+    ::unlink(client_to_server_.c_str());
+    ::unlink(server_to_client_.c_str());
+    ::rmdir(dir_.c_str());
+  }
+
+ private:
+  std::string dir_;
+  std::string client_to_server_;
+  std::string server_to_client_;
+  bool removed_ = false;
+};
+
+absl::Status MakeFifo(const std::string& path) {
+  if (::mkfifo(path.c_str(), 0600) < 0) return PathErrorStatus(errno, "fifo: mkfifo " + path);
+  // The umask may have taken bits away; the client needs exactly 0600.
+  if (::chmod(path.c_str(), 0600) < 0) return ErrnoStatus(errno, "fifo: chmod " + path);
+  return absl::OkStatus();
+}
+
+class PendingFifo final : public PendingTransport {
+ public:
+  PendingFifo(std::unique_ptr<FifoFiles> files, ScopedFd read_fifo)
+      : files_(std::move(files)), read_fifo_(std::move(read_fifo)) {}
+
+  void FillOffer(wire::TransportOffer* offer, std::vector<int>* /*fds*/) override {
+    offer->set_transport(kFifoTransportName);
+    wire::FifoParams* params = offer->mutable_fifo();
+    params->set_client_to_server_path(files_->client_to_server());
+    params->set_server_to_client_path(files_->server_to_client());
+  }
+
+  absl::StatusOr<std::unique_ptr<Transport>> Complete(ScopedFd control_socket,
+                                                      absl::Time /*deadline*/) override {
+    if (completed_) {
+      return absl::FailedPreconditionError("fifo: Complete() was already called");
+    }
+    completed_ = true;
+    // Opening is non-blocking, so the deadline is not needed. Whatever the
+    // outcome, the names go: once both ends are open they serve no purpose,
+    // and after a failure nothing may stay on disk.
+    ScopedFd write_fifo(::open(files_->server_to_client().c_str(),
+                               O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW));
+    int open_error = errno;
+    files_->Remove();
+    if (!write_fifo.valid()) {
+      if (open_error == ENXIO) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "fifo: ", files_->server_to_client(),
+            " has no reader: the client did not open it (its AttachFifo must succeed before "
+            "TRANSPORT_ACK{ok: true})"));
+      }
+      return PathErrorStatus(open_error, "fifo: open " + files_->server_to_client());
+    }
+    return FifoTransport::Create(std::move(read_fifo_), std::move(write_fifo),
+                                 std::move(control_socket),
+                                 absl::StrCat("fifo:", files_->dir(), " (server)"));
+  }
+
+ private:
+  std::unique_ptr<FifoFiles> files_;
+  ScopedFd read_fifo_;  // the server's end of c2s, open since PrepareFifo
+  bool completed_ = false;
+};
+
+// ---------------------------------------------------------------------------
+// Client-side checks of an offered path.
+
+// The directory holding an offered FIFO must be a real directory of the
+// server's user that nobody else can write to, or the FIFO could be swapped.
+absl::Status CheckOfferedDirectory(const std::string& dir, uid_t server_uid) {
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) < 0) return PathErrorStatus(errno, "fifo: lstat " + dir);
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "fifo: offered directory ", dir, " is ", FileTypeName(st.st_mode), ", not a directory"));
+  }
+  if (st.st_uid != server_uid) {
+    return absl::PermissionDeniedError(absl::StrCat("fifo: offered directory ", dir,
+                                                    " is owned by uid ", st.st_uid,
+                                                    ", but the server runs as uid ", server_uid));
+  }
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "fifo: offered directory ", dir, " is writable by other users (mode ",
+        absl::StrFormat("%04o", st.st_mode & 07777), "); refusing to use it"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckOfferedFifo(const std::string& path, const struct stat& st,
+                              uid_t server_uid) {
+  if (S_ISLNK(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("fifo: offered path ", path, " is a symbolic link; refusing to follow it"));
+  }
+  if (!S_ISFIFO(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat("fifo: offered path ", path, " is ",
+                                                      FileTypeName(st.st_mode),
+                                                      ", not a FIFO"));
+  }
+  if (st.st_uid != server_uid) {
+    return absl::PermissionDeniedError(absl::StrCat("fifo: offered FIFO ", path,
+                                                    " is owned by uid ", st.st_uid,
+                                                    ", but the server runs as uid ", server_uid));
+  }
+  return absl::OkStatus();
+}
+
+// Checks `path` and opens it with `flags` (O_RDONLY or O_WRONLY). The checks
+// run before the open (so nothing that is not a FIFO is ever opened) and on
+// the open file again (so a swap in between is caught).
+absl::StatusOr<ScopedFd> OpenOfferedFifo(const std::string& path, int flags, uid_t server_uid) {
+  if (path.empty() || path[0] != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fifo: offered path \"", path, "\" is not absolute"));
+  }
+  std::string dir = path.substr(0, path.rfind('/'));
+  IPCRPC_RETURN_IF_ERROR(CheckOfferedDirectory(dir.empty() ? "/" : dir, server_uid));
+  struct stat before;
+  if (::lstat(path.c_str(), &before) < 0) {
+    return PathErrorStatus(errno, "fifo: offered path " + path);
+  }
+  IPCRPC_RETURN_IF_ERROR(CheckOfferedFifo(path, before, server_uid));
+  ScopedFd fd(::open(path.c_str(), flags | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd.valid()) {
+    if (errno == ENXIO) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "fifo: ", path, " has no reader: the server must open its end before offering it"));
+    }
+    if (errno == ELOOP) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("fifo: offered path ", path, " is a symbolic link; refusing to follow it"));
+    }
+    return PathErrorStatus(errno, "fifo: open " + path);
+  }
+  struct stat after;
+  if (::fstat(fd.get(), &after) < 0) return ErrnoStatus(errno, "fifo: fstat " + path);
+  IPCRPC_RETURN_IF_ERROR(CheckOfferedFifo(path, after, server_uid));
+  if (after.st_dev != before.st_dev || after.st_ino != before.st_ino) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("fifo: offered FIFO ", path, " was replaced while being opened"));
+  }
+  return fd;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PendingTransport>> PrepareFifo(const FifoOptions& options) {
+  if (options.parent_dir.empty()) {
+    return absl::InvalidArgumentError("fifo: FifoOptions.parent_dir is empty");
+  }
+  std::string dir = absl::StrCat(options.parent_dir, "/ipcrpc-fifo-XXXXXX");
+  if (::mkdtemp(dir.data()) == nullptr) {
+    return PathErrorStatus(errno, "fifo: mkdtemp in " + options.parent_dir);
+  }
+  // From here on every return removes whatever exists.
+  auto files = std::make_unique<FifoFiles>(dir);
+  if (::chmod(dir.c_str(), 0700) < 0) return ErrnoStatus(errno, "fifo: chmod " + dir);
+  IPCRPC_RETURN_IF_ERROR(MakeFifo(files->client_to_server()));
+  IPCRPC_RETURN_IF_ERROR(MakeFifo(files->server_to_client()));
+  // Opening for reading with O_NONBLOCK succeeds without a writer; it is what
+  // lets the client open its write end without blocking.
+  ScopedFd read_fifo(
+      ::open(files->client_to_server().c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW));
+  if (!read_fifo.valid()) {
+    return PathErrorStatus(errno, "fifo: open " + files->client_to_server());
+  }
+  return std::unique_ptr<PendingTransport>(
+      new PendingFifo(std::move(files), std::move(read_fifo)));
+}
+
+absl::StatusOr<std::unique_ptr<Transport>> AttachFifo(const wire::TransportOffer& offer,
+                                                      std::vector<ScopedFd> fds,
+                                                      ScopedFd control_socket,
+                                                      const FifoOptions& /*options*/) {
+  if (offer.transport() != kFifoTransportName) {
+    return absl::InvalidArgumentError(absl::StrCat("fifo: the offer is for transport \"",
+                                                   offer.transport(), "\", not \"fifo\""));
+  }
+  if (!fds.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "fifo: a fifo offer carries no file descriptors, but ", fds.size(), " arrived"));
+  }
+  if (!control_socket.valid()) {
+    return absl::InvalidArgumentError("fifo: no control socket");
+  }
+  const wire::FifoParams& params = offer.fifo();
+  if (params.client_to_server_path() == params.server_to_client_path()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "fifo: the offer names the same path for both directions: \"",
+        params.client_to_server_path(), "\""));
+  }
+  // The FIFOs must belong to the process at the other end of the socket.
+  IPCRPC_ASSIGN_OR_RETURN(PeerCredentials server, ControlSocketPeer(control_socket.get()));
+  // Write end first: it is the one that proves the server's reader is open.
+  IPCRPC_ASSIGN_OR_RETURN(ScopedFd write_fifo,
+                          OpenOfferedFifo(params.client_to_server_path(), O_WRONLY, server.uid));
+  IPCRPC_ASSIGN_OR_RETURN(ScopedFd read_fifo,
+                          OpenOfferedFifo(params.server_to_client_path(), O_RDONLY, server.uid));
+  std::string path = params.client_to_server_path();
+  std::string dir = path.substr(0, path.rfind('/'));
+  return FifoTransport::Create(std::move(read_fifo), std::move(write_fifo),
+                               std::move(control_socket),
+                               absl::StrCat("fifo:", dir, " (client)"));
+}
+
+}  // namespace ipcrpc
