@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "runtime/status_macros.h"
+#include "transports/fifo/fifo.h"
 #include "transports/negotiation.h"
 #include "transports/unix_socket.h"
 
@@ -19,10 +20,22 @@ bool Contains(const std::vector<std::string>& v, absl::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
+FifoOptions FifoOptionsFrom(const config::TransportTuning& tuning) {
+  FifoOptions options;
+  if (!tuning.fifo().parent_dir().empty()) options.parent_dir = tuning.fifo().parent_dir();
+  return options;
+}
+
 // The transports a connection can move to, with `tuning` bound in.
 std::vector<UpgradeableTransport> UpgradeableTransports(const config::TransportTuning& tuning) {
   std::vector<UpgradeableTransport> table;
-  (void)tuning;
+  FifoOptions fifo = FifoOptionsFrom(tuning);
+  table.push_back(UpgradeableTransport{
+      kFifoTransportName,
+      [fifo](const wire::TransportRequest&) { return PrepareFifo(fifo); },
+      [fifo](const wire::TransportOffer& offer, std::vector<ScopedFd> fds, ScopedFd control) {
+        return AttachFifo(offer, std::move(fds), std::move(control), fifo);
+      }});
   return table;
 }
 

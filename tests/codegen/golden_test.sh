@@ -26,6 +26,7 @@ fi
 well_known_root="$(dirname "$(dirname "$protoc")")/include"
 
 out="$(mktemp -d "${TEST_TMPDIR:-/tmp}/ipcrpc_golden.XXXXXX")"
+trap 'rm -rf "$out"' EXIT
 "$protoc" --plugin=protoc-gen-ipcrpc="$plugin" --ipcrpc_out="$out" \
   -I. -I"$well_known_root" "$@"
 
