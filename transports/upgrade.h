@@ -16,10 +16,16 @@
 //   absl::StatusOr<std::unique_ptr<PendingTransport>> PrepareXxx(const XxxOptions&);
 //
 //   // Client: attach to what the server offered. Takes ownership of the
-//   // control socket and of the received fds.
+//   // control socket and of the received fds. The negotiation passes a
+//   // duplicate of the socket and keeps the original to send TRANSPORT_ACK
+//   // (transports/negotiation.cc), so a failed attach can still be reported.
 //   absl::StatusOr<std::unique_ptr<Transport>> AttachXxx(
 //       const wire::TransportOffer& offer, std::vector<ScopedFd> fds,
 //       ScopedFd control_socket, const XxxOptions& options);
+//
+// After TRANSPORT_ACK the control socket carries no byte in either
+// direction; a transport may treat any byte arriving on it as a broken
+// connection. Negotiation reads exactly its frames and never reads ahead.
 //
 // Liveness contract for the Transport both sides end up with: it owns the
 // control socket; once that socket reports end-of-file, hang-up or an error,
