@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "runtime/status_macros.h"
 #include "transports/fifo/fifo.h"
+#include "transports/msgq/msgq.h"
 #include "transports/negotiation.h"
 #include "transports/unix_socket.h"
 
@@ -35,6 +36,14 @@ std::vector<UpgradeableTransport> UpgradeableTransports(const config::TransportT
       [fifo](const wire::TransportRequest&) { return PrepareFifo(fifo); },
       [fifo](const wire::TransportOffer& offer, std::vector<ScopedFd> fds, ScopedFd control) {
         return AttachFifo(offer, std::move(fds), std::move(control), fifo);
+      }});
+  MsgqOptions msgq;
+  msgq.max_fragment_bytes = tuning.msgq().max_fragment_bytes();
+  table.push_back(UpgradeableTransport{
+      "msgq",
+      [msgq](const wire::TransportRequest&) { return PrepareMsgq(msgq); },
+      [msgq](const wire::TransportOffer& offer, std::vector<ScopedFd> fds, ScopedFd control) {
+        return AttachMsgq(offer, std::move(fds), std::move(control), msgq);
       }});
   return table;
 }

@@ -33,8 +33,11 @@
 // promptly (no polling interval longer than a few milliseconds), and so do
 // later calls; Shutdown() also shuts the control socket down so the peer
 // notices; the destructor releases every resource this side still holds
-// (and removes shared kernel objects: unlinked FIFOs, IPC_RMID queues,
-// closed memfds), whether or not the peer is alive.
+// and removes shared kernel objects (unlinked FIFOs, IPC_RMID queues, closed
+// memfds) once no live peer needs them: a queue still holding bytes the live
+// peer has not read is removed by that peer after reading them, and a dead
+// peer's objects are removed by the survivor. Bytes written before a close
+// are delivered before the reader sees UNAVAILABLE.
 
 #ifndef IPCRPC_TRANSPORTS_UPGRADE_H_
 #define IPCRPC_TRANSPORTS_UPGRADE_H_

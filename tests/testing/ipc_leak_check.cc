@@ -42,7 +42,9 @@ void AddSysv(const std::string& kind, std::set<std::string>* out) {
 std::set<std::string> SnapshotIpcObjects() {
   std::set<std::string> objects;
   AddDirectory("/dev/shm", "", &objects);
-  AddDirectory("/tmp", "ipcrpc-", &objects);
+  // Test directories (socket files) and the FIFO transport's directories.
+  AddDirectory("/tmp", "ipcrpc-test-", &objects);
+  AddDirectory("/tmp", "ipcrpc-fifo-", &objects);
   AddSysv("msg", &objects);
   AddSysv("sem", &objects);
   AddSysv("shm", &objects);

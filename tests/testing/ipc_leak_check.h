@@ -4,8 +4,8 @@
 //   ::testing::AddGlobalTestEnvironment(new ipcrpc::testing::IpcLeakCheck);
 // It snapshots, before the first test and after the last: entries in
 // /dev/shm, SysV message queues, semaphore sets and shared-memory segments
-// (from /proc/sysvipc), and /tmp entries named ipcrpc-* (socket and FIFO
-// directories). Anything that appeared and is still there at the end is
+// (from /proc/sysvipc), and /tmp entries named ipcrpc-test-* (tests' socket
+// directories) and ipcrpc-fifo-* (the FIFO transport's directories). Anything that appeared and is still there at the end is
 // reported as a failure naming it.
 
 #ifndef IPCRPC_TESTS_TESTING_IPC_LEAK_CHECK_H_

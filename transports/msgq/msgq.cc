@@ -30,6 +30,9 @@
 namespace ipcrpc {
 namespace {
 
+// How long a closing side waits for a live peer to read what it sent.
+constexpr absl::Duration kLinger = absl::Seconds(1);
+
 // Message types (mtype). A reader receives with msgtyp = -kWakeType, which
 // takes the lowest type first: data always before a wake-up.
 constexpr long kDataType = 1;  // a fragment of the byte stream (>= 1 byte)
@@ -318,18 +321,23 @@ MsgqTransport::MsgqTransport(Config config, ScopedFd kick)
 
 MsgqTransport::~MsgqTransport() {
   Shutdown();
+  // Shutdown() kept the send queue if it held bytes for a live peer. Linger
+  // (like SO_LINGER) until the peer has read them, has gone, or kLinger has
+  // passed, then remove the queue ourselves: whatever happens to the peer
+  // afterwards, no queue outlives this object.
+  absl::Time give_up = absl::Now() + kLinger;
+  while (!send_removed_ && !peer_closed_ && !ControlSocketClosed(control_.get()) &&
+         QueueHoldsData(send_id_) && absl::Now() < give_up) {
+    pollfd control{control_.get(), POLLIN, 0};
+    ::poll(&control, 1, 2);
+  }
+  RemoveSendQueue();
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
   }
   KickWatcher();
   if (watcher_.joinable()) watcher_.join();
-  // Shutdown() kept the send queue only if it held bytes for a live peer,
-  // which removes it after reading them. Check once more now.
-  if (!send_removed_ &&
-      (peer_closed_ || ControlSocketClosed(control_.get()) || !QueueHoldsData(send_id_))) {
-    RemoveSendQueue();
-  }
 }
 
 void MsgqTransport::RemoveRecvQueue() {

@@ -416,13 +416,30 @@ TEST(MsgqTransportTest, BytesSentBeforeDestructionAreStillDelivered) {
   ASSERT_TRUE(pair.ok()) << pair.status();
   const int s2c = pair->params.server_to_client_id();
   ASSERT_TRUE(WriteAll(*pair->server, "goodbye").ok());
-  pair->server.reset();
+  // The closing side lingers while the live peer reads what it sent.
+  std::thread closer([&] {
+    absl::SleepFor(absl::Milliseconds(20));
+    pair->server.reset();
+  });
+  absl::SleepFor(absl::Milliseconds(60));  // the close has begun
   auto got = ReadExactly(*pair->client, 7);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, "goodbye");
   char buf[8];
   auto r = pair->client->Read(absl::MakeSpan(buf, 8), absl::Now() + kPatience);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  closer.join();
+  EXPECT_FALSE(QueueExists(s2c));
+}
+
+TEST(MsgqTransportTest, LingerEndsAndRemovesTheQueueWhenThePeerNeverReads) {
+  auto pair = MakeMsgqPair();
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  const int s2c = pair->params.server_to_client_id();
+  ASSERT_TRUE(WriteAll(*pair->server, "unread").ok());
+  absl::Time start = absl::Now();
+  pair->server.reset();  // the client never reads: at most the linger
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   EXPECT_FALSE(QueueExists(s2c));
 }
 
