@@ -16,6 +16,8 @@ namespace ipcrpc::shm {
 namespace {
 
 constexpr int kRequiredSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+// MFD_NOEXEC_SEAL, missing from older kernel headers.
+constexpr unsigned kMfdNoExecSeal = 0x0008U;
 
 absl::StatusOr<void*> MapShared(int fd, uint64_t bytes) {
   void* base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -52,7 +54,12 @@ absl::StatusOr<ShmRegion> ShmRegion::Create(uint64_t ring_bytes, uint32_t wake) 
                      wake));
   }
   const uint64_t bytes = RegionBytes(ring_bytes);
-  ScopedFd fd(::memfd_create("ipcrpc-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  // Never executable (Linux >= 6.3; required where vm.memfd_noexec = 2);
+  // older kernels reject the flag with EINVAL.
+  ScopedFd fd(::memfd_create("ipcrpc-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING | kMfdNoExecSeal));
+  if (!fd.valid() && errno == EINVAL) {
+    fd.reset(::memfd_create("ipcrpc-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  }
   if (!fd.valid()) return ErrnoStatus(errno, "memfd_create");
   if (::ftruncate(fd.get(), static_cast<off_t>(bytes)) < 0) {
     return ErrnoStatus(errno, absl::StrCat("ftruncate of the memfd to ", bytes, " bytes"));
