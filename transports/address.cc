@@ -10,6 +10,7 @@
 #include "transports/fifo/fifo.h"
 #include "transports/msgq/msgq.h"
 #include "transports/negotiation.h"
+#include "transports/shm/shm_ring.h"
 #include "transports/unix_socket.h"
 
 namespace ipcrpc {
@@ -27,9 +28,42 @@ FifoOptions FifoOptionsFrom(const config::TransportTuning& tuning) {
   return options;
 }
 
+ShmOptions ShmOptionsFrom(const config::TransportTuning& tuning, wire::ShmParams::Wake wake) {
+  ShmOptions options;
+  options.wake = wake;
+  if (tuning.shm().ring_bytes() != 0) options.ring_bytes = tuning.shm().ring_bytes();
+  if (tuning.shm().max_spin_micros() != 0) {
+    options.max_spin = absl::Microseconds(tuning.shm().max_spin_micros());
+  }
+  options.spin = !tuning.shm().spin_off();
+  return options;
+}
+
+UpgradeableTransport ShmEntry(const char* name, ShmOptions options) {
+  return UpgradeableTransport{
+      name,
+      [options](const wire::TransportRequest& request) {
+        ShmOptions server = options;
+        // A client's ring-size wish is honoured when PrepareShm accepts it
+        // (a power of two in [4 KiB, 1 GiB]); otherwise the server's size holds.
+        uint64_t wish = request.ring_bytes();
+        if (wish >= 4096 && wish <= (uint64_t{1} << 30) && (wish & (wish - 1)) == 0) {
+          server.ring_bytes = wish;
+        }
+        return PrepareShm(server);
+      },
+      [options](const wire::TransportOffer& offer, std::vector<ScopedFd> fds, ScopedFd control) {
+        return AttachShm(offer, std::move(fds), std::move(control), options);
+      }};
+}
+
 // The transports a connection can move to, with `tuning` bound in.
 std::vector<UpgradeableTransport> UpgradeableTransports(const config::TransportTuning& tuning) {
   std::vector<UpgradeableTransport> table;
+  bool sem = tuning.shm().wake() == "semaphore";
+  table.push_back(ShmEntry("shm", ShmOptionsFrom(tuning, sem ? wire::ShmParams::SEMAPHORE
+                                                            : wire::ShmParams::FUTEX)));
+  table.push_back(ShmEntry("shm+sem", ShmOptionsFrom(tuning, wire::ShmParams::SEMAPHORE)));
   FifoOptions fifo = FifoOptionsFrom(tuning);
   table.push_back(UpgradeableTransport{
       kFifoTransportName,
@@ -130,8 +164,11 @@ absl::StatusOr<std::unique_ptr<Connector>> MakeConnector(absl::string_view addre
   std::string target = parsed.transport == kUnixTransportName
                            ? parsed.socket_address
                            : absl::StrCat(parsed.transport, ":", address.substr(address.find(':') + 1));
+  wire::TransportRequest request;
+  request.set_ring_bytes(tuning.shm().ring_bytes());
   return std::unique_ptr<Connector>(std::make_unique<NegotiatingConnector>(
-      std::move(target), std::move(socket), std::move(preference), std::move(available)));
+      std::move(target), std::move(socket), std::move(preference), std::move(available),
+      std::move(request)));
 }
 
 absl::StatusOr<std::unique_ptr<Listener>> MakeListener(absl::string_view address,

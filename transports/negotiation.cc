@@ -263,11 +263,16 @@ class ServerNegotiatingTransport final : public Transport {
 NegotiatingConnector::NegotiatingConnector(std::string target,
                                            std::unique_ptr<UnixSocketConnector> connector,
                                            std::vector<std::string> preference,
-                                           std::vector<UpgradeableTransport> available)
+                                           std::vector<UpgradeableTransport> available,
+                                           wire::TransportRequest request)
     : target_(std::move(target)),
       connector_(std::move(connector)),
       preference_(std::move(preference)),
-      available_(std::move(available)) {}
+      available_(std::move(available)),
+      request_(std::move(request)) {
+  request_.clear_transports();
+  for (const std::string& name : preference_) request_.add_transports(name);
+}
 
 absl::StatusOr<std::unique_ptr<Transport>> NegotiatingConnector::Connect(absl::Time deadline) {
   IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<UnixSocketTransport> socket,
@@ -275,10 +280,8 @@ absl::StatusOr<std::unique_ptr<Transport>> NegotiatingConnector::Connect(absl::T
   if (preference_.size() == 1 && preference_[0] == kUnixTransportName) {
     return std::unique_ptr<Transport>(std::move(socket));
   }
-  wire::TransportRequest request;
-  for (const std::string& name : preference_) request.add_transports(name);
   IPCRPC_RETURN_IF_ERROR(
-      WriteNegotiationFrame(*socket, FrameType::kTransportRequest, request, {}, deadline));
+      WriteNegotiationFrame(*socket, FrameType::kTransportRequest, request_, {}, deadline));
   wire::TransportOffer offer;
   std::vector<ScopedFd> fds;
   absl::Status read = ReadNegotiationFrame(*socket, FrameType::kTransportOffer, &offer, &fds,

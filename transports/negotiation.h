@@ -54,9 +54,12 @@ struct UpgradeableTransport {
 class NegotiatingConnector final : public Connector {
  public:
   // `target` names the connection in errors, e.g. "shm:/run/x.sock".
+  // `request` carries the client's wishes (e.g. ring_bytes); its
+  // `transports` are filled from `preference`.
   NegotiatingConnector(std::string target, std::unique_ptr<UnixSocketConnector> connector,
                        std::vector<std::string> preference,
-                       std::vector<UpgradeableTransport> available);
+                       std::vector<UpgradeableTransport> available,
+                       wire::TransportRequest request = {});
   absl::StatusOr<std::unique_ptr<Transport>> Connect(absl::Time deadline) override;
   std::string target() const override { return target_; }
 
@@ -65,6 +68,7 @@ class NegotiatingConnector final : public Connector {
   const std::unique_ptr<UnixSocketConnector> connector_;
   const std::vector<std::string> preference_;
   const std::vector<UpgradeableTransport> available_;
+  wire::TransportRequest request_;
 };
 
 // Listens on a unix socket and lets each client choose among `allowed`

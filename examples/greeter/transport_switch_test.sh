@@ -24,6 +24,8 @@ expect_over() {  # transport, client output
   line="$(grep '^unary ' <<<"$out")"
   if [ "$want" = unix ]; then
     grep -q "over unix:" <<<"$line" || { echo "FAIL: wanted unix, got: $line"; exit 1; }
+  elif [ "$want" = auto ]; then  # the fastest both sides allow: shm
+    grep -qF "over shm via auto:" <<<"$line" || { echo "FAIL: wanted shm via auto, got: $line"; exit 1; }
   else
     grep -qF "over $want via" <<<"$line" || { echo "FAIL: wanted $want, got: $line"; exit 1; }
   fi
