@@ -18,39 +18,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "runtime/status_macros.h"
+#include "transports/fd_util.h"
 
 namespace ipcrpc {
 namespace {
 
 constexpr int kMaxIovecs = 64;
-
-// poll() timeout in ms for `deadline`: -1 for none, rounded up so that a
-// deadline is never reported early.
-int PollTimeoutMs(absl::Time deadline) {
-  if (deadline == absl::InfiniteFuture()) return -1;
-  absl::Duration left = deadline - absl::Now();
-  if (left <= absl::ZeroDuration()) return 0;
-  int64_t ms = absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1)));
-  return static_cast<int>(std::min<int64_t>(ms, 1 << 30));
-}
-
-absl::StatusOr<ScopedFd> MakeEventFd() {
-  ScopedFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!fd.valid()) return ErrnoStatus(errno, "eventfd");
-  return fd;
-}
-
-void DrainEventFd(int fd) {
-  uint64_t value;
-  while (::read(fd, &value, sizeof(value)) < 0 && errno == EINTR) {
-  }
-}
-
-void SignalEventFd(int fd) {
-  uint64_t one = 1;
-  while (::write(fd, &one, sizeof(one)) < 0 && errno == EINTR) {
-  }
-}
 
 absl::Status SetNonBlocking(int fd) {
   int flags = ::fcntl(fd, F_GETFL);
@@ -96,18 +69,6 @@ socklen_t FillSockaddr(const std::string& path, sockaddr_un* addr) {
                                 (path[0] == '\0' ? 0 : 1));
 }
 
-PeerCredentials ReadPeerCredentials(int fd) {
-  PeerCredentials peer;
-  struct ucred cred;
-  socklen_t len = sizeof(cred);
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-    peer.pid = cred.pid;
-    peer.uid = cred.uid;
-    peer.gid = cred.gid;
-  }
-  return peer;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -115,7 +76,9 @@ PeerCredentials ReadPeerCredentials(int fd) {
 
 absl::StatusOr<std::unique_ptr<UnixSocketTransport>> UnixSocketTransport::Create(
     ScopedFd socket, std::string description) {
-  PeerCredentials peer = ReadPeerCredentials(socket.get());
+  // SO_PEERCRED fails only for something that is not a unix socket; then the
+  // peer is unknown (pid 0, uid/gid -1), as documented for PeerCredentials.
+  PeerCredentials peer = SocketPeerCredentials(socket.get()).value_or(PeerCredentials());
   return Create(std::move(socket), std::move(description), peer);
 }
 

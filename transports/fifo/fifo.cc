@@ -24,41 +24,25 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "runtime/status_macros.h"
+#include "transports/fd_util.h"
 
 namespace ipcrpc {
 namespace {
 
+// The peer at the other end of the control socket, with context on failure.
+absl::StatusOr<PeerCredentials> ControlSocketPeer(int fd) {
+  absl::StatusOr<PeerCredentials> peer = SocketPeerCredentials(fd);
+  if (!peer.ok()) {
+    return absl::Status(peer.status().code(),
+                        absl::StrCat("fifo: the control socket: ", peer.status().message()));
+  }
+  return peer;
+}
+
+
 constexpr int kMaxIovecs = 64;
 constexpr char kClientToServerName[] = "c2s";
 constexpr char kServerToClientName[] = "s2c";
-
-// poll() timeout in ms for `deadline`: -1 for none, rounded up so that a
-// deadline is never reported early.
-int PollTimeoutMs(absl::Time deadline) {
-  if (deadline == absl::InfiniteFuture()) return -1;
-  absl::Duration left = deadline - absl::Now();
-  if (left <= absl::ZeroDuration()) return 0;
-  int64_t ms = absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1)));
-  return static_cast<int>(std::min<int64_t>(ms, 1 << 30));
-}
-
-absl::StatusOr<ScopedFd> MakeEventFd() {
-  ScopedFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!fd.valid()) return ErrnoStatus(errno, "eventfd");
-  return fd;
-}
-
-void DrainEventFd(int fd) {
-  uint64_t value;
-  while (::read(fd, &value, sizeof(value)) < 0 && errno == EINTR) {
-  }
-}
-
-void SignalEventFd(int fd) {
-  uint64_t one = 1;
-  while (::write(fd, &one, sizeof(one)) < 0 && errno == EINTR) {
-  }
-}
 
 // Like ErrnoStatus, but a path that does not exist is NOT_FOUND (a missing
 // directory or FIFO is a set-up error, not a transient one).
@@ -66,19 +50,6 @@ absl::Status PathErrorStatus(int error_number, absl::string_view what) {
   absl::Status s = ErrnoStatus(error_number, what);
   if (error_number == ENOENT) return absl::NotFoundError(s.message());
   return s;
-}
-
-absl::StatusOr<PeerCredentials> ControlSocketPeer(int fd) {
-  struct ucred cred;
-  socklen_t len = sizeof(cred);
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-    return ErrnoStatus(errno, "fifo: SO_PEERCRED on the control socket");
-  }
-  PeerCredentials peer;
-  peer.pid = cred.pid;
-  peer.uid = cred.uid;
-  peer.gid = cred.gid;
-  return peer;
 }
 
 const char* FileTypeName(mode_t mode) {

@@ -26,9 +26,21 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "runtime/status_macros.h"
+#include "transports/fd_util.h"
 
 namespace ipcrpc {
 namespace {
+
+// The peer at the other end of the control socket, with context on failure.
+absl::StatusOr<PeerCredentials> ControlSocketPeer(int fd) {
+  absl::StatusOr<PeerCredentials> peer = SocketPeerCredentials(fd);
+  if (!peer.ok()) {
+    return absl::Status(peer.status().code(),
+                        absl::StrCat("msgq: the control socket: ", peer.status().message()));
+  }
+  return peer;
+}
+
 
 // How long a closing side waits for a live peer to read what it sent.
 constexpr absl::Duration kLinger = absl::Seconds(1);
@@ -106,20 +118,6 @@ bool QueueHoldsData(int id) {
   return ds.__msg_cbytes > 0;  // glibc's name for the kernel's msg_cbytes
 }
 
-// The control socket's peer, as the kernel saw it at connection time.
-absl::StatusOr<PeerCredentials> ControlSocketPeer(int fd) {
-  struct ucred cred;
-  socklen_t len = sizeof(cred);
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-    return ErrnoStatus(errno, "msgq: SO_PEERCRED of the control socket");
-  }
-  PeerCredentials peer;
-  peer.pid = cred.pid;
-  peer.uid = cred.uid;
-  peer.gid = cred.gid;
-  return peer;
-}
-
 // True once the peer's end of the control socket has closed or shut down
 // (the socket carries nothing after the upgrade, so readable means EOF).
 bool ControlSocketClosed(int fd) {
@@ -168,12 +166,6 @@ absl::StatusOr<msqid_ds> ValidateOfferedQueue(int id, absl::string_view which,
     return absl::FailedPreconditionError(absl::StrCat(name, " can hold no bytes"));
   }
   return ds;
-}
-
-absl::StatusOr<ScopedFd> MakeEventFd() {
-  ScopedFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!fd.valid()) return ErrnoStatus(errno, "eventfd");
-  return fd;
 }
 
 // ---------------------------------------------------------------------------

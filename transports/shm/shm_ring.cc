@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "runtime/status_macros.h"
+#include "transports/fd_util.h"
 #include "transports/shm/ring_layout.h"
 #include "transports/shm/shm_region.h"
 #include "transports/shm/spin_policy.h"
@@ -33,6 +34,17 @@
 
 namespace ipcrpc {
 namespace {
+
+// The peer at the other end of the control socket, with context on failure.
+absl::StatusOr<PeerCredentials> ControlSocketPeer(int fd) {
+  absl::StatusOr<PeerCredentials> peer = SocketPeerCredentials(fd);
+  if (!peer.ok()) {
+    return absl::Status(peer.status().code(),
+                        absl::StrCat("shm: the control socket: ", peer.status().message()));
+  }
+  return peer;
+}
+
 
 using shm::AdaptiveSpin;
 using shm::ShmRegion;
@@ -81,29 +93,6 @@ absl::Status ValidateSpin(const ShmOptions& options) {
                                                    " is outside [0, ", absl::FormatDuration(kMaxSpinLimit), "]"));
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<ScopedFd> MakeEventFd() {
-  ScopedFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!fd.valid()) return ErrnoStatus(errno, "eventfd");
-  return fd;
-}
-
-// The peer at the other end of the control socket; fails if it is not a
-// unix socket.
-absl::StatusOr<PeerCredentials> ControlSocketPeer(int fd) {
-  struct ucred cred;
-  socklen_t len = sizeof(cred);
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the control socket (fd ", fd, ") is not a connected unix socket: ",
-        ErrnoStatus(errno, "SO_PEERCRED").message()));
-  }
-  PeerCredentials peer;
-  peer.pid = cred.pid;
-  peer.uid = cred.uid;
-  peer.gid = cred.gid;
-  return peer;
 }
 
 // ---------------------------------------------------------------------------
