@@ -94,6 +94,34 @@ std::vector<std::string> AutoPreference(const std::vector<UpgradeableTransport>&
   return order;
 }
 
+bool AllowsUnix(const std::vector<std::string>& allowed) {
+  return allowed.empty() || Contains(allowed, kUnixTransportName);
+}
+
+absl::Status UnknownTransport(absl::string_view address, absl::string_view transport);
+
+// The upgradeable transports a server lets clients choose: `allowed` names
+// (empty: all), checked.
+absl::StatusOr<std::vector<UpgradeableTransport>> AllowedTransports(
+    const std::vector<std::string>& allowed, const config::TransportTuning& tuning) {
+  for (const std::string& name : allowed) {
+    if (!Contains(KnownTransports(), name) || name == kAuto) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "allowed transport \"", name, "\" is not a transport; supported: ",
+          absl::StrJoin(KnownTransports(), ", ")));
+    }
+  }
+  std::vector<UpgradeableTransport> table = UpgradeableTransports(tuning);
+  if (!allowed.empty()) {
+    table.erase(std::remove_if(table.begin(), table.end(),
+                               [&](const UpgradeableTransport& t) {
+                                 return !Contains(allowed, t.name);
+                               }),
+                table.end());
+  }
+  return table;
+}
+
 absl::Status UnknownTransport(absl::string_view address, absl::string_view transport) {
   return absl::InvalidArgumentError(absl::StrCat(
       "address \"", address, "\": transport \"", transport, "\" is not supported; supported: ",
@@ -175,26 +203,38 @@ absl::StatusOr<std::unique_ptr<Listener>> MakeListener(absl::string_view address
                                                        const std::vector<std::string>& allowed,
                                                        const config::TransportTuning& tuning) {
   IPCRPC_ASSIGN_OR_RETURN(ParsedAddress parsed, ParseAddress(address));
-  for (const std::string& name : allowed) {
-    if (!Contains(KnownTransports(), name) || name == kAuto) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "allowed transport \"", name, "\" is not a transport; supported: ",
-          absl::StrJoin(KnownTransports(), ", ")));
-    }
-  }
-  std::vector<UpgradeableTransport> table = UpgradeableTransports(tuning);
-  if (!allowed.empty()) {
-    table.erase(std::remove_if(table.begin(), table.end(),
-                               [&](const UpgradeableTransport& t) {
-                                 return !Contains(allowed, t.name);
-                               }),
-                table.end());
-  }
-  bool allow_unix = allowed.empty() || Contains(allowed, kUnixTransportName);
+  IPCRPC_ASSIGN_OR_RETURN(std::vector<UpgradeableTransport> table,
+                          AllowedTransports(allowed, tuning));
   IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<UnixSocketListener> listener,
                           UnixSocketListener::Listen(parsed.socket_address));
-  return std::unique_ptr<Listener>(
-      std::make_unique<NegotiatingListener>(std::move(listener), std::move(table), allow_unix));
+  return std::unique_ptr<Listener>(std::make_unique<NegotiatingListener>(
+      std::move(listener), std::move(table), AllowsUnix(allowed)));
+}
+
+absl::StatusOr<std::unique_ptr<Transport>> UpgradeConnection(
+    std::unique_ptr<UnixSocketTransport> socket, absl::string_view transport,
+    const config::TransportTuning& tuning, absl::Duration timeout) {
+  std::string target = absl::StrCat(transport, ":", socket->description());
+  if (!Contains(KnownTransports(), transport)) return UnknownTransport(target, transport);
+  std::vector<UpgradeableTransport> available = UpgradeableTransports(tuning);
+  std::vector<std::string> preference = transport == kAuto
+                                            ? AutoPreference(available)
+                                            : std::vector<std::string>{std::string(transport)};
+  wire::TransportRequest request;
+  request.set_ring_bytes(tuning.shm().ring_bytes());
+  return NegotiateAsClient(std::move(socket), target, preference, available, std::move(request),
+                           absl::Now() + timeout);
+}
+
+absl::StatusOr<std::unique_ptr<Transport>> AcceptUpgrades(
+    std::unique_ptr<UnixSocketTransport> socket, const std::vector<std::string>& allowed,
+    const config::TransportTuning& tuning) {
+  IPCRPC_ASSIGN_OR_RETURN(std::vector<UpgradeableTransport> table,
+                          AllowedTransports(allowed, tuning));
+  return NegotiateAsServer(std::move(socket),
+                           std::make_shared<const std::vector<UpgradeableTransport>>(
+                               std::move(table)),
+                           AllowsUnix(allowed));
 }
 
 }  // namespace ipcrpc

@@ -35,6 +35,7 @@
 #include "absl/strings/string_view.h"
 #include "proto/ipcrpc/config.pb.h"
 #include "transports/transport.h"
+#include "transports/unix_socket.h"
 
 namespace ipcrpc {
 
@@ -61,6 +62,19 @@ absl::StatusOr<std::unique_ptr<Connector>> MakeConnector(
 // `allowed` transport names (empty: all of them).
 absl::StatusOr<std::unique_ptr<Listener>> MakeListener(
     absl::string_view address, const std::vector<std::string>& allowed = {},
+    const config::TransportTuning& tuning = {});
+
+// Moves an existing client-side connection (e.g. WorkerProcess::TakeSocket())
+// to `transport` ("shm", "auto", ...); the server end must have been wrapped
+// with AcceptUpgrades. The socket stays open as the liveness channel.
+absl::StatusOr<std::unique_ptr<Transport>> UpgradeConnection(
+    std::unique_ptr<UnixSocketTransport> socket, absl::string_view transport,
+    const config::TransportTuning& tuning = {}, absl::Duration timeout = absl::Seconds(5));
+
+// The server end of an existing connection (e.g. TakeInheritedSocket()),
+// letting the peer move it to one of `allowed` (empty: all transports).
+absl::StatusOr<std::unique_ptr<Transport>> AcceptUpgrades(
+    std::unique_ptr<UnixSocketTransport> socket, const std::vector<std::string>& allowed = {},
     const config::TransportTuning& tuning = {});
 
 }  // namespace ipcrpc

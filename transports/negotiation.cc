@@ -104,9 +104,10 @@ class UpgradedTransport final : public Transport {
 class ServerNegotiatingTransport final : public Transport {
  public:
   ServerNegotiatingTransport(std::unique_ptr<UnixSocketTransport> socket,
-                             const std::vector<UpgradeableTransport>* allowed, bool allow_unix)
+                             std::shared_ptr<const std::vector<UpgradeableTransport>> allowed,
+                             bool allow_unix)
       : socket_(std::move(socket)),
-        allowed_(allowed),
+        allowed_(std::move(allowed)),
         allow_unix_(allow_unix),
         peer_(socket_->peer()),
         description_(socket_->description()),
@@ -242,7 +243,7 @@ class ServerNegotiatingTransport final : public Transport {
   }
 
   std::unique_ptr<UnixSocketTransport> socket_;  // until negotiated
-  const std::vector<UpgradeableTransport>* const allowed_;  // owned by the listener
+  const std::shared_ptr<const std::vector<UpgradeableTransport>> allowed_;
   const bool allow_unix_;
   const PeerCredentials peer_;
 
@@ -269,38 +270,45 @@ NegotiatingConnector::NegotiatingConnector(std::string target,
       connector_(std::move(connector)),
       preference_(std::move(preference)),
       available_(std::move(available)),
-      request_(std::move(request)) {
-  request_.clear_transports();
-  for (const std::string& name : preference_) request_.add_transports(name);
-}
+      request_(std::move(request)) {}
 
 absl::StatusOr<std::unique_ptr<Transport>> NegotiatingConnector::Connect(absl::Time deadline) {
   IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<UnixSocketTransport> socket,
                           connector_->ConnectSocket(deadline));
-  if (preference_.size() == 1 && preference_[0] == kUnixTransportName) {
+  return NegotiateAsClient(std::move(socket), target_, preference_, available_, request_,
+                           deadline);
+}
+
+absl::StatusOr<std::unique_ptr<Transport>> NegotiateAsClient(
+    std::unique_ptr<UnixSocketTransport> socket, absl::string_view target,
+    const std::vector<std::string>& preference, const std::vector<UpgradeableTransport>& available,
+    wire::TransportRequest request, absl::Time deadline) {
+  if (preference.size() == 1 && preference[0] == kUnixTransportName) {
     return std::unique_ptr<Transport>(std::move(socket));
   }
+  request.clear_transports();
+  for (const std::string& name : preference) request.add_transports(name);
   IPCRPC_RETURN_IF_ERROR(
-      WriteNegotiationFrame(*socket, FrameType::kTransportRequest, request_, {}, deadline));
+      WriteNegotiationFrame(*socket, FrameType::kTransportRequest, request, {}, deadline));
   wire::TransportOffer offer;
   std::vector<ScopedFd> fds;
   absl::Status read = ReadNegotiationFrame(*socket, FrameType::kTransportOffer, &offer, &fds,
                                            deadline);
   if (!read.ok()) {
-    return absl::Status(read.code(), absl::StrCat(target_, ": transport negotiation failed: ",
+    return absl::Status(read.code(), absl::StrCat(target, ": transport negotiation failed: ",
                                                   read.message()));
   }
   if (offer.transport().empty()) {
     return absl::FailedPreconditionError(
-        absl::StrCat(target_, ": the server refused the transport: ", offer.error()));
+        absl::StrCat(target, ": the server refused the transport: ", offer.error()));
   }
   if (offer.transport() == kUnixTransportName) {
     return std::unique_ptr<Transport>(std::move(socket));
   }
-  const UpgradeableTransport* chosen = Find(available_, offer.transport());
+  const UpgradeableTransport* chosen = Find(available, offer.transport());
   if (chosen == nullptr ||
-      std::find(preference_.begin(), preference_.end(), offer.transport()) == preference_.end()) {
-    return absl::DataLossError(absl::StrCat(target_, ": the server offered transport \"",
+      std::find(preference.begin(), preference.end(), offer.transport()) == preference.end()) {
+    return absl::DataLossError(absl::StrCat(target, ": the server offered transport \"",
                                             offer.transport(), "\", which was not requested"));
   }
   // The upgraded transport gets a duplicate of the socket as its liveness
@@ -315,23 +323,31 @@ absl::StatusOr<std::unique_ptr<Transport>> NegotiatingConnector::Connect(absl::T
       WriteNegotiationFrame(*socket, FrameType::kTransportAck, ack, {}, deadline);
   if (!data.ok()) {
     return absl::Status(data.status().code(),
-                        absl::StrCat(target_, ": could not attach to the server's ",
+                        absl::StrCat(target, ": could not attach to the server's ",
                                      chosen->name, ": ", data.status().message()));
   }
   IPCRPC_RETURN_IF_ERROR(sent);
   return std::unique_ptr<Transport>(std::make_unique<UpgradedTransport>(
-      std::move(*data), socket->peer(), absl::StrCat(chosen->name, " via ", target_)));
+      std::move(*data), socket->peer(), absl::StrCat(chosen->name, " via ", target)));
+}
+
+std::unique_ptr<Transport> NegotiateAsServer(
+    std::unique_ptr<UnixSocketTransport> socket,
+    std::shared_ptr<const std::vector<UpgradeableTransport>> allowed, bool allow_unix) {
+  return std::make_unique<ServerNegotiatingTransport>(std::move(socket), std::move(allowed),
+                                                      allow_unix);
 }
 
 NegotiatingListener::NegotiatingListener(std::unique_ptr<UnixSocketListener> listener,
                                          std::vector<UpgradeableTransport> allowed,
                                          bool allow_unix)
-    : listener_(std::move(listener)), allowed_(std::move(allowed)), allow_unix_(allow_unix) {}
+    : listener_(std::move(listener)),
+      allowed_(std::make_shared<const std::vector<UpgradeableTransport>>(std::move(allowed))),
+      allow_unix_(allow_unix) {}
 
 absl::StatusOr<std::unique_ptr<Transport>> NegotiatingListener::Accept() {
   IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<UnixSocketTransport> socket, listener_->AcceptSocket());
-  return std::unique_ptr<Transport>(
-      std::make_unique<ServerNegotiatingTransport>(std::move(socket), &allowed_, allow_unix_));
+  return NegotiateAsServer(std::move(socket), allowed_, allow_unix_);
 }
 
 }  // namespace ipcrpc

@@ -84,9 +84,20 @@ class NegotiatingListener final : public Listener {
 
  private:
   const std::unique_ptr<UnixSocketListener> listener_;
-  const std::vector<UpgradeableTransport> allowed_;
+  const std::shared_ptr<const std::vector<UpgradeableTransport>> allowed_;
   const bool allow_unix_;
 };
+
+// The two halves on an already-connected socket (a spawned worker's
+// socketpair, for instance). The client half negotiates at once; the server
+// half returns a transport that negotiates on its first Read/Write.
+absl::StatusOr<std::unique_ptr<Transport>> NegotiateAsClient(
+    std::unique_ptr<UnixSocketTransport> socket, absl::string_view target,
+    const std::vector<std::string>& preference, const std::vector<UpgradeableTransport>& available,
+    wire::TransportRequest request, absl::Time deadline);
+std::unique_ptr<Transport> NegotiateAsServer(
+    std::unique_ptr<UnixSocketTransport> socket,
+    std::shared_ptr<const std::vector<UpgradeableTransport>> allowed, bool allow_unix);
 
 }  // namespace ipcrpc
 

@@ -75,7 +75,7 @@ absl::StatusOr<WorkerProcess> WorkerProcess::Spawn(const std::vector<std::string
 }
 
 WorkerProcess::WorkerProcess(WorkerProcess&& other) noexcept
-    : pid_(other.pid_), transport_(std::move(other.transport_)) {
+    : pid_(other.pid_), socket_(std::move(other.socket_)) {
   other.pid_ = -1;
 }
 
@@ -83,14 +83,14 @@ WorkerProcess& WorkerProcess::operator=(WorkerProcess&& other) noexcept {
   if (this != &other) {
     this->~WorkerProcess();
     pid_ = other.pid_;
-    transport_ = std::move(other.transport_);
+    socket_ = std::move(other.socket_);
     other.pid_ = -1;
   }
   return *this;
 }
 
 WorkerProcess::~WorkerProcess() {
-  transport_.reset();
+  socket_.reset();
   if (pid_ > 0) {
     ::kill(pid_, SIGKILL);
     while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
@@ -121,6 +121,11 @@ absl::StatusOr<int> WorkerProcess::Wait(absl::Duration timeout) {
 }
 
 absl::StatusOr<std::unique_ptr<Transport>> TakeInheritedTransport() {
+  IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<UnixSocketTransport> socket, TakeInheritedSocket());
+  return std::unique_ptr<Transport>(std::move(socket));
+}
+
+absl::StatusOr<std::unique_ptr<UnixSocketTransport>> TakeInheritedSocket() {
   const char* value = ::getenv(kInheritedFdEnv);
   int fd;
   if (value == nullptr || !absl::SimpleAtoi(value, &fd) || fd < 0) {
@@ -135,10 +140,7 @@ absl::StatusOr<std::unique_ptr<Transport>> TakeInheritedTransport() {
         "inherited fd ", fd, " is not a stream socket"));
   }
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-  auto t = UnixSocketTransport::Create(ScopedFd(fd),
-                                       absl::StrCat("socketpair:inherited-fd=", fd));
-  if (!t.ok()) return t.status();
-  return std::unique_ptr<Transport>(std::move(*t));
+  return UnixSocketTransport::Create(ScopedFd(fd), absl::StrCat("socketpair:inherited-fd=", fd));
 }
 
 }  // namespace ipcrpc

@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "transports/transport.h"
+#include "transports/unix_socket.h"
 
 namespace ipcrpc {
 
@@ -48,23 +49,29 @@ class WorkerProcess {
   ~WorkerProcess();
 
   pid_t pid() const { return pid_; }
-  // The parent's end of the socketpair; call once.
-  std::unique_ptr<Transport> TakeTransport() { return std::move(transport_); }
+  // The parent's end of the socketpair; call once (either of the two).
+  std::unique_ptr<Transport> TakeTransport() { return std::move(socket_); }
+  // The same, with the concrete type: to move the connection to another
+  // transport with UpgradeConnection (transports/address.h).
+  std::unique_ptr<UnixSocketTransport> TakeSocket() { return std::move(socket_); }
 
   // Waits up to `timeout` for the child to exit; returns its wait status
   // (as from waitpid). DEADLINE_EXCEEDED if it is still running.
   absl::StatusOr<int> Wait(absl::Duration timeout);
 
  private:
-  WorkerProcess(pid_t pid, std::unique_ptr<Transport> transport)
-      : pid_(pid), transport_(std::move(transport)) {}
+  WorkerProcess(pid_t pid, std::unique_ptr<UnixSocketTransport> socket)
+      : pid_(pid), socket_(std::move(socket)) {}
   pid_t pid_ = -1;
-  std::unique_ptr<Transport> transport_;
+  std::unique_ptr<UnixSocketTransport> socket_;
 };
 
 // In the child: the inherited socketpair end as a Transport. NOT_FOUND if this
-// process was not started by WorkerProcess::Spawn. Call once.
+// process was not started by WorkerProcess::Spawn. Call once (either of the
+// two). To let the parent move the connection to another transport, wrap the
+// socket with AcceptUpgrades (transports/address.h).
 absl::StatusOr<std::unique_ptr<Transport>> TakeInheritedTransport();
+absl::StatusOr<std::unique_ptr<UnixSocketTransport>> TakeInheritedSocket();
 
 }  // namespace ipcrpc
 

@@ -129,14 +129,18 @@ absl::Status MeasureRoundTrips(Greeter::Stub& stub, int calls, absl::string_view
 
 absl::Status CallWorker(const std::string& path) {
   IPCRPC_ASSIGN_OR_RETURN(ipcrpc::WorkerProcess worker, ipcrpc::WorkerProcess::Spawn({path}));
-  auto stub = Greeter::NewStub(ipcrpc::CreateChannelFromTransport(worker.TakeTransport()));
+  // Move the socketpair connection to shared memory; the socketpair stays
+  // open underneath as the liveness channel.
+  IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<ipcrpc::Transport> transport,
+                          ipcrpc::UpgradeConnection(worker.TakeSocket(), "shm"));
+  auto stub = Greeter::NewStub(ipcrpc::CreateChannelFromTransport(std::move(transport)));
   ipcrpc::ClientContext ctx;
   HelloRequest request;
   request.set_name("worker");
   HelloReply reply;
   IPCRPC_RETURN_IF_ERROR(stub->SayHello(&ctx, request, &reply));
-  std::printf("spawned worker   pid %d over a socketpair -> \"%s\"\n", worker.pid(),
-              reply.message().c_str());
+  std::printf("spawned worker   pid %d over %s -> \"%s\"\n", worker.pid(),
+              ctx.transport().c_str(), reply.message().c_str());
   stub.reset();  // closing the channel lets the worker exit
   IPCRPC_ASSIGN_OR_RETURN(int status, worker.Wait(absl::Seconds(5)));
   (void)status;

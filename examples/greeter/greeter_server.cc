@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "examples/greeter/greeter_service.h"
 #include "runtime/ipcrpc.h"
+#include "transports/address.h"
 
 namespace {
 
@@ -29,8 +30,11 @@ absl::Status Serve(int argc, char** argv) {
   builder.RegisterService(&service);
   bool worker = argc < 2;
   if (worker) {
+    // The parent may move the connection to another transport (e.g. shm).
+    IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<ipcrpc::UnixSocketTransport> socket,
+                            ipcrpc::TakeInheritedSocket());
     IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<ipcrpc::Transport> transport,
-                            ipcrpc::TakeInheritedTransport());
+                            ipcrpc::AcceptUpgrades(std::move(socket)));
     builder.AddTransport(std::move(transport));
   } else {
     builder.AddListeningAddress(argv[1]);

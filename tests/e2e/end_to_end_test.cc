@@ -573,3 +573,37 @@ TEST(WorkerTest, SpawnedWorkerServesOverInheritedSocketpair) {
 
 }  // namespace
 }  // namespace ipcrpc::test
+
+namespace ipcrpc::test {
+namespace {
+
+// A spawned worker's socketpair moves to every other transport, and the
+// worker still exits by itself when the parent hangs up.
+TEST(WorkerTest, SpawnedWorkerConnectionUpgradesToEveryTransport) {
+  for (const std::string& transport : TransportsUnderTest()) {
+    SCOPED_TRACE(transport);
+    auto worker = WorkerProcess::Spawn({TestServerPath()});
+    ASSERT_TRUE(worker.ok()) << worker.status();
+    {
+      auto upgraded = UpgradeConnection(worker->TakeSocket(), transport);
+      ASSERT_TRUE(upgraded.ok()) << upgraded.status();
+      auto stub = TestService::NewStub(CreateChannelFromTransport(std::move(*upgraded)));
+      ClientContext ctx;
+      Request req;
+      req.set_payload(std::string(100000, 'w'));
+      Response resp;
+      ASSERT_TRUE(stub->Echo(&ctx, req, &resp).ok());
+      EXPECT_EQ(resp.payload().size(), 100000u);
+      EXPECT_EQ(ctx.peer().pid, worker->pid());
+      if (transport != "unix" && transport != "auto") {
+        EXPECT_EQ(ctx.transport().rfind(transport + " via ", 0), 0u) << ctx.transport();
+      }
+    }
+    auto status = worker->Wait(absl::Seconds(10));
+    ASSERT_TRUE(status.ok()) << status.status();
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  }
+}
+
+}  // namespace
+}  // namespace ipcrpc::test

@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "runtime/ipcrpc.h"
+#include "transports/address.h"
 #include "tests/e2e/test_service.ipcrpc.pb.h"
 
 namespace ipcrpc::test {
@@ -156,7 +157,9 @@ int Main(int argc, char** argv) {
   ServerBuilder builder;
   builder.RegisterService(&service);
   if (address.empty()) {
-    absl::StatusOr<std::unique_ptr<Transport>> t = TakeInheritedTransport();
+    absl::StatusOr<std::unique_ptr<UnixSocketTransport>> socket = TakeInheritedSocket();
+    absl::StatusOr<std::unique_ptr<Transport>> t =
+        socket.ok() ? AcceptUpgrades(std::move(*socket)) : socket.status();
     if (!t.ok()) {
       std::fprintf(stderr, "test_server: %s\n", std::string(t.status().message()).c_str());
       return 1;
