@@ -214,7 +214,7 @@ absl::StatusOr<std::unique_ptr<Listener>> MakeListener(absl::string_view address
 absl::StatusOr<std::unique_ptr<Transport>> UpgradeConnection(
     std::unique_ptr<UnixSocketTransport> socket, absl::string_view transport,
     const config::TransportTuning& tuning, absl::Duration timeout) {
-  std::string target = absl::StrCat(transport, ":", socket->description());
+  std::string target = socket->description();
   if (!Contains(KnownTransports(), transport)) return UnknownTransport(target, transport);
   std::vector<UpgradeableTransport> available = UpgradeableTransports(tuning);
   std::vector<std::string> preference = transport == kAuto
