@@ -47,7 +47,20 @@ std::vector<std::string> TransportsUnderTest() {
 // A test_server process listening on a socket in a private temp directory.
 class ServerProcess {
  public:
-  explicit ServerProcess(std::vector<std::string> extra_args = {}) {
+  // `config` (text format), if given, reaches the server through IPCRPC_CONFIG.
+  explicit ServerProcess(std::vector<std::string> extra_args = {}, std::string config = "") {
+    std::vector<std::string> env_storage;
+    for (char** e = environ; *e != nullptr; ++e) env_storage.emplace_back(*e);
+    if (!config.empty()) {
+      std::string path = dir_.File("server.textproto");
+      FILE* f = std::fopen(path.c_str(), "w");
+      std::fputs(config.c_str(), f);
+      std::fclose(f);
+      env_storage.push_back("IPCRPC_CONFIG=" + path);
+    }
+    std::vector<char*> envp;
+    for (auto& e : env_storage) envp.push_back(e.data());
+    envp.push_back(nullptr);
     address_ = "unix:" + dir_.File("server.sock");
     std::vector<std::string> args = {TestServerPath(), address_};
     for (auto& a : extra_args) args.push_back(a);
@@ -60,7 +73,7 @@ class ServerProcess {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, out[1], 1);
     posix_spawn_file_actions_addclose(&actions, out[0]);
-    int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     close(out[1]);
     EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
@@ -603,6 +616,52 @@ TEST(WorkerTest, SpawnedWorkerConnectionUpgradesToEveryTransport) {
     ASSERT_TRUE(status.ok()) << status.status();
     EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
   }
+}
+
+}  // namespace
+}  // namespace ipcrpc::test
+
+namespace ipcrpc::test {
+namespace {
+
+// The server's config file decides which transports clients may choose.
+TEST(ServerConfigTest, AllowedTransportsAreEnforcedAndAutoFallsBack) {
+  ServerProcess server({}, R"pb(server { allowed_transports: [ "unix", "fifo" ] })pb");
+  auto shm = CreateChannel("shm:" + server.socket_path());
+  ASSERT_TRUE(shm.ok());
+  ClientContext c1;
+  Response resp;
+  absl::Status refused = TestService::NewStub(*shm)->Echo(&c1, Request(), &resp);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_NE(refused.message().find("allows [unix, fifo]"), std::string::npos) << refused;
+
+  auto fifo = CreateChannel("fifo:" + server.socket_path());
+  ASSERT_TRUE(fifo.ok());
+  ClientContext c2;
+  EXPECT_TRUE(TestService::NewStub(*fifo)->Echo(&c2, Request(), &resp).ok());
+  EXPECT_EQ(c2.transport().rfind("fifo via ", 0), 0u) << c2.transport();
+
+  auto automatic = CreateChannel("auto:" + server.socket_path());
+  ASSERT_TRUE(automatic.ok());
+  ClientContext c3;
+  EXPECT_TRUE(TestService::NewStub(*automatic)->Echo(&c3, Request(), &resp).ok());
+  EXPECT_EQ(c3.transport().rfind("unix:", 0), 0u) << c3.transport();
+}
+
+TEST(ServerConfigTest, ABrokenConfigFileStopsTheServerWithAClearError) {
+  testing::ScopedTempDir dir;
+  std::string path = dir.File("bad.textproto");
+  FILE* f = std::fopen(path.c_str(), "w");
+  std::fputs("server { allowed_transports: [\"carrier-pigeon\"] }", f);
+  std::fclose(f);
+  setenv("IPCRPC_CONFIG", path.c_str(), 1);
+  TestService::Service service;
+  ServerBuilder builder;
+  builder.AddListeningAddress("unix:" + dir.File("s.sock")).RegisterService(&service);
+  auto server = builder.BuildAndStart();
+  unsetenv("IPCRPC_CONFIG");
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument) << server.status();
+  EXPECT_NE(server.status().message().find("carrier-pigeon"), std::string::npos);
 }
 
 }  // namespace
