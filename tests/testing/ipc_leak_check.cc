@@ -1,6 +1,7 @@
 #include "tests/testing/ipc_leak_check.h"
 
 #include <dirent.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
@@ -42,8 +43,9 @@ void AddSysv(const std::string& kind, std::set<std::string>* out) {
 std::set<std::string> SnapshotIpcObjects() {
   std::set<std::string> objects;
   AddDirectory("/dev/shm", "", &objects);
-  // Test directories (socket files) and the FIFO transport's directories.
-  AddDirectory("/tmp", "ipcrpc-test-", &objects);
+  // This process's test directories (socket files; see temp_dir.h) and the
+  // FIFO transport's directories.
+  AddDirectory("/tmp", absl::StrCat("ipcrpc-test-", ::getpid(), "-"), &objects);
   AddDirectory("/tmp", "ipcrpc-fifo-", &objects);
   AddSysv("msg", &objects);
   AddSysv("sem", &objects);

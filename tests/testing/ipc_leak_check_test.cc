@@ -13,7 +13,7 @@ namespace {
 TEST(IpcLeakCheckTest, SeesQueuesAndTmpEntries) {
   int q = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
   ASSERT_GE(q, 0);
-  std::string dir = "/tmp/ipcrpc-test-leak-check-" + std::to_string(getpid());
+  std::string dir = "/tmp/ipcrpc-test-" + std::to_string(getpid()) + "-leak-check";
   ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
   std::set<std::string> during = SnapshotIpcObjects();
   EXPECT_EQ(during.count("sysv-msg id " + std::to_string(q)), 1u);

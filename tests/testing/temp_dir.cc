@@ -10,8 +10,10 @@
 namespace ipcrpc::testing {
 
 ScopedTempDir::ScopedTempDir() {
-  char tmpl[] = "/tmp/ipcrpc-test-XXXXXX";
-  if (::mkdtemp(tmpl) == nullptr) {
+  // The pid in the name lets a leak check tell this process's directories
+  // from those of tests running at the same time elsewhere.
+  std::string tmpl = absl::StrCat(kTempDirPrefix, ::getpid(), "-XXXXXX");
+  if (::mkdtemp(tmpl.data()) == nullptr) {
     ::perror("mkdtemp");
     ::abort();
   }

@@ -1,8 +1,8 @@
 // ipcrpc test support: a short-lived private directory for socket files.
 //
 // Bazel's TEST_TMPDIR is too long for a unix socket path (108 bytes), so
-// tests make their sockets in a fresh /tmp/ipcrpc-test-XXXXXX directory that
-// this object removes, with everything in it, when destroyed.
+// tests make their sockets in a fresh /tmp/ipcrpc-test-<pid>-XXXXXX directory
+// that this object removes, with everything in it, when destroyed.
 
 #ifndef IPCRPC_TESTS_TESTING_TEMP_DIR_H_
 #define IPCRPC_TESTS_TESTING_TEMP_DIR_H_
@@ -12,6 +12,8 @@
 #include "absl/strings/string_view.h"
 
 namespace ipcrpc::testing {
+
+inline constexpr char kTempDirPrefix[] = "/tmp/ipcrpc-test-";
 
 class ScopedTempDir {
  public:
