@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/msg.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -45,8 +46,11 @@ void RemoveAll() {
 }
 
 void OnStopSignal(int signal_number) {
+  if (g_child > 0) {  // first, so it does not trip over the objects going away
+    kill(static_cast<pid_t>(g_child), SIGKILL);
+    waitpid(static_cast<pid_t>(g_child), nullptr, 0);
+  }
   RemoveAll();
-  if (g_child > 0) kill(static_cast<pid_t>(g_child), SIGKILL);
   ::signal(signal_number, SIG_DFL);
   raise(signal_number);
 }
