@@ -44,8 +44,20 @@ class Endpoint {
   virtual ~Endpoint() = default;
   // Sends all `size` bytes (blocks while the mechanism is full).
   virtual absl::Status Send(const char* data, size_t size) = 0;
-  // Receives exactly `size` bytes. UNAVAILABLE once the peer is gone.
-  virtual absl::Status Receive(char* data, size_t size) = 0;
+  // Blocks until something has arrived, then receives between 1 and
+  // `capacity` bytes of it. UNAVAILABLE once the peer is gone.
+  virtual absl::StatusOr<size_t> ReceiveSome(char* data, size_t capacity) = 0;
+
+  // Receives exactly `size` bytes.
+  absl::Status Receive(char* data, size_t size) {
+    while (size > 0) {
+      absl::StatusOr<size_t> n = ReceiveSome(data, size);
+      if (!n.ok()) return n.status();
+      data += *n;
+      size -= *n;
+    }
+    return absl::OkStatus();
+  }
 };
 
 class EndpointPair {

@@ -40,16 +40,14 @@ class FdEndpoint final : public Endpoint {
     return absl::OkStatus();
   }
 
-  absl::Status Receive(char* data, size_t size) override {
-    while (size > 0) {
-      ssize_t n = read(in_.get(), data, size);
+  absl::StatusOr<size_t> ReceiveSome(char* data, size_t capacity) override {
+    for (;;) {
+      ssize_t n = read(in_.get(), data, capacity);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return ErrnoStatus("read");
       if (n == 0) return absl::UnavailableError("the peer closed its end");
-      data += n;
-      size -= static_cast<size_t>(n);
+      return static_cast<size_t>(n);
     }
-    return absl::OkStatus();
   }
 
  private:

@@ -52,35 +52,28 @@ class MsgqEndpoint final : public Endpoint {
     return absl::OkStatus();
   }
 
-  // Fragments need not line up with Receive calls: what is left of one stays
-  // in pending_ for the next call.
-  absl::Status Receive(char* data, size_t size) override {
-    while (size > 0) {
-      if (pending_offset_ == pending_.size()) {
-        ssize_t n;
-        for (;;) {
-          n = msgrcv(in_, buffer_.data(), max_fragment_, 0, 0);
-          if (n >= 0) break;
-          if (errno != EINTR) return ipcrpc::ErrnoStatus(errno, "msgrcv");
-          if (cleanup::ChildExited()) return absl::UnavailableError("the server process ended");
-        }
-        const char* text = buffer_.data() + sizeof(long);
-        if (static_cast<size_t>(n) <= size) {  // the common case: straight to the caller
-          std::memcpy(data, text, n);
-          data += n;
-          size -= n;
-          continue;
-        }
-        pending_.assign(text, text + n);
-        pending_offset_ = 0;
+  // A fragment larger than `capacity` is kept in pending_ for the next call.
+  absl::StatusOr<size_t> ReceiveSome(char* data, size_t capacity) override {
+    if (pending_offset_ == pending_.size()) {
+      ssize_t n;
+      for (;;) {
+        n = msgrcv(in_, buffer_.data(), max_fragment_, 0, 0);
+        if (n >= 0) break;
+        if (errno != EINTR) return ipcrpc::ErrnoStatus(errno, "msgrcv");
+        if (cleanup::ChildExited()) return absl::UnavailableError("the server process ended");
       }
-      size_t n = std::min(size, pending_.size() - pending_offset_);
-      std::memcpy(data, pending_.data() + pending_offset_, n);
-      pending_offset_ += n;
-      data += n;
-      size -= n;
+      const char* text = buffer_.data() + sizeof(long);
+      if (static_cast<size_t>(n) <= capacity) {  // the common case: straight to the caller
+        std::memcpy(data, text, n);
+        return static_cast<size_t>(n);
+      }
+      pending_.assign(text, text + n);
+      pending_offset_ = 0;
     }
-    return absl::OkStatus();
+    size_t n = std::min(capacity, pending_.size() - pending_offset_);
+    std::memcpy(data, pending_.data() + pending_offset_, n);
+    pending_offset_ += n;
+    return n;
   }
 
  private:

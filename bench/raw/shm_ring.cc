@@ -179,25 +179,20 @@ class Ring {
     return absl::OkStatus();
   }
 
-  absl::Status Read(const Waiter& waiter, char* data, size_t size) {
+  // Waits for data, then takes up to `capacity` bytes of what is there.
+  absl::StatusOr<size_t> ReadSome(const Waiter& waiter, char* data, size_t capacity) {
     uint64_t tail = control_->tail.load(std::memory_order_relaxed);
-    while (size > 0) {
-      auto has_data = [&] { return control_->head.load(std::memory_order_seq_cst) != tail; };
-      absl::Status status = waiter.Wait(has_data, &control_->reader_waiting, &control_->data_ready);
-      if (!status.ok()) return status;
-      size_t available = control_->head.load(std::memory_order_acquire) - tail;
-      size_t n = std::min({size, available, kMaxPiece});
-      CopyOut(tail, data, n);
-      tail += n;
-      data += n;
-      size -= n;
-      control_->tail.store(tail, std::memory_order_seq_cst);
-      waiter.Notify(&control_->writer_waiting, &control_->space_ready);
-    }
-    return absl::OkStatus();
+    auto has_data = [&] { return control_->head.load(std::memory_order_seq_cst) != tail; };
+    absl::Status status = waiter.Wait(has_data, &control_->reader_waiting, &control_->data_ready);
+    if (!status.ok()) return status;
+    size_t available = control_->head.load(std::memory_order_acquire) - tail;
+    size_t n = std::min({capacity, available, kMaxPiece});
+    CopyOut(tail, data, n);
+    control_->tail.store(tail + n, std::memory_order_seq_cst);
+    waiter.Notify(&control_->writer_waiting, &control_->space_ready);
+    return n;
   }
 
- private:
   // Copy into / out of the ring at stream offset `at`, in at most two pieces
   // (at the wrap-around).
   void CopyIn(uint64_t at, const char* from, size_t n) {
@@ -239,7 +234,9 @@ class ShmEndpoint final : public Endpoint {
   absl::Status Send(const char* data, size_t size) override {
     return out_.Write(waiter_, data, size);
   }
-  absl::Status Receive(char* data, size_t size) override { return in_.Read(waiter_, data, size); }
+  absl::StatusOr<size_t> ReceiveSome(char* data, size_t capacity) override {
+    return in_.ReadSome(waiter_, data, capacity);
+  }
 
  private:
   std::shared_ptr<Mapping> mapping_;
