@@ -29,4 +29,4 @@ fi
 
 bazel build -c opt //bench:binaries
 bin_dir="$(bazel info -c opt bazel-bin 2>/dev/null)/bench"
-exec /usr/bin/python3 bench/run.py --bin_dir="$bin_dir" --command="bench/run.sh $*" "$@"
+exec /usr/bin/python3 bench/run.py --bin_dir="$bin_dir" --command="bench/run.sh${*:+ $*}" "$@"
