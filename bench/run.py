@@ -50,14 +50,20 @@ RAW_FOR_TRANSPORT = {
 # Transports whose receiver sleeps at once (the shm transport spins first).
 SLEEPING_TRANSPORTS = ["unix", "fifo", "shm+sem", "msgq"]
 
+# Each placement is measured in `rounds` rounds; a round runs every system once,
+# in reverse order every other round, so slow drift of the machine (other
+# processes, frequency, the hypervisor) spreads over all systems alike. The
+# tables show the median over rounds and how far the rounds' p50s spread.
 FULL = {
-    "latency": ["--warmup=200", "--iterations=20000", "--max_ms=700"],
-    "stream": ["--stream_ms=400", "--stream_warmup=20"],
-    "concurrent": ["--concurrent_ms=700"],
+    "rounds": 3,
+    "latency": ["--warmup=200", "--iterations=20000", "--max_ms=350"],
+    "stream": ["--stream_ms=250", "--stream_warmup=20"],
+    "concurrent": ["--concurrent_ms=400"],
     "idle": ["--connections=32"],
     "timeout": 180,
 }
 QUICK = {
+    "rounds": 1,
     "latency": ["--warmup=5", "--iterations=20", "--max_ms=50"],
     "stream": ["--stream_ms=20", "--stream_warmup=2"],
     "concurrent": ["--concurrent_ms=50"],
@@ -135,7 +141,7 @@ class Runner:
             records.append(record)
         return records
 
-    def run(self, argv, placement):
+    def run(self, argv, placement, round_number=0):
         """Runs one client; returns its records, or [] after noting a failure."""
         self.raw_log.append("$ " + " ".join(argv))
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -150,6 +156,8 @@ class Runner:
                                                                 self.settings["timeout"]))
         self.clients.remove(proc)
         records = self._parse(argv, stdout, placement)
+        for r in records:
+            r["round"] = round_number
         if proc.returncode != 0:
             tail = stderr.strip().splitlines()[-5:]
             self.failures.append("%s: exit %d: %s" % (" ".join(argv), proc.returncode,
@@ -260,7 +268,7 @@ def pick_placements(names):
     return placements, notes
 
 
-def run_benchmarks(runner, placements, quick):
+def run_benchmarks(runner, placements):
     s = runner.settings
     sizes = "--sizes=" + ",".join(str(x) for x in LATENCY_SIZES)
     stream_sizes = "--stream_sizes=" + ",".join(str(x) for x in STREAM_SIZES)
@@ -280,27 +288,38 @@ def run_benchmarks(runner, placements, quick):
     for name, reason in skipped:
         print("skipping ipcrpc transport %s: %s" % (name, reason), flush=True)
 
-    for placement, client_cpu, server_cpu, title in placements:
-        print("== %s" % title, flush=True)
-        client = "--cpu=%d" % client_cpu
-        for m in mechanisms:
-            print("   raw %s" % m["transport"], flush=True)
-            runner.run([runner.bin["raw"], "--mechanism=" + m["transport"],
+    # One job per system: (label, function(placement, cpus, round)).
+    def raw_job(mechanism):
+        def job(placement, client_cpu, server_cpu, round_number):
+            runner.run([runner.bin["raw"], "--mechanism=" + mechanism,
                         "--client_cpu=%d" % client_cpu, "--server_cpu=%d" % server_cpu, sizes,
-                        stream_sizes] + s["latency"] + s["stream"], placement)
-        for system, transport_list in (("ipcrpc", transports), ("grpc", ["unix"])):
+                        stream_sizes] + s["latency"] + s["stream"], placement, round_number)
+        return "raw " + mechanism, job
+
+    def rpc_job(system, transport):
+        def job(placement, client_cpu, server_cpu, round_number):
             address = "unix:" + ipcrpc_socket if system == "ipcrpc" else grpc_address
             server, _ = runner.start_server(system, address, server_cpu)
             try:
-                for transport in transport_list:
-                    print("   %s %s" % (system, transport), flush=True)
-                    target = (transport + ":" + ipcrpc_socket) if system == "ipcrpc" else address
-                    base = [runner.bin[system + "_client"], "--address=" + target, client]
-                    runner.run(base + ["--mode=latency", sizes] + s["latency"], placement)
-                    runner.run(base + ["--mode=stream", stream_sizes] + s["stream"], placement)
-                    runner.run(base + ["--mode=concurrent", threads] + s["concurrent"], placement)
+                target = (transport + ":" + ipcrpc_socket) if system == "ipcrpc" else address
+                base = [runner.bin[system + "_client"], "--address=" + target,
+                        "--cpu=%d" % client_cpu]
+                for mode in (["--mode=latency", sizes] + s["latency"],
+                             ["--mode=stream", stream_sizes] + s["stream"],
+                             ["--mode=concurrent", threads] + s["concurrent"]):
+                    runner.run(base + mode, placement, round_number)
             finally:
                 runner.stop_server(server)
+        return "%s %s" % (system, transport), job
+
+    jobs = ([raw_job(m["transport"]) for m in mechanisms] +
+            [rpc_job("ipcrpc", t) for t in transports] + [rpc_job("grpc", "unix")])
+    for placement, client_cpu, server_cpu, title in placements:
+        for round_number in range(s["rounds"]):
+            print("== %s, round %d of %d" % (title, round_number + 1, s["rounds"]), flush=True)
+            for label, job in (jobs if round_number % 2 == 0 else reversed(jobs)):
+                print("   " + label, flush=True)
+                job(placement, client_cpu, server_cpu, round_number)
 
     # Idle-connection memory: a fresh, unpinned server per transport.
     print("== idle connection memory", flush=True)
@@ -321,8 +340,40 @@ def run_benchmarks(runner, placements, quick):
 # ---------------------------------------------------------------------------
 # Reading the results
 
+def median(values):
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+# The field whose spread over rounds each kind reports.
+SPREAD_FIELD = {"latency": "p50_us", "stream": "mb_per_s", "concurrent": "calls_per_s"}
+
+
+def combine(records):
+    """One record from the rounds of one measurement: medians, summed counts, spread."""
+    if len(records) == 1:
+        out = dict(records[0])
+        out["rounds"] = 1
+        out["spread"] = 0.0
+        return out
+    out = dict(records[0])
+    for field, value in records[0].items():
+        if isinstance(value, (int, float)) and field not in ("size", "threads", "round"):
+            if field in ("samples", "messages", "calls"):
+                out[field] = sum(r[field] for r in records)
+            else:
+                out[field] = median([r[field] for r in records])
+    out["rounds"] = len(records)
+    key = SPREAD_FIELD.get(records[0]["bench"])
+    if key:
+        values = [r[key] for r in records]
+        out["spread"] = (max(values) - min(values)) / out[key] if out[key] else 0.0
+    return out
+
+
 def index(records):
-    by = {}
+    groups = {}
     for r in records:
         kind = r["bench"]
         if kind in ("latency", "stream"):
@@ -335,8 +386,12 @@ def index(records):
             key = (kind, r["placement"], r["system"], r["transport"])
         else:
             continue
-        by[key] = r
-    return by
+        groups.setdefault(key, []).append(r)
+    return {key: combine(group) for key, group in groups.items()}
+
+
+def spread(r):
+    return "—" if r.get("rounds", 1) < 2 else "%.0f%%" % (100 * r["spread"])
 
 
 def size_name(n):
@@ -386,6 +441,7 @@ class Report:
         self.args = args
         self.machine = machine
         self.failures = runner.failures
+        self.rounds = runner.settings["rounds"]
         self.systems = ([("raw", m["transport"]) for m in mechanisms] +
                         [("ipcrpc", t) for t in transports] + [("grpc", "unix")])
 
@@ -417,9 +473,9 @@ class Report:
 
     def latency_table(self, placement, title):
         out = ["### Unary round trip, %s" % title, "",
-               "| payload | system | p50 µs | p99 µs | p99.9 µs | samples "
+               "| payload | system | p50 µs | p99 µs | p99.9 µs | samples | p50 spread "
                "| ipcrpc ÷ raw (p50) | gRPC ÷ ipcrpc (p50) |",
-               "|---|---|---:|---:|---:|---:|---:|---:|"]
+               "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         for size in LATENCY_SIZES:
             for system, transport in self.systems:
                 r = self.by.get(("latency", placement, system, transport, size))
@@ -434,9 +490,10 @@ class Report:
                                                      raw_name)
                     grpc_p50 = self.get("latency", placement, "grpc", "unix", size, "p50_us")
                     vs_grpc = ratio_text(ratio(grpc_p50, r["p50_us"]))
-                out.append("| %s | %s | %s | %s | %s | %d | %s | %s |" % (
+                out.append("| %s | %s | %s | %s | %s | %d | %s | %s | %s |" % (
                     size_name(size), system_label(system, transport), us(r["p50_us"]),
-                    us(r["p99_us"]), us(r["p999_us"]), r["samples"], vs_raw, vs_grpc))
+                    us(r["p99_us"]), us(r["p999_us"]), r["samples"], spread(r), vs_raw,
+                    vs_grpc))
         for system, transport in self.systems:
             r = self.by.get(("skipped", placement, system, transport))
             if r is not None:
@@ -447,9 +504,9 @@ class Report:
 
     def stream_table(self, placement, title):
         out = ["### Server-streaming throughput, %s" % title, "",
-               "| message | system | messages/s | MB/s | ipcrpc ÷ raw (MB/s) "
+               "| message | system | messages/s | MB/s | MB/s spread | ipcrpc ÷ raw (MB/s) "
                "| gRPC ÷ ipcrpc (MB/s) |",
-               "|---|---|---:|---:|---:|---:|"]
+               "|---|---|---:|---:|---:|---:|---:|"]
         for size in STREAM_SIZES:
             for system, transport in self.systems:
                 r = self.by.get(("stream", placement, system, transport, size))
@@ -464,17 +521,17 @@ class Report:
                                                      raw_name)
                     grpc_mb = self.get("stream", placement, "grpc", "unix", size, "mb_per_s")
                     vs_grpc = ratio_text(ratio(grpc_mb, r["mb_per_s"]))
-                out.append("| %s | %s | %s | %s | %s | %s |" % (
+                out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
                     size_name(size), system_label(system, transport), rate(r["msgs_per_s"]),
-                    rate(r["mb_per_s"]), vs_raw, vs_grpc))
+                    rate(r["mb_per_s"]), spread(r), vs_raw, vs_grpc))
         return out
 
     def concurrent_table(self, placement, title):
         header = " | ".join("%d client%s calls/s" % (t, "" if t == 1 else "s") for t in THREADS)
         out = ["### Aggregate unary calls/s (64 B), %s" % title, "",
-               "| system | %s | gRPC ÷ ipcrpc (%s clients) |" % (
-                   header, " / ".join(str(t) for t in THREADS)),
-               "|---|%s---:|" % ("---:|" * len(THREADS))]
+               "| system | %s | spread (%d clients) | gRPC ÷ ipcrpc (%s clients) |" % (
+                   header, THREADS[-1], " / ".join(str(t) for t in THREADS)),
+               "|---|%s---:|---:|" % ("---:|" * len(THREADS))]
         for system, transport in self.systems:
             if system == "raw":
                 continue
@@ -487,8 +544,10 @@ class Report:
                 grpc = [self.get("concurrent", placement, "grpc", "unix", t, "calls_per_s")
                         for t in THREADS]
                 vs_grpc = " / ".join(ratio_text(ratio(g, v)) for g, v in zip(grpc, values))
-            out.append("| %s | %s | %s |" % (system_label(system, transport),
-                                            " | ".join(rate(v) for v in values), vs_grpc))
+            last = self.by.get(("concurrent", placement, system, transport, THREADS[-1]))
+            out.append("| %s | %s | %s | %s |" % (
+                system_label(system, transport), " | ".join(rate(v) for v in values),
+                "—" if last is None else spread(last), vs_grpc))
         return out
 
     def idle_table(self):
@@ -612,8 +671,9 @@ class Report:
                "| ipcrpc commit | %s |" % m["commit"],
                "| build | `bazel build -c opt //bench:binaries` (%s) |" % m["compiler"],
                "| gRPC | %s |" % m["grpc"],
-               "| mode | %s |" % ("quick (smoke: too few samples to mean anything)"
-                                  if self.args.quick else "full"),
+               "| mode | %s, %d round(s) per placement |" % (
+                   "quick (smoke: too few samples to mean anything)" if self.args.quick
+                   else "full", self.rounds),
                "| ipcrpc transports measured | %s |" % ", ".join(self.transports),
                ]
         for name, reason in self.skipped:
@@ -641,6 +701,11 @@ class Report:
                 "- **Throughput** ratios divide rates, so there a value below 1 means the first "
                 "is slower: ipcrpc ÷ raw = the fraction of the raw mechanism's MB/s ipcrpc "
                 "reaches; gRPC ÷ ipcrpc below 1 = gRPC is slower.",
+                "- **Rounds**: each placement was measured in %d round(s), every system once per "
+                "round (alternating the order); figures are medians over rounds (sample counts "
+                "are summed). **spread** = (largest − smallest round) ÷ median: how much the "
+                "machine drifted while measuring; ratios within a few times the spread of "
+                "each other mean nothing." % self.rounds,
                 "- **raw** rows are the mechanisms with no framework (bench/raw): one payload "
                 "each way per round trip and nothing else; the floor any framework pays.",
                 "- **Placements**: cross-CPU is the common case for two busy processes; on one "
@@ -835,6 +900,8 @@ def main():
                         help="a few iterations of everything, one placement (the CI smoke)")
     parser.add_argument("--placements", default=None,
                         help="comma-separated: cross,same,unpinned (quick: cross)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds per placement (default: 3; quick: 1)")
     parser.add_argument("--no_plot", action="store_true")
     parser.add_argument("--command", default="bench/run.py " + " ".join(sys.argv[1:]),
                         help="the command line to record in the report")
@@ -859,7 +926,9 @@ def main():
     started = time.monotonic()
     try:
         runner = Runner(args.bin_dir, work_dir, args.quick)
-        transports, skipped, mechanisms = run_benchmarks(runner, placements, args.quick)
+        if args.rounds is not None:
+            runner.settings = dict(runner.settings, rounds=max(1, args.rounds))
+        transports, skipped, mechanisms = run_benchmarks(runner, placements)
         machine["duration"] = time.monotonic() - started
         machine["load_end"] = open("/proc/loadavg").read().split()[0]
         report = Report(runner, transports, skipped, mechanisms, placements, notes, args,
