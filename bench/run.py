@@ -14,6 +14,8 @@ script collects them, and writes
     OUT/<date>.png       a chart (gnuplot), unless --no_plot or gnuplot is missing
     OUT/<date>.raw.txt   every command run and its exact output
 
+(<date>-quick.* with --quick; OUT is bench/results unless --out_dir says otherwise.)
+
 Everything the benchmarks create lives in one private directory under /tmp
 (removed at the end, also on Ctrl-C or SIGTERM); every process started here
 is stopped by its pid. Only Debian's python3 standard library is used.
@@ -933,7 +935,8 @@ def main():
         machine["load_end"] = open("/proc/loadavg").read().split()[0]
         report = Report(runner, transports, skipped, mechanisms, placements, notes, args,
                         machine)
-        stem = os.path.join(args.out_dir, machine["date"])
+        # A quick run never overwrites the day's real result.
+        stem = os.path.join(args.out_dir, machine["date"] + ("-quick" if args.quick else ""))
         png_name = None
         if not args.no_plot:
             problem = plot(report, stem + ".png", work_dir)
