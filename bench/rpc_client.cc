@@ -1,6 +1,5 @@
 #include "bench/rpc_client.h"
 
-#include <unistd.h>
 
 #include <atomic>
 #include <thread>
@@ -107,7 +106,8 @@ class Runner {
     std::atomic<int64_t> calls{0};
     absl::Mutex mu;
     absl::Status first_error;
-    absl::Barrier* start = new absl::Barrier(threads + 1);  // deletes itself
+    // Deleted by whichever thread passes it last (Block() returns true once).
+    absl::Barrier* start = new absl::Barrier(threads + 1);
     std::vector<std::thread> workers;
     for (int i = 0; i < threads; ++i) {
       workers.emplace_back([&, i] {
