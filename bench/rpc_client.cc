@@ -1,6 +1,5 @@
 #include "bench/rpc_client.h"
 
-
 #include <atomic>
 #include <thread>
 
