@@ -10,6 +10,8 @@ packages=(
   protobuf-compiler libprotobuf-dev libprotoc-dev
   libabsl-dev libgtest-dev
   g++
+  # bench/: gRPC C++ (the comparison), gnuplot (the chart)
+  libgrpc++-dev protobuf-compiler-grpc gnuplot-nox
 )
 
 missing=()
