@@ -224,6 +224,7 @@ bool ServerConnection::AcquireReadingRole() {
   --idle_readers_;
   if (closed_) return false;
   reading_ = true;
+  role_orphaned_ = false;
   return true;
 }
 
@@ -243,21 +244,32 @@ bool ServerConnection::ReadUntilHandlerRanInline() {
       continue;
     }
     // Run the handler on this thread, which has the request in hand: no
-    // pool thread is woken on the call's path. Hand the reading role over
-    // first, so the connection is read while the handler runs.
+    // thread is woken on the call's path. The reading role is released
+    // without waking anyone: a quick handler is done, and this thread reads
+    // again, before anyone needed it; if the handler runs longer than the
+    // watchdog's grace (ServerCore::WatchdogLoop), the watchdog hands the
+    // role to a standby thread, so the connection never stays unread for long.
     {
       absl::MutexLock lock(&mu_);
       reading_ = false;
-      if (idle_readers_ > 0) {
-        reader_cv_.Signal();
-      } else if (!closed_) {
-        SpawnThreadLocked(/*holds_reading_role=*/false);
-      }
+      role_orphaned_ = true;
+      role_released_at_ = absl::Now();
     }
     handler->Run(*ready);
     ready->Finish(absl::InternalError("handler returned without finishing the call"), nullptr);
     core_.ReleaseInlineSlot();
     return true;
+  }
+}
+
+void ServerConnection::HandOffIfOrphaned(absl::Time released_before) {
+  absl::MutexLock lock(&mu_);
+  if (!role_orphaned_ || reading_ || closed_ || role_released_at_ > released_before) return;
+  role_orphaned_ = false;
+  if (idle_readers_ > 0) {
+    reader_cv_.Signal();
+  } else {
+    SpawnThreadLocked(/*holds_reading_role=*/false);
   }
 }
 
@@ -505,6 +517,7 @@ absl::Status ServerCore::Init() {
     return absl::InvalidArgumentError("ServerOptions::num_threads must be at least 1");
   }
   pool_ = std::make_unique<ThreadPool>(options_.num_threads, options_.max_queued_calls);
+  watchdog_ = std::thread([this] { WatchdogLoop(); });
   return absl::OkStatus();
 }
 
@@ -575,9 +588,45 @@ void ServerCore::ReapFinishedConnectionsLocked() {
 bool ServerCore::TryAcquireInlineSlot() {
   int in_use = inline_handlers_.load(std::memory_order_relaxed);
   while (in_use < options_.num_threads) {
-    if (inline_handlers_.compare_exchange_weak(in_use, in_use + 1)) return true;
+    if (inline_handlers_.compare_exchange_weak(in_use, in_use + 1)) {
+      // seq_cst on both sides (here and in WatchdogLoop): either the
+      // watchdog sees this handler, or this sees the watchdog asleep.
+      if (watchdog_sleeping_.load()) {
+        absl::MutexLock lock(&watchdog_mu_);
+        watchdog_cv_.Signal();
+      }
+      return true;
+    }
   }
   return false;
+}
+
+void ServerCore::WatchdogLoop() {
+  absl::MutexLock lock(&watchdog_mu_);
+  absl::Time last_busy = absl::Now();
+  while (!watchdog_stop_) {
+    absl::Time now = absl::Now();
+    if (inline_handlers_.load() > 0) last_busy = now;
+    if (now - last_busy > kWatchdogIdle) {
+      // Nothing runs inline: sleep until a handler starts (no periodic tick).
+      watchdog_sleeping_.store(true);
+      if (inline_handlers_.load() == 0) watchdog_cv_.Wait(&watchdog_mu_);
+      watchdog_sleeping_.store(false);
+      last_busy = absl::Now();
+      continue;
+    }
+    watchdog_cv_.WaitWithTimeout(&watchdog_mu_, kHandOffGrace);
+    std::vector<std::shared_ptr<ServerConnection>> connections;
+    {
+      absl::MutexLock core_lock(&mu_);
+      connections = connections_;
+    }
+    watchdog_mu_.Unlock();
+    absl::Time released_before = absl::Now() - kHandOffGrace;
+    for (auto& c : connections) c->HandOffIfOrphaned(released_before);
+    connections.clear();
+    watchdog_mu_.Lock();
+  }
 }
 
 void ServerCore::ReleaseInlineSlot() { inline_handlers_.fetch_sub(1); }
@@ -642,6 +691,12 @@ void ServerCore::Shutdown(absl::Time deadline) {
   }
   for (auto& c : connections) c->Close();
   for (auto& c : connections) c->Join();
+  {
+    absl::MutexLock lock(&watchdog_mu_);
+    watchdog_stop_ = true;
+    watchdog_cv_.Signal();
+  }
+  if (watchdog_.joinable()) watchdog_.join();
   pool_.reset();
   absl::MutexLock lock(&mu_);
   connections_.clear();

@@ -107,6 +107,14 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   bool ReadUntilHandlerRanInline();
   void EndConnection();
   void SpawnThreadLocked(bool holds_reading_role) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+ public:
+  // Called by the server's watchdog: if the reading role was released by an
+  // inline handler before `released_before` and nobody has taken it since,
+  // wake (or spawn) a standby thread to read.
+  void HandOffIfOrphaned(absl::Time released_before);
+
+ private:
   // Applies a frame; a call whose handler may start now is returned in *ready.
   void HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* ready,
                    MethodHandler** ready_handler);
@@ -130,6 +138,9 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   bool closed_ ABSL_GUARDED_BY(mu_) = false;   // the transport has ended
   bool reading_ ABSL_GUARDED_BY(mu_) = false;  // a thread holds the reading role
   int idle_readers_ ABSL_GUARDED_BY(mu_) = 0;  // threads waiting for the role
+  // The role was released by an inline handler and nobody was woken for it.
+  bool role_orphaned_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time role_released_at_ ABSL_GUARDED_BY(mu_);
   int live_threads_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
   absl::CondVar reader_cv_;
@@ -172,6 +183,19 @@ class ServerCore {
   absl::flat_hash_set<std::string> service_names_;
   std::unique_ptr<ThreadPool> pool_;
   std::atomic<int> inline_handlers_{0};
+
+  // The watchdog hands a connection's reading role to a standby thread when
+  // an inline handler has held the connection unread for kHandOffGrace. It
+  // ticks only while handlers run inline (and kWatchdogIdle after), and
+  // otherwise sleeps until one starts.
+  void WatchdogLoop();
+  static constexpr absl::Duration kHandOffGrace = absl::Milliseconds(1);
+  static constexpr absl::Duration kWatchdogIdle = absl::Milliseconds(100);
+  std::thread watchdog_;
+  absl::Mutex watchdog_mu_;
+  absl::CondVar watchdog_cv_;
+  bool watchdog_stop_ ABSL_GUARDED_BY(watchdog_mu_) = false;
+  std::atomic<bool> watchdog_sleeping_{false};
 
   std::vector<std::unique_ptr<Listener>> listeners_;  // fixed after start
   std::vector<std::thread> accept_threads_;

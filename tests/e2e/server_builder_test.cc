@@ -134,5 +134,55 @@ TEST(ServerOverloadTest, TooManyStreamsOnOneConnection) {
   EXPECT_EQ(exhausted, 2);
 }
 
+// A unary handler that blocks until another call on the same connection
+// arrives: the connection must keep being read while it runs (the server's
+// watchdog hands the reading role to a standby thread).
+class RendezvousService final : public TestService::Service {
+ public:
+  absl::Status Echo(ServerContext* ctx, const Request* request, Response* response) override {
+    if (request->text() == "wait") {
+      if (!released_.WaitForNotificationWithTimeout(absl::Seconds(10))) {
+        return absl::DeadlineExceededError("never released");
+      }
+    } else {
+      released_.Notify();
+    }
+    response->set_text(request->text());
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Notification released_;
+};
+
+TEST(InlineHandlerTest, ABlockedUnaryHandlerDoesNotStopItsConnection) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  RendezvousService service;
+  ServerBuilder builder;
+  builder.RegisterService(&service).AddTransport(std::move(pair->second));
+  auto server = builder.BuildAndStart();
+  ASSERT_TRUE(server.ok());
+  auto stub = TestService::NewStub(CreateChannelFromTransport(std::move(pair->first)));
+  absl::Status waited;
+  std::thread waiter([&] {
+    ClientContext ctx;
+    ctx.set_timeout(absl::Seconds(20));
+    Request req;
+    req.set_text("wait");
+    Response resp;
+    waited = stub->Echo(&ctx, req, &resp);
+  });
+  absl::SleepFor(absl::Milliseconds(20));
+  ClientContext ctx;
+  ctx.set_timeout(absl::Seconds(20));
+  Request req;
+  req.set_text("release");
+  Response resp;
+  EXPECT_TRUE(stub->Echo(&ctx, req, &resp).ok());
+  waiter.join();
+  EXPECT_TRUE(waited.ok()) << waited;
+}
+
 }  // namespace
 }  // namespace ipcrpc::test
