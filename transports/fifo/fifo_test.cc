@@ -35,6 +35,9 @@
 namespace ipcrpc {
 namespace {
 
+using testing::ReadExactly;
+using testing::WriteAll;
+
 using ::ipcrpc::testing::TransportContractTest;
 using ::ipcrpc::testing::TransportFactory;
 using ::ipcrpc::testing::TransportPair;
@@ -149,23 +152,6 @@ INSTANTIATE_TEST_SUITE_P(Fifo, TransportContractTest,
                          ::testing::Values(TransportFactory{"fifo", &MakeFifoPair}),
                          [](const auto& info) { return info.param.name; });
 
-absl::Status WriteString(Transport& t, absl::string_view bytes,
-                         absl::Time deadline = absl::Now() + kPatience) {
-  absl::string_view chunks[] = {bytes};
-  return t.Write(chunks, deadline);
-}
-
-absl::StatusOr<std::string> ReadExactly(Transport& t, size_t n) {
-  std::string out(n, '\0');
-  size_t got = 0;
-  absl::Time deadline = absl::Now() + kPatience;
-  while (got < n) {
-    IPCRPC_ASSIGN_OR_RETURN(size_t r, t.Read(absl::MakeSpan(&out[got], n - got), deadline));
-    got += r;
-  }
-  return out;
-}
-
 bool IsFifo(const std::string& path, mode_t* mode) {
   struct stat st;
   if (::lstat(path.c_str(), &st) < 0) return false;
@@ -223,11 +209,11 @@ TEST(FifoSetUp, DirectoryAndFifosExistOnlyUntilComplete) {
   EXPECT_FALSE(Exists(dir));
 
   // The unlinked FIFOs still carry the stream both ways.
-  ASSERT_TRUE(WriteString(**client, "ping").ok());
+  ASSERT_TRUE(WriteAll(**client, "ping").ok());
   auto got = ReadExactly(**server, 4);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, "ping");
-  ASSERT_TRUE(WriteString(**server, "pong").ok());
+  ASSERT_TRUE(WriteAll(**server, "pong").ok());
   got = ReadExactly(**client, 4);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, "pong");
@@ -309,7 +295,7 @@ TEST(FifoSetUp, ClientReadBeforeCompleteWaitsForTheServer) {
   absl::SleepFor(absl::Milliseconds(30));  // let the reader block first
   auto server = (*pending)->Complete(std::move(server_control), absl::Now() + kPatience);
   ASSERT_TRUE(server.ok()) << server.status();
-  ASSERT_TRUE(WriteString(**server, "hello").ok());
+  ASSERT_TRUE(WriteAll(**server, "hello").ok());
   reader.join();
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, "hello");
@@ -319,12 +305,12 @@ TEST(FifoTransport, ShutdownFailsLaterCallsOnBothSides) {
   auto pair = MakeFifoPair();
   ASSERT_TRUE(pair.ok()) << pair.status();
   pair->left->Shutdown();
-  EXPECT_EQ(WriteString(*pair->left, "x").code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(WriteAll(*pair->left, "x").code(), absl::StatusCode::kUnavailable);
   char buf[4];
   EXPECT_EQ(pair->left->Read(absl::MakeSpan(buf), absl::Now() + kPatience).status().code(),
             absl::StatusCode::kUnavailable);
   // The peer still holds the FIFOs open; its control socket tells it.
-  absl::Status peer_write = WriteString(*pair->right, "y");
+  absl::Status peer_write = WriteAll(*pair->right, "y");
   EXPECT_EQ(peer_write.code(), absl::StatusCode::kUnavailable) << peer_write;
   EXPECT_TRUE(absl::StrContains(peer_write.message(), "peer closed")) << peer_write;
 }
@@ -390,7 +376,7 @@ TEST(FifoSigpipe, WriteWithoutAReaderIsUnavailableAndLeavesNoSignalBehind) {
   ASSERT_FALSE(SigpipePending());
 
   h.reader.reset();  // the client's reader goes; its control socket stays
-  absl::Status s = WriteString(*h.server, "into the void");
+  absl::Status s = WriteAll(*h.server, "into the void");
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "peer closed")) << s;
 
@@ -401,7 +387,7 @@ TEST(FifoSigpipe, WriteWithoutAReaderIsUnavailableAndLeavesNoSignalBehind) {
   ASSERT_EQ(pthread_sigmask(SIG_SETMASK, nullptr, &mask_after), 0);
   EXPECT_EQ(sigismember(&mask_after, SIGPIPE), sigismember(&mask_before, SIGPIPE));
   // Later writes fail the same way, without trying.
-  EXPECT_EQ(WriteString(*h.server, "again").code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(WriteAll(*h.server, "again").code(), absl::StatusCode::kUnavailable);
 }
 
 TEST(FifoSigpipe, ASigpipePendingBeforeTheWriteIsNotConsumed) {
@@ -416,7 +402,7 @@ TEST(FifoSigpipe, ASigpipePendingBeforeTheWriteIsNotConsumed) {
   ASSERT_TRUE(SigpipePending());
 
   h.reader.reset();
-  absl::Status s = WriteString(*h.server, "into the void");
+  absl::Status s = WriteAll(*h.server, "into the void");
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   EXPECT_TRUE(SigpipePending()) << "the transport consumed a SIGPIPE that was not its own";
 
@@ -573,7 +559,7 @@ enum class ChildRole { kEcho, kIdle };
   for (;;) {
     auto n = (*transport)->Read(absl::MakeSpan(buf), absl::InfiniteFuture());
     if (!n.ok()) ::_exit(0);
-    if (!WriteString(**transport, absl::string_view(buf, *n), absl::InfiniteFuture()).ok()) {
+    if (!WriteAll(**transport, absl::string_view(buf, *n), absl::InfiniteFuture()).ok()) {
       ::_exit(0);
     }
   }
@@ -638,7 +624,7 @@ TEST(FifoAcrossProcesses, ChildKilledMidReadIsUnavailableWithinASecond) {
   ChildClient child;
   absl::Status started = child.Start(ChildRole::kEcho);
   ASSERT_TRUE(started.ok()) << started;
-  ASSERT_TRUE(WriteString(child.server(), "echo me").ok());
+  ASSERT_TRUE(WriteAll(child.server(), "echo me").ok());
   auto echoed = ReadExactly(child.server(), 7);
   ASSERT_TRUE(echoed.ok()) << echoed.status();
   EXPECT_EQ(*echoed, "echo me");
@@ -665,7 +651,7 @@ TEST(FifoAcrossProcesses, ChildKilledWhileWeWriteIsUnavailableNotSigpipe) {
   ASSERT_TRUE(started.ok()) << started;
   const std::string big(64 << 20, 'w');  // far more than the pipe holds
   absl::Status status;
-  std::thread writer([&] { status = WriteString(child.server(), big); });
+  std::thread writer([&] { status = WriteAll(child.server(), big); });
   absl::SleepFor(absl::Milliseconds(100));
   absl::Time killed_at = absl::Now();
   child.Kill();

@@ -32,6 +32,9 @@
 namespace ipcrpc {
 namespace {
 
+using testing::ReadExactly;
+using testing::WriteAll;
+
 constexpr absl::Duration kPatience = absl::Seconds(20);
 
 // --- Kernel-object bookkeeping ---------------------------------------------
@@ -186,23 +189,6 @@ INSTANTIATE_TEST_SUITE_P(Msgq, TransportContractTest,
                          [](const auto& info) { return info.param.name; });
 
 // --- Helpers ---------------------------------------------------------------
-
-absl::Status WriteAll(Transport& t, absl::string_view bytes,
-                      absl::Time deadline = absl::Now() + kPatience) {
-  absl::string_view chunks[] = {bytes};
-  return t.Write(chunks, deadline);
-}
-
-absl::StatusOr<std::string> ReadExactly(Transport& t, size_t n) {
-  std::string out(n, '\0');
-  size_t got = 0;
-  absl::Time deadline = absl::Now() + kPatience;
-  while (got < n) {
-    IPCRPC_ASSIGN_OR_RETURN(size_t r, t.Read(absl::MakeSpan(&out[got], n - got), deadline));
-    got += r;
-  }
-  return out;
-}
 
 std::string Pattern(size_t n) {
   std::string s(n, '\0');

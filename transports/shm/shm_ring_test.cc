@@ -48,6 +48,9 @@ extern char** environ;
 namespace ipcrpc {
 namespace {
 
+using testing::ReadExactly;
+using testing::WriteAll;
+
 
 constexpr char kChildFlag[] = "--shm_test_child";
 constexpr absl::Duration kPatience = absl::Seconds(20);
@@ -128,22 +131,6 @@ absl::StatusOr<Connection> Connect(const ShmOptions& options, bool with_view = f
 absl::StatusOr<testing::TransportPair> MakeContractPair(const ShmOptions& options) {
   IPCRPC_ASSIGN_OR_RETURN(Connection c, Connect(options));
   return testing::TransportPair{std::move(c.client), std::move(c.server)};
-}
-
-absl::Status WriteString(Transport& t, absl::string_view bytes,
-                         absl::Time deadline = absl::Now() + kPatience) {
-  absl::string_view chunks[] = {bytes};
-  return t.Write(chunks, deadline);
-}
-
-absl::StatusOr<std::string> ReadExactly(Transport& t, size_t n,
-                                        absl::Time deadline = absl::Now() + kPatience) {
-  std::string out(n, '\0');
-  for (size_t got = 0; got < n;) {
-    IPCRPC_ASSIGN_OR_RETURN(size_t r, t.Read(absl::MakeSpan(&out[got], n - got), deadline));
-    got += r;
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -227,7 +214,7 @@ TEST_P(ShmModeTest, ShutdownFailsLaterCallsAndTheBlockedWriter) {
   auto c = Connect(Options(4096, GetParam()));
   ASSERT_TRUE(c.ok()) << c.status();
   absl::Status write;
-  std::thread writer([&] { write = WriteString(*c->client, std::string(1 << 20, 'w')); });
+  std::thread writer([&] { write = WriteAll(*c->client, std::string(1 << 20, 'w')); });
   absl::SleepFor(absl::Milliseconds(50));  // the ring is full; the writer waits
   absl::Time start = absl::Now();
   c->client->Shutdown();
@@ -281,7 +268,7 @@ TEST_P(ShmModeTest, ControlSocketHangUpWakesTheBlockedReader) {
   closer.join();
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
   EXPECT_LT(returned_at - closed_at, kPromptly);
-  EXPECT_EQ(WriteString(**server, "x").code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(WriteAll(**server, "x").code(), absl::StatusCode::kUnavailable);
 }
 
 // ---------------------------------------------------------------------------
@@ -498,7 +485,7 @@ class ShmScribbleTest : public ShmModeTest {
     EXPECT_TRUE(Mentions(r.status().message(), mentions));
   }
   void ExpectWriteDataLoss(Transport& t, absl::string_view mentions, size_t bytes = 1) {
-    absl::Status s = WriteString(t, std::string(bytes, 'x'));
+    absl::Status s = WriteAll(t, std::string(bytes, 'x'));
     EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
     EXPECT_TRUE(Mentions(s.message(), mentions));
   }
@@ -524,7 +511,7 @@ TEST_P(ShmScribbleTest, HugeHead) {
 }
 
 TEST_P(ShmScribbleTest, HeadGoingBackwards) {
-  ASSERT_TRUE(WriteString(*c_.client, "0123456789").ok());
+  ASSERT_TRUE(WriteAll(*c_.client, "0123456789").ok());
   ASSERT_TRUE(ReadExactly(*c_.server, 10).ok());
   to_server().head.store(5);  // behind the tail
   ExpectReadDataLoss(*c_.server, "head 5 is impossible");
@@ -532,7 +519,7 @@ TEST_P(ShmScribbleTest, HeadGoingBackwards) {
 
 TEST_P(ShmScribbleTest, TailAheadOfHead) {
   // The producer re-reads the tail when it needs space: fill the ring first.
-  ASSERT_TRUE(WriteString(*c_.client, std::string(4096, 'f')).ok());
+  ASSERT_TRUE(WriteAll(*c_.client, std::string(4096, 'f')).ok());
   to_server().tail.store(5000);
   ExpectWriteDataLoss(*c_.client, "tail 5000 is impossible");
   // The server owns that tail: it notices too.
@@ -541,9 +528,9 @@ TEST_P(ShmScribbleTest, TailAheadOfHead) {
 
 TEST_P(ShmScribbleTest, TailGoingBackwards) {
   const std::string block(4000, 'b');
-  ASSERT_TRUE(WriteString(*c_.client, block).ok());
+  ASSERT_TRUE(WriteAll(*c_.client, block).ok());
   ASSERT_TRUE(ReadExactly(*c_.server, block.size()).ok());
-  ASSERT_TRUE(WriteString(*c_.client, block).ok());  // needs the space: sees tail 4000
+  ASSERT_TRUE(WriteAll(*c_.client, block).ok());  // needs the space: sees tail 4000
   to_server().tail.store(3);
   ExpectWriteDataLoss(*c_.client, "tail 3 is impossible", /*bytes=*/1000);  // more than is free
 }
@@ -625,9 +612,9 @@ TEST(ShmCleanupTest, NoFdLeaksAndNothingInDevShm) {
       auto c = Connect(Options(4096, wake));
       ASSERT_TRUE(c.ok()) << c.status();
       EXPECT_EQ(ListDir("/dev/shm"), dev_shm);
-      ASSERT_TRUE(WriteString(*c->client, "there").ok());
+      ASSERT_TRUE(WriteAll(*c->client, "there").ok());
       ASSERT_TRUE(ReadExactly(*c->server, 5).ok());
-      ASSERT_TRUE(WriteString(*c->server, "back").ok());
+      ASSERT_TRUE(WriteAll(*c->server, "back").ok());
       ASSERT_TRUE(ReadExactly(*c->client, 4).ok());
     }
     {  // A server whose client never came.
@@ -803,7 +790,7 @@ int RunChild(const std::string& mode, const std::string& offer_hex, bool spin) {
 TEST_P(ShmModeTest, ChildKilledMidReadIsUnavailablePromptly) {
   auto child = ChildProcess::Start("echo", Options(1 << 16, GetParam()));
   ASSERT_TRUE(child.ok()) << child.status();
-  ASSERT_TRUE(WriteString((*child)->server(), "ping").ok());
+  ASSERT_TRUE(WriteAll((*child)->server(), "ping").ok());
   auto echo = ReadExactly((*child)->server(), 4);
   ASSERT_TRUE(echo.ok()) << echo.status();
   EXPECT_EQ(*echo, "ping");
@@ -836,7 +823,7 @@ TEST_P(ShmModeTest, ChildKilledWhileTheWriterWaitsForSpace) {
     killed_at = absl::Now();
     ::kill((*child)->pid(), SIGKILL);
   });
-  absl::Status s = WriteString((*child)->server(), std::string(1 << 20, 'z'));
+  absl::Status s = WriteAll((*child)->server(), std::string(1 << 20, 'z'));
   absl::Time returned_at = absl::Now();
   killer.join();
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
@@ -882,7 +869,7 @@ TEST(ShmFiguresTest, CrossProcessRoundTrip) {
         samples.reserve(kRounds);
         for (int i = 0; i < kWarmUp + kRounds; ++i) {
           auto start = std::chrono::steady_clock::now();
-          ASSERT_TRUE(WriteString((*child)->server(), message, deadline).ok());
+          ASSERT_TRUE(WriteAll((*child)->server(), message, deadline).ok());
           for (size_t got = 0; got < echo.size();) {
             auto r = (*child)->server().Read(absl::MakeSpan(&echo[got], echo.size() - got),
                                              deadline);

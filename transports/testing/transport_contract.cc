@@ -19,16 +19,16 @@ std::string Pattern(size_t n, int seed) {
   return s;
 }
 
-absl::Status WriteAll(Transport& t, absl::string_view bytes) {
+}  // namespace
+
+absl::Status WriteAll(Transport& t, absl::string_view bytes, absl::Time deadline) {
   absl::string_view chunks[] = {bytes};
-  return t.Write(chunks, absl::Now() + kPatience);
+  return t.Write(chunks, deadline);
 }
 
-// Reads exactly n bytes, or fails.
-absl::StatusOr<std::string> ReadExactly(Transport& t, size_t n) {
+absl::StatusOr<std::string> ReadExactly(Transport& t, size_t n, absl::Time deadline) {
   std::string out(n, '\0');
   size_t got = 0;
-  absl::Time deadline = absl::Now() + kPatience;
   while (got < n) {
     absl::StatusOr<size_t> r = t.Read(absl::MakeSpan(&out[got], n - got), deadline);
     if (!r.ok()) return r.status();
@@ -37,8 +37,6 @@ absl::StatusOr<std::string> ReadExactly(Transport& t, size_t n) {
   }
   return out;
 }
-
-}  // namespace
 
 void TransportContractTest::SetUp() {
   absl::StatusOr<TransportPair> pair = GetParam().make();

@@ -22,6 +22,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "transports/transport.h"
 
@@ -40,6 +43,14 @@ struct TransportFactory {
 inline std::ostream& operator<<(std::ostream& os, const TransportFactory& f) {
   return os << f.name;
 }
+
+// Writes `bytes` with one Write.
+absl::Status WriteAll(Transport& t, absl::string_view bytes,
+                      absl::Time deadline = absl::Now() + absl::Seconds(20));
+
+// Reads exactly n bytes (or fails), checking every count Read returns.
+absl::StatusOr<std::string> ReadExactly(Transport& t, size_t n,
+                                        absl::Time deadline = absl::Now() + absl::Seconds(20));
 
 class TransportContractTest : public ::testing::TestWithParam<TransportFactory> {
  protected:
