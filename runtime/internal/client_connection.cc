@@ -100,7 +100,7 @@ absl::Status ClientStream::Write(const google::protobuf::MessageLite& message) {
     if (done_) return final_status_;
     send_window_ -= static_cast<int64_t>(size);
   }
-  std::string out;
+  std::string& out = OutgoingFrameBuffer();
   AppendProtoFrame(FrameType::kMessage, id_, message, size, &out);
   absl::Status status = c.framed_.Write(out, deadline_);
   if (!status.ok()) {
@@ -148,10 +148,12 @@ bool ClientStream::Read(google::protobuf::MessageLite* message) {
     AppendCreditFrame(id_, credit, &out);
     c.framed_.Write(out, absl::Now() + absl::Seconds(5)).IgnoreError();
   }
-  if (!message->ParseFromString(payload)) {
-    Fail(absl::InternalError(absl::StrCat("could not parse a response message of ",
-                                          payload.size(), " bytes as ",
-                                          message->GetTypeName())));
+  bool parsed = message->ParseFromString(payload);
+  size_t size = payload.size();
+  c.framed_.reader().Recycle(std::move(payload));
+  if (!parsed) {
+    Fail(absl::InternalError(absl::StrCat("could not parse a response message of ", size,
+                                          " bytes as ", message->GetTypeName())));
     return false;
   }
   return true;
@@ -280,7 +282,7 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
   start.set_method(std::string(method.name));
   start.set_timeout_micros(TimeoutMicros(deadline));
   if (context != nullptr) MetadataToWire(context->send_metadata(), start.mutable_metadata());
-  std::string out;
+  std::string& out = OutgoingFrameBuffer();
   out.reserve(3 * kFrameHeaderSize + 64 + request_size);
   AppendProtoFrame(FrameType::kCallStart, stream->id_, start, start.ByteSizeLong(), &out);
   if (first_request != nullptr) {

@@ -102,6 +102,20 @@ bool ParseCreditPayload(absl::string_view payload, uint32_t* bytes) {
   return true;
 }
 
+std::string& OutgoingFrameBuffer() {
+  constexpr size_t kKeepBytes = 8 << 20;  // do not hold more than this per thread
+  thread_local std::string buffer;
+  if (buffer.capacity() > kKeepBytes) std::string().swap(buffer);
+  buffer.clear();
+  return buffer;
+}
+
+void FrameReader::Recycle(std::string buffer) {
+  if (buffer.capacity() < kRecyclePayloadBytes) return;
+  absl::MutexLock lock(&spare_mu_);
+  if (spare_.capacity() < buffer.capacity()) spare_ = std::move(buffer);
+}
+
 FrameReader::FrameReader(Transport& transport, size_t max_payload)
     : transport_(transport), max_payload_(max_payload), buffer_(kBufferSize) {}
 
@@ -128,6 +142,15 @@ absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
       have_header_ = true;
       partial_.oversized = partial_.header.length > max_payload_;
       partial_.payload.clear();
+      if (!partial_.oversized && partial_.header.length >= kRecyclePayloadBytes) {
+        absl::MutexLock lock(&spare_mu_);
+        if (spare_.capacity() >= partial_.header.length) {
+          // Kept at its old size: resize() below then zero-fills only what
+          // the new payload has beyond it, and the bytes are overwritten anyway.
+          partial_.payload = std::move(spare_);
+          spare_ = std::string();
+        }
+      }
       if (!partial_.oversized) partial_.payload.resize(partial_.header.length);
       payload_filled_ = 0;
       break;

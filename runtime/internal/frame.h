@@ -27,6 +27,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "google/protobuf/message_lite.h"
@@ -99,10 +101,22 @@ struct Frame {
   bool oversized = false;
 };
 
+// A per-thread buffer for assembling outgoing frames, so that sending a large
+// message reuses memory instead of allocating (and page-faulting) anew each
+// time. Cleared on every call; valid until the calling thread's next call.
+std::string& OutgoingFrameBuffer();
+
+// Payloads at least this large are worth recycling (FrameReader::Recycle).
+inline constexpr size_t kRecyclePayloadBytes = 64 * 1024;
+
 class FrameReader {
  public:
   // `max_payload`: payloads larger than this are discarded, not buffered.
   FrameReader(Transport& transport, size_t max_payload);
+
+  // Gives a consumed payload's memory back for a later large frame (any
+  // thread; keeps at most one buffer). Small buffers are simply dropped.
+  void Recycle(std::string buffer);
 
   // Reads the next whole frame. On error (DEADLINE_EXCEEDED, ABORTED from
   // Transport::Interrupt) a partial frame is kept for the next call;
@@ -121,6 +135,9 @@ class FrameReader {
   bool have_header_ = false;
   Frame partial_;
   size_t payload_filled_ = 0;
+
+  absl::Mutex spare_mu_;
+  std::string spare_ ABSL_GUARDED_BY(spare_mu_);  // recycled payload memory
 };
 
 }  // namespace ipcrpc::internal

@@ -147,6 +147,23 @@ TEST(FrameReaderTest, OversizedPayloadIsDiscardedAndTheStreamContinues) {
   EXPECT_EQ(f.payload, "small");
 }
 
+TEST(FrameReaderTest, RecycledPayloadMemoryIsReusedAndFullyOverwritten) {
+  std::string stream;
+  AppendFrame(FrameType::kMessage, 1, std::string(100000, 'a'), &stream);
+  AppendFrame(FrameType::kMessage, 1, std::string(80000, 'b'), &stream);
+  ScriptedTransport transport;
+  transport.AddBytes(stream, 4096);
+  FrameReader reader(transport, 1 << 20);
+  Frame first;
+  ASSERT_TRUE(reader.ReadFrame(&first, absl::InfiniteFuture()).ok());
+  const char* memory = first.payload.data();
+  reader.Recycle(std::move(first.payload));
+  Frame second;
+  ASSERT_TRUE(reader.ReadFrame(&second, absl::InfiniteFuture()).ok());
+  EXPECT_EQ(second.payload.data(), memory);  // the same memory, reused
+  EXPECT_EQ(second.payload, std::string(80000, 'b'));  // nothing of the old payload left
+}
+
 TEST(FrameReaderTest, GarbageIsDataLoss) {
   ScriptedTransport transport;
   transport.AddBytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n");

@@ -69,10 +69,12 @@ bool ServerStream::Read(google::protobuf::MessageLite* message) {
     AppendCreditFrame(id_, credit, &out);
     c.framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
   }
-  if (!message->ParseFromString(payload)) {
+  bool parsed = message->ParseFromString(payload);
+  c.framed_.reader().Recycle(std::move(payload));
+  if (!parsed) {
     absl::MutexLock lock(&c.mu_);
     forced_status_ = absl::InternalError(absl::StrCat(
-        "could not parse a request message of ", payload.size(), " bytes as ",
+        "could not parse a request message as ",
         message->GetTypeName()));
     return false;
   }
@@ -107,7 +109,7 @@ bool ServerStream::Write(const google::protobuf::MessageLite& message) {
   size_t size = message.ByteSizeLong();
   size_t limit = std::min<size_t>(c.core_.options().max_message_size,
                                   c.peer_hello_.max_message_size());
-  std::string out;
+  std::string& out = OutgoingFrameBuffer();
   {
     absl::MutexLock lock(&c.mu_);
     if (size > limit) {
@@ -133,7 +135,7 @@ void ServerStream::Finish(const absl::Status& status,
                           const google::protobuf::MessageLite* last_message) {
   ServerConnection& c = *connection_;
   absl::Status final_status = status;
-  std::string out;
+  std::string& out = OutgoingFrameBuffer();
   bool send;
   {
     absl::MutexLock lock(&c.mu_);
