@@ -57,6 +57,10 @@ class ServerCall {
   // cancelled, or the message was malformed (the call then fails).
   virtual bool Read(google::protobuf::MessageLite* message) = 0;
 
+  // Waits until the next event and says whether the client has sent all its
+  // messages (true also when the call is cancelled or failed); consumes nothing.
+  virtual bool AtEndOfStream() = 0;
+
   // Sends one response message (sends initial metadata first if not yet sent),
   // waiting for flow-control credit. false if the call is over.
   virtual bool Write(const google::protobuf::MessageLite& message) = 0;

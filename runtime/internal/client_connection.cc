@@ -73,14 +73,7 @@ void ClientStream::Cancel() { Fail(absl::CancelledError("call cancelled by the c
 absl::Status ClientStream::Write(const google::protobuf::MessageLite& message) {
   ClientConnection& c = *connection_;
   size_t size = message.ByteSizeLong();
-  size_t limit = std::min<size_t>(c.options_.max_send_message_size,
-                                  c.peer_hello_.max_message_size());
-  if (size > limit) {
-    absl::Status s = absl::ResourceExhaustedError(absl::StrCat(
-        "request message of ", size, " bytes exceeds the limit of ", limit, " bytes (",
-        limit == c.options_.max_send_message_size ? "this client's max_send_message_size"
-                                                  : "the server's max message size",
-        ")"));
+  if (absl::Status s = c.CheckSendSize(size); !s.ok()) {
     Fail(s);
     return s;
   }
@@ -265,15 +258,8 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
   size_t request_size = 0;
   if (first_request != nullptr) {
     request_size = first_request->ByteSizeLong();
-    size_t limit = std::min<size_t>(options_.max_send_message_size,
-                                    peer_hello_.max_message_size());
-    if (request_size > limit) {
-      stream->Fail(absl::ResourceExhaustedError(absl::StrCat(
-          "request message of ", request_size, " bytes exceeds the limit of ", limit,
-          " bytes (", limit == options_.max_send_message_size
-                          ? "this client's max_send_message_size"
-                          : "the server's max message size",
-          ")")));
+    if (absl::Status s = CheckSendSize(request_size); !s.ok()) {
+      stream->Fail(std::move(s));
       return stream;
     }
   }
@@ -458,6 +444,16 @@ void ClientConnection::BreakLocked(const absl::Status& why) {
   for (ClientStream* s : all) FinishStreamLocked(s, broken_);
   framed_.transport().Shutdown();
   poller_cv_.SignalAll();
+}
+
+absl::Status ClientConnection::CheckSendSize(size_t size) const {
+  size_t limit = std::min<size_t>(options_.max_send_message_size, peer_hello_.max_message_size());
+  if (size <= limit) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "request message of ", size, " bytes exceeds the limit of ", limit, " bytes (",
+      limit == options_.max_send_message_size ? "this client's max_send_message_size"
+                                              : "the server's max message size",
+      ")"));
 }
 
 absl::Status ClientConnection::ReceivedMessageError(size_t size) const {

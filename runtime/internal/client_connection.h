@@ -123,6 +123,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   void FlushPendingControl();
   void PollerLoop();
   absl::Status ReceivedMessageError(size_t size) const;
+  // RESOURCE_EXHAUSTED if a request of `size` bytes may not be sent.
+  absl::Status CheckSendSize(size_t size) const;
 
   FramedConnection framed_;
   const ChannelOptions options_;

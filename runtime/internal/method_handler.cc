@@ -9,10 +9,7 @@ absl::Status ReadSingleRequest(ServerCall& call, google::protobuf::MessageLite* 
     if (call.context().IsCancelled()) return absl::CancelledError("call cancelled");
     return absl::InternalError("client sent no request message for a single-request method");
   }
-  google::protobuf::MessageLite* extra = request->New();
-  bool more = call.Read(extra);
-  delete extra;
-  if (more) {
+  if (!call.AtEndOfStream()) {
     return absl::InternalError("client sent more than one request message for a "
                                "single-request method");
   }

@@ -104,20 +104,36 @@ bool ServerStream::SendInitialMetadata() {
   return c.framed_.Write(out, context_.deadline_).ok();
 }
 
+absl::Status ServerStream::CheckSendSize(size_t size) const {
+  const ServerConnection& c = *connection_;
+  size_t limit =
+      std::min<size_t>(c.core_.options().max_message_size, c.peer_hello_.max_message_size());
+  if (size <= limit) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "response message of ", size, " bytes exceeds the limit of ", limit, " bytes (",
+      limit == c.core_.options().max_message_size ? "the server's max_message_size"
+                                                  : "the client's max receive size",
+      ")"));
+}
+
+bool ServerStream::AtEndOfStream() {
+  ServerConnection& c = *connection_;
+  absl::MutexLock lock(&c.mu_);
+  while (inbox_.empty() && !half_closed_ && forced_status_.ok() && !cancelled()) {
+    cv_.WaitWithDeadline(&c.mu_, context_.deadline_);
+  }
+  return inbox_.empty();
+}
+
 bool ServerStream::Write(const google::protobuf::MessageLite& message) {
   ServerConnection& c = *connection_;
   size_t size = message.ByteSizeLong();
-  size_t limit = std::min<size_t>(c.core_.options().max_message_size,
-                                  c.peer_hello_.max_message_size());
+  absl::Status size_ok = CheckSendSize(size);
   std::string& out = OutgoingFrameBuffer();
   {
     absl::MutexLock lock(&c.mu_);
-    if (size > limit) {
-      forced_status_ = absl::ResourceExhaustedError(absl::StrCat(
-          "response message of ", size, " bytes exceeds the limit of ", limit, " bytes (",
-          limit == c.core_.options().max_message_size ? "the server's max_message_size"
-                                                      : "the client's max receive size",
-          ")"));
+    if (!size_ok.ok()) {
+      forced_status_ = std::move(size_ok);
       return false;
     }
     while (send_window_ <= 0 && !cancelled() && forced_status_.ok()) {
@@ -152,11 +168,8 @@ void ServerStream::Finish(const absl::Status& status,
       size_t size = 0;
       if (final_status.ok() && last_message != nullptr) {
         size = last_message->ByteSizeLong();
-        size_t limit = std::min<size_t>(c.core_.options().max_message_size,
-                                        c.peer_hello_.max_message_size());
-        if (size > limit) {
-          final_status = absl::ResourceExhaustedError(absl::StrCat(
-              "response message of ", size, " bytes exceeds the limit of ", limit, " bytes"));
+        if (absl::Status size_ok = CheckSendSize(size); !size_ok.ok()) {
+          final_status = std::move(size_ok);
           last_message = nullptr;
         }
       }

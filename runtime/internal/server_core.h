@@ -45,6 +45,7 @@ class ServerStream final : public ServerCall {
                std::string method, absl::Time deadline, Metadata client_metadata);
 
   bool Read(google::protobuf::MessageLite* message) override;
+  bool AtEndOfStream() override;
   bool Write(const google::protobuf::MessageLite& message) override;
   bool SendInitialMetadata() override;
   void Finish(const absl::Status& status,
@@ -55,6 +56,8 @@ class ServerStream final : public ServerCall {
 
  private:
   friend class ServerConnection;
+  // RESOURCE_EXHAUSTED if a response of `size` bytes may not be sent.
+  absl::Status CheckSendSize(size_t size) const;
   // Appends HEADERS to *out if initial metadata has not gone out yet.
   void AppendHeadersLocked(std::string* out);
 

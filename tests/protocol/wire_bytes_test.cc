@@ -170,6 +170,38 @@ TEST(WireBytesTest, OversizedMessageFailsTheStreamNotTheConnection) {
   EXPECT_EQ(c.ReceiveFrame().substr(16), Hex("0a0b") + "Hello, bob!");
 }
 
+// A unary method needs exactly one request: none, or two, is INTERNAL.
+TEST(WireBytesTest, UnaryCallWithZeroOrTwoRequestsIsInternal) {
+  RawClient c;
+  c.Send(Hex(kHello));
+  c.ReceiveFrame();
+  const std::string ada = Hex("0a03") + "ada";
+  auto message = [&](uint32_t id) {
+    std::string h = Hex("4952 01 03 00000000 05000000 0000 00 00");
+    h[4] = static_cast<char>(id);
+    return h + ada;
+  };
+  auto half_close = [](uint32_t id) {
+    std::string h = Hex("4952 01 04 00000000 00000000 0000 00 00");
+    h[4] = static_cast<char>(id);
+    return h;
+  };
+  for (auto [id, requests] : {std::pair<uint32_t, int>{1, 0}, {3, 2}}) {
+    std::string call = CallStart(id, "/demo.Greeter/SayHello");
+    for (int i = 0; i < requests; ++i) call += message(id);
+    c.Send(call + half_close(id));
+    std::string frame = c.ReceiveFrame();
+    ASSERT_GT(frame.size(), 16u);
+    EXPECT_EQ(frame[3], 5);  // TRAILERS
+    wire::Trailers t;
+    ASSERT_TRUE(t.ParseFromString(frame.substr(16)));
+    EXPECT_EQ(t.code(), 13) << t.message();  // INTERNAL
+    EXPECT_NE(t.message().find(requests == 0 ? "no request" : "more than one"),
+              std::string::npos)
+        << t.message();
+  }
+}
+
 TEST(WireBytesTest, ProtocolViolationsCloseTheConnection) {
   {
     RawClient c;  // garbage instead of HELLO
