@@ -5,14 +5,14 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "runtime/internal/sync.h"
 #include "absl/time/clock.h"
 #include "runtime/internal/client_connection.h"
 
 namespace ipcrpc {
 
 void ClientContext::TryCancel() {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   cancelled_ = true;
   if (stream_ != nullptr) stream_->Cancel();
 }
@@ -87,7 +87,7 @@ class IpcChannel final : public Channel {
 
  private:
   absl::StatusOr<std::shared_ptr<ClientConnection>> GetConnection(ClientContext* context) {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     if (connection_ != nullptr && connection_->usable()) return connection_;
     absl::Time deadline = absl::Now() + options_.connect_timeout;
     if (context != nullptr) deadline = std::min(deadline, context->deadline());
@@ -113,7 +113,7 @@ class IpcChannel final : public Channel {
   }
 
   const std::unique_ptr<Connector> connector_;
-  absl::Mutex mu_;
+  internal::Mutex mu_;
   std::unique_ptr<Transport> transport_ ABSL_GUARDED_BY(mu_);  // used once
   const ChannelOptions options_;
   const std::string target_;

@@ -21,7 +21,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "runtime/internal/sync.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "runtime/metadata.h"
@@ -78,7 +78,7 @@ class ClientContext {
   PeerCredentials peer_;
   std::string transport_;
 
-  absl::Mutex mu_;
+  internal::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   internal::ClientStream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;
 };

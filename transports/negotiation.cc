@@ -10,7 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/mutex.h"
+#include "runtime/internal/sync.h"
 #include "runtime/internal/frame.h"
 #include "runtime/status_macros.h"
 
@@ -130,12 +130,12 @@ class ServerNegotiatingTransport final : public Transport {
   }
 
   void Interrupt() override {
-    absl::MutexLock lock(&current_mu_);
+    internal::MutexLock lock(&current_mu_);
     current_->Interrupt();
   }
 
   void Shutdown() override {
-    absl::MutexLock lock(&current_mu_);
+    internal::MutexLock lock(&current_mu_);
     shut_down_ = true;
     current_->Shutdown();
   }
@@ -143,14 +143,14 @@ class ServerNegotiatingTransport final : public Transport {
   PeerCredentials peer() const override { return peer_; }
 
   std::string description() const override {
-    absl::MutexLock lock(&current_mu_);
+    internal::MutexLock lock(&current_mu_);
     return description_;
   }
 
  private:
   absl::Status EnsureNegotiated(absl::Time deadline) {
     if (done_.load(std::memory_order_acquire)) return result_;
-    absl::MutexLock lock(&negotiate_mu_);
+    internal::MutexLock lock(&negotiate_mu_);
     if (!done_.load(std::memory_order_relaxed)) {
       result_ = Negotiate(deadline);
       if (!result_.ok()) socket_->Shutdown();
@@ -226,7 +226,7 @@ class ServerNegotiatingTransport final : public Transport {
     }
     IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<Transport> data,
                             (*pending)->Complete(socket_->ReleaseSocket(), deadline));
-    absl::MutexLock lock(&current_mu_);
+    internal::MutexLock lock(&current_mu_);
     data_ = std::move(data);
     current_ = data_.get();
     description_ = absl::StrCat(chosen->name, " via ", description_);
@@ -235,7 +235,7 @@ class ServerNegotiatingTransport final : public Transport {
   }
 
   absl::Status UseSocket() {
-    absl::MutexLock lock(&current_mu_);
+    internal::MutexLock lock(&current_mu_);
     data_ = std::move(socket_);
     current_ = data_.get();
     socket_ = nullptr;
@@ -247,13 +247,13 @@ class ServerNegotiatingTransport final : public Transport {
   const bool allow_unix_;
   const PeerCredentials peer_;
 
-  absl::Mutex negotiate_mu_;
+  internal::Mutex negotiate_mu_;
   std::atomic<bool> done_{false};
   absl::Status result_;  // written once, before done_
   std::unique_ptr<Transport> data_;  // set before done_
   std::string prefix_;  // only the reading thread touches it after done_
 
-  mutable absl::Mutex current_mu_;
+  mutable internal::Mutex current_mu_;
   std::string description_ ABSL_GUARDED_BY(current_mu_);
   Transport* current_ ABSL_GUARDED_BY(current_mu_);  // what Interrupt/Shutdown act on
   bool shut_down_ ABSL_GUARDED_BY(current_mu_) = false;

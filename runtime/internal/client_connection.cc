@@ -40,12 +40,12 @@ ClientStream::ClientStream(std::shared_ptr<ClientConnection> connection, uint32_
 
 ClientStream::~ClientStream() {
   if (context_ != nullptr) {
-    absl::MutexLock lock(&context_->mu_);
+    internal::MutexLock lock(&context_->mu_);
     if (context_->stream_ == this) context_->stream_ = nullptr;
   }
   bool cancel = false;
   {
-    absl::MutexLock lock(&connection_->mu_);
+    internal::MutexLock lock(&connection_->mu_);
     if (!done_) {
       connection_->FinishStreamLocked(this, absl::CancelledError("call abandoned"));
       cancel = true;
@@ -58,7 +58,7 @@ void ClientStream::Fail(absl::Status status) {
   ClientConnection& c = *connection_;
   bool interrupt;
   {
-    absl::MutexLock lock(&c.mu_);
+    internal::MutexLock lock(&c.mu_);
     if (done_) return;
     c.FinishStreamLocked(this, std::move(status));
     interrupt = c.reading_;
@@ -78,7 +78,7 @@ absl::Status ClientStream::Write(const google::protobuf::MessageLite& message) {
     return s;
   }
   {
-    absl::MutexLock lock(&c.mu_);
+    internal::MutexLock lock(&c.mu_);
     if (done_) {
       return final_status_.ok() ? absl::FailedPreconditionError("the call has already finished")
                                 : final_status_;
@@ -97,7 +97,7 @@ absl::Status ClientStream::Write(const google::protobuf::MessageLite& message) {
   AppendProtoFrame(FrameType::kMessage, id_, message, size, &out);
   absl::Status status = c.framed_.Write(out, deadline_);
   if (!status.ok()) {
-    absl::MutexLock lock(&c.mu_);
+    internal::MutexLock lock(&c.mu_);
     c.BreakLocked(status);
     return final_status_;
   }
@@ -106,7 +106,7 @@ absl::Status ClientStream::Write(const google::protobuf::MessageLite& message) {
 
 absl::Status ClientStream::WritesDone() {
   {
-    absl::MutexLock lock(&connection_->mu_);
+    internal::MutexLock lock(&connection_->mu_);
     if (done_) return final_status_;
     if (writes_done_) return absl::OkStatus();
     writes_done_ = true;
@@ -120,7 +120,7 @@ bool ClientStream::Read(google::protobuf::MessageLite* message) {
   std::string payload;
   uint32_t credit = 0;
   {
-    absl::MutexLock lock(&c.mu_);
+    internal::MutexLock lock(&c.mu_);
     bool in_time = c.AwaitLocked(this, [this] { return !inbox_.empty() || done_; }, deadline_);
     if (!in_time) {
       c.mu_.Unlock();
@@ -154,7 +154,7 @@ bool ClientStream::Read(google::protobuf::MessageLite* message) {
 
 absl::Status ClientStream::Finish() {
   ClientConnection& c = *connection_;
-  absl::MutexLock lock(&c.mu_);
+  internal::MutexLock lock(&c.mu_);
   bool in_time = c.AwaitLocked(this, [this] { return done_; }, deadline_);
   if (!in_time) {
     c.mu_.Unlock();
@@ -196,7 +196,7 @@ absl::StatusOr<std::shared_ptr<ClientConnection>> ClientConnection::Establish(
 }
 
 bool ClientConnection::usable() {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   return broken_.ok() && !going_away_;
 }
 
@@ -205,10 +205,10 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
     const google::protobuf::MessageLite* first_request, bool half_close) {
   // Streams must reach the server in id order: hold start_mu_ from choosing
   // the id until CALL_START has been written.
-  absl::MutexLock start_lock(&start_mu_);
+  internal::MutexLock start_lock(&start_mu_);
   std::unique_ptr<ClientStream> stream;
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     uint32_t id = next_stream_id_++;
     stream.reset(new ClientStream(shared_from_this(), id, context));
     stream->send_window_ = peer_hello_.initial_stream_window();
@@ -232,7 +232,7 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
   if (context != nullptr) {
     bool cancelled;
     {
-      absl::MutexLock lock(&context->mu_);
+      internal::MutexLock lock(&context->mu_);
       context->peer_ = framed_.transport().peer();
       context->transport_ = description_;
       cancelled = context->cancelled_;
@@ -276,13 +276,13 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
   }
   if (half_close) AppendFrame(FrameType::kHalfClose, stream->id_, {}, &out);
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     stream->send_window_ -= static_cast<int64_t>(request_size);
     stream->writes_done_ = half_close;
   }
   absl::Status status = framed_.Write(out, deadline);
   if (!status.ok()) {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     BreakLocked(status);
   }
   return stream;
@@ -294,7 +294,7 @@ void ClientConnection::StartAsync(std::unique_ptr<ClientStream> stream,
   stream->async_response_ = response;
   stream->async_done_ = std::move(done);
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     if (stream->done_) {
       completed_async_.push_back(std::move(stream));
     } else {
@@ -313,7 +313,7 @@ void ClientConnection::StartAsync(std::unique_ptr<ClientStream> stream,
 }
 
 void ClientConnection::PollerLoop() {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   for (;;) {
     if (!completed_async_.empty()) {
       std::vector<std::unique_ptr<ClientStream>> completed;
@@ -555,7 +555,7 @@ void ClientConnection::SendControl(FrameType type, uint32_t stream_id,
 void ClientConnection::FlushPendingControl() {
   std::string out;
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     out.swap(pending_control_);
   }
   if (!out.empty()) framed_.Write(out, absl::Now() + absl::Seconds(5)).IgnoreError();

@@ -27,7 +27,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "runtime/internal/sync.h"
 #include "absl/time/time.h"
 #include "runtime/channel.h"
 #include "runtime/client_context.h"
@@ -71,7 +71,7 @@ class ClientStream final : public ClientCall {
   int64_t send_window_ = 0;   // bytes we may still send
   uint32_t unacked_bytes_ = 0;  // consumed but not yet credited back
   int waiters_ = 0;
-  absl::CondVar cv_;
+  internal::CondVar cv_;
   // Asynchronous unary calls only.
   google::protobuf::MessageLite* async_response_ = nullptr;
   std::function<void(absl::Status)> async_done_;
@@ -131,8 +131,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   const std::string description_;
   wire::Hello peer_hello_;  // set by Establish, then immutable
 
-  absl::Mutex start_mu_;  // serializes StartStream (ids go out in order)
-  absl::Mutex mu_;
+  internal::Mutex start_mu_;  // serializes StartStream (ids go out in order)
+  internal::Mutex mu_;
   absl::flat_hash_map<uint32_t, ClientStream*> streams_ ABSL_GUARDED_BY(mu_);
   uint32_t next_stream_id_ ABSL_GUARDED_BY(mu_) = 1;
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
@@ -146,7 +146,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   std::vector<std::unique_ptr<ClientStream>> completed_async_ ABSL_GUARDED_BY(mu_);
   bool poller_running_ ABSL_GUARDED_BY(mu_) = false;
   bool poller_waiting_ ABSL_GUARDED_BY(mu_) = false;
-  absl::CondVar poller_cv_;
+  internal::CondVar poller_cv_;
 };
 
 }  // namespace ipcrpc::internal

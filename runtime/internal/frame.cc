@@ -112,7 +112,7 @@ std::string& OutgoingFrameBuffer() {
 
 void FrameReader::Recycle(std::string buffer) {
   if (buffer.capacity() < kRecyclePayloadBytes) return;
-  absl::MutexLock lock(&spare_mu_);
+  internal::MutexLock lock(&spare_mu_);
   if (spare_.capacity() < buffer.capacity()) spare_ = std::move(buffer);
 }
 
@@ -143,7 +143,7 @@ absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
       partial_.oversized = partial_.header.length > max_payload_;
       partial_.payload.clear();
       if (!partial_.oversized && partial_.header.length >= kRecyclePayloadBytes) {
-        absl::MutexLock lock(&spare_mu_);
+        internal::MutexLock lock(&spare_mu_);
         if (spare_.capacity() >= partial_.header.length) {
           // Kept at its old size: resize() below then zero-fills only what
           // the new payload has beyond it, and the bytes are overwritten anyway.

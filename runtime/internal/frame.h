@@ -27,7 +27,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "runtime/internal/sync.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -136,7 +136,7 @@ class FrameReader {
   Frame partial_;
   size_t payload_filled_ = 0;
 
-  absl::Mutex spare_mu_;
+  internal::Mutex spare_mu_;
   std::string spare_ ABSL_GUARDED_BY(spare_mu_);  // recycled payload memory
 };
 

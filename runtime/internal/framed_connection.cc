@@ -12,7 +12,7 @@ FramedConnection::FramedConnection(std::unique_ptr<Transport> transport,
     : transport_(std::move(transport)), reader_(*transport_, max_receive_message) {}
 
 absl::Status FramedConnection::Write(absl::string_view frames, absl::Time deadline) {
-  absl::MutexLock lock(&write_mu_);
+  internal::MutexLock lock(&write_mu_);
   absl::string_view chunks[] = {frames};
   absl::Status status = transport_->Write(chunks, deadline);
   if (!status.ok()) transport_->Shutdown();

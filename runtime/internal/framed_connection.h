@@ -15,7 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "runtime/internal/sync.h"
 #include "absl/time/time.h"
 #include "google/protobuf/repeated_ptr_field.h"
 #include "proto/ipcrpc/wire.pb.h"
@@ -49,7 +49,7 @@ class FramedConnection {
  private:
   std::unique_ptr<Transport> transport_;
   FrameReader reader_;
-  absl::Mutex write_mu_;
+  internal::Mutex write_mu_;
 };
 
 // Metadata <-> wire conversion.

@@ -51,7 +51,7 @@ bool ServerStream::Read(google::protobuf::MessageLite* message) {
   std::string payload;
   uint32_t credit = 0;
   {
-    absl::MutexLock lock(&c.mu_);
+    internal::MutexLock lock(&c.mu_);
     while (inbox_.empty() && !half_closed_ && forced_status_.ok() && !cancelled()) {
       cv_.WaitWithDeadline(&c.mu_, context_.deadline_);
     }
@@ -72,7 +72,7 @@ bool ServerStream::Read(google::protobuf::MessageLite* message) {
   bool parsed = message->ParseFromString(payload);
   c.framed_.reader().Recycle(std::move(payload));
   if (!parsed) {
-    absl::MutexLock lock(&c.mu_);
+    internal::MutexLock lock(&c.mu_);
     forced_status_ = absl::InternalError(absl::StrCat(
         "could not parse a request message as ",
         message->GetTypeName()));
@@ -94,7 +94,7 @@ bool ServerStream::SendInitialMetadata() {
   ServerConnection& c = *connection_;
   std::string out;
   {
-    absl::MutexLock lock(&c.mu_);
+    internal::MutexLock lock(&c.mu_);
     if (headers_sent_ || finished_ || cancelled()) return !cancelled();
     headers_sent_ = true;
     wire::Headers headers;
@@ -118,7 +118,7 @@ absl::Status ServerStream::CheckSendSize(size_t size) const {
 
 bool ServerStream::AtEndOfStream() {
   ServerConnection& c = *connection_;
-  absl::MutexLock lock(&c.mu_);
+  internal::MutexLock lock(&c.mu_);
   while (inbox_.empty() && !half_closed_ && forced_status_.ok() && !cancelled()) {
     cv_.WaitWithDeadline(&c.mu_, context_.deadline_);
   }
@@ -131,7 +131,7 @@ bool ServerStream::Write(const google::protobuf::MessageLite& message) {
   absl::Status size_ok = CheckSendSize(size);
   std::string& out = OutgoingFrameBuffer();
   {
-    absl::MutexLock lock(&c.mu_);
+    internal::MutexLock lock(&c.mu_);
     if (!size_ok.ok()) {
       forced_status_ = std::move(size_ok);
       return false;
@@ -154,7 +154,7 @@ void ServerStream::Finish(const absl::Status& status,
   std::string& out = OutgoingFrameBuffer();
   bool send;
   {
-    absl::MutexLock lock(&c.mu_);
+    internal::MutexLock lock(&c.mu_);
     if (finished_) return;
     finished_ = true;
     if (!forced_status_.ok()) final_status = forced_status_;
@@ -193,7 +193,7 @@ ServerConnection::ServerConnection(ServerCore& core, std::unique_ptr<Transport> 
 ServerConnection::~ServerConnection() { Join(); }
 
 void ServerConnection::Start() {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   reading_ = true;  // the first thread reads from the start
   SpawnThreadLocked(/*holds_reading_role=*/true);
 }
@@ -202,7 +202,7 @@ void ServerConnection::SpawnThreadLocked(bool holds_reading_role) {
   ++live_threads_;
   threads_.emplace_back([this, holds_reading_role] {
     ThreadMain(holds_reading_role);
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     --live_threads_;  // last touch of shared state: Join() may follow at once
   });
 }
@@ -233,7 +233,7 @@ bool ServerConnection::Handshake() {
 }
 
 bool ServerConnection::AcquireReadingRole() {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   ++idle_readers_;
   while (reading_ && !closed_) reader_cv_.Wait(&mu_);
   --idle_readers_;
@@ -265,7 +265,7 @@ bool ServerConnection::ReadUntilHandlerRanInline() {
     // watchdog's grace (ServerCore::WatchdogLoop), the watchdog hands the
     // role to a standby thread, so the connection never stays unread for long.
     {
-      absl::MutexLock lock(&mu_);
+      internal::MutexLock lock(&mu_);
       reading_ = false;
       role_orphaned_ = true;
       role_released_at_ = absl::Now();
@@ -278,7 +278,7 @@ bool ServerConnection::ReadUntilHandlerRanInline() {
 }
 
 void ServerConnection::HandOffIfOrphaned(absl::Time released_before) {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   if (!role_orphaned_ || reading_ || closed_ || role_released_at_ > released_before) return;
   role_orphaned_ = false;
   if (idle_readers_ > 0) {
@@ -291,7 +291,7 @@ void ServerConnection::HandOffIfOrphaned(absl::Time released_before) {
 void ServerConnection::EndConnection() {
   framed_.transport().Shutdown();
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     going_away_ = true;
     closed_ = true;
     reader_cv_.SignalAll();
@@ -308,7 +308,7 @@ void ServerConnection::RefuseCall(uint32_t stream_id, const absl::Status& status
 
 void ServerConnection::StartCall(uint32_t stream_id, absl::string_view payload) {
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     if (stream_id <= last_stream_id_) {
       framed_.transport().Shutdown();  // protocol violation: ids must increase
       return;
@@ -333,7 +333,7 @@ void ServerConnection::StartCall(uint32_t stream_id, absl::string_view payload) 
                             : absl::Now() + absl::Microseconds(start.timeout_micros());
   std::shared_ptr<ServerStream> stream;
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     if (going_away_) {
       mu_.Unlock();
       RefuseCall(stream_id, absl::UnavailableError("server is shutting down"));
@@ -397,7 +397,7 @@ void ServerConnection::HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* 
     default:
       break;
   }
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   auto it = streams_.find(h.stream_id);
   if (it == streams_.end()) return;  // finished already, or never existed
   if (!HandleStreamFrameLocked(*it->second, frame)) return;
@@ -414,7 +414,7 @@ void ServerConnection::HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* 
 void ServerConnection::CancelAll() {
   std::vector<std::pair<std::shared_ptr<ServerStream>, MethodHandler*>> deferred;
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     for (auto& entry : streams_) {
       ServerStream& s = *entry.second;
       s.cancelled_.store(true, std::memory_order_release);
@@ -464,7 +464,7 @@ bool ServerConnection::HandleStreamFrameLocked(ServerStream& s, Frame& frame) {
 
 void ServerConnection::StreamFinished(ServerStream* stream) {
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     streams_.erase(stream->id_);
   }
   core_.CallEnded();
@@ -473,7 +473,7 @@ void ServerConnection::StreamFinished(ServerStream* stream) {
 void ServerConnection::GoAway(absl::string_view reason) {
   wire::GoAway goaway;
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     if (going_away_) return;
     going_away_ = true;
     goaway.set_last_stream_id(last_stream_id_);
@@ -491,7 +491,7 @@ void ServerConnection::Join() {
   for (;;) {
     std::vector<std::thread> threads;
     {
-      absl::MutexLock lock(&mu_);
+      internal::MutexLock lock(&mu_);
       threads.swap(threads_);
     }
     if (threads.empty()) return;
@@ -506,7 +506,7 @@ void ServerConnection::Join() {
 }
 
 bool ServerConnection::finished() {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   return closed_ && live_threads_ == 0 && streams_.empty();
 }
 
@@ -581,7 +581,7 @@ void ServerCore::AcceptLoop(Listener* listener) {
 }
 
 absl::Status ServerCore::AddTransport(std::unique_ptr<Transport> transport) {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   if (shutting_down_) return absl::FailedPreconditionError("server is shutting down");
   ReapFinishedConnectionsLocked();
   auto connection = std::make_shared<ServerConnection>(*this, std::move(transport));
@@ -607,7 +607,7 @@ bool ServerCore::TryAcquireInlineSlot() {
       // seq_cst on both sides (here and in WatchdogLoop): either the
       // watchdog sees this handler, or this sees the watchdog asleep.
       if (watchdog_sleeping_.load()) {
-        absl::MutexLock lock(&watchdog_mu_);
+        internal::MutexLock lock(&watchdog_mu_);
         watchdog_cv_.Signal();
       }
       return true;
@@ -617,7 +617,7 @@ bool ServerCore::TryAcquireInlineSlot() {
 }
 
 void ServerCore::WatchdogLoop() {
-  absl::MutexLock lock(&watchdog_mu_);
+  internal::MutexLock lock(&watchdog_mu_);
   absl::Time last_busy = absl::Now();
   while (!watchdog_stop_) {
     absl::Time now = absl::Now();
@@ -633,7 +633,7 @@ void ServerCore::WatchdogLoop() {
     watchdog_cv_.WaitWithTimeout(&watchdog_mu_, kHandOffGrace);
     std::vector<std::shared_ptr<ServerConnection>> connections;
     {
-      absl::MutexLock core_lock(&mu_);
+      internal::MutexLock core_lock(&mu_);
       connections = connections_;
     }
     watchdog_mu_.Unlock();
@@ -647,17 +647,17 @@ void ServerCore::WatchdogLoop() {
 void ServerCore::ReleaseInlineSlot() { inline_handlers_.fetch_sub(1); }
 
 void ServerCore::CallStarted() {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   ++active_calls_;
 }
 
 void ServerCore::CallEnded() {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   --active_calls_;
 }
 
 void ServerCore::ConnectionEnded() {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   --live_connections_;
 }
 
@@ -666,19 +666,17 @@ bool ServerCore::IdleWithoutListenersLocked() const {
 }
 
 void ServerCore::Wait() {
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(
-      +[](ServerCore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
-        return s->shut_down_ || s->IdleWithoutListenersLocked();
-      },
-      this));
+  internal::MutexLock lock(&mu_);
+  mu_.Await([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return shut_down_ || IdleWithoutListenersLocked();
+  });
 }
 
 void ServerCore::Shutdown(absl::Time deadline) {
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     if (shutting_down_) {
-      mu_.Await(absl::Condition(&shut_down_));
+      mu_.Await([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return shut_down_; });
       return;
     }
     shutting_down_ = true;
@@ -688,32 +686,30 @@ void ServerCore::Shutdown(absl::Time deadline) {
   accept_threads_.clear();
   std::vector<std::shared_ptr<ServerConnection>> connections;
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     connections = connections_;
   }
   for (auto& c : connections) c->GoAway("server is shutting down");
-  auto no_calls = +[](ServerCore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
-    return s->active_calls_ == 0;
-  };
+  auto no_calls = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return active_calls_ == 0; };
   {
-    absl::MutexLock lock(&mu_);
-    mu_.AwaitWithDeadline(absl::Condition(no_calls, this), deadline);
+    internal::MutexLock lock(&mu_);
+    mu_.AwaitWithDeadline(no_calls, deadline);
   }
   for (auto& c : connections) c->CancelAll();
   {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(no_calls, this));
+    internal::MutexLock lock(&mu_);
+    mu_.Await(no_calls);
   }
   for (auto& c : connections) c->Close();
   for (auto& c : connections) c->Join();
   {
-    absl::MutexLock lock(&watchdog_mu_);
+    internal::MutexLock lock(&watchdog_mu_);
     watchdog_stop_ = true;
     watchdog_cv_.Signal();
   }
   if (watchdog_.joinable()) watchdog_.join();
   pool_.reset();
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   connections_.clear();
   shut_down_ = true;
 }

@@ -24,7 +24,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "runtime/internal/sync.h"
 #include "absl/time/time.h"
 #include "runtime/internal/call_interfaces.h"
 #include "runtime/internal/framed_connection.h"
@@ -77,7 +77,7 @@ class ServerStream final : public ServerCall {
   // Single-request methods start their handler once the request is complete
   // (half-close), so the handler thread is woken once, not once per frame.
   MethodHandler* deferred_handler_ = nullptr;
-  absl::CondVar cv_;
+  internal::CondVar cv_;
 };
 
 class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
@@ -134,7 +134,7 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   FramedConnection framed_;
   wire::Hello peer_hello_;
 
-  absl::Mutex mu_;
+  internal::Mutex mu_;
   absl::flat_hash_map<uint32_t, std::shared_ptr<ServerStream>> streams_ ABSL_GUARDED_BY(mu_);
   uint32_t last_stream_id_ ABSL_GUARDED_BY(mu_) = 0;
   bool going_away_ ABSL_GUARDED_BY(mu_) = false;
@@ -146,7 +146,7 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   absl::Time role_released_at_ ABSL_GUARDED_BY(mu_);
   int live_threads_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
-  absl::CondVar reader_cv_;
+  internal::CondVar reader_cv_;
 };
 
 class ServerCore {
@@ -195,15 +195,15 @@ class ServerCore {
   static constexpr absl::Duration kHandOffGrace = absl::Milliseconds(1);
   static constexpr absl::Duration kWatchdogIdle = absl::Milliseconds(100);
   std::thread watchdog_;
-  absl::Mutex watchdog_mu_;
-  absl::CondVar watchdog_cv_;
+  internal::Mutex watchdog_mu_;
+  internal::CondVar watchdog_cv_;
   bool watchdog_stop_ ABSL_GUARDED_BY(watchdog_mu_) = false;
   std::atomic<bool> watchdog_sleeping_{false};
 
   std::vector<std::unique_ptr<Listener>> listeners_;  // fixed after start
   std::vector<std::thread> accept_threads_;
 
-  mutable absl::Mutex mu_;
+  mutable internal::Mutex mu_;
   std::vector<std::shared_ptr<ServerConnection>> connections_ ABSL_GUARDED_BY(mu_);
   int active_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int live_connections_ ABSL_GUARDED_BY(mu_) = 0;

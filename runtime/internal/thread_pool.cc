@@ -11,14 +11,14 @@ ThreadPool::ThreadPool(int num_threads, size_t max_queued) : max_queued_(max_que
 
 ThreadPool::~ThreadPool() {
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     stopping_ = true;
   }
   for (std::thread& t : threads_) t.join();
 }
 
 bool ThreadPool::Schedule(std::function<void()> task) {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   if (queue_.size() >= max_queued_) return false;
   queue_.push_back(std::move(task));
   return true;
@@ -28,12 +28,10 @@ void ThreadPool::WorkerLoop() {
   for (;;) {
     std::function<void()> task;
     {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](ThreadPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-            return p->stopping_ || !p->queue_.empty();
-          },
-          this));
+      internal::MutexLock lock(&mu_);
+      mu_.Await([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !queue_.empty();
+      });
       if (queue_.empty()) return;  // stopping and drained
       task = std::move(queue_.front());
       queue_.pop_front();

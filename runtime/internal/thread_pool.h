@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "runtime/internal/sync.h"
 
 namespace ipcrpc::internal {
 
@@ -32,7 +32,7 @@ class ThreadPool {
   void WorkerLoop();
 
   const size_t max_queued_;
-  absl::Mutex mu_;
+  internal::Mutex mu_;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;

@@ -23,7 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
+#include "runtime/internal/sync.h"
 #include "absl/time/clock.h"
 #include "runtime/status_macros.h"
 #include "transports/fd_util.h"
@@ -271,7 +271,7 @@ class MsgqTransport final : public Transport {
   std::atomic<bool> recv_removed_{false};
   std::atomic<bool> send_removed_{false};
 
-  absl::Mutex mu_;
+  internal::Mutex mu_;
   absl::Time read_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   absl::Time write_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   bool write_timed_out_ ABSL_GUARDED_BY(mu_) = false;
@@ -325,7 +325,7 @@ MsgqTransport::~MsgqTransport() {
   }
   RemoveSendQueue();
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     stop_ = true;
   }
   KickWatcher();
@@ -547,7 +547,7 @@ void MsgqTransport::OnPeerClosed() {
 void MsgqTransport::ArmReadDeadline(absl::Time deadline) {
   bool kick;
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     read_deadline_ = deadline;
     kick = deadline < watcher_wakes_at_;
   }
@@ -555,14 +555,14 @@ void MsgqTransport::ArmReadDeadline(absl::Time deadline) {
 }
 
 void MsgqTransport::DisarmReadDeadline() {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   read_deadline_ = absl::InfiniteFuture();
 }
 
 void MsgqTransport::ArmWriteDeadline(absl::Time deadline) {
   bool kick;
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     write_deadline_ = deadline;
     kick = deadline < watcher_wakes_at_;
   }
@@ -570,7 +570,7 @@ void MsgqTransport::ArmWriteDeadline(absl::Time deadline) {
 }
 
 bool MsgqTransport::DisarmWriteDeadline() {
-  absl::MutexLock lock(&mu_);
+  internal::MutexLock lock(&mu_);
   write_deadline_ = absl::InfiniteFuture();
   return write_timed_out_;
 }
@@ -585,7 +585,7 @@ void MsgqTransport::WatchLoop() {
   for (;;) {
     absl::Time wake_at;
     {
-      absl::MutexLock lock(&mu_);
+      internal::MutexLock lock(&mu_);
       if (stop_) return;
       wake_at = std::min(read_deadline_, write_deadline_);
       watcher_wakes_at_ = wake_at;
@@ -618,7 +618,7 @@ void MsgqTransport::WatchLoop() {
     absl::Time now = absl::Now();
     bool wake_reader = false;
     {
-      absl::MutexLock lock(&mu_);
+      internal::MutexLock lock(&mu_);
       if (read_deadline_ <= now) {
         read_deadline_ = absl::InfiniteFuture();
         wake_reader = true;

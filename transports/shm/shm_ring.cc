@@ -19,7 +19,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "runtime/internal/sync.h"
 #include "absl/time/clock.h"
 #include "runtime/status_macros.h"
 #include "transports/fd_util.h"
@@ -200,7 +200,7 @@ class ShmRingTransport final : public Transport {
 
   alignas(64) std::atomic<uint32_t> flags_{0};
   std::atomic<bool> interrupted_{false};
-  absl::Mutex mu_;
+  internal::Mutex mu_;
   absl::Status broken_status_ ABSL_GUARDED_BY(mu_);
 
   const ScopedFd control_socket_;
@@ -269,7 +269,7 @@ absl::Status ShmRingTransport::CheckUsable() {
     return absl::UnavailableError(absl::StrCat(description_, ": the transport was shut down"));
   }
   if (flags & kBroken) {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     return broken_status_;
   }
   if (__atomic_load_n(&region_.header().magic, __ATOMIC_RELAXED) != shm::kMagic) {
@@ -318,7 +318,7 @@ absl::StatusOr<uint64_t> ShmRingTransport::Writable(uint64_t wanted) {
 absl::Status ShmRingTransport::Corrupted(absl::string_view what) {
   absl::Status status;
   {
-    absl::MutexLock lock(&mu_);
+    internal::MutexLock lock(&mu_);
     if (broken_status_.ok()) {
       broken_status_ =
           absl::DataLossError(absl::StrCat(description_, ": shared memory corrupted: ", what));
