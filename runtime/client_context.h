@@ -65,7 +65,10 @@ class ClientContext {
 
   // What carried the call, e.g. "unix:/run/x.sock" or "shm via shm:/run/x.sock"
   // (set once the call has started).
-  const std::string& transport() const { return transport_; }
+  const std::string& transport() const {
+    static const std::string* const kNotStarted = new std::string();
+    return transport_ != nullptr ? *transport_ : *kNotStarted;
+  }
 
  private:
   friend class internal::ClientConnection;
@@ -76,7 +79,7 @@ class ClientContext {
   Metadata initial_metadata_;
   Metadata trailing_metadata_;
   PeerCredentials peer_;
-  std::string transport_;
+  std::shared_ptr<const std::string> transport_;  // the connection's description
 
   internal::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;

@@ -67,7 +67,7 @@ class ServerContext {
   friend class internal::ServerStream;
   ServerContext() = default;
 
-  std::string method_;
+  absl::string_view method_;  // the registered method's name: outlives the call
   absl::Time deadline_ = absl::InfiniteFuture();
   Metadata client_metadata_;
   Metadata initial_metadata_;

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -135,8 +136,7 @@ absl::Status UnixSocketTransport::WriteWithFds(
         description_, ": ", fds.size(), " fds in one write; the limit is ",
         kMaxFdsPerWrite));
   }
-  std::vector<iovec> iov;
-  iov.reserve(chunks.size());
+  absl::InlinedVector<iovec, 4> iov;
   for (absl::string_view c : chunks) {
     if (!c.empty()) iov.push_back({const_cast<char*>(c.data()), c.size()});
   }
@@ -192,6 +192,10 @@ absl::StatusOr<size_t> UnixSocketTransport::ReadWithFds(
   }
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerWrite)];
   for (;;) {
+    if (poll_before_read_) {
+      poll_before_read_ = false;
+      IPCRPC_RETURN_IF_ERROR(WaitReady(POLLIN, deadline, /*interruptible=*/true));
+    }
     iovec iov{buffer.data(), buffer.size()};
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -235,6 +239,7 @@ absl::StatusOr<size_t> UnixSocketTransport::ReadWithFds(
       return absl::UnavailableError(
           absl::StrCat(description_, ": peer closed the connection"));
     }
+    poll_before_read_ = static_cast<size_t>(n) < buffer.size();
     return static_cast<size_t>(n);
   }
 }

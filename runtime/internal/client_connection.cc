@@ -171,7 +171,7 @@ ClientConnection::ClientConnection(std::unique_ptr<Transport> transport,
                                    const ChannelOptions& options)
     : framed_(std::move(transport), options.max_receive_message_size),
       options_(options),
-      description_(framed_.transport().description()) {}
+      description_(std::make_shared<const std::string>(framed_.transport().description())) {}
 
 ClientConnection::~ClientConnection() = default;
 
@@ -188,21 +188,17 @@ absl::StatusOr<std::shared_ptr<ClientConnection>> ClientConnection::Establish(
   absl::StatusOr<wire::Hello> theirs = c->framed_.ExchangeHello(hello, deadline);
   if (!theirs.ok()) {
     return absl::Status(theirs.status().code(),
-                        absl::StrCat("setting up the connection to ", c->description_,
+                        absl::StrCat("setting up the connection to ", *c->description_,
                                      ": ", theirs.status().message()));
   }
   c->peer_hello_ = std::move(*theirs);
   return c;
 }
 
-bool ClientConnection::usable() {
-  internal::MutexLock lock(&mu_);
-  return broken_.ok() && !going_away_;
-}
-
 std::unique_ptr<ClientStream> ClientConnection::StartStream(
     const MethodDescriptor& method, ClientContext* context,
     const google::protobuf::MessageLite* first_request, bool half_close) {
+  const size_t request_size = first_request != nullptr ? first_request->ByteSizeLong() : 0;
   // Streams must reach the server in id order: hold start_mu_ from choosing
   // the id until CALL_START has been written.
   internal::MutexLock start_lock(&start_mu_);
@@ -211,15 +207,14 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
     internal::MutexLock lock(&mu_);
     uint32_t id = next_stream_id_++;
     stream.reset(new ClientStream(shared_from_this(), id, context));
-    stream->send_window_ = peer_hello_.initial_stream_window();
     absl::Status refuse;
     if (!broken_.ok()) {
       refuse = broken_;
     } else if (going_away_) {
       refuse = absl::UnavailableError(
-          absl::StrCat("server at ", description_, " is shutting down"));
+          absl::StrCat("server at ", *description_, " is shutting down"));
     } else if (id == 0 || next_stream_id_ == 0) {
-      going_away_ = true;  // ids exhausted: the channel makes a new connection
+      GoAwayLocked();  // ids exhausted: the channel makes a new connection
       refuse = absl::UnavailableError("stream ids on this connection are exhausted");
     }
     if (!refuse.ok()) {
@@ -227,6 +222,10 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
       stream->final_status_ = refuse;
       return stream;
     }
+    // Set before anything is sent; a call that fails below never sends.
+    stream->send_window_ =
+        static_cast<int64_t>(peer_hello_.initial_stream_window()) - static_cast<int64_t>(request_size);
+    stream->writes_done_ = half_close;
     streams_[id] = stream.get();
   }
   if (context != nullptr) {
@@ -242,30 +241,29 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
       stream->Fail(absl::CancelledError("call cancelled by the client before it started"));
       return stream;
     }
-  }
-  const absl::Time deadline = stream->deadline_;
-  if (context != nullptr) {
     absl::Status valid = ValidateMetadata(context->send_metadata());
     if (!valid.ok()) {
       stream->Fail(valid);
       return stream;
     }
   }
-  if (deadline <= absl::Now()) {
+  const absl::Time deadline = stream->deadline_;
+  if (deadline != absl::InfiniteFuture() && deadline <= absl::Now()) {
     stream->Fail(absl::DeadlineExceededError("deadline had passed before the call started"));
     return stream;
   }
-  size_t request_size = 0;
   if (first_request != nullptr) {
-    request_size = first_request->ByteSizeLong();
     if (absl::Status s = CheckSendSize(request_size); !s.ok()) {
       stream->Fail(std::move(s));
       return stream;
     }
   }
 
-  wire::CallStart start;
-  start.set_method(std::string(method.name));
+  // Reused per thread: after the first call, setting the method name and
+  // clearing the metadata allocate nothing.
+  thread_local wire::CallStart start;
+  start.Clear();
+  start.set_method(method.name.data(), method.name.size());
   start.set_timeout_micros(TimeoutMicros(deadline));
   if (context != nullptr) MetadataToWire(context->send_metadata(), start.mutable_metadata());
   std::string& out = OutgoingFrameBuffer();
@@ -275,11 +273,6 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
     AppendProtoFrame(FrameType::kMessage, stream->id_, *first_request, request_size, &out);
   }
   if (half_close) AppendFrame(FrameType::kHalfClose, stream->id_, {}, &out);
-  {
-    internal::MutexLock lock(&mu_);
-    stream->send_window_ -= static_cast<int64_t>(request_size);
-    stream->writes_done_ = half_close;
-  }
   absl::Status status = framed_.Write(out, deadline);
   if (!status.ok()) {
     internal::MutexLock lock(&mu_);
@@ -370,19 +363,18 @@ bool ClientConnection::AwaitLocked(ClientStream* stream, const std::function<boo
   bool in_time = true;
   while (!ready()) {
     if (!broken_.ok()) break;  // every stream has been finished already
-    if (absl::Now() >= deadline) {
+    if (deadline != absl::InfiniteFuture() && absl::Now() >= deadline) {
       in_time = false;
       break;
     }
     if (!reading_) {
       reading_ = true;
       mu_.Unlock();
-      Frame frame;
-      absl::Status status = framed_.reader().ReadFrame(&frame, deadline);
+      absl::Status status = framed_.reader().ReadFrame(&read_frame_, deadline);
       mu_.Lock();
       reading_ = false;
       if (status.ok()) {
-        HandleFrameLocked(frame);
+        HandleFrameLocked(read_frame_);
       } else if (!absl::IsAborted(status) && !absl::IsDeadlineExceeded(status)) {
         BreakLocked(status);
       }
@@ -434,10 +426,16 @@ void ClientConnection::FinishStreamLocked(ClientStream* s, absl::Status status) 
   }
 }
 
+void ClientConnection::GoAwayLocked() {
+  going_away_ = true;
+  usable_.store(false, std::memory_order_release);
+}
+
 void ClientConnection::BreakLocked(const absl::Status& why) {
   if (!broken_.ok()) return;
+  usable_.store(false, std::memory_order_release);
   broken_ = absl::UnavailableError(
-      absl::StrCat("connection to ", description_, " lost: ", why.message()));
+      absl::StrCat("connection to ", *description_, " lost: ", why.message()));
   std::vector<ClientStream*> all;
   all.reserve(streams_.size());
   for (const auto& entry : streams_) all.push_back(entry.second);
@@ -473,7 +471,7 @@ void ClientConnection::HandleFrameLocked(Frame& frame) {
     case FrameType::kGoAway: {
       wire::GoAway goaway;
       goaway.ParseFromString(frame.payload);
-      going_away_ = true;
+      GoAwayLocked();
       std::vector<ClientStream*> refused;
       for (const auto& entry : streams_) {
         if (entry.first > goaway.last_stream_id()) refused.push_back(entry.second);

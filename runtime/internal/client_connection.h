@@ -16,8 +16,8 @@
 #ifndef IPCRPC_RUNTIME_INTERNAL_CLIENT_CONNECTION_H_
 #define IPCRPC_RUNTIME_INTERNAL_CLIENT_CONNECTION_H_
 
+#include <atomic>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -33,6 +33,7 @@
 #include "runtime/client_context.h"
 #include "runtime/internal/call_interfaces.h"
 #include "runtime/internal/framed_connection.h"
+#include "runtime/internal/payload_queue.h"
 #include "runtime/method.h"
 
 namespace ipcrpc::internal {
@@ -64,7 +65,7 @@ class ClientStream final : public ClientCall {
   const absl::Time deadline_;
 
   // Guarded by connection_->mu_.
-  std::deque<std::string> inbox_;
+  PayloadQueue inbox_;
   bool done_ = false;          // trailers received or failed locally
   absl::Status final_status_;  // valid once done_
   bool writes_done_ = false;
@@ -86,7 +87,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   ~ClientConnection();
 
   // false once the connection broke or the server sent GOAWAY.
-  bool usable();
+  bool usable() const { return usable_.load(std::memory_order_acquire); }
 
   // Opens a stream and sends CALL_START, plus `first_request` and the
   // half-close if given, in one write. Never null: a failure is recorded in
@@ -100,7 +101,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
                   google::protobuf::MessageLite* response,
                   std::function<void(absl::Status)> done);
 
-  const std::string& description() const { return description_; }
+  const std::string& description() const { return *description_; }
   PeerCredentials peer() { return framed_.transport().peer(); }
 
  private:
@@ -118,6 +119,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   void FinishStreamLocked(ClientStream* stream, absl::Status status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void BreakLocked(const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void GoAwayLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sends a frame without payload; errors surface through the reader.
   void SendControl(FrameType type, uint32_t stream_id, absl::string_view payload = {});
   void FlushPendingControl();
@@ -128,7 +130,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 
   FramedConnection framed_;
   const ChannelOptions options_;
-  const std::string description_;
+  const std::shared_ptr<const std::string> description_;  // shared with ClientContexts
   wire::Hello peer_hello_;  // set by Establish, then immutable
 
   internal::Mutex start_mu_;  // serializes StartStream (ids go out in order)
@@ -139,6 +141,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   int total_waiters_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   bool going_away_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> usable_{true};  // broken_.ok() && !going_away_, readable without mu_
   std::string pending_control_ ABSL_GUARDED_BY(mu_);  // frames to send after unlocking
   // Asynchronous calls.
   absl::flat_hash_map<uint32_t, std::unique_ptr<ClientStream>> async_streams_
@@ -147,6 +150,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   bool poller_running_ ABSL_GUARDED_BY(mu_) = false;
   bool poller_waiting_ ABSL_GUARDED_BY(mu_) = false;
   internal::CondVar poller_cv_;
+  // The frame being read by the thread holding the reading role (reused, so
+  // its payload's memory is too).
+  Frame read_frame_;
 };
 
 }  // namespace ipcrpc::internal

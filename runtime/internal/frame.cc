@@ -183,8 +183,11 @@ absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
   have_header_ = false;
   frame->header = partial_.header;
   frame->oversized = partial_.oversized;
-  frame->payload = std::move(partial_.payload);
-  partial_.payload = std::string();
+  // Swapped, not moved: a caller that reuses its Frame hands back the memory
+  // of the payload it did not keep, so small frames stop allocating. Large
+  // buffers go back through Recycle() instead of staying here.
+  frame->payload.swap(partial_.payload);
+  if (partial_.payload.capacity() >= kRecyclePayloadBytes) partial_.payload = std::string();
   return absl::OkStatus();
 }
 

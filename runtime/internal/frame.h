@@ -118,7 +118,8 @@ class FrameReader {
   // thread; keeps at most one buffer). Small buffers are simply dropped.
   void Recycle(std::string buffer);
 
-  // Reads the next whole frame. On error (DEADLINE_EXCEEDED, ABORTED from
+  // Reads the next whole frame into *frame (whose old payload memory may be
+  // reused for later frames: pass the same Frame each time). On error (DEADLINE_EXCEEDED, ABORTED from
   // Transport::Interrupt) a partial frame is kept for the next call;
   // UNAVAILABLE / DATA_LOSS mean the connection is over.
   absl::Status ReadFrame(Frame* frame, absl::Time deadline);

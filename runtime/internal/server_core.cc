@@ -31,10 +31,10 @@ constexpr absl::Duration kControlWriteTimeout = absl::Seconds(5);
 // ServerStream
 
 ServerStream::ServerStream(std::shared_ptr<ServerConnection> connection, uint32_t id,
-                           std::string method, absl::Time deadline,
+                           absl::string_view method, absl::Time deadline,
                            Metadata client_metadata)
     : connection_(std::move(connection)), id_(id) {
-  context_.method_ = std::move(method);
+  context_.method_ = method;
   context_.deadline_ = deadline;
   context_.client_metadata_ = std::move(client_metadata);
   context_.peer_ = connection_->framed_.transport().peer();
@@ -43,7 +43,8 @@ ServerStream::ServerStream(std::shared_ptr<ServerConnection> connection, uint32_
 }
 
 bool ServerStream::cancelled() const {
-  return cancelled_.load(std::memory_order_acquire) || absl::Now() >= context_.deadline_;
+  if (cancelled_.load(std::memory_order_acquire)) return true;
+  return context_.deadline_ != absl::InfiniteFuture() && absl::Now() >= context_.deadline_;
 }
 
 bool ServerStream::Read(google::protobuf::MessageLite* message) {
@@ -160,7 +161,7 @@ void ServerStream::Finish(const absl::Status& status,
     if (!forced_status_.ok()) final_status = forced_status_;
     // A cancelled client has forgotten the stream; nothing is sent.
     send = !cancelled_.load(std::memory_order_acquire);
-    if (send && absl::Now() >= context_.deadline_) {
+    if (send && context_.deadline_ != absl::InfiniteFuture() && absl::Now() >= context_.deadline_) {
       final_status = absl::DeadlineExceededError("deadline exceeded on the server");
       last_message = nullptr;
     }
@@ -245,14 +246,13 @@ bool ServerConnection::AcquireReadingRole() {
 
 bool ServerConnection::ReadUntilHandlerRanInline() {
   for (;;) {
-    Frame frame;
-    if (!framed_.reader().ReadFrame(&frame, absl::InfiniteFuture()).ok()) {
+    if (!framed_.reader().ReadFrame(&read_frame_, absl::InfiniteFuture()).ok()) {
       EndConnection();
       return false;
     }
     std::shared_ptr<ServerStream> ready;
     MethodHandler* handler = nullptr;
-    HandleFrame(frame, &ready, &handler);
+    HandleFrame(read_frame_, &ready, &handler);
     if (ready == nullptr) continue;
     if (!core_.TryAcquireInlineSlot()) {
       RunHandler(std::move(ready), handler);
@@ -307,6 +307,26 @@ void ServerConnection::RefuseCall(uint32_t stream_id, const absl::Status& status
 }
 
 void ServerConnection::StartCall(uint32_t stream_id, absl::string_view payload) {
+  // Only the reading thread starts calls; reusing the message keeps its
+  // strings' memory, so parsing the next CALL_START allocates nothing.
+  thread_local wire::CallStart start;
+  bool parsed = start.ParseFromArray(payload.data(), static_cast<int>(payload.size()));
+  absl::StatusOr<const Service::RegisteredMethod*> method =
+      parsed ? core_.FindMethod(start.method())
+             : absl::InternalError("malformed CALL_START frame");
+  Metadata metadata;
+  absl::Status refusal = method.status();
+  if (refusal.ok()) {
+    if (absl::Status s = MetadataFromWire(start.metadata(), &metadata); !s.ok()) {
+      refusal = absl::InternalError(s.message());
+    }
+  }
+  const absl::Time deadline = start.timeout_micros() == 0
+                                  ? absl::InfiniteFuture()
+                                  : absl::Now() + absl::Microseconds(start.timeout_micros());
+  std::shared_ptr<ServerStream> stream;
+  MethodHandler* handler = nullptr;
+  bool single_request = false;
   {
     internal::MutexLock lock(&mu_);
     if (stream_id <= last_stream_id_) {
@@ -314,45 +334,26 @@ void ServerConnection::StartCall(uint32_t stream_id, absl::string_view payload) 
       return;
     }
     last_stream_id_ = stream_id;
-  }
-  wire::CallStart start;
-  if (!start.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-    return RefuseCall(stream_id, absl::InternalError("malformed CALL_START frame"));
-  }
-  absl::StatusOr<const Service::RegisteredMethod*> method = core_.FindMethod(start.method());
-  if (!method.ok()) return RefuseCall(stream_id, method.status());
-  MethodHandler* handler = (*method)->handler.get();
-  RpcKind kind = (*method)->descriptor.kind;
-  bool single_request = kind == RpcKind::kUnary || kind == RpcKind::kServerStreaming;
-  Metadata metadata;
-  if (absl::Status s = MetadataFromWire(start.metadata(), &metadata); !s.ok()) {
-    return RefuseCall(stream_id, absl::InternalError(s.message()));
-  }
-  absl::Time deadline = start.timeout_micros() == 0
-                            ? absl::InfiniteFuture()
-                            : absl::Now() + absl::Microseconds(start.timeout_micros());
-  std::shared_ptr<ServerStream> stream;
-  {
-    internal::MutexLock lock(&mu_);
-    if (going_away_) {
-      mu_.Unlock();
-      RefuseCall(stream_id, absl::UnavailableError("server is shutting down"));
-      mu_.Lock();
-      return;
+    if (refusal.ok() && going_away_) {
+      refusal = absl::UnavailableError("server is shutting down");
+    } else if (refusal.ok() &&
+               streams_.size() >= core_.options().max_concurrent_streams_per_connection) {
+      refusal = absl::ResourceExhaustedError(
+          absl::StrCat("too many concurrent calls on one connection (limit ",
+                       core_.options().max_concurrent_streams_per_connection, ")"));
     }
-    if (streams_.size() >= core_.options().max_concurrent_streams_per_connection) {
-      mu_.Unlock();
-      RefuseCall(stream_id, absl::ResourceExhaustedError(absl::StrCat(
-                                "too many concurrent calls on one connection (limit ",
-                                core_.options().max_concurrent_streams_per_connection, ")")));
-      mu_.Lock();
-      return;
+    if (refusal.ok()) {
+      const Service::RegisteredMethod& m = **method;
+      handler = m.handler.get();
+      single_request =
+          m.descriptor.kind == RpcKind::kUnary || m.descriptor.kind == RpcKind::kServerStreaming;
+      stream = std::make_shared<ServerStream>(shared_from_this(), stream_id, m.descriptor.name,
+                                              deadline, std::move(metadata));
+      streams_[stream_id] = stream;
+      if (single_request) stream->deferred_handler_ = handler;
     }
-    stream = std::make_shared<ServerStream>(shared_from_this(), stream_id, start.method(),
-                                            deadline, std::move(metadata));
-    streams_[stream_id] = stream;
-    if (single_request) stream->deferred_handler_ = handler;
   }
+  if (!refusal.ok()) return RefuseCall(stream_id, refusal);
   core_.CallStarted();
   if (!single_request) RunHandler(std::move(stream), handler);
 }
@@ -646,14 +647,12 @@ void ServerCore::WatchdogLoop() {
 
 void ServerCore::ReleaseInlineSlot() { inline_handlers_.fetch_sub(1); }
 
-void ServerCore::CallStarted() {
-  internal::MutexLock lock(&mu_);
-  ++active_calls_;
-}
+void ServerCore::CallStarted() { active_calls_.fetch_add(1); }
 
 void ServerCore::CallEnded() {
-  internal::MutexLock lock(&mu_);
-  --active_calls_;
+  if (active_calls_.fetch_sub(1) == 1) {
+    internal::MutexLock lock(&mu_);  // the unlock wakes Wait()/Shutdown() to re-check
+  }
 }
 
 void ServerCore::ConnectionEnded() {

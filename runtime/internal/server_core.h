@@ -14,7 +14,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -28,6 +27,7 @@
 #include "absl/time/time.h"
 #include "runtime/internal/call_interfaces.h"
 #include "runtime/internal/framed_connection.h"
+#include "runtime/internal/payload_queue.h"
 #include "runtime/internal/method_handler.h"
 #include "runtime/internal/thread_pool.h"
 #include "runtime/server.h"
@@ -41,8 +41,9 @@ class ServerCore;
 
 class ServerStream final : public ServerCall {
  public:
+  // `method` must outlive the stream (it is the registered method's name).
   ServerStream(std::shared_ptr<ServerConnection> connection, uint32_t id,
-               std::string method, absl::Time deadline, Metadata client_metadata);
+               absl::string_view method, absl::Time deadline, Metadata client_metadata);
 
   bool Read(google::protobuf::MessageLite* message) override;
   bool AtEndOfStream() override;
@@ -67,7 +68,7 @@ class ServerStream final : public ServerCall {
   std::atomic<bool> cancelled_{false};
 
   // Guarded by connection_->mu_.
-  std::deque<std::string> inbox_;
+  PayloadQueue inbox_;
   bool half_closed_ = false;
   bool headers_sent_ = false;
   bool finished_ = false;
@@ -147,6 +148,9 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   int live_threads_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
   internal::CondVar reader_cv_;
+  // The frame being read by the thread holding the reading role (reused, so
+  // its payload's memory is too).
+  Frame read_frame_;
 };
 
 class ServerCore {
@@ -205,7 +209,9 @@ class ServerCore {
 
   mutable internal::Mutex mu_;
   std::vector<std::shared_ptr<ServerConnection>> connections_ ABSL_GUARDED_BY(mu_);
-  int active_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  // Not guarded, so starting and ending a call takes no lock; CallEnded locks
+  // mu_ when the count reaches zero, so Await()s on it re-check.
+  std::atomic<int> active_calls_{0};
   int live_connections_ ABSL_GUARDED_BY(mu_) = 0;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
