@@ -263,7 +263,7 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
   // clearing the metadata allocate nothing.
   thread_local wire::CallStart start;
   start.Clear();
-  start.set_method(method.name.data(), method.name.size());
+  start.mutable_method()->assign(method.name.data(), method.name.size());
   start.set_timeout_micros(TimeoutMicros(deadline));
   if (context != nullptr) MetadataToWire(context->send_metadata(), start.mutable_metadata());
   std::string& out = OutgoingFrameBuffer();
@@ -517,6 +517,10 @@ void ClientConnection::HandleFrameLocked(Frame& frame) {
       s->cv_.SignalAll();
       return;
     case FrameType::kTrailers: {
+      if (!frame.oversized && frame.payload.empty()) {
+        FinishStreamLocked(s, absl::OkStatus());  // code 0, no message, no metadata
+        return;
+      }
       wire::Trailers trailers;
       if (frame.oversized || !trailers.ParseFromString(frame.payload)) {
         FinishStreamLocked(s, absl::InternalError("malformed TRAILERS frame from the server"));

@@ -16,6 +16,12 @@ namespace {
 
 void AppendTrailers(uint32_t stream_id, const absl::Status& status, const Metadata& metadata,
                     std::string* out) {
+  if (status.ok() && metadata.empty()) {
+    // The encoding of Trailers{code: 0} with no metadata is empty (proto3
+    // omits zero fields): skip building the message.
+    AppendFrame(FrameType::kTrailers, stream_id, {}, out);
+    return;
+  }
   wire::Trailers trailers;
   trailers.set_code(static_cast<int32_t>(status.code()));
   trailers.set_message(std::string(status.message()));
@@ -148,8 +154,14 @@ bool ServerStream::Write(const google::protobuf::MessageLite& message) {
   return c.framed_.Write(out, context_.deadline_).ok();
 }
 
+void ServerStream::FinishIfHandlerDidNot() {
+  if (finish_called_.load(std::memory_order_acquire)) return;
+  Finish(absl::InternalError("handler returned without finishing the call"), nullptr);
+}
+
 void ServerStream::Finish(const absl::Status& status,
                           const google::protobuf::MessageLite* last_message) {
+  finish_called_.store(true, std::memory_order_release);
   ServerConnection& c = *connection_;
   absl::Status final_status = status;
   std::string& out = OutgoingFrameBuffer();
@@ -271,7 +283,7 @@ bool ServerConnection::ReadUntilHandlerRanInline() {
       role_released_at_ = absl::Now();
     }
     handler->Run(*ready);
-    ready->Finish(absl::InternalError("handler returned without finishing the call"), nullptr);
+    ready->FinishIfHandlerDidNot();
     core_.ReleaseInlineSlot();
     return true;
   }
@@ -363,8 +375,7 @@ void ServerConnection::RunHandler(std::shared_ptr<ServerStream> stream,
   std::shared_ptr<ServerStream> keep = stream;
   bool scheduled = core_.pool().Schedule([stream = std::move(stream), handler] {
     handler->Run(*stream);
-    // A handler that forgot to finish still ends its call.
-    stream->Finish(absl::InternalError("handler returned without finishing the call"), nullptr);
+    stream->FinishIfHandlerDidNot();
   });
   if (!scheduled) {
     keep->Finish(absl::ResourceExhaustedError("server overloaded: too many calls queued"),

@@ -54,6 +54,9 @@ class ServerStream final : public ServerCall {
   ServerContext& context() override { return context_; }
 
   bool cancelled() const;
+  // After the handler returned: ends a call the handler did not finish
+  // (INTERNAL). Costs nothing when it did.
+  void FinishIfHandlerDidNot();
 
  private:
   friend class ServerConnection;
@@ -66,6 +69,7 @@ class ServerStream final : public ServerCall {
   const uint32_t id_;
   ServerContext context_;
   std::atomic<bool> cancelled_{false};
+  std::atomic<bool> finish_called_{false};  // Finish() has been entered
 
   // Guarded by connection_->mu_.
   PayloadQueue inbox_;
