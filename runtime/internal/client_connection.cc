@@ -93,9 +93,8 @@ absl::Status ClientStream::Write(const google::protobuf::MessageLite& message) {
     if (done_) return final_status_;
     send_window_ -= static_cast<int64_t>(size);
   }
-  std::string& out = OutgoingFrameBuffer();
-  AppendProtoFrame(FrameType::kMessage, id_, message, size, &out);
-  absl::Status status = c.framed_.Write(out, deadline_);
+  absl::Status status =
+      c.framed_.WriteMessage(&OutgoingFrameBuffer(), id_, message, size, {}, deadline_);
   if (!status.ok()) {
     internal::MutexLock lock(&c.mu_);
     c.BreakLocked(status);
@@ -267,13 +266,19 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
   start.set_timeout_micros(TimeoutMicros(deadline));
   if (context != nullptr) MetadataToWire(context->send_metadata(), start.mutable_metadata());
   std::string& out = OutgoingFrameBuffer();
-  out.reserve(3 * kFrameHeaderSize + 64 + request_size);
   AppendProtoFrame(FrameType::kCallStart, stream->id_, start, start.ByteSizeLong(), &out);
-  if (first_request != nullptr) {
-    AppendProtoFrame(FrameType::kMessage, stream->id_, *first_request, request_size, &out);
+  absl::Status status;
+  if (first_request != nullptr && request_size >= kStreamedMessageBytes) {
+    std::string after;
+    if (half_close) AppendFrame(FrameType::kHalfClose, stream->id_, {}, &after);
+    status = framed_.WriteMessage(&out, stream->id_, *first_request, request_size, after, deadline);
+  } else {
+    if (first_request != nullptr) {
+      AppendProtoFrame(FrameType::kMessage, stream->id_, *first_request, request_size, &out);
+    }
+    if (half_close) AppendFrame(FrameType::kHalfClose, stream->id_, {}, &out);
+    status = framed_.Write(out, deadline);
   }
-  if (half_close) AppendFrame(FrameType::kHalfClose, stream->id_, {}, &out);
-  absl::Status status = framed_.Write(out, deadline);
   if (!status.ok()) {
     internal::MutexLock lock(&mu_);
     BreakLocked(status);

@@ -3,9 +3,64 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream.h"
 #include "runtime/status_macros.h"
 
 namespace ipcrpc::internal {
+namespace {
+
+// Protobuf serializes into a fixed chunk; each full chunk is written to the
+// transport (the first write also carries `first`: frames and the header).
+// The chunk is reused per thread and small enough to stay in cache, so the
+// bytes are copied once more, cache to transport, instead of through a
+// buffer as large as the message.
+class TransportOutputStream final : public google::protobuf::io::ZeroCopyOutputStream {
+ public:
+  TransportOutputStream(Transport& transport, absl::string_view first, absl::Time deadline)
+      : transport_(transport), first_(first), deadline_(deadline), chunk_(Chunk()) {}
+
+  bool Next(void** data, int* size) override {
+    if (used_ == kStreamedMessageBytes && !Flush()) return false;
+    *data = chunk_ + used_;
+    *size = static_cast<int>(kStreamedMessageBytes - used_);
+    byte_count_ += kStreamedMessageBytes - used_;
+    used_ = kStreamedMessageBytes;
+    return true;
+  }
+  void BackUp(int count) override {
+    used_ -= static_cast<size_t>(count);
+    byte_count_ -= static_cast<size_t>(count);
+  }
+  int64_t ByteCount() const override { return static_cast<int64_t>(byte_count_); }
+
+  // Writes what is buffered (and `first`, if not written yet).
+  bool Flush() {
+    if (!status_.ok()) return false;
+    absl::string_view chunks[] = {first_, absl::string_view(chunk_, used_)};
+    status_ = transport_.Write(chunks, deadline_);
+    first_ = {};
+    used_ = 0;
+    return status_.ok();
+  }
+  const absl::Status& status() const { return status_; }
+
+ private:
+  static char* Chunk() {
+    thread_local std::unique_ptr<char[]> chunk(new char[kStreamedMessageBytes]);
+    return chunk.get();
+  }
+
+  Transport& transport_;
+  absl::string_view first_;
+  const absl::Time deadline_;
+  char* const chunk_;
+  size_t used_ = 0;
+  size_t byte_count_ = 0;
+  absl::Status status_;
+};
+
+}  // namespace
 
 FramedConnection::FramedConnection(std::unique_ptr<Transport> transport,
                                    size_t max_receive_message)
@@ -15,6 +70,46 @@ absl::Status FramedConnection::Write(absl::string_view frames, absl::Time deadli
   internal::MutexLock lock(&write_mu_);
   absl::string_view chunks[] = {frames};
   absl::Status status = transport_->Write(chunks, deadline);
+  if (!status.ok()) transport_->Shutdown();
+  return status;
+}
+
+absl::Status FramedConnection::WriteMessage(std::string* frames, uint32_t stream_id,
+                                            const google::protobuf::MessageLite& message,
+                                            size_t size, absl::string_view after,
+                                            absl::Time deadline) {
+  if (size < kStreamedMessageBytes) {
+    AppendProtoFrame(FrameType::kMessage, stream_id, message, size, frames);
+    frames->append(after.data(), after.size());
+    return Write(*frames, deadline);
+  }
+  FrameHeader header;
+  header.type = FrameType::kMessage;
+  header.stream_id = stream_id;
+  header.length = static_cast<uint32_t>(size);
+  size_t at = frames->size();
+  frames->resize(at + kFrameHeaderSize);
+  EncodeFrameHeader(header, &(*frames)[at]);
+
+  internal::MutexLock lock(&write_mu_);
+  TransportOutputStream stream(*transport_, *frames, deadline);
+  {
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    message.SerializeWithCachedSizes(&coded);
+  }  // gives back the unused end of the last chunk
+  absl::Status status = stream.status();
+  if (status.ok() && static_cast<size_t>(stream.ByteCount()) != size) {
+    // The header already promised `size` bytes: the stream cannot be repaired.
+    status = absl::InternalError(absl::StrCat(
+        "message changed while it was being sent (", size, " bytes expected, ",
+        stream.ByteCount(), " serialized)"));
+  }
+  if (status.ok() && stream.Flush()) {
+    absl::string_view chunks[] = {after};
+    if (!after.empty()) status = transport_->Write(chunks, deadline);
+  } else if (status.ok()) {
+    status = stream.status();
+  }
   if (!status.ok()) transport_->Shutdown();
   return status;
 }

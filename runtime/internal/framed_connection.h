@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "runtime/internal/sync.h"
 #include "absl/time/time.h"
+#include "google/protobuf/message_lite.h"
 #include "google/protobuf/repeated_ptr_field.h"
 #include "proto/ipcrpc/wire.pb.h"
 #include "runtime/internal/frame.h"
@@ -29,6 +30,9 @@ namespace ipcrpc::internal {
 inline constexpr uint32_t kDefaultStreamWindow = 1 << 20;
 inline constexpr uint32_t kDefaultMaxMessage = 4 << 20;
 inline constexpr char kAgent[] = "ipcrpc-cpp/0.1";
+// Messages at least this large are serialized into the transport in chunks
+// of this size (FramedConnection::WriteMessage).
+inline constexpr size_t kStreamedMessageBytes = 128 * 1024;
 
 class FramedConnection {
  public:
@@ -41,6 +45,19 @@ class FramedConnection {
   // Thread-safe. A failed write leaves the byte stream unusable, so it shuts
   // the transport down; the reader then sees the connection end.
   absl::Status Write(absl::string_view frames, absl::Time deadline);
+
+  // Writes, as one uninterrupted sequence: the whole frames already in
+  // *frames, a MESSAGE frame for `stream_id` carrying `message` (whose
+  // ByteSizeLong() returned `size`, so its cached sizes are valid), then the
+  // whole frames in `after`. A small message is appended to *frames and all
+  // of it goes out in one transport write. A message of kStreamedMessageBytes
+  // or more is serialized straight into the transport in chunks, through a
+  // small per-thread buffer: no buffer the size of the message is filled,
+  // zeroed or kept. *frames is clobbered either way. Thread-safe; failures as
+  // for Write().
+  absl::Status WriteMessage(std::string* frames, uint32_t stream_id,
+                            const google::protobuf::MessageLite& message, size_t size,
+                            absl::string_view after, absl::Time deadline);
 
   // Sends our HELLO and reads the peer's (client order: send first).
   absl::StatusOr<wire::Hello> ExchangeHello(const wire::Hello& ours,

@@ -150,8 +150,7 @@ bool ServerStream::Write(const google::protobuf::MessageLite& message) {
     send_window_ -= static_cast<int64_t>(size);
     AppendHeadersLocked(&out);
   }
-  AppendProtoFrame(FrameType::kMessage, id_, message, size, &out);
-  return c.framed_.Write(out, context_.deadline_).ok();
+  return c.framed_.WriteMessage(&out, id_, message, size, {}, context_.deadline_).ok();
 }
 
 void ServerStream::FinishIfHandlerDidNot() {
@@ -165,6 +164,8 @@ void ServerStream::Finish(const absl::Status& status,
   ServerConnection& c = *connection_;
   absl::Status final_status = status;
   std::string& out = OutgoingFrameBuffer();
+  std::string after;  // frames after a large last message (which is streamed)
+  size_t size = 0;
   bool send;
   {
     internal::MutexLock lock(&c.mu_);
@@ -178,7 +179,6 @@ void ServerStream::Finish(const absl::Status& status,
       last_message = nullptr;
     }
     if (send) {
-      size_t size = 0;
       if (final_status.ok() && last_message != nullptr) {
         size = last_message->ByteSizeLong();
         if (absl::Status size_ok = CheckSendSize(size); !size_ok.ok()) {
@@ -186,14 +186,29 @@ void ServerStream::Finish(const absl::Status& status,
           last_message = nullptr;
         }
       }
+      if (!final_status.ok()) last_message = nullptr;
       AppendHeadersLocked(&out);
-      if (final_status.ok() && last_message != nullptr) {
-        AppendProtoFrame(FrameType::kMessage, id_, *last_message, size, &out);
+      if (last_message != nullptr && size >= kStreamedMessageBytes) {
+        AppendTrailers(id_, final_status, context_.trailing_metadata_, &after);
+      } else {
+        if (last_message != nullptr) {
+          AppendProtoFrame(FrameType::kMessage, id_, *last_message, size, &out);
+        }
+        AppendTrailers(id_, final_status, context_.trailing_metadata_, &out);
+        last_message = nullptr;  // sent with `out`
       }
-      AppendTrailers(id_, final_status, context_.trailing_metadata_, &out);
     }
   }
-  if (send) c.framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
+  if (send) {
+    // A large last message is serialized while it is written, after the
+    // lock is released (the handler keeps it alive until Finish returns).
+    absl::Time deadline = absl::Now() + kControlWriteTimeout;
+    if (last_message != nullptr) {
+      c.framed_.WriteMessage(&out, id_, *last_message, size, after, deadline).IgnoreError();
+    } else {
+      c.framed_.Write(out, deadline).IgnoreError();
+    }
+  }
   c.StreamFinished(this);
 }
 
