@@ -14,12 +14,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -41,6 +43,8 @@ absl::StatusOr<PeerCredentials> ControlSocketPeer(int fd) {
 
 
 constexpr int kMaxIovecs = 64;
+// How often Write asks the control socket whether the peer is still there.
+constexpr std::chrono::milliseconds kControlCheckInterval(1);
 constexpr char kClientToServerName[] = "c2s";
 constexpr char kServerToClientName[] = "s2c";
 
@@ -149,6 +153,12 @@ class FifoTransport final : public Transport {
   std::string description_;
   PeerCredentials peer_;
   std::atomic<bool> shut_down_{false};
+  // When Write last asked the control socket whether the peer is still
+  // there (steady clock, ns); asked at most once per kControlCheckInterval.
+  std::atomic<int64_t> control_checked_ns_{INT64_MIN};
+  // Read side only: the last read drained the FIFO, so the next one polls
+  // first instead of paying for a read() that fails with EAGAIN.
+  bool poll_before_read_ = false;
   std::atomic<bool> peer_closed_{false};
 };
 
@@ -220,12 +230,22 @@ absl::Status FifoTransport::Write(absl::Span<const absl::string_view> chunks,
                                   absl::Time deadline) {
   IPCRPC_RETURN_IF_ERROR(CheckOpen());
   // A peer that shut down but still holds its FIFO ends would let our bytes
-  // pile up unread; its control socket tells (one cheap poll, no waiting).
-  pollfd control = {control_.get(), POLLIN | POLLRDHUP, 0};
-  if (::poll(&control, 1, 0) > 0) IPCRPC_RETURN_IF_ERROR(CheckControl(control.revents));
+  // pile up unread; its control socket tells (one poll, no waiting). Asked
+  // at most once per kControlCheckInterval, so a stream of small writes does
+  // not pay a syscall each; a peer that goes away in between is still seen
+  // by the next check, a full FIFO (WaitWritable) or our reads.
+  int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::steady_clock::now().time_since_epoch())
+                       .count();
+  int64_t last_ns = control_checked_ns_.load(std::memory_order_relaxed);
+  if (last_ns == INT64_MIN ||
+      now_ns - last_ns >= std::chrono::nanoseconds(kControlCheckInterval).count()) {
+    pollfd control = {control_.get(), POLLIN | POLLRDHUP, 0};
+    if (::poll(&control, 1, 0) > 0) IPCRPC_RETURN_IF_ERROR(CheckControl(control.revents));
+    control_checked_ns_.store(now_ns, std::memory_order_relaxed);
+  }
 
-  std::vector<iovec> iov;
-  iov.reserve(chunks.size());
+  absl::InlinedVector<iovec, 4> iov;
   for (absl::string_view c : chunks) {
     if (!c.empty()) iov.push_back({const_cast<char*>(c.data()), c.size()});
   }
@@ -268,8 +288,14 @@ absl::StatusOr<size_t> FifoTransport::Read(absl::Span<char> buffer, absl::Time d
   }
   for (;;) {
     IPCRPC_RETURN_IF_ERROR(CheckOpen());
-    ssize_t n = ::read(read_fifo_.get(), buffer.data(), buffer.size());
-    if (n > 0) return static_cast<size_t>(n);
+    ssize_t n = -1;
+    errno = EAGAIN;
+    if (!poll_before_read_) n = ::read(read_fifo_.get(), buffer.data(), buffer.size());
+    poll_before_read_ = false;
+    if (n > 0) {
+      poll_before_read_ = static_cast<size_t>(n) < buffer.size();
+      return static_cast<size_t>(n);
+    }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
       return ErrnoStatus(errno, absl::StrCat(description_, ": read"));
