@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "examples/greeter/greeter.ipcrpc.pb.h"
 #include "runtime/ipcrpc.h"
@@ -88,14 +88,10 @@ absl::Status RunAllKinds(Greeter::Stub& stub) {
     HelloRequest request;
     request.set_name("async");
     HelloReply reply;
-    absl::Notification done;
-    absl::Status status;
-    stub.AsyncSayHello(&ctx, request, &reply, [&](absl::Status s) {
-      status = s;
-      done.Notify();
-    });
-    done.WaitForNotification();
-    IPCRPC_RETURN_IF_ERROR(status);
+    std::promise<absl::Status> done;  // the callback runs on another thread
+    std::future<absl::Status> status = done.get_future();
+    stub.AsyncSayHello(&ctx, request, &reply, [&](absl::Status s) { done.set_value(s); });
+    IPCRPC_RETURN_IF_ERROR(status.get());
     std::printf("async unary      AsyncSayHello -> \"%s\"\n", reply.message().c_str());
   }
   {  // An error status travels like gRPC's.

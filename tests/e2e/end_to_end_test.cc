@@ -8,18 +8,21 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "runtime/ipcrpc.h"
 #include "tests/e2e/test_service.ipcrpc.pb.h"
 #include "tests/testing/ipc_leak_check.h"
+#include "tests/testing/notification.h"
 #include "tests/testing/temp_dir.h"
 #include "transports/address.h"
 
@@ -422,7 +425,7 @@ TEST_P(EndToEndTest, HundredConcurrentCallsFromSeveralThreads) {
   constexpr int kCallsPerThread = 10;
   std::atomic<int> ok{0};
   std::vector<std::thread> threads;
-  absl::Notification go;
+  testing::Notification go;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       go.WaitForNotification();
@@ -447,7 +450,8 @@ TEST_P(EndToEndTest, HundredAsyncCallsInFlightAtOnce) {
   constexpr int kCalls = 100;
   std::vector<std::unique_ptr<ClientContext>> contexts;
   std::vector<Response> responses(kCalls);
-  absl::Mutex mu;
+  std::mutex mu;
+  std::condition_variable cv;
   int done = 0, ok = 0;
   for (int i = 0; i < kCalls; ++i) {
     contexts.push_back(std::make_unique<ClientContext>());
@@ -455,15 +459,14 @@ TEST_P(EndToEndTest, HundredAsyncCallsInFlightAtOnce) {
     req.set_text(absl::StrCat(i));
     req.set_delay_ms(20);
     stub_->AsyncEcho(contexts.back().get(), req, &responses[i], [&, i](absl::Status s) {
-      absl::MutexLock lock(&mu);
+      std::lock_guard<std::mutex> lock(mu);
       ++done;
       if (s.ok() && responses[i].text() == absl::StrCat(i)) ++ok;
+      cv.notify_all();
     });
   }
-  absl::MutexLock lock(&mu);
-  ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(
-                                      +[](int* d) { return *d == kCalls; }, &done),
-                                  absl::Seconds(20)));
+  std::unique_lock<std::mutex> lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return done == kCalls; }));
   EXPECT_EQ(ok, kCalls);
 }
 
@@ -473,7 +476,7 @@ TEST_P(EndToEndTest, AsyncDeadline) {
   Request req;
   req.set_delay_ms(3000);
   Response resp;
-  absl::Notification done;
+  testing::Notification done;
   absl::Status result;
   stub_->AsyncEcho(&ctx, req, &resp, [&](absl::Status s) {
     result = s;

@@ -5,11 +5,11 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "runtime/ipcrpc.h"
 #include "tests/e2e/test_service.ipcrpc.pb.h"
+#include "tests/testing/notification.h"
 #include "tests/testing/temp_dir.h"
 #include "transports/unix_socket.h"
 
@@ -27,7 +27,7 @@ class GatedService final : public TestService::Service {
   void Release() { release_.Notify(); }
 
  private:
-  absl::Notification release_;
+  testing::Notification release_;
 };
 
 TEST(ServerBuilderTest, NothingToServe) {
@@ -152,7 +152,7 @@ class RendezvousService final : public TestService::Service {
   }
 
  private:
-  absl::Notification released_;
+  testing::Notification released_;
 };
 
 TEST(InlineHandlerTest, ABlockedUnaryHandlerDoesNotStopItsConnection) {

@@ -12,13 +12,13 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "runtime/ipcrpc.h"
 #include "transports/address.h"
@@ -114,11 +114,11 @@ class TestServiceImpl final : public TestService::Service {
   absl::Status WaitForCancel(ServerContext* ctx, const Request* request,
                              Response* response) override {
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       last_cancel_ = "waiting";
     }
     bool cancelled = !SleepUnlessCancelled(ctx, 10000);
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (!cancelled) {
       last_cancel_ = "not cancelled";
     } else {
@@ -129,13 +129,13 @@ class TestServiceImpl final : public TestService::Service {
 
   absl::Status LastCancel(ServerContext* ctx, const google::protobuf::Empty* request,
                           Response* response) override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     response->set_text(last_cancel_);
     return absl::OkStatus();
   }
 
  private:
-  absl::Mutex mu_;
+  std::mutex mu_;  // std::mutex: visible to ThreadSanitizer, unlike Debian's Abseil
   std::string last_cancel_ = "none";
 };
 
