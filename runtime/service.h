@@ -41,7 +41,9 @@ class Service {
  protected:
   explicit Service(absl::string_view name) : name_(name) {}
 
-  // Called by generated constructors, once per method.
+  // Called by generated constructors, once per method. `descriptor.name`
+  // must outlive the service (generated code passes string literals);
+  // ServerContext::method() refers to it.
   void AddMethod(const MethodDescriptor& descriptor,
                  std::unique_ptr<internal::MethodHandler> handler) {
     methods_.push_back({descriptor, std::move(handler)});
