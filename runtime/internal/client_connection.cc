@@ -94,7 +94,8 @@ absl::Status ClientStream::Write(const google::protobuf::MessageLite& message) {
     send_window_ -= static_cast<int64_t>(size);
   }
   absl::Status status =
-      c.framed_.WriteMessage(&OutgoingFrameBuffer(), id_, message, size, {}, deadline_);
+      c.framed_.WriteMessage(&OutgoingFrameBuffer(), id_, &message, size,
+                             FramedConnection::NoFramesAfter, deadline_);
   if (!status.ok()) {
     internal::MutexLock lock(&c.mu_);
     c.BreakLocked(status);
@@ -267,18 +268,13 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
   if (context != nullptr) MetadataToWire(context->send_metadata(), start.mutable_metadata());
   std::string& out = OutgoingFrameBuffer();
   AppendProtoFrame(FrameType::kCallStart, stream->id_, start, start.ByteSizeLong(), &out);
-  absl::Status status;
-  if (first_request != nullptr && request_size >= kStreamedMessageBytes) {
-    std::string after;
-    if (half_close) AppendFrame(FrameType::kHalfClose, stream->id_, {}, &after);
-    status = framed_.WriteMessage(&out, stream->id_, *first_request, request_size, after, deadline);
-  } else {
-    if (first_request != nullptr) {
-      AppendProtoFrame(FrameType::kMessage, stream->id_, *first_request, request_size, &out);
-    }
-    if (half_close) AppendFrame(FrameType::kHalfClose, stream->id_, {}, &out);
-    status = framed_.Write(out, deadline);
-  }
+  const uint32_t id = stream->id_;
+  absl::Status status = framed_.WriteMessage(
+      &out, id, first_request, request_size,
+      [&](std::string* after) {
+        if (half_close) AppendFrame(FrameType::kHalfClose, id, {}, after);
+      },
+      deadline);
   if (!status.ok()) {
     internal::MutexLock lock(&mu_);
     BreakLocked(status);

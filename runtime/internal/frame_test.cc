@@ -220,14 +220,34 @@ TEST(FramedConnectionTest, WriteMessageBytesDoNotDependOnTheMessageSize) {
     AppendFrame(FrameType::kTrailers, 7, {}, &after);
     const std::string expected = ExpectedBytes(before, 7, message, after);
     std::string frames = before;
-    ASSERT_TRUE(framed.WriteMessage(&frames, 7, message, message.ByteSizeLong(), after,
-                                    absl::InfiniteFuture())
+    ASSERT_TRUE(framed
+                    .WriteMessage(
+                        &frames, 7, &message, message.ByteSizeLong(),
+                        [&](std::string* out) { out->append(after); }, absl::InfiniteFuture())
                     .ok());
     EXPECT_TRUE(transport.bytes == expected) << "message of " << size << " bytes";
     // Small messages go out in one write; large ones in chunks.
     EXPECT_EQ(transport.writes > 1, message.ByteSizeLong() >= kStreamedMessageBytes) << size;
     EXPECT_FALSE(transport.shut_down);
   }
+}
+
+TEST(FramedConnectionTest, WithoutAMessageTheFramesGoOutInOneWrite) {
+  auto owned = std::make_unique<RecordingTransport>();
+  RecordingTransport& transport = *owned;
+  FramedConnection framed(std::move(owned), 1 << 20);
+  std::string frames, expected;
+  AppendFrame(FrameType::kHeaders, 3, "h", &frames);
+  expected = frames;
+  AppendFrame(FrameType::kTrailers, 3, {}, &expected);
+  ASSERT_TRUE(framed
+                  .WriteMessage(
+                      &frames, 3, nullptr, 0,
+                      [](std::string* out) { AppendFrame(FrameType::kTrailers, 3, {}, out); },
+                      absl::InfiniteFuture())
+                  .ok());
+  EXPECT_EQ(transport.bytes, expected);
+  EXPECT_EQ(transport.writes, 1);
 }
 
 TEST(FramedConnectionTest, AMessageThatChangedWhileBeingSentBreaksTheConnection) {
@@ -238,7 +258,8 @@ TEST(FramedConnectionTest, AMessageThatChangedWhileBeingSentBreaksTheConnection)
   message.set_agent(std::string(2 * kStreamedMessageBytes, 'x'));
   std::string frames;
   // The header promises more bytes than the message serializes to.
-  absl::Status status = framed.WriteMessage(&frames, 1, message, message.ByteSizeLong() + 5, {},
+  absl::Status status = framed.WriteMessage(&frames, 1, &message, message.ByteSizeLong() + 5,
+                                            FramedConnection::NoFramesAfter,
                                             absl::InfiniteFuture());
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal) << status;
   EXPECT_NE(status.message().find("changed while it was being sent"), std::string::npos) << status;
@@ -253,7 +274,8 @@ TEST(FramedConnectionTest, AFailedChunkWriteEndsTheMessageAndTheConnection) {
   wire::Hello message;
   message.set_agent(std::string(4 * kStreamedMessageBytes, 'x'));
   std::string frames;
-  absl::Status status = framed.WriteMessage(&frames, 1, message, message.ByteSizeLong(), {},
+  absl::Status status = framed.WriteMessage(&frames, 1, &message, message.ByteSizeLong(),
+                                            FramedConnection::NoFramesAfter,
                                             absl::InfiniteFuture());
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
   EXPECT_EQ(transport.writes, 2);  // nothing written after the failure

@@ -74,15 +74,16 @@ absl::Status FramedConnection::Write(absl::string_view frames, absl::Time deadli
   return status;
 }
 
-absl::Status FramedConnection::WriteMessage(std::string* frames, uint32_t stream_id,
-                                            const google::protobuf::MessageLite& message,
-                                            size_t size, absl::string_view after,
-                                            absl::Time deadline) {
-  if (size < kStreamedMessageBytes) {
-    AppendProtoFrame(FrameType::kMessage, stream_id, message, size, frames);
-    frames->append(after.data(), after.size());
+absl::Status FramedConnection::WriteMessage(
+    std::string* frames, uint32_t stream_id, const google::protobuf::MessageLite* message,
+    size_t size, absl::FunctionRef<void(std::string*)> append_after, absl::Time deadline) {
+  if (message == nullptr || size < kStreamedMessageBytes) {
+    if (message != nullptr) AppendProtoFrame(FrameType::kMessage, stream_id, *message, size, frames);
+    append_after(frames);
     return Write(*frames, deadline);
   }
+  std::string after;  // built before the lock; one allocation per large message at most
+  append_after(&after);
   FrameHeader header;
   header.type = FrameType::kMessage;
   header.stream_id = stream_id;
@@ -95,7 +96,7 @@ absl::Status FramedConnection::WriteMessage(std::string* frames, uint32_t stream
   TransportOutputStream stream(*transport_, *frames, deadline);
   {
     google::protobuf::io::CodedOutputStream coded(&stream);
-    message.SerializeWithCachedSizes(&coded);
+    message->SerializeWithCachedSizes(&coded);
   }  // gives back the unused end of the last chunk
   absl::Status status = stream.status();
   if (status.ok() && static_cast<size_t>(stream.ByteCount()) != size) {

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "runtime/internal/sync.h"
 #include "absl/time/time.h"
@@ -47,17 +48,20 @@ class FramedConnection {
   absl::Status Write(absl::string_view frames, absl::Time deadline);
 
   // Writes, as one uninterrupted sequence: the whole frames already in
-  // *frames, a MESSAGE frame for `stream_id` carrying `message` (whose
-  // ByteSizeLong() returned `size`, so its cached sizes are valid), then the
-  // whole frames in `after`. A small message is appended to *frames and all
-  // of it goes out in one transport write. A message of kStreamedMessageBytes
-  // or more is serialized straight into the transport in chunks, through a
-  // small per-thread buffer: no buffer the size of the message is filled,
-  // zeroed or kept. *frames is clobbered either way. Thread-safe; failures as
-  // for Write().
+  // *frames, a MESSAGE frame for `stream_id` carrying `message` unless it is
+  // null (its ByteSizeLong() returned `size`, so its cached sizes are valid),
+  // then the whole frames `append_after` appends to the string it is given.
+  // Without a message, or with a small one, everything goes out in one
+  // transport write. A message of kStreamedMessageBytes or more is serialized
+  // straight into the transport in chunks, through a small per-thread buffer:
+  // no buffer the size of the message is filled, zeroed or kept. *frames is
+  // clobbered either way. Thread-safe; failures as for Write().
   absl::Status WriteMessage(std::string* frames, uint32_t stream_id,
-                            const google::protobuf::MessageLite& message, size_t size,
-                            absl::string_view after, absl::Time deadline);
+                            const google::protobuf::MessageLite* message, size_t size,
+                            absl::FunctionRef<void(std::string*)> append_after,
+                            absl::Time deadline);
+  // For WriteMessage: no frames after the message.
+  static void NoFramesAfter(std::string*) {}
 
   // Sends our HELLO and reads the peer's (client order: send first).
   absl::StatusOr<wire::Hello> ExchangeHello(const wire::Hello& ours,

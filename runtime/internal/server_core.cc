@@ -150,7 +150,10 @@ bool ServerStream::Write(const google::protobuf::MessageLite& message) {
     send_window_ -= static_cast<int64_t>(size);
     AppendHeadersLocked(&out);
   }
-  return c.framed_.WriteMessage(&out, id_, message, size, {}, context_.deadline_).ok();
+  return c.framed_
+      .WriteMessage(&out, id_, &message, size, FramedConnection::NoFramesAfter,
+                    context_.deadline_)
+      .ok();
 }
 
 void ServerStream::FinishIfHandlerDidNot() {
@@ -164,7 +167,6 @@ void ServerStream::Finish(const absl::Status& status,
   ServerConnection& c = *connection_;
   absl::Status final_status = status;
   std::string& out = OutgoingFrameBuffer();
-  std::string after;  // frames after a large last message (which is streamed)
   size_t size = 0;
   bool send;
   {
@@ -188,26 +190,19 @@ void ServerStream::Finish(const absl::Status& status,
       }
       if (!final_status.ok()) last_message = nullptr;
       AppendHeadersLocked(&out);
-      if (last_message != nullptr && size >= kStreamedMessageBytes) {
-        AppendTrailers(id_, final_status, context_.trailing_metadata_, &after);
-      } else {
-        if (last_message != nullptr) {
-          AppendProtoFrame(FrameType::kMessage, id_, *last_message, size, &out);
-        }
-        AppendTrailers(id_, final_status, context_.trailing_metadata_, &out);
-        last_message = nullptr;  // sent with `out`
-      }
     }
   }
   if (send) {
-    // A large last message is serialized while it is written, after the
-    // lock is released (the handler keeps it alive until Finish returns).
-    absl::Time deadline = absl::Now() + kControlWriteTimeout;
-    if (last_message != nullptr) {
-      c.framed_.WriteMessage(&out, id_, *last_message, size, after, deadline).IgnoreError();
-    } else {
-      c.framed_.Write(out, deadline).IgnoreError();
-    }
+    // The last message is serialized after the lock is released (the handler
+    // keeps it alive until Finish returns); a large one while it is written.
+    c.framed_
+        .WriteMessage(
+            &out, id_, last_message, size,
+            [&](std::string* after) {
+              AppendTrailers(id_, final_status, context_.trailing_metadata_, after);
+            },
+            absl::Now() + kControlWriteTimeout)
+        .IgnoreError();
   }
   c.StreamFinished(this);
 }

@@ -91,8 +91,6 @@ class ABSL_LOCKABLE Mutex {
     return satisfied;
   }
 
-  void AssertHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK() {}
-
  private:
   friend class CondVar;
 
