@@ -5,7 +5,7 @@
 // MODE is one of bench/rpc_client.h's modes, or `transports`: one line per
 // transport name ipcrpc knows, saying whether this build has it (bench/run.py
 // benchmarks exactly those). The address's TRANSPORT selects the transport
-// (transports/address.h); IPCRPC_TRANSPORT and IPCRPC_CONFIG are ignored,
+// (connect/address.h); IPCRPC_TRANSPORT and IPCRPC_CONFIG are ignored,
 // so the environment cannot change what is measured.
 
 #include <memory>
@@ -16,8 +16,8 @@
 #include "bench/bench.ipcrpc.pb.h"
 #include "bench/harness.h"
 #include "bench/rpc_client.h"
+#include "connect/address.h"
 #include "runtime/ipcrpc.h"
-#include "transports/address.h"
 
 namespace {
 

@@ -4,7 +4,7 @@
 //
 // Listens on the address's unix socket and accepts every transport of the
 // build (clients choose: shm:/tmp/x/bench.sock, fifo:..., see
-// transports/address.h). Prints {"bench":"ready","pid":N} once listening;
+// connect/address.h). Prints {"bench":"ready","pid":N} once listening;
 // stops on SIGINT/SIGTERM/SIGHUP (or when stdin closes, with
 // --stop_on_stdin_eof), removing its socket.
 

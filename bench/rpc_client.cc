@@ -10,7 +10,7 @@
 #include "absl/synchronization/barrier.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "runtime/status_macros.h"
+#include "base/status_macros.h"
 
 ABSL_FLAG(std::string, address, "", "server address, e.g. unix:/tmp/x.sock or shm:/tmp/x.sock");
 ABSL_FLAG(std::string, mode, "latency", "latency | stream | concurrent | idle_memory");

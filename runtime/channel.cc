@@ -5,8 +5,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "runtime/internal/sync.h"
 #include "absl/time/clock.h"
+#include "base/sync.h"
 #include "runtime/internal/client_connection.h"
 
 namespace ipcrpc {

@@ -84,7 +84,7 @@ class Channel {
 };
 
 // Creates a channel over an already-connected transport, e.g. one end of a
-// socketpair (see transports/spawn.h). The channel cannot reconnect: once the
+// socketpair (see connect/spawn.h). The channel cannot reconnect: once the
 // transport breaks, calls fail with UNAVAILABLE.
 std::shared_ptr<Channel> CreateChannelFromTransport(
     std::unique_ptr<Transport> transport, const ChannelOptions& options = {});

@@ -21,9 +21,9 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "runtime/internal/sync.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/sync.h"
 #include "runtime/metadata.h"
 
 namespace ipcrpc {

@@ -5,10 +5,10 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "base/scoped_fd.h"
+#include "connect/address.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
-#include "transports/address.h"
-#include "transports/scoped_fd.h"
 
 namespace ipcrpc {
 namespace {

@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <utility>
 
-#include "transports/address.h"
+#include "connect/address.h"
 
 namespace ipcrpc {
 

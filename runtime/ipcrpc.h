@@ -23,18 +23,18 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "base/status_macros.h"   // IWYU pragma: export
+#include "connect/spawn.h"        // IWYU pragma: export
 #include "runtime/channel.h"         // IWYU pragma: export
 #include "runtime/client_context.h"  // IWYU pragma: export
 #include "runtime/config.h"          // IWYU pragma: export
 #include "runtime/server.h"          // IWYU pragma: export
 #include "runtime/server_context.h"  // IWYU pragma: export
-#include "runtime/status_macros.h"   // IWYU pragma: export
-#include "transports/spawn.h"        // IWYU pragma: export
 
 namespace ipcrpc {
 
 // A channel to `target`: an address ("unix:/run/app.sock", "shm:/run/app.sock",
-// "auto:@app"; see transports/address.h) or a name defined in the config
+// "auto:@app"; see connect/address.h) or a name defined in the config
 // file (runtime/config.h). The config file and IPCRPC_TRANSPORT may change
 // the transport without a rebuild. Only a malformed target, an unsupported
 // transport or a broken config file fails here (with a status naming it);

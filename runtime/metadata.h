@@ -13,13 +13,12 @@
 #ifndef IPCRPC_RUNTIME_METADATA_H_
 #define IPCRPC_RUNTIME_METADATA_H_
 
-#include <sys/types.h>
-
 #include <map>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "base/peer_credentials.h"  // PeerCredentials, part of this API
 
 namespace ipcrpc {
 
@@ -27,14 +26,6 @@ using Metadata = std::multimap<std::string, std::string>;
 
 // OK if `key` is a valid metadata key (see above), INVALID_ARGUMENT otherwise.
 absl::Status ValidateMetadataKey(absl::string_view key);
-
-// Identity of the peer process, as reported by the kernel when the connection
-// was made. pid is 0 and uid/gid are -1 when the transport cannot tell.
-struct PeerCredentials {
-  pid_t pid = 0;
-  uid_t uid = static_cast<uid_t>(-1);
-  gid_t gid = static_cast<gid_t>(-1);
-};
 
 }  // namespace ipcrpc
 

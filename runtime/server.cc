@@ -3,10 +3,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "connect/address.h"
 #include "runtime/config.h"
 #include "runtime/internal/server_core.h"
-#include "runtime/status_macros.h"
-#include "transports/address.h"
 
 namespace ipcrpc {
 

@@ -92,12 +92,12 @@ class ServerBuilder {
  public:
   ServerBuilder() = default;
 
-  // Listens on `address` (e.g. "unix:/run/x.sock"; see transports/address.h).
+  // Listens on `address` (e.g. "unix:/run/x.sock"; see connect/address.h).
   ServerBuilder& AddListeningAddress(std::string address);
   // Serves an already-connected transport from the start.
   ServerBuilder& AddTransport(std::unique_ptr<Transport> transport);
   // Accepts connections from a listener made elsewhere (e.g. one with a
-  // custom transport policy, transports/negotiation.h).
+  // custom transport policy, connect/negotiation.h).
   ServerBuilder& AddListener(std::unique_ptr<Listener> listener);
   // Registers `service` (not owned; must outlive the server).
   ServerBuilder& RegisterService(Service* service);

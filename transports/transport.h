@@ -2,13 +2,13 @@
 //
 // A Transport is one connected, private, reliable, ordered byte stream
 // between two processes, optionally able to pass file descriptors along with
-// the bytes. ipcrpc's framing layer (runtime/internal/frame.h) runs unchanged
+// the bytes. ipcrpc's framing layer (wire/frame.h) runs unchanged
 // on top of every Transport; nothing above this interface knows which
 // mechanism (unix socket, socketpair, FIFO pair, shared-memory ring, message
 // queue) carries the bytes.
 //
 // A Connector makes client-side Transports for one address; a Listener
-// accepts server-side ones. transports/address.h turns an address string
+// accepts server-side ones. connect/address.h turns an address string
 // into either.
 //
 // Thread-safety of Transport: at most one thread in Write* and one in Read*
@@ -32,8 +32,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "runtime/metadata.h"
-#include "transports/scoped_fd.h"
+#include "base/peer_credentials.h"
+#include "base/scoped_fd.h"
 
 namespace ipcrpc {
 

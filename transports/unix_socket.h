@@ -6,7 +6,7 @@
 // descriptors (SCM_RIGHTS, at most kMaxFdsPerWrite per write) and reports the
 // peer's pid/uid/gid from SO_PEERCRED.
 //
-// Addresses (see transports/address.h):
+// Addresses (see connect/address.h):
 //   unix:/run/app.sock       a socket file; removed when the listener closes,
 //                            and a stale file left by a crashed server is
 //                            replaced (a live server's is not).

@@ -18,7 +18,7 @@
 //   // Client: attach to what the server offered. Takes ownership of the
 //   // control socket and of the received fds. The negotiation passes a
 //   // duplicate of the socket and keeps the original to send TRANSPORT_ACK
-//   // (transports/negotiation.cc), so a failed attach can still be reported.
+//   // (connect/negotiation.cc), so a failed attach can still be reported.
 //   absl::StatusOr<std::unique_ptr<Transport>> AttachXxx(
 //       const wire::TransportOffer& offer, std::vector<ScopedFd> fds,
 //       ScopedFd control_socket, const XxxOptions& options);
@@ -47,8 +47,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/scoped_fd.h"
 #include "proto/ipcrpc/transport.pb.h"
-#include "transports/scoped_fd.h"
 #include "transports/transport.h"
 
 namespace ipcrpc {

@@ -11,9 +11,9 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "base/scoped_fd.h"
 #include "bench/raw/cleanup.h"
 #include "bench/raw/endpoint.h"
-#include "transports/scoped_fd.h"
 
 namespace raw {
 

@@ -13,9 +13,9 @@
 #include <fstream>
 #include <vector>
 
+#include "base/scoped_fd.h"
 #include "bench/raw/cleanup.h"
 #include "bench/raw/endpoint.h"
-#include "transports/scoped_fd.h"
 
 namespace raw {
 namespace {

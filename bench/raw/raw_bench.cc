@@ -27,10 +27,10 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/status_macros.h"
 #include "bench/harness.h"
 #include "bench/raw/cleanup.h"
 #include "bench/raw/endpoint.h"
-#include "runtime/status_macros.h"
 
 ABSL_FLAG(std::string, mechanism, "unix", "see --list");
 ABSL_FLAG(bool, list, false, "print the mechanisms (one JSON line each) and exit");

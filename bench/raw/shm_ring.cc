@@ -34,10 +34,10 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "base/scoped_fd.h"
 #include "bench/harness.h"
 #include "bench/raw/cleanup.h"
 #include "bench/raw/endpoint.h"
-#include "transports/scoped_fd.h"
 
 namespace raw {
 namespace {

@@ -22,9 +22,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "connect/address.h"
 #include "examples/greeter/greeter.ipcrpc.pb.h"
 #include "runtime/ipcrpc.h"
-#include "transports/address.h"
 
 namespace {
 

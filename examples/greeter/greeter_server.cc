@@ -11,9 +11,9 @@
 #include <string>
 
 #include "absl/time/clock.h"
+#include "connect/address.h"
 #include "examples/greeter/greeter_service.h"
 #include "runtime/ipcrpc.h"
-#include "transports/address.h"
 
 namespace {
 

@@ -16,14 +16,14 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
-#include "runtime/internal/sync.h"
 #include "absl/time/time.h"
+#include "base/sync.h"
 #include "google/protobuf/message_lite.h"
 #include "google/protobuf/repeated_ptr_field.h"
 #include "proto/ipcrpc/wire.pb.h"
-#include "runtime/internal/frame.h"
 #include "runtime/metadata.h"
 #include "transports/transport.h"
+#include "wire/frame.h"
 
 namespace ipcrpc::internal {
 

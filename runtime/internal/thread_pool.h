@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "runtime/internal/sync.h"
+#include "base/sync.h"
 
 namespace ipcrpc::internal {
 

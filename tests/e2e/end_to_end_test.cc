@@ -18,13 +18,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "connect/address.h"
 #include "gtest/gtest.h"
 #include "runtime/ipcrpc.h"
 #include "tests/e2e/test_service.ipcrpc.pb.h"
 #include "tests/testing/ipc_leak_check.h"
 #include "tests/testing/notification.h"
 #include "tests/testing/temp_dir.h"
-#include "transports/address.h"
 
 extern char** environ;
 

@@ -25,8 +25,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "runtime/status_macros.h"
-#include "transports/fd_util.h"
+#include "base/fd_util.h"
+#include "base/status_macros.h"
 
 namespace ipcrpc {
 namespace {

@@ -26,10 +26,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "examples/greeter/greeter.ipcrpc.pb.h"
+#include "base/status_macros.h"
 #include "gtest/gtest.h"
-#include "runtime/ipcrpc.h"
-#include "runtime/status_macros.h"
 #include "transports/testing/transport_contract.h"
 
 namespace ipcrpc {
@@ -662,51 +660,6 @@ TEST(FifoAcrossProcesses, ChildKilledWhileWeWriteIsUnavailableNotSigpipe) {
   struct sigaction action;
   ASSERT_EQ(::sigaction(SIGPIPE, nullptr, &action), 0);
   EXPECT_EQ(action.sa_handler, SIG_DFL) << "the process-wide disposition was changed";
-}
-
-// ---------------------------------------------------------------------------
-// RPC over FIFOs, in one process.
-
-class TinyGreeter final : public demo::Greeter::Service {
- public:
-  absl::Status SayHello(ServerContext* context, const demo::HelloRequest* request,
-                        demo::HelloReply* reply) override {
-    reply->set_message(absl::StrCat("Hello, ", request->name(), "!"));
-    return absl::OkStatus();
-  }
-};
-
-TEST(FifoRpc, UnaryCallsRunOverFifos) {
-  auto pair = MakeFifoPair();
-  ASSERT_TRUE(pair.ok()) << pair.status();
-  TinyGreeter service;
-  ServerBuilder builder;
-  builder.AddTransport(std::move(pair->right)).RegisterService(&service);
-  auto server = builder.BuildAndStart();
-  ASSERT_TRUE(server.ok()) << server.status();
-  {
-    demo::Greeter::Stub stub(CreateChannelFromTransport(std::move(pair->left)));
-    demo::HelloRequest request;
-    request.set_name("fifo");
-    demo::HelloReply reply;
-    constexpr int kWarmUp = 100, kCalls = 2000;
-    std::vector<absl::Duration> samples;
-    samples.reserve(kCalls);
-    for (int i = 0; i < kWarmUp + kCalls; ++i) {
-      ClientContext context;
-      context.set_timeout(absl::Seconds(5));
-      absl::Time start = absl::Now();
-      absl::Status s = stub.SayHello(&context, request, &reply);
-      if (i >= kWarmUp) samples.push_back(absl::Now() - start);
-      ASSERT_TRUE(s.ok()) << s;
-      ASSERT_EQ(reply.message(), "Hello, fifo!");
-    }
-    std::sort(samples.begin(), samples.end());
-    std::printf("[fifo] %d unary calls in one process: p50 %.1f us, p99 %.1f us\n", kCalls,
-                absl::ToDoubleMicroseconds(samples[samples.size() / 2]),
-                absl::ToDoubleMicroseconds(samples[samples.size() * 99 / 100]));
-  }
-  (*server)->Shutdown();
 }
 
 }  // namespace

@@ -23,10 +23,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
-#include "runtime/internal/sync.h"
 #include "absl/time/clock.h"
-#include "runtime/status_macros.h"
-#include "transports/fd_util.h"
+#include "base/fd_util.h"
+#include "base/status_macros.h"
+#include "base/sync.h"
 
 namespace ipcrpc {
 namespace {

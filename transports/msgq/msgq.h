@@ -42,8 +42,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "base/scoped_fd.h"
 #include "proto/ipcrpc/transport.pb.h"
-#include "transports/scoped_fd.h"
 #include "transports/transport.h"
 #include "transports/upgrade.h"
 

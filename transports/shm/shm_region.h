@@ -26,7 +26,7 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
-#include "transports/scoped_fd.h"
+#include "base/scoped_fd.h"
 #include "transports/shm/ring_layout.h"
 
 namespace ipcrpc::shm {

@@ -19,10 +19,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "runtime/internal/sync.h"
 #include "absl/time/clock.h"
-#include "runtime/status_macros.h"
-#include "transports/fd_util.h"
+#include "base/fd_util.h"
+#include "base/status_macros.h"
+#include "base/sync.h"
 #include "transports/shm/ring_layout.h"
 #include "transports/shm/shm_region.h"
 #include "transports/shm/spin_policy.h"

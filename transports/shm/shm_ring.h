@@ -56,8 +56,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/scoped_fd.h"
 #include "proto/ipcrpc/transport.pb.h"
-#include "transports/scoped_fd.h"
 #include "transports/transport.h"
 #include "transports/upgrade.h"
 

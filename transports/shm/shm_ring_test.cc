@@ -34,10 +34,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "examples/greeter/greeter.ipcrpc.pb.h"
+#include "base/status_macros.h"
 #include "gtest/gtest.h"
-#include "runtime/ipcrpc.h"
-#include "runtime/status_macros.h"
 #include "transports/shm/ring_layout.h"
 #include "transports/shm/shm_region.h"
 #include "transports/shm/spin_policy.h"
@@ -888,54 +886,6 @@ TEST(ShmFiguresTest, CrossProcessRoundTrip) {
                     placement.name.c_str(), absl::ToDoubleMicroseconds(p.p50),
                     absl::ToDoubleMicroseconds(p.p99));
       }
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------
-// RPC over the transport: a server and a channel in one process.
-
-class Greeter final : public demo::Greeter::Service {
- public:
-  absl::Status SayHello(ServerContext*, const demo::HelloRequest* request,
-                        demo::HelloReply* reply) override {
-    reply->set_message(absl::StrCat("Hello ", request->name()));
-    return absl::OkStatus();
-  }
-};
-
-TEST(ShmRpcTest, UnaryCallsOverShm) {
-  for (auto wake : {wire::ShmParams::FUTEX, wire::ShmParams::SEMAPHORE}) {
-    for (bool spin : {true, false}) {
-      auto c = Connect(Options(1 << 20, wake, spin));
-      ASSERT_TRUE(c.ok()) << c.status();
-      Greeter service;
-      auto server = ServerBuilder()
-                        .AddTransport(std::move(c->server))
-                        .RegisterService(&service)
-                        .BuildAndStart();
-      ASSERT_TRUE(server.ok()) << server.status();
-      demo::Greeter::Stub stub(CreateChannelFromTransport(std::move(c->client)));
-      const int kWarmUp = 100, kCalls = 2000;
-      std::vector<absl::Duration> samples;
-      for (int i = 0; i < kWarmUp + kCalls; ++i) {
-        ClientContext context;
-        context.set_deadline(absl::Now() + kPatience);
-        demo::HelloRequest request;
-        request.set_name(absl::StrCat("shm ", i));
-        demo::HelloReply reply;
-        absl::Time start = absl::Now();
-        absl::Status status = stub.SayHello(&context, request, &reply);
-        if (i >= kWarmUp) samples.push_back(absl::Now() - start);
-        ASSERT_TRUE(status.ok()) << status;
-        ASSERT_EQ(reply.message(), absl::StrCat("Hello shm ", i));
-      }
-      (*server)->Shutdown();
-      Percentiles p = Summarize(samples);
-      std::printf("[ shm ] unary RPC, client and server threads in one process, %-9s spin %-3s"
-                  " p50 %8.2f us  p99 %8.2f us\n",
-                  wire::ShmParams::Wake_Name(wake).c_str(), spin ? "on" : "off",
-                  absl::ToDoubleMicroseconds(p.p50), absl::ToDoubleMicroseconds(p.p99));
     }
   }
 }

@@ -9,7 +9,7 @@
 #include <climits>
 #include <cstring>
 
-#include "transports/scoped_fd.h"
+#include "base/scoped_fd.h"
 
 namespace ipcrpc::shm {
 namespace {

@@ -31,8 +31,8 @@
 //     mu.Await([&] { return ready; });   // returns with mu held
 //   }
 
-#ifndef IPCRPC_RUNTIME_INTERNAL_SYNC_H_
-#define IPCRPC_RUNTIME_INTERNAL_SYNC_H_
+#ifndef IPCRPC_BASE_SYNC_H_
+#define IPCRPC_BASE_SYNC_H_
 
 #include <chrono>
 #include <condition_variable>
@@ -170,4 +170,4 @@ class CondVar {
 
 }  // namespace ipcrpc::internal
 
-#endif  // IPCRPC_RUNTIME_INTERNAL_SYNC_H_
+#endif  // IPCRPC_BASE_SYNC_H_

@@ -17,8 +17,8 @@
 // Thread-safety: Spawn may be called from any thread (it uses posix_spawn, no
 // fork of the whole process state). A WorkerProcess is used by one thread.
 
-#ifndef IPCRPC_TRANSPORTS_SPAWN_H_
-#define IPCRPC_TRANSPORTS_SPAWN_H_
+#ifndef IPCRPC_CONNECT_SPAWN_H_
+#define IPCRPC_CONNECT_SPAWN_H_
 
 #include <sys/types.h>
 
@@ -52,7 +52,7 @@ class WorkerProcess {
   // The parent's end of the socketpair; call once (either of the two).
   std::unique_ptr<Transport> TakeTransport() { return std::move(socket_); }
   // The same, with the concrete type: to move the connection to another
-  // transport with UpgradeConnection (transports/address.h).
+  // transport with UpgradeConnection (connect/address.h).
   std::unique_ptr<UnixSocketTransport> TakeSocket() { return std::move(socket_); }
 
   // Waits up to `timeout` for the child to exit; returns its wait status
@@ -69,10 +69,10 @@ class WorkerProcess {
 // In the child: the inherited socketpair end as a Transport. NOT_FOUND if this
 // process was not started by WorkerProcess::Spawn. Call once (either of the
 // two). To let the parent move the connection to another transport, wrap the
-// socket with AcceptUpgrades (transports/address.h).
+// socket with AcceptUpgrades (connect/address.h).
 absl::StatusOr<std::unique_ptr<Transport>> TakeInheritedTransport();
 absl::StatusOr<std::unique_ptr<UnixSocketTransport>> TakeInheritedSocket();
 
 }  // namespace ipcrpc
 
-#endif  // IPCRPC_TRANSPORTS_SPAWN_H_
+#endif  // IPCRPC_CONNECT_SPAWN_H_

@@ -1,4 +1,4 @@
-#include "transports/address.h"
+#include "connect/address.h"
 
 #include <algorithm>
 #include <utility>
@@ -6,10 +6,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "runtime/status_macros.h"
+#include "base/status_macros.h"
+#include "connect/negotiation.h"
 #include "transports/fifo/fifo.h"
 #include "transports/msgq/msgq.h"
-#include "transports/negotiation.h"
 #include "transports/shm/shm_ring.h"
 #include "transports/unix_socket.h"
 

@@ -6,8 +6,8 @@
 //   IPCRPC_RETURN_IF_ERROR(DoThing());
 //   IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<Foo> foo, MakeFoo());
 
-#ifndef IPCRPC_RUNTIME_STATUS_MACROS_H_
-#define IPCRPC_RUNTIME_STATUS_MACROS_H_
+#ifndef IPCRPC_BASE_STATUS_MACROS_H_
+#define IPCRPC_BASE_STATUS_MACROS_H_
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -30,4 +30,4 @@
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
 
-#endif  // IPCRPC_RUNTIME_STATUS_MACROS_H_
+#endif  // IPCRPC_BASE_STATUS_MACROS_H_

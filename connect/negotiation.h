@@ -10,13 +10,13 @@
 // docs/PROTOCOL.md §12 has the bytes.
 //
 // The transports that can be negotiated are passed in explicitly as a table
-// of UpgradeableTransport entries (transports/address.cc builds the real one),
+// of UpgradeableTransport entries (connect/address.cc builds the real one),
 // so tests can add their own.
 //
 // Thread-safety: connectors and listeners as in transport.h.
 
-#ifndef IPCRPC_TRANSPORTS_NEGOTIATION_H_
-#define IPCRPC_TRANSPORTS_NEGOTIATION_H_
+#ifndef IPCRPC_CONNECT_NEGOTIATION_H_
+#define IPCRPC_CONNECT_NEGOTIATION_H_
 
 #include <functional>
 #include <memory>
@@ -101,4 +101,4 @@ std::unique_ptr<Transport> NegotiateAsServer(
 
 }  // namespace ipcrpc
 
-#endif  // IPCRPC_TRANSPORTS_NEGOTIATION_H_
+#endif  // IPCRPC_CONNECT_NEGOTIATION_H_

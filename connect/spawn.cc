@@ -1,4 +1,4 @@
-#include "transports/spawn.h"
+#include "connect/spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "runtime/status_macros.h"
+#include "base/status_macros.h"
 #include "transports/unix_socket.h"
 
 extern char** environ;

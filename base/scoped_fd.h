@@ -9,8 +9,8 @@
 //   ScopedFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
 //   if (!fd.valid()) return ErrnoStatus(errno, "socket");
 
-#ifndef IPCRPC_TRANSPORTS_SCOPED_FD_H_
-#define IPCRPC_TRANSPORTS_SCOPED_FD_H_
+#ifndef IPCRPC_BASE_SCOPED_FD_H_
+#define IPCRPC_BASE_SCOPED_FD_H_
 
 #include <string>
 
@@ -56,4 +56,4 @@ absl::Status ErrnoStatus(int error_number, absl::string_view what);
 
 }  // namespace ipcrpc
 
-#endif  // IPCRPC_TRANSPORTS_SCOPED_FD_H_
+#endif  // IPCRPC_BASE_SCOPED_FD_H_

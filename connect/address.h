@@ -18,14 +18,14 @@
 // e.g. "unix:/run/app.sock", "shm:/run/app.sock", "auto:@app";
 // "unix-abstract:NAME" is the same as "unix:@NAME". Every server listens on
 // a unix socket, and a client moves its connection to the transport it asks
-// for during connection set-up (transports/negotiation.h). A listening
+// for during connection set-up (connect/negotiation.h). A listening
 // address's TRANSPORT does not restrict anything: which transports clients
 // may choose is the server's `allowed` list.
 //
 // Thread-safety: free functions, no shared state.
 
-#ifndef IPCRPC_TRANSPORTS_ADDRESS_H_
-#define IPCRPC_TRANSPORTS_ADDRESS_H_
+#ifndef IPCRPC_CONNECT_ADDRESS_H_
+#define IPCRPC_CONNECT_ADDRESS_H_
 
 #include <memory>
 #include <string>
@@ -79,4 +79,4 @@ absl::StatusOr<std::unique_ptr<Transport>> AcceptUpgrades(
 
 }  // namespace ipcrpc
 
-#endif  // IPCRPC_TRANSPORTS_ADDRESS_H_
+#endif  // IPCRPC_CONNECT_ADDRESS_H_

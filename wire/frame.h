@@ -17,20 +17,20 @@
 // resumable: a read interrupted or timed out mid-frame keeps what it has, and
 // the next ReadFrame call (possibly by another thread) continues.
 
-#ifndef IPCRPC_RUNTIME_INTERNAL_FRAME_H_
-#define IPCRPC_RUNTIME_INTERNAL_FRAME_H_
+#ifndef IPCRPC_WIRE_FRAME_H_
+#define IPCRPC_WIRE_FRAME_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "runtime/internal/sync.h"
-#include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "base/sync.h"
 #include "google/protobuf/message_lite.h"
 #include "transports/transport.h"
 
@@ -143,4 +143,4 @@ class FrameReader {
 
 }  // namespace ipcrpc::internal
 
-#endif  // IPCRPC_RUNTIME_INTERNAL_FRAME_H_
+#endif  // IPCRPC_WIRE_FRAME_H_

@@ -6,13 +6,13 @@
 // Thread-safety: free functions; SignalEventFd/DrainEventFd may race on the
 // same eventfd (that is their purpose).
 
-#ifndef IPCRPC_TRANSPORTS_FD_UTIL_H_
-#define IPCRPC_TRANSPORTS_FD_UTIL_H_
+#ifndef IPCRPC_BASE_FD_UTIL_H_
+#define IPCRPC_BASE_FD_UTIL_H_
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "runtime/metadata.h"
-#include "transports/scoped_fd.h"
+#include "base/peer_credentials.h"
+#include "base/scoped_fd.h"
 
 namespace ipcrpc {
 
@@ -33,4 +33,4 @@ absl::StatusOr<PeerCredentials> SocketPeerCredentials(int fd);
 
 }  // namespace ipcrpc
 
-#endif  // IPCRPC_TRANSPORTS_FD_UTIL_H_
+#endif  // IPCRPC_BASE_FD_UTIL_H_

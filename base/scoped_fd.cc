@@ -1,4 +1,4 @@
-#include "transports/scoped_fd.h"
+#include "base/scoped_fd.h"
 
 #include <errno.h>
 #include <string.h>

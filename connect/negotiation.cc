@@ -1,4 +1,4 @@
-#include "transports/negotiation.h"
+#include "connect/negotiation.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,9 +10,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "runtime/internal/sync.h"
-#include "runtime/internal/frame.h"
-#include "runtime/status_macros.h"
+#include "base/status_macros.h"
+#include "base/sync.h"
+#include "wire/frame.h"
 
 namespace ipcrpc {
 namespace {

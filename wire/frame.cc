@@ -1,10 +1,10 @@
-#include "runtime/internal/frame.h"
+#include "wire/frame.h"
 
 #include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "runtime/status_macros.h"
+#include "base/status_macros.h"
 
 namespace ipcrpc::internal {
 namespace {

@@ -1,4 +1,4 @@
-#include "transports/fd_util.h"
+#include "base/fd_util.h"
 
 #include <errno.h>
 #include <sys/eventfd.h>

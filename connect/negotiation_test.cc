@@ -2,7 +2,7 @@
 // server offers one end of a fresh socketpair) so that the mechanics are
 // tested independently of the real upgradeable transports.
 
-#include "transports/negotiation.h"
+#include "connect/negotiation.h"
 
 #include <sys/socket.h>
 #include <unistd.h>

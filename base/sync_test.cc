@@ -1,8 +1,8 @@
-// Tests for runtime/internal/sync.h: Await re-checks its condition whenever
+// Tests for base/sync.h: Await re-checks its condition whenever
 // another thread releases the mutex (no explicit signal), deadlines end waits,
 // and far deadlines do not overflow.
 
-#include "runtime/internal/sync.h"
+#include "base/sync.h"
 
 #include <atomic>
 #include <thread>
