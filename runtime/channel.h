@@ -29,11 +29,14 @@
 #include "absl/time/time.h"
 #include "google/protobuf/message_lite.h"
 #include "runtime/client_context.h"
-#include "runtime/internal/call_interfaces.h"
+#include "runtime/codegen/call_interfaces.h"
 #include "runtime/method.h"
 #include "transports/transport.h"
 
 namespace ipcrpc {
+namespace internal {
+class ChannelCalls;
+}  // namespace internal
 
 // Default cap on one message, each direction (the same as gRPC's).
 inline constexpr size_t kDefaultMaxMessageSize = 4 << 20;
@@ -58,7 +61,11 @@ class Channel {
   // A human-readable name of the server ("unix:/run/greeter.sock").
   virtual std::string target() const = 0;
 
-  // --- Used by generated stubs (through runtime/internal/stub_calls.h). ---
+  // Calls are made through generated stubs, which reach the methods below
+  // through runtime/codegen/stub_calls.h. An implementation (a test fake, a
+  // bridge) overrides them.
+ private:
+  friend class internal::ChannelCalls;
 
   // Runs a unary call to completion.
   virtual absl::Status UnaryCall(const MethodDescriptor& method,

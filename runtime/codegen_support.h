@@ -9,8 +9,8 @@
 
 #include "runtime/channel.h"           // IWYU pragma: export
 #include "runtime/client_context.h"    // IWYU pragma: export
-#include "runtime/internal/method_handler.h"  // IWYU pragma: export
-#include "runtime/internal/stub_calls.h"      // IWYU pragma: export
+#include "runtime/codegen/method_handler.h"  // IWYU pragma: export
+#include "runtime/codegen/stub_calls.h"      // IWYU pragma: export
 #include "runtime/method.h"            // IWYU pragma: export
 #include "runtime/server_context.h"    // IWYU pragma: export
 #include "runtime/service.h"           // IWYU pragma: export

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "runtime/internal/method_handler.h"
+#include "runtime/codegen/method_handler.h"
 #include "runtime/method.h"
 
 namespace ipcrpc {

@@ -24,7 +24,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
-#include "runtime/internal/call_interfaces.h"
+#include "runtime/codegen/call_interfaces.h"
 
 namespace ipcrpc {
 

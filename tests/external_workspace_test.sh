@@ -1,24 +1,71 @@
 #!/usr/bin/env bash
-# Builds and tests tests/external_workspace/, a separate Bazel workspace that
-# uses ipcrpc through local_repository, with a Bazel server of its own.
-# Runs as a `bazel test` target (tagged local: it needs the real source tree
-# and starts a nested, offline Bazel).
+# The README's quick start, exactly as written, in a new Bazel workspace that
+# uses ipcrpc through local_repository (with a Bazel server of its own):
+# every block of README.md marked `<!-- quickstart: PATH -->` is written to
+# PATH (the WORKSPACE's /path/to/ipcrpc becomes this checkout, and the
+# server's socket moves from /tmp/greeter.sock into the test's directory).
+# Then it builds the server and the client, runs them, checks the reply,
+# stops the server with SIGTERM and checks that the socket file is gone.
+# tests/external_workspace/calc/ (a gtest against ipcrpc) is built and
+# tested in the same workspace. Tagged local: it needs the real source tree
+# and starts a nested, offline Bazel.
 set -euo pipefail
 
 root="$(dirname "$(readlink -f "${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-ipcrpc}/WORKSPACE")")"
-work="${TEST_TMPDIR:-$(mktemp -d)}/external"
+tmp="${TEST_TMPDIR:-$(mktemp -d)}"
+work="$tmp/external"
 rm -rf "$work"
 mkdir -p "$work"
-cp -r "$root/tests/external_workspace/." "$work/"
-# Point the copy at this checkout.
-sed -i "s|\"\\.\\./\\.\\.\"|\"$root\"|g" "$work/WORKSPACE"
+# A short directory: a unix socket path is limited to 107 bytes.
+socket_dir="$(mktemp -d /tmp/quickstart.XXXXXX)"
+socket="$socket_dir/greeter.sock"
+
+python3 - "$root/README.md" "$work" "$root" "$socket" <<'PY'
+import os, re, sys
+readme, work, root, socket = sys.argv[1:]
+text = open(readme).read()
+blocks = re.findall(r'<!-- quickstart: (\S+) -->\n```[a-z]*\n(.*?)```', text, re.S)
+wanted = {"WORKSPACE", ".bazelrc", "hello/greeter.proto", "hello/BUILD.bazel",
+          "hello/server.cc", "hello/client.cc"}
+found = {path for path, _ in blocks}
+if found != wanted:
+    sys.exit(f"README quick-start blocks: expected {sorted(wanted)}, found {sorted(found)}")
+for path, body in blocks:
+    body = body.replace("/path/to/ipcrpc", root).replace("/tmp/greeter.sock", socket)
+    os.makedirs(os.path.join(work, os.path.dirname(path)), exist_ok=True)
+    with open(os.path.join(work, path), "w") as f:
+        f.write(body)
+PY
+cp -r "$root/tests/external_workspace/calc" "$work/"
 
 cd "$work"
 # A Bazel of its own (the outer one holds its output base); offline as always.
-export HOME="${TEST_TMPDIR:-$work}/home"
+export HOME="$tmp/home"
 mkdir -p "$HOME"
-bazel_cmd=(bazel --output_user_root="${TEST_TMPDIR:-$work}/bazel_root" --max_idle_secs=5)
-status=0
-"${bazel_cmd[@]}" test --noshow_progress //... || status=$?
-"${bazel_cmd[@]}" shutdown >/dev/null 2>&1 || true
-exit $status
+bazel_cmd=(bazel --output_user_root="$tmp/bazel_root" --max_idle_secs=5)
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null || true
+  rm -rf "$socket_dir"
+  "${bazel_cmd[@]}" shutdown >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+"${bazel_cmd[@]}" build --noshow_progress //hello:server //hello:client
+"${bazel_cmd[@]}" test --noshow_progress --test_output=errors //calc/...
+
+bin="$("${bazel_cmd[@]}" info bazel-bin 2>/dev/null)"
+"$bin/hello/server" &
+server_pid=$!
+for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.05; done
+[ -S "$socket" ] || { echo "the README's server did not create $socket"; exit 1; }
+
+reply="$("$bin/hello/client")"
+[ "$reply" = "Hello, world" ] || { echo "the README's client printed '$reply'"; exit 1; }
+echo "client: $reply"
+
+kill -TERM "$server_pid"
+wait "$server_pid" || { echo "the README's server exited with $? after SIGTERM"; exit 1; }
+server_pid=""
+[ ! -e "$socket" ] || { echo "the README's server left $socket behind after SIGTERM"; exit 1; }
+echo "README quick start: built, called, stopped by SIGTERM, socket removed"

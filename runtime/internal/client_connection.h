@@ -31,7 +31,7 @@
 #include "base/sync.h"
 #include "runtime/channel.h"
 #include "runtime/client_context.h"
-#include "runtime/internal/call_interfaces.h"
+#include "runtime/codegen/call_interfaces.h"
 #include "runtime/internal/framed_connection.h"
 #include "runtime/internal/payload_queue.h"
 #include "runtime/method.h"

@@ -276,12 +276,12 @@ TEST_P(EndToEndTest, UnimplementedMethodAndService) {
   ClientContext c1;
   Response resp;
   MethodDescriptor unknown_method{"/ipcrpc.test.TestService/NoSuch", RpcKind::kUnary};
-  absl::Status s = channel_->UnaryCall(unknown_method, &c1, Request(), &resp);
+  absl::Status s = internal::BlockingUnaryCall(*channel_, unknown_method, &c1, Request(), &resp);
   EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << s;
   EXPECT_NE(s.message().find("NoSuch"), std::string::npos) << s;
   ClientContext c2;
   MethodDescriptor unknown_service{"/nope.Svc/M", RpcKind::kUnary};
-  s = channel_->UnaryCall(unknown_service, &c2, Request(), &resp);
+  s = internal::BlockingUnaryCall(*channel_, unknown_service, &c2, Request(), &resp);
   EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << s;
   EXPECT_NE(s.message().find("unknown service nope.Svc"), std::string::npos) << s;
 }

@@ -1,16 +1,17 @@
-// ipcrpc internal: the untyped call interfaces the typed API is built on.
+// ipcrpc codegen support: the untyped call interfaces the typed API is built on.
 //
 // ClientCall and ServerCall are one RPC as seen from each end, with messages
 // as protobuf MessageLite (serialized straight into the outgoing frame and
 // parsed straight from the receive buffer). The typed readers/writers in
-// runtime/sync_stream.h and the handlers in runtime/internal/method_handler.h
+// runtime/sync_stream.h and the handlers in runtime/codegen/method_handler.h
 // are thin templates over these; connections implement them.
 //
-// Not part of the public API: generated code and users go through
-// sync_stream.h, channel.h and service.h.
+// Applications do not use these directly: generated code and users go through
+// sync_stream.h, channel.h and service.h (see runtime/codegen/method_handler.h
+// for what runtime/codegen/ is).
 
-#ifndef IPCRPC_RUNTIME_INTERNAL_CALL_INTERFACES_H_
-#define IPCRPC_RUNTIME_INTERNAL_CALL_INTERFACES_H_
+#ifndef IPCRPC_RUNTIME_CODEGEN_CALL_INTERFACES_H_
+#define IPCRPC_RUNTIME_CODEGEN_CALL_INTERFACES_H_
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -81,4 +82,4 @@ class ServerCall {
 }  // namespace internal
 }  // namespace ipcrpc
 
-#endif  // IPCRPC_RUNTIME_INTERNAL_CALL_INTERFACES_H_
+#endif  // IPCRPC_RUNTIME_CODEGEN_CALL_INTERFACES_H_

@@ -1,4 +1,4 @@
-#include "runtime/internal/method_handler.h"
+#include "runtime/codegen/method_handler.h"
 
 #include "runtime/server_context.h"
 

@@ -1,4 +1,10 @@
-// ipcrpc internal: adapters from typed service methods to untyped calls.
+// ipcrpc codegen support: adapters from typed service methods to untyped calls.
+//
+// runtime/codegen/ holds what generated code and the public templates are
+// built on (grpcpp keeps the same kind of thing in grpcpp/impl/codegen/).
+// Applications do not use it directly, and it may change between versions;
+// it is not an implementation detail of the runtime either (that lives in
+// runtime/internal/, which no public header includes).
 //
 // Generated service constructors wrap each virtual method in one of the four
 // Make*Handler functions below and register it with Service::AddMethod. The
@@ -6,15 +12,15 @@
 // the method's status (and, for unary and client-streaming methods, its
 // response, sent in the same write as the trailers).
 
-#ifndef IPCRPC_RUNTIME_INTERNAL_METHOD_HANDLER_H_
-#define IPCRPC_RUNTIME_INTERNAL_METHOD_HANDLER_H_
+#ifndef IPCRPC_RUNTIME_CODEGEN_METHOD_HANDLER_H_
+#define IPCRPC_RUNTIME_CODEGEN_METHOD_HANDLER_H_
 
 #include <functional>
 #include <memory>
 #include <utility>
 
 #include "absl/status/status.h"
-#include "runtime/internal/call_interfaces.h"
+#include "runtime/codegen/call_interfaces.h"
 #include "runtime/sync_stream.h"
 
 namespace ipcrpc {
@@ -124,4 +130,4 @@ std::unique_ptr<MethodHandler> MakeBidiStreamingHandler(
 }  // namespace internal
 }  // namespace ipcrpc
 
-#endif  // IPCRPC_RUNTIME_INTERNAL_METHOD_HANDLER_H_
+#endif  // IPCRPC_RUNTIME_CODEGEN_METHOD_HANDLER_H_
