@@ -61,9 +61,13 @@ absl::Status ReadNegotiationFrame(UnixSocketTransport& socket, FrameType type,
 absl::Status WriteNegotiationFrame(UnixSocketTransport& socket, FrameType type,
                                    const google::protobuf::MessageLite& message,
                                    absl::Span<const int> fds, absl::Time deadline) {
+  if (fds.size() > UINT8_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "transport negotiation: ", fds.size(), " descriptors do not fit one frame's fd_count"));
+  }
   std::string out;
-  internal::AppendProtoFrame(type, 0, message, message.ByteSizeLong(), &out);
-  out[14] = static_cast<char>(fds.size());  // fd_count: the fds travel with this frame
+  internal::AppendProtoFrame(type, 0, message, message.ByteSizeLong(), &out,
+                             static_cast<uint8_t>(fds.size()));
   absl::string_view chunks[] = {out};
   return socket.WriteWithFds(chunks, fds, deadline);
 }

@@ -78,13 +78,14 @@ void AppendFrame(FrameType type, uint32_t stream_id, absl::string_view payload,
 
 void AppendProtoFrame(FrameType type, uint32_t stream_id,
                       const google::protobuf::MessageLite& message,
-                      size_t byte_size, std::string* out) {
+                      size_t byte_size, std::string* out, uint8_t fd_count) {
   size_t at = out->size();
   out->resize(at + kFrameHeaderSize + byte_size);
   FrameHeader h;
   h.type = type;
   h.stream_id = stream_id;
   h.length = static_cast<uint32_t>(byte_size);
+  h.fd_count = fd_count;
   EncodeFrameHeader(h, &(*out)[at]);
   message.SerializeWithCachedSizesToArray(
       reinterpret_cast<uint8_t*>(&(*out)[at + kFrameHeaderSize]));

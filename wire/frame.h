@@ -83,9 +83,10 @@ void AppendFrame(FrameType type, uint32_t stream_id, absl::string_view payload,
 // Appends a frame whose payload is `message` serialized in place (no
 // intermediate copy). `byte_size` must be message.ByteSizeLong(), computed
 // by the caller (which usually needs it for a size check anyway).
+// `fd_count`: descriptors the caller sends with this frame's first byte.
 void AppendProtoFrame(FrameType type, uint32_t stream_id,
                       const google::protobuf::MessageLite& message,
-                      size_t byte_size, std::string* out);
+                      size_t byte_size, std::string* out, uint8_t fd_count = 0);
 
 // CREDIT frames: the payload is the u32 (little-endian) window increment.
 void AppendCreditFrame(uint32_t stream_id, uint32_t bytes, std::string* out);

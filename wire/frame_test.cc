@@ -9,6 +9,7 @@
 
 #include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
+#include "proto/ipcrpc/transport.pb.h"
 #include "proto/ipcrpc/wire.pb.h"
 
 namespace ipcrpc::internal {
@@ -74,6 +75,19 @@ TEST(FrameHeaderTest, BytesAreExactlyAsDocumented) {
   EXPECT_EQ(back->length, 4u);
   EXPECT_EQ(back->flags, 1);
   EXPECT_EQ(back->fd_count, 2);
+}
+
+TEST(FrameHeaderTest, ProtoFramesCarryTheirFdCount) {
+  wire::TransportAck ack;
+  ack.set_ok(true);
+  std::string out;
+  AppendProtoFrame(FrameType::kTransportAck, 0, ack, ack.ByteSizeLong(), &out, 3);
+  ASSERT_EQ(out.size(), kFrameHeaderSize + ack.ByteSizeLong());
+  auto header = DecodeFrameHeader(out.data());
+  ASSERT_TRUE(header.ok()) << header.status();
+  EXPECT_EQ(header->type, FrameType::kTransportAck);
+  EXPECT_EQ(header->fd_count, 3);
+  EXPECT_EQ(header->length, ack.ByteSizeLong());
 }
 
 TEST(FrameHeaderTest, BadMagicAndVersionAreDataLoss) {
