@@ -1,5 +1,6 @@
 #include "runtime/internal/framed_connection.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -60,6 +61,13 @@ class TransportOutputStream final : public google::protobuf::io::ZeroCopyOutputS
   absl::Status status_;
 };
 
+// The deadline of a transport write for a call whose deadline is `deadline`
+// (see kWriteStallTimeout).
+absl::Time TransportWriteDeadline(absl::Time deadline) {
+  if (deadline == absl::InfiniteFuture()) return deadline;
+  return std::max(deadline, absl::Now() + kWriteStallTimeout);
+}
+
 }  // namespace
 
 FramedConnection::FramedConnection(std::unique_ptr<Transport> transport,
@@ -69,7 +77,7 @@ FramedConnection::FramedConnection(std::unique_ptr<Transport> transport,
 absl::Status FramedConnection::Write(absl::string_view frames, absl::Time deadline) {
   internal::MutexLock lock(&write_mu_);
   absl::string_view chunks[] = {frames};
-  absl::Status status = transport_->Write(chunks, deadline);
+  absl::Status status = transport_->Write(chunks, TransportWriteDeadline(deadline));
   if (!status.ok()) transport_->Shutdown();
   return status;
 }
@@ -93,6 +101,7 @@ absl::Status FramedConnection::WriteMessage(
   EncodeFrameHeader(header, &(*frames)[at]);
 
   internal::MutexLock lock(&write_mu_);
+  deadline = TransportWriteDeadline(deadline);
   TransportOutputStream stream(*transport_, *frames, deadline);
   {
     google::protobuf::io::CodedOutputStream coded(&stream);

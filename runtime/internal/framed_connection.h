@@ -34,6 +34,12 @@ inline constexpr char kAgent[] = "ipcrpc-cpp/0.1";
 // Messages at least this large are serialized into the transport in chunks
 // of this size (FramedConnection::WriteMessage).
 inline constexpr size_t kStreamedMessageBytes = 128 * 1024;
+// A write, once started, is finished: a call's deadline never cuts a frame
+// (that would leave the byte stream unusable and end every call on the
+// connection). The transport write is given the call's deadline or this much
+// time, whichever is later; a peer that has not taken the bytes by then is
+// stuck, and the connection ends.
+inline constexpr absl::Duration kWriteStallTimeout = absl::Seconds(10);
 
 class FramedConnection {
  public:
@@ -43,8 +49,11 @@ class FramedConnection {
   FrameReader& reader() { return reader_; }
 
   // Writes `frames` (one or more whole frames) in one transport write.
-  // Thread-safe. A failed write leaves the byte stream unusable, so it shuts
-  // the transport down; the reader then sees the connection end.
+  // Thread-safe. `deadline` is the call's: a write that has started runs on
+  // past it, up to kWriteStallTimeout (the caller's call then ends
+  // DEADLINE_EXCEEDED as it waits for its reply; its connection stays up). A
+  // failed write leaves the byte stream unusable, so it shuts the transport
+  // down; the reader then sees the connection end.
   absl::Status Write(absl::string_view frames, absl::Time deadline);
 
   // Writes, as one uninterrupted sequence: the whole frames already in

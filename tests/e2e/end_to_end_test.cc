@@ -373,6 +373,43 @@ TEST_P(EndToEndTest, DeadlineExpiresMidStream) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
 }
 
+// A deadline ends a call, never its connection: a large request whose
+// deadline passes while it is being written is finished on the wire (the frame
+// was started) and the call ends DEADLINE_EXCEEDED; another stream on the same
+// channel carries on. (Before: the write was cut at the deadline mid-frame and
+// the transport shut down, failing every call on the channel UNAVAILABLE.)
+TEST_P(EndToEndTest, ADeadlineMidWriteEndsTheCallNotTheConnection) {
+  ClientContext bidi_ctx;
+  bidi_ctx.set_timeout(absl::Seconds(30));
+  auto bidi = stub_->Bidi(&bidi_ctx);
+  Request ping;
+  ping.set_text("before");
+  Response pong;
+  ASSERT_TRUE(bidi->Write(ping));
+  ASSERT_TRUE(bidi->Read(&pong));
+  EXPECT_EQ(pong.text(), "before");
+
+  for (int i = 0; i < 3; ++i) {
+    ClientContext ctx;
+    ctx.set_timeout(absl::Milliseconds(1));
+    Request big;
+    big.set_payload(std::string(3 << 20, 'x'));
+    Response resp;
+    absl::Status s = stub_->Echo(&ctx, big, &resp);
+    EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  }
+
+  ping.set_text("after");
+  ASSERT_TRUE(bidi->Write(ping)) << bidi->Finish();
+  ASSERT_TRUE(bidi->Read(&pong)) << bidi->Finish();
+  EXPECT_EQ(pong.text(), "after");
+  ASSERT_TRUE(bidi->WritesDone());
+  EXPECT_TRUE(bidi->Finish().ok());
+  ClientContext ctx;
+  Response resp;
+  EXPECT_TRUE(stub_->Echo(&ctx, Request(), &resp).ok());
+}
+
 TEST_P(EndToEndTest, UnaryDeadline) {
   ClientContext ctx;
   ctx.set_timeout(absl::Milliseconds(50));
