@@ -379,6 +379,10 @@ bool IpcrpcGenerator::Generate(
                           parameter, "\"");
     return false;
   }
+  if (absl::Status supported = CheckSupported(*file); !supported.ok()) {
+    *error = std::string(supported.message());
+    return false;
+  }
   const FileModel model = BuildFileModel(*file);
   if (!WriteFile(context, model.base_path + ".ipcrpc.pb.h",
                  GenerateHeader(model)) ||

@@ -32,7 +32,8 @@ std::string GenerateSource(const FileModel& file);
 
 class IpcrpcGenerator final : public google::protobuf::compiler::CodeGenerator {
  public:
-  // Takes no parameter (`--ipcrpc_out=DIR`); fails on any.
+  // Takes no parameter (`--ipcrpc_out=DIR`); fails on any, and on a file
+  // CheckSupported() (model.h) refuses.
   bool Generate(const google::protobuf::FileDescriptor* file,
                 const std::string& parameter,
                 google::protobuf::compiler::GeneratorContext* context,

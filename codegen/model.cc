@@ -7,6 +7,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/compiler/cpp/names.h"
+#include "google/protobuf/descriptor.pb.h"
 
 namespace ipcrpc {
 namespace codegen {
@@ -193,6 +194,20 @@ void NameServices(const pb::FileDescriptor& file,
 }
 
 }  // namespace
+
+absl::Status CheckSupported(const pb::FileDescriptor& file) {
+  if (file.service_count() > 0 && file.options().cc_generic_services()) {
+    const pb::ServiceDescriptor& service = *file.service(0);
+    return absl::FailedPreconditionError(absl::StrCat(
+        file.name(), ": service ", service.full_name(),
+        ": option cc_generic_services = true makes protoc's C++ generator "
+        "declare a class of the same name (",
+        absl::StrReplaceAll(service.full_name(), {{".", "::"}}),
+        "), which is the class protoc-gen-ipcrpc generates. Remove the option "
+        "or set it to false; ipcrpc does not use protobuf's generic services."));
+  }
+  return absl::OkStatus();
+}
 
 bool IsCppKeyword(absl::string_view name) {
   static const auto* const kKeywords = new NameSet{

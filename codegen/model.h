@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/descriptor.h"
 
@@ -64,6 +65,12 @@ struct FileModel {
 };
 
 FileModel BuildFileModel(const google::protobuf::FileDescriptor& file);
+
+// FAILED_PRECONDITION, naming the file, the service and the option, for a
+// file protoc-gen-ipcrpc cannot generate correct code for: one with services
+// and `option cc_generic_services = true` (protoc's C++ generator then
+// declares a class with the service's name, as this generator does).
+absl::Status CheckSupported(const google::protobuf::FileDescriptor& file);
 
 // --- Naming helpers, exposed for tests. ---
 

@@ -151,6 +151,46 @@ TEST_F(ModelTest, RenamesMethodsThatClash) {
   EXPECT_EQ(s.methods[5].wire_name, "/p.Svc/AsyncGet");
 }
 
+TEST_F(ModelTest, RefusesGenericServices) {
+  pb::FileDescriptorProto proto;
+  proto.set_name("g/s.proto");
+  proto.set_package("p");
+  proto.add_message_type()->set_name("M");
+  pb::ServiceDescriptorProto* service = proto.add_service();
+  service->set_name("S");
+  pb::MethodDescriptorProto* method = service->add_method();
+  method->set_name("Get");
+  method->set_input_type(".p.M");
+  method->set_output_type(".p.M");
+  const pb::FileDescriptor* plain = pool_.BuildFile(proto);
+  ASSERT_NE(plain, nullptr);
+  EXPECT_TRUE(CheckSupported(*plain).ok());
+
+  proto.set_name("g/generic.proto");
+  proto.set_package("q");
+  proto.mutable_service(0)->mutable_method(0)->set_input_type(".q.M");
+  proto.mutable_service(0)->mutable_method(0)->set_output_type(".q.M");
+  proto.mutable_options()->set_cc_generic_services(true);
+  const pb::FileDescriptor* generic = pool_.BuildFile(proto);
+  ASSERT_NE(generic, nullptr);
+  absl::Status status = CheckSupported(*generic);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(status.message(),
+            "g/generic.proto: service q.S: option cc_generic_services = true "
+            "makes protoc's C++ generator declare a class of the same name "
+            "(q::S), which is the class protoc-gen-ipcrpc generates. Remove "
+            "the option or set it to false; ipcrpc does not use protobuf's "
+            "generic services.");
+
+  // A file without services may keep the option.
+  pb::FileDescriptorProto messages_only;
+  messages_only.set_name("g/m.proto");
+  messages_only.mutable_options()->set_cc_generic_services(true);
+  const pb::FileDescriptor* file = pool_.BuildFile(messages_only);
+  ASSERT_NE(file, nullptr);
+  EXPECT_TRUE(CheckSupported(*file).ok());
+}
+
 TEST_F(ModelTest, RenamesServicesThatClash) {
   Build("p/dep.proto", R"(
     syntax = "proto3";
