@@ -5,7 +5,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/printer.h"
 #include "google/protobuf/io/zero_copy_stream.h"
@@ -215,11 +214,7 @@ std::string Substitute(const Vars& vars, const char* text) {
 }
 
 std::string HeaderGuard(const FileModel& file) {
-  std::string guard = absl::StrCat(file.base_path, "_IPCRPC_PB_H_");
-  for (char& c : guard) {
-    c = absl::ascii_isalnum(c) ? absl::ascii_toupper(c) : '_';
-  }
-  return guard;
+  return absl::StrCat("IPCRPC_INCLUDED_", FilenameIdentifier(file.proto_path));
 }
 
 Vars FileVars(const FileModel& file) {

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
@@ -207,6 +208,19 @@ absl::Status CheckSupported(const pb::FileDescriptor& file) {
         "or set it to false; ipcrpc does not use protobuf's generic services."));
   }
   return absl::OkStatus();
+}
+
+std::string FilenameIdentifier(absl::string_view filename) {
+  std::string id;
+  for (char c : filename) {
+    if (absl::ascii_isalnum(c)) {
+      id += c;
+    } else {
+      absl::StrAppend(&id, "_",
+                      absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
+    }
+  }
+  return id;
 }
 
 bool IsCppKeyword(absl::string_view name) {

@@ -74,6 +74,11 @@ absl::Status CheckSupported(const google::protobuf::FileDescriptor& file);
 
 // --- Naming helpers, exposed for tests. ---
 
+// An identifier made from a file name as protobuf's C++ generator makes its
+// include guards: letters and digits stay, every other byte becomes `_` and
+// two hex digits (`a/b_c.proto` -> `a_2fb_5fc_2eproto`).
+std::string FilenameIdentifier(absl::string_view filename);
+
 // true for C++ keywords and alternative tokens (C++20's included).
 bool IsCppKeyword(absl::string_view name);
 

@@ -151,6 +151,14 @@ TEST_F(ModelTest, RenamesMethodsThatClash) {
   EXPECT_EQ(s.methods[5].wire_name, "/p.Svc/AsyncGet");
 }
 
+TEST(FilenameIdentifierTest, EscapesLikeProtobufIncludeGuards) {
+  EXPECT_EQ(FilenameIdentifier("a/b_c.proto"), "a_2fb_5fc_2eproto");
+  EXPECT_EQ(FilenameIdentifier("a_b/c.proto"), "a_5fb_2fc_2eproto");
+  EXPECT_EQ(FilenameIdentifier("3rd-party/x.proto"),
+            "3rd_2dparty_2fx_2eproto");
+  EXPECT_EQ(FilenameIdentifier("t\tb"), "t_09b");  // always two hex digits
+}
+
 TEST_F(ModelTest, RefusesGenericServices) {
   pb::FileDescriptorProto proto;
   proto.set_name("g/s.proto");

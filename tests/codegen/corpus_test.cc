@@ -15,6 +15,8 @@
 #include "tests/codegen/corpus/common/shared.ipcrpc.pb.h"
 #include "tests/codegen/corpus/dotted.ipcrpc.pb.h"
 #include "tests/codegen/corpus/greeter.ipcrpc.pb.h"
+#include "tests/codegen/corpus/guard/one_two.ipcrpc.pb.h"
+#include "tests/codegen/corpus/guard_one/two.ipcrpc.pb.h"
 #include "tests/codegen/corpus/no_package.ipcrpc.pb.h"
 
 namespace {
@@ -433,6 +435,16 @@ TEST(ClashesTest, MethodTablesYieldToClasses) {
             (std::vector<std::string>{"/clash.Table/Call"}));
   EXPECT_EQ(WireNames(clash::kkTableMethodsMethods),
             (std::vector<std::string>{"/clash.kTableMethods/Call"}));
+}
+
+// --- Include guards: distinct for guard/one_two and guard_one/two. ---
+
+TEST(IncludeGuardTest, FilesWhosePathsDifferOnlyInSlashAndUnderscore) {
+  // Each header was included above; with equal guards the second would
+  // have been skipped and this would not compile.
+  EXPECT_EQ(guard::slash::First::kServiceName, "guard.slash.First");
+  EXPECT_EQ(guard::underscore::Second::kServiceName,
+            "guard.underscore.Second");
 }
 
 // --- A file with messages only. ---
