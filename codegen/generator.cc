@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "google/protobuf/io/printer.h"
 #include "google/protobuf/io/zero_copy_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -111,8 +112,7 @@ constexpr char kNoServices[] =
     "// No services in $proto$: this file exists so that build rules can "
     "always expect it.\n";
 
-constexpr char kServiceClassOpen[] = R"(// $service_doc$
-class $service$ final {
+constexpr char kServiceClassOpen[] = R"($service_doc$class $service$ final {
  public:
   static constexpr ::absl::string_view kServiceName = "$full_service$";
 
@@ -123,8 +123,7 @@ class $service$ final {
     ~Service() override;
 )";
 constexpr char kServiceMethodDecl[] = R"(
-    // $doc$
-    virtual ::absl::Status $method$(::ipcrpc::ServerContext* context, $server_params$);
+$doc$    virtual ::absl::Status $method$(::ipcrpc::ServerContext* context, $server_params$);
 )";
 constexpr char kStubClassOpen[] = R"(  };
 
@@ -134,8 +133,7 @@ constexpr char kStubClassOpen[] = R"(  };
     explicit Stub(::std::shared_ptr< ::ipcrpc::Channel> channel);
 )";
 constexpr char kStubMethodDecl[] = R"(
-    // $doc$
-    $stub_return$ $method$(::ipcrpc::ClientContext* context$stub_params$);
+$doc$    $stub_return$ $method$(::ipcrpc::ClientContext* context$stub_params$);
 )";
 constexpr char kStubAsyncDecl[] =
     R"(    // Starts $method$ and returns; `done` runs once, on an ipcrpc thread, with its status.
@@ -213,26 +211,39 @@ std::string Substitute(const Vars& vars, const char* text) {
   return out;
 }
 
+// A `//` comment at `indent`: "first: line" for a one-line comment, "first:"
+// and then the lines for a longer one, "first." without one. `lines` come
+// from the model, already safe to print (CommentLines).
+std::string Comment(size_t indent, const std::string& first,
+                    const std::vector<std::string>& lines) {
+  const std::string pad(indent, ' ');
+  if (lines.empty()) return absl::StrCat(pad, "// ", first, ".\n");
+  if (lines.size() == 1) {
+    return absl::StrCat(pad, "// ", first, ": ", lines[0], "\n");
+  }
+  std::string out = absl::StrCat(pad, "// ", first, ":\n");
+  for (const std::string& line : lines) {
+    absl::StrAppend(&out, pad, line.empty() ? "//" : "// ", line, "\n");
+  }
+  return out;
+}
+
 std::string HeaderGuard(const FileModel& file) {
   return absl::StrCat("IPCRPC_INCLUDED_", FilenameIdentifier(file.proto_path));
 }
 
 Vars FileVars(const FileModel& file) {
-  return {{"proto", file.proto_path},
+  return {{"proto", absl::StrJoin(CommentLines(file.proto_path), " ")},
           {"base", file.base_path},
           {"guard", HeaderGuard(file)},
           {"ns", file.cpp_namespace}};
 }
 
 Vars ServiceVars(const ServiceModel& service) {
-  std::string doc =
-      service.comment.empty()
-          ? absl::StrCat(service.full_name, ".")
-          : absl::StrCat(service.full_name, ": ", service.comment);
   return {{"service", service.cpp_name},
           {"full_service", service.full_name},
           {"table", service.table_name},
-          {"service_doc", doc}};
+          {"service_doc", Comment(0, service.full_name, service.comment)}};
 }
 
 Vars OneMethodVars(const ServiceModel& service, size_t index) {
@@ -249,9 +260,8 @@ Vars OneMethodVars(const ServiceModel& service, size_t index) {
                {"kind", kind.enumerator},
                {"handler", kind.handler},
                {"server_args", kind.server_args}});
-  vars["doc"] =
-      absl::StrCat(method.proto_name, " (", kind.name, ")",
-                   method.comment.empty() ? "." : ": ", method.comment);
+  vars["doc"] = Comment(4, absl::StrCat(method.proto_name, " (", kind.name, ")"),
+                        method.comment);
   vars["server_params"] = Substitute(vars, kind.server_params);
   vars["server_types"] = Substitute(vars, kind.server_types);
   vars["stub_return"] = Substitute(vars, kind.stub_return);

@@ -37,6 +37,30 @@ TEST(HeaderGuardTest, SlashAndUnderscoreGiveDifferentGuards) {
                        "#ifndef IPCRPC_INCLUDED_a_5fb_2fc_2eproto\n"));
 }
 
+TEST(CommentTest, MethodCommentsKeepTheirLines) {
+  FileModel file = MessagesOnly("p/s.proto");
+  file.cpp_namespace = "p";
+  ServiceModel service;
+  service.full_name = "p.S";
+  service.proto_name = service.cpp_name = "S";
+  service.table_name = "kSMethods";
+  MethodModel method;
+  method.proto_name = method.cpp_name = "Get";
+  method.wire_name = "/p.S/Get";
+  method.request_type = "::p::AVeryLongRequestTypeName";
+  method.response_type = "::p::AVeryLongResponseTypeName";
+  method.comment = {"First line,", "second line."};
+  service.methods.push_back(method);
+  file.services.push_back(service);
+  const std::string header = GenerateHeader(file);
+  EXPECT_TRUE(Contains(header,
+                       "    // Get (unary):\n"
+                       "    // First line,\n"
+                       "    // second line.\n"
+                       "    virtual ::absl::Status Get("))
+      << header;
+}
+
 }  // namespace
 }  // namespace codegen
 }  // namespace ipcrpc

@@ -1,5 +1,6 @@
 #include "codegen/model.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -88,21 +89,29 @@ void AddProtobufNames(const pb::FileDescriptor& file,
   }
 }
 
-// A leading comment folded onto one line: whitespace runs become one space,
-// and no trailing backslash can splice the next generated line into it.
+// The leading comment of a service or method (see CommentLines).
 template <class T>
-std::string OneLineComment(const T& descriptor) {
+std::vector<std::string> LeadingComment(const T& descriptor) {
   pb::SourceLocation location;
-  if (!descriptor.GetSourceLocation(&location)) return "";
-  std::vector<absl::string_view> words =
-      absl::StrSplit(location.leading_comments, absl::ByAnyChar(" \t\r\n\f\v"),
-                     absl::SkipEmpty());
-  std::string comment = absl::StrJoin(words, " ");
-  while (!comment.empty() &&
-         (comment.back() == '\\' || comment.back() == ' ')) {
-    comment.pop_back();
+  if (!descriptor.GetSourceLocation(&location)) return {};
+  return CommentLines(location.leading_comments);
+}
+
+// `line` with trigraphs escaped and control characters other than tab turned
+// into spaces.
+std::string EscapeCommentLine(absl::string_view line) {
+  static constexpr absl::string_view kTrigraphEnds = "=/'()!<>-";
+  std::string out;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(line[i]);
+    if (c == '?' && i + 2 < line.size() && line[i + 1] == '?' &&
+        kTrigraphEnds.find(line[i + 2]) != absl::string_view::npos) {
+      out += "?\\";  // `??/` -> `?\?/`: the second `?` follows below
+      continue;
+    }
+    out += (c < 0x20 && c != '\t') || c == 0x7f ? ' ' : line[i];
   }
-  return comment;
+  return out;
 }
 
 MethodKind KindOf(const pb::MethodDescriptor& method) {
@@ -150,7 +159,7 @@ MethodModel BuildMethod(const pb::MethodDescriptor& method) {
   m.kind = KindOf(method);
   m.request_type = cpp::QualifiedClassName(method.input_type());
   m.response_type = cpp::QualifiedClassName(method.output_type());
-  m.comment = OneLineComment(method);
+  m.comment = LeadingComment(method);
   return m;
 }
 
@@ -158,7 +167,7 @@ ServiceModel BuildService(const pb::ServiceDescriptor& service) {
   ServiceModel s;
   s.full_name = service.full_name();
   s.proto_name = service.name();
-  s.comment = OneLineComment(service);
+  s.comment = LeadingComment(service);
   for (int i = 0; i < service.method_count(); ++i) {
     s.methods.push_back(BuildMethod(*service.method(i)));
   }
@@ -208,6 +217,38 @@ absl::Status CheckSupported(const pb::FileDescriptor& file) {
         "or set it to false; ipcrpc does not use protobuf's generic services."));
   }
   return absl::OkStatus();
+}
+
+std::vector<std::string> CommentLines(absl::string_view text) {
+  std::vector<std::string> lines;
+  const std::string unix_text = absl::StrReplaceAll(text, {{"\r\n", "\n"}});
+  for (absl::string_view raw :
+       absl::StrSplit(unix_text, absl::ByAnyChar("\r\n"))) {
+    std::string line = EscapeCommentLine(raw);
+    while (!line.empty() && (absl::ascii_isspace(line.back()) ||
+                             line.back() == '\\')) {
+      line.pop_back();
+    }
+    lines.push_back(std::move(line));
+  }
+  while (!lines.empty() && lines.back().empty()) lines.pop_back();
+  size_t first = 0;
+  while (first < lines.size() && lines[first].empty()) ++first;
+  lines.erase(lines.begin(), lines.begin() + first);
+  size_t indent = std::string::npos;
+  for (const std::string& line : lines) {
+    if (line.empty()) continue;
+    indent = std::min(indent, line.find_first_not_of(" \t"));
+  }
+  for (std::string& line : lines) {
+    if (!line.empty()) line.erase(0, indent);
+  }
+  // protoc strips the indentation of a block comment's later lines, but not
+  // the space after `/*`.
+  if (!lines.empty()) {
+    lines[0].erase(0, lines[0].find_first_not_of(" \t"));
+  }
+  return lines;
 }
 
 std::string FilenameIdentifier(absl::string_view filename) {

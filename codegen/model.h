@@ -44,7 +44,9 @@ struct MethodModel {
   MethodKind kind = MethodKind::kUnary;
   std::string request_type;   // "::demo::HelloRequest"
   std::string response_type;  // "::demo::HelloReply"
-  std::string comment;        // leading .proto comment on one line, or ""
+  // The leading .proto comment, one entry per line, safe to print after
+  // `// ` (see CommentLines); empty without a comment.
+  std::vector<std::string> comment;
 };
 
 struct ServiceModel {
@@ -52,7 +54,7 @@ struct ServiceModel {
   std::string proto_name;  // "Greeter"
   std::string cpp_name;    // the generated class ("Greeter", "Service_")
   std::string table_name;  // the method table ("kGreeterMethods")
-  std::string comment;     // leading .proto comment on one line, or ""
+  std::vector<std::string> comment;  // as MethodModel::comment
   std::vector<MethodModel> methods;  // in .proto order
 };
 
@@ -73,6 +75,15 @@ FileModel BuildFileModel(const google::protobuf::FileDescriptor& file);
 absl::Status CheckSupported(const google::protobuf::FileDescriptor& file);
 
 // --- Naming helpers, exposed for tests. ---
+
+// The lines of a .proto comment, each safe to print after `// ` in C++:
+// split where C++ ends a `//` comment (\n, \r\n and a lone \r); the common
+// indentation (and the first line's) and trailing whitespace removed; leading
+// and trailing blank lines dropped; other control characters become spaces;
+// a trigraph `??X` is written `?\?X` (so `??/` cannot splice lines); and
+// backslashes at the end of a line are dropped (they would splice the next
+// generated line into the comment).
+std::vector<std::string> CommentLines(absl::string_view text);
 
 // An identifier made from a file name as protobuf's C++ generator makes its
 // include guards: letters and digits stay, every other byte becomes `_` and

@@ -98,7 +98,7 @@ TEST_F(ModelTest, ResolvesWireNamesKindsAndTypes) {
   EXPECT_EQ(s.methods[1].async_cpp_name, "");  // only unary methods have one
 }
 
-TEST_F(ModelTest, FoldsLeadingCommentsOntoOneLine) {
+TEST_F(ModelTest, KeepsLeadingCommentsLineByLine) {
   FileModel file = Build("c.proto", R"(
     syntax = "proto3";
     message M {}
@@ -114,10 +114,33 @@ TEST_F(ModelTest, FoldsLeadingCommentsOntoOneLine) {
     })");
   ASSERT_EQ(file.services.size(), 1u);
   const ServiceModel& s = file.services[0];
-  EXPECT_EQ(s.comment, "Says hello.");
-  EXPECT_EQ(s.methods[0].comment, "Block comments are.");
-  EXPECT_EQ(s.methods[1].comment, "");
+  EXPECT_EQ(s.comment, (std::vector<std::string>{"Says", "  hello."}));
+  EXPECT_EQ(s.methods[0].comment,
+            (std::vector<std::string>{"Block comments", "are."}));
+  EXPECT_TRUE(s.methods[1].comment.empty());
   EXPECT_EQ(s.methods[0].wire_name, "/S/Hi");  // no package
+}
+
+TEST(CommentLinesTest, SplitsWhereCppEndsALineComment) {
+  EXPECT_EQ(CommentLines(" a\n b\r\n c\r d\n"),
+            (std::vector<std::string>{"a", "b", "c", "d"}));
+  EXPECT_EQ(CommentLines("\n\n a\n\n   b  \n\n"),
+            (std::vector<std::string>{"a", "", "  b"}));
+  EXPECT_TRUE(CommentLines(" \n\t\n").empty());
+}
+
+TEST(CommentLinesTest, NothingCanSpliceOrEscapeTheComment) {
+  // A backslash (with or without spaces after it) would splice the next
+  // generated line into the comment.
+  EXPECT_EQ(CommentLines(" a \\\n b\\  \n c\\\\"),
+            (std::vector<std::string>{"a", "b", "c"}));
+  // Trigraphs, `??/` above all, are broken up wherever they are.
+  // (The input is spelled with `?\?` so that this file has no trigraphs.)
+  EXPECT_EQ(CommentLines(" what?\?/\n ?\?= ?\?( ok? ?\?\?/"),
+            (std::vector<std::string>{"what?\\?/", "?\\?= ?\\?( ok? ??\\?/"}));
+  // Other control characters become spaces; tabs stay.
+  EXPECT_EQ(CommentLines(" a\fb\vc\td"),
+            (std::vector<std::string>{"a b c\td"}));
 }
 
 TEST_F(ModelTest, RenamesMethodsThatClash) {

@@ -12,6 +12,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/codegen/corpus/clashes.ipcrpc.pb.h"
+#include "tests/codegen/corpus/comments.ipcrpc.pb.h"
 #include "tests/codegen/corpus/common/shared.ipcrpc.pb.h"
 #include "tests/codegen/corpus/dotted.ipcrpc.pb.h"
 #include "tests/codegen/corpus/greeter.ipcrpc.pb.h"
@@ -445,6 +446,17 @@ TEST(IncludeGuardTest, FilesWhosePathsDifferOnlyInSlashAndUnderscore) {
   EXPECT_EQ(guard::slash::First::kServiceName, "guard.slash.First");
   EXPECT_EQ(guard::underscore::Second::kServiceName,
             "guard.underscore.Second");
+}
+
+// --- Comments: any text compiles (and -Werror sees -Wtrigraphs). ---
+
+TEST(CommentsTest, ServiceWithTrickyCommentsCompilesAndWorks) {
+  comments::Notebook::Service service;
+  EXPECT_EQ(service.methods().size(), 4u);
+  EXPECT_EQ(WireNames(comments::kNotebookMethods),
+            (std::vector<std::string>{
+                "/comments.Notebook/Write", "/comments.Notebook/Splice",
+                "/comments.Notebook/Backslash", "/comments.Notebook/Block"}));
 }
 
 // --- A file with messages only. ---
