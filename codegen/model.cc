@@ -20,19 +20,22 @@ namespace cpp = ::google::protobuf::compiler::cpp;
 
 using NameSet = std::set<std::string>;
 
-// Members of each generated <Service> class: neither the class itself nor a
-// method may be named like one of them.
+// Members of each generated <Service> class: a service may not be named like
+// one of them (a class may not have a member named like itself).
 const NameSet& ServiceClassMembers() {
-  static const auto* const kNames =
-      new NameSet{"Service", "Stub", "NewStub", "kServiceName"};
+  static const auto* const kNames = new NameSet{
+      "Service", "StubInterface", "Stub", "NewStub", "kServiceName"};
   return *kNames;
 }
 
-// Members of ipcrpc::Service and of the generated Stub that a method of the
-// same name would hide or break.
-const NameSet& InheritedAndPrivateMembers() {
-  static const auto* const kNames = new NameSet{"name", "methods", "AddMethod",
-                                                "RegisteredMethod", "channel_"};
+// What a method may not be named: every method is a member of the classes
+// Service, StubInterface and Stub (and, if unary, of async_interface and
+// Stub's `async`), and C++ forbids a member named like its own class; the
+// others are members generated in the same classes as the methods.
+const NameSet& ReservedMethodNames() {
+  static const auto* const kNames =
+      new NameSet{"Service", "StubInterface",  "Stub",        "async",
+                  "async_interface", "channel_", "async_stub_", "stub_"};
   return *kNames;
 }
 
@@ -124,30 +127,18 @@ MethodKind KindOf(const pb::MethodDescriptor& method) {
 }
 
 // Resolves method names inside one service (rules: docs/CODEGEN.md). A
-// method keeps its .proto name unless that is a keyword, a generated member,
-// or the Async<X> of another unary method X; a rename never takes a name some
-// other method has in the .proto.
+// method keeps its .proto name unless C++ forbids it there (a keyword, or a
+// name in ReservedMethodNames); a rename never takes a name some other method
+// has in the .proto.
 void NameMethods(ServiceModel* service) {
-  NameSet members = ServiceClassMembers();
-  members.insert(InheritedAndPrivateMembers().begin(),
-                 InheritedAndPrivateMembers().end());
-  members.insert(service->cpp_name);
-  members.insert(service->table_name);
+  NameSet members = ReservedMethodNames();
   for (MethodModel& m : service->methods) {
     NameSet taken = members;
     for (const MethodModel& other : service->methods) {
-      if (&other == &m) continue;
-      taken.insert(other.proto_name);
-      if (other.kind == MethodKind::kUnary)
-        taken.insert("Async" + other.proto_name);
+      if (&other != &m) taken.insert(other.proto_name);
     }
     m.cpp_name = MakeUnique(m.proto_name, taken);
     members.insert(m.cpp_name);
-  }
-  for (MethodModel& m : service->methods) {
-    if (m.kind != MethodKind::kUnary) continue;
-    m.async_cpp_name = MakeUnique("Async" + m.proto_name, members);
-    members.insert(m.async_cpp_name);
   }
 }
 
@@ -205,20 +196,6 @@ void NameServices(const pb::FileDescriptor& file,
 
 }  // namespace
 
-absl::Status CheckSupported(const pb::FileDescriptor& file) {
-  if (file.service_count() > 0 && file.options().cc_generic_services()) {
-    const pb::ServiceDescriptor& service = *file.service(0);
-    return absl::FailedPreconditionError(absl::StrCat(
-        file.name(), ": service ", service.full_name(),
-        ": option cc_generic_services = true makes protoc's C++ generator "
-        "declare a class of the same name (",
-        absl::StrReplaceAll(service.full_name(), {{".", "::"}}),
-        "), which is the class protoc-gen-ipcrpc generates. Remove the option "
-        "or set it to false; ipcrpc does not use protobuf's generic services."));
-  }
-  return absl::OkStatus();
-}
-
 std::vector<std::string> CommentLines(absl::string_view text) {
   std::vector<std::string> lines;
   const std::string unix_text = absl::StrReplaceAll(text, {{"\r\n", "\n"}});
@@ -262,6 +239,20 @@ std::string FilenameIdentifier(absl::string_view filename) {
     }
   }
   return id;
+}
+
+absl::Status CheckSupported(const pb::FileDescriptor& file) {
+  if (file.service_count() > 0 && file.options().cc_generic_services()) {
+    const pb::ServiceDescriptor& service = *file.service(0);
+    return absl::FailedPreconditionError(absl::StrCat(
+        file.name(), ": service ", service.full_name(),
+        ": option cc_generic_services = true makes protoc's C++ generator "
+        "declare a class of the same name (",
+        absl::StrReplaceAll(service.full_name(), {{".", "::"}}),
+        "), which is the class protoc-gen-ipcrpc generates. Remove the option "
+        "or set it to false; ipcrpc does not use protobuf's generic services."));
+  }
+  return absl::OkStatus();
 }
 
 bool IsCppKeyword(absl::string_view name) {

@@ -38,8 +38,7 @@ enum class MethodKind {
 
 struct MethodModel {
   std::string proto_name;      // "SayHello", as written in the .proto
-  std::string cpp_name;        // member name in Service and Stub ("delete_")
-  std::string async_cpp_name;  // Stub's callback variant; unary methods only
+  std::string cpp_name;        // member name in Service, Stub... ("delete_")
   std::string wire_name;       // "/demo.Greeter/SayHello"
   MethodKind kind = MethodKind::kUnary;
   std::string request_type;   // "::demo::HelloRequest"

@@ -90,12 +90,10 @@ TEST_F(ModelTest, ResolvesWireNamesKindsAndTypes) {
   EXPECT_EQ(s.methods[0].wire_name, "/a.b.S/U");
   EXPECT_EQ(s.methods[0].request_type, "::a::b::Outer_Inner");
   EXPECT_EQ(s.methods[0].response_type, "::a::b::M");
-  EXPECT_EQ(s.methods[0].async_cpp_name, "AsyncU");
   EXPECT_EQ(s.methods[0].kind, MethodKind::kUnary);
   EXPECT_EQ(s.methods[1].kind, MethodKind::kServerStreaming);
   EXPECT_EQ(s.methods[2].kind, MethodKind::kClientStreaming);
   EXPECT_EQ(s.methods[3].kind, MethodKind::kBidiStreaming);
-  EXPECT_EQ(s.methods[1].async_cpp_name, "");  // only unary methods have one
 }
 
 TEST_F(ModelTest, KeepsLeadingCommentsLineByLine) {
@@ -143,7 +141,15 @@ TEST(CommentLinesTest, NothingCanSpliceOrEscapeTheComment) {
             (std::vector<std::string>{"a b c\td"}));
 }
 
-TEST_F(ModelTest, RenamesMethodsThatClash) {
+TEST(FilenameIdentifierTest, EscapesLikeProtobufIncludeGuards) {
+  EXPECT_EQ(FilenameIdentifier("a/b_c.proto"), "a_2fb_5fc_2eproto");
+  EXPECT_EQ(FilenameIdentifier("a_b/c.proto"), "a_5fb_2fc_2eproto");
+  EXPECT_EQ(FilenameIdentifier("3rd-party/x.proto"),
+            "3rd_2dparty_2fx_2eproto");
+  EXPECT_EQ(FilenameIdentifier("t\tb"), "t_09b");  // always two hex digits
+}
+
+TEST_F(ModelTest, RenamesOnlyMethodsCppForbids) {
   FileModel file = Build("m.proto", R"(
     syntax = "proto3";
     package p;
@@ -156,30 +162,24 @@ TEST_F(ModelTest, RenamesMethodsThatClash) {
       rpc AddMethod(M) returns (M);
       rpc AsyncGet(M) returns (M);
       rpc Get(M) returns (M);
-      rpc AsyncList(M) returns (M);
-      rpc List(M) returns (stream M);
+      rpc Stub(M) returns (M);
+      rpc StubInterface(M) returns (stream M);
+      rpc Service(stream M) returns (M);
+      rpc async(M) returns (M);
+      rpc async_interface(M) returns (M);
+      rpc channel_(M) returns (M);
+      rpc NewStub(M) returns (M);
     })");
   ASSERT_EQ(file.services.size(), 1u);
   const ServiceModel& s = file.services[0];
   EXPECT_EQ(CppNames(s),
-            (std::vector<std::string>{"new__", "new_", "Svc_", "kSvcMethods_",
-                                      "AddMethod_", "AsyncGet_", "Get",
-                                      "AsyncList", "List"}));
-  // Async names come from .proto names and take what the renames left free.
-  EXPECT_EQ(s.methods[0].async_cpp_name, "Asyncnew");
-  EXPECT_EQ(s.methods[5].async_cpp_name, "AsyncAsyncGet");
-  EXPECT_EQ(s.methods[6].async_cpp_name, "AsyncGet");
+            (std::vector<std::string>{
+                "new__", "new_", "Svc", "kSvcMethods", "AddMethod", "AsyncGet",
+                "Get", "Stub_", "StubInterface_", "Service_", "async_",
+                "async_interface_", "channel__", "NewStub"}));
   // Wire names keep the .proto names.
   EXPECT_EQ(s.methods[0].wire_name, "/p.Svc/new");
-  EXPECT_EQ(s.methods[5].wire_name, "/p.Svc/AsyncGet");
-}
-
-TEST(FilenameIdentifierTest, EscapesLikeProtobufIncludeGuards) {
-  EXPECT_EQ(FilenameIdentifier("a/b_c.proto"), "a_2fb_5fc_2eproto");
-  EXPECT_EQ(FilenameIdentifier("a_b/c.proto"), "a_5fb_2fc_2eproto");
-  EXPECT_EQ(FilenameIdentifier("3rd-party/x.proto"),
-            "3rd_2dparty_2fx_2eproto");
-  EXPECT_EQ(FilenameIdentifier("t\tb"), "t_09b");  // always two hex digits
+  EXPECT_EQ(s.methods[7].wire_name, "/p.Svc/Stub");
 }
 
 TEST_F(ModelTest, RefusesGenericServices) {
@@ -233,23 +233,25 @@ TEST_F(ModelTest, RenamesServicesThatClash) {
     import "p/dep.proto";
     service Stub {}
     service Stub_ {}
+    service StubInterface {}
     service class {}
     service Dep_Nested {}
     service Dep_Kind_KIND_A {}
     service Table {}
     service kTableMethods {}
     service std {})");
-  ASSERT_EQ(file.services.size(), 8u);
+  ASSERT_EQ(file.services.size(), 9u);
   std::vector<std::string> classes, tables;
   for (const ServiceModel& s : file.services) {
     classes.push_back(s.cpp_name);
     tables.push_back(s.table_name);
   }
   EXPECT_EQ(classes, (std::vector<std::string>{
-                         "Stub__", "Stub_", "class_", "Dep_Nested_",
-                         "Dep_Kind_KIND_A_", "Table", "kTableMethods", "std"}));
-  EXPECT_EQ(tables[5], "kTableMethods_");  // tables yield to classes
-  EXPECT_EQ(tables[2], "kclassMethods");
+                         "Stub__", "Stub_", "StubInterface_", "class_",
+                         "Dep_Nested_", "Dep_Kind_KIND_A_", "Table",
+                         "kTableMethods", "std"}));
+  EXPECT_EQ(tables[6], "kTableMethods_");  // tables yield to classes
+  EXPECT_EQ(tables[3], "kclassMethods");
 }
 
 TEST_F(ModelTest, WithoutAPackageNamespacesOfGeneratedCodeAreTaken) {
