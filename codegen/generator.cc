@@ -227,6 +227,8 @@ constexpr char kNewStub[] = R"(
 
 // --- Filling in the pieces. ---
 
+constexpr size_t kLineWidth = 80;
+
 // `text` with its $variables$ replaced from `vars`.
 std::string Substitute(const Vars& vars, const char* text) {
   std::string out;
@@ -244,12 +246,43 @@ std::vector<std::string> SubstituteAll(const Vars& vars,
   return out;
 }
 
-// A declaration, definition head or call on one line: `head(arg, arg)tail`
-// at `indent`, ending in a newline.
+// A declaration or definition head, ending in a newline: `head(arg, arg)tail`
+// on one line if it fits in kLineWidth columns at `indent`, otherwise `head(`
+// and then one argument per line, indented four columns more.
 std::string Wrap(size_t indent, absl::string_view head,
                  const std::vector<std::string>& args, absl::string_view tail) {
-  return absl::StrCat(std::string(indent, ' '), head, "(",
-                      absl::StrJoin(args, ", "), ")", tail, "\n");
+  const std::string pad(indent, ' ');
+  std::string line = absl::StrCat(pad, head, "(", absl::StrJoin(args, ", "),
+                                  ")", tail, "\n");
+  if (line.size() <= kLineWidth + 1 || args.empty()) return line;
+  return absl::StrCat(pad, head, "(\n", pad, "    ",
+                      absl::StrJoin(args, absl::StrCat(",\n", pad, "    ")),
+                      ")", tail, "\n");
+}
+
+// A call statement, ending in a newline: as Wrap, but arguments that do not
+// fit on the first line fill the lines that follow.
+std::string WrapCall(size_t indent, absl::string_view head,
+                     const std::vector<std::string>& args,
+                     absl::string_view tail) {
+  const std::string pad(indent, ' ');
+  std::string line = absl::StrCat(pad, head, "(", absl::StrJoin(args, ", "),
+                                  ")", tail, "\n");
+  if (line.size() <= kLineWidth + 1 || args.empty()) return line;
+  std::string out = absl::StrCat(pad, head, "(");
+  std::string current = pad + "    ";
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string piece =
+        args[i] + (i + 1 < args.size() ? "," : absl::StrCat(")", tail));
+    if (current.size() > indent + 4 &&
+        current.size() + 1 + piece.size() > kLineWidth) {
+      absl::StrAppend(&out, "\n", current);
+      current = pad + "    ";
+    }
+    if (current.size() > indent + 4) current += " ";
+    current += piece;
+  }
+  return absl::StrCat(out, "\n", current, "\n");
 }
 
 // `params` without their names ("const T* request" -> "const T*").
@@ -360,7 +393,7 @@ Vars OneMethodVars(const FileModel& file, const ServiceModel& service,
   vars["stub_head"] =
       Wrap(0, absl::StrCat(stub_return, " ", cls, "::Stub::", name),
            stub_params, " {");
-  vars["stub_body"] = Wrap(
+  vars["stub_body"] = WrapCall(
       2, absl::StrCat("return ::ipcrpc::internal::",
                       Substitute(vars, kind.stub_call)),
       Concat({"*channel_", entry, "context"},
@@ -370,7 +403,7 @@ Vars OneMethodVars(const FileModel& file, const ServiceModel& service,
       0, absl::StrCat("void ", cls, "::Stub::async::", name), async_params,
       " {");
   vars["async_body"] =
-      Wrap(2, "::ipcrpc::internal::AsyncUnaryCall",
+      WrapCall(2, "::ipcrpc::internal::AsyncUnaryCall",
            {"*stub_->channel_", entry, "context", "*request", "response",
             "::std::move(done)"},
            ";");

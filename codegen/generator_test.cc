@@ -37,7 +37,7 @@ TEST(HeaderGuardTest, SlashAndUnderscoreGiveDifferentGuards) {
                        "#ifndef IPCRPC_INCLUDED_a_5fb_2fc_2eproto\n"));
 }
 
-TEST(CommentTest, MethodCommentsKeepTheirLines) {
+TEST(CommentTest, MethodCommentsKeepTheirLinesAndDeclarationsWrap) {
   FileModel file = MessagesOnly("p/s.proto");
   file.cpp_namespace = "p";
   ServiceModel service;
@@ -57,7 +57,10 @@ TEST(CommentTest, MethodCommentsKeepTheirLines) {
                        "    // Get (unary):\n"
                        "    // First line,\n"
                        "    // second line.\n"
-                       "    virtual ::absl::Status Get("))
+                       "    virtual ::absl::Status Get(\n"
+                       "        ::ipcrpc::ServerContext* context,\n"
+                       "        const ::p::AVeryLongRequestTypeName* request,\n"
+                       "        ::p::AVeryLongResponseTypeName* response);\n"))
       << header;
 }
 
