@@ -375,13 +375,15 @@ TEST(ClashesTest, GeneratedMemberNamesAsMethodNames) {
                 "/clash.Names/channel_", "/clash.Names/async_stub_",
                 "/clash.Names/stub_", "/clash.Names/AsyncFoo",
                 "/clash.Names/Foo", "/clash.Names/Bar", "/clash.Names/Request",
-                "/clash.Names/Reply"}));
+                "/clash.Names/Reply", "/clash.Names/context",
+                "/clash.Names/request", "/clash.Names/done", "/clash.Names/args",
+                "/clash.Names/clash", "/clash.Names/ipcrpc"}));
   clash::Names::Service service;
   // Methods hide ipcrpc::Service's name() and methods(); the runtime (and
   // anyone else) still reaches them through the base class.
   const ipcrpc::Service& base = service;
   EXPECT_EQ(base.name(), "clash.Names");
-  EXPECT_EQ(base.methods().size(), 20u);
+  EXPECT_EQ(base.methods().size(), 26u);
   // Only names C++ forbids in these classes were renamed.
   clash::Request request;
   clash::Reply reply;
@@ -406,6 +408,12 @@ TEST(ClashesTest, GeneratedMemberNamesAsMethodNames) {
            service.Bar(nullptr, &request, nullptr),
            service.Request(nullptr, &request, &reply),
            service.Reply(nullptr, &request, &reply),
+           service.context(nullptr, &request, &reply),
+           service.request(nullptr, &request, &reply),
+           service.done(nullptr, &request, &reply),
+           service.args(nullptr, &request, &reply),
+           service.clash(nullptr, &request, &reply),
+           service.ipcrpc(nullptr, &request, &reply),
        }) {
     EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented);
   }
@@ -414,7 +422,7 @@ TEST(ClashesTest, GeneratedMemberNamesAsMethodNames) {
 TEST(ClashesTest, CallbackVariantsLiveBehindAsync) {
   auto channel = std::make_shared<RecordingChannel>();
   clash::Names::Stub stub(channel);
-  ClientContext c1, c2, c3, c4, c5;
+  ClientContext c1, c2, c3, c4, c5, c6, c7;
   clash::Request request;
   clash::Reply reply;
   auto ignore = [](absl::Status) {};
@@ -423,11 +431,14 @@ TEST(ClashesTest, CallbackVariantsLiveBehindAsync) {
   stub.async()->AsyncFoo(&c3, &request, &reply, ignore);
   stub.async()->NewStub(&c4, &request, &reply, ignore);
   EXPECT_TRUE(stub.kServiceName(&c5, request, &reply).ok());
+  EXPECT_TRUE(stub.request(&c6, request, &reply).ok());
+  stub.async()->args(&c7, &request, &reply, ignore);
   EXPECT_EQ(channel->calls,
             (std::vector<std::string>{
                 "/clash.Names/Foo ", "/clash.Names/AsyncFoo ",
                 "/clash.Names/AsyncFoo ", "/clash.Names/NewStub ",
-                "/clash.Names/kServiceName "}));
+                "/clash.Names/kServiceName ", "/clash.Names/request ",
+                "/clash.Names/args "}));
 }
 
 TEST(ClashesTest, MethodsNamedLikeTheirServiceKeepTheirNames) {
