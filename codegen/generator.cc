@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "google/protobuf/io/printer.h"
 #include "google/protobuf/io/zero_copy_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -20,63 +20,66 @@ using Vars = std::map<std::string, std::string>;
 
 // --- What differs between the four kinds of method. ---
 
+// Parameters are "type name"; types may use $req$ and $resp$.
 struct KindTemplates {
   const char* enumerator;  // ipcrpc::RpcKind::...
   const char* name;        // as ipcrpc::RpcKindName() spells it
   const char* handler;     // ipcrpc::internal::Make...Handler
-  // Service side, after `::ipcrpc::ServerContext* context, `.
-  const char* server_params;  // named
-  const char* server_types;   // unnamed, for the UNIMPLEMENTED defaults
-  const char* server_args;    // what a handler's lambda forwards
-  // Stub side.
+  std::vector<const char*> server_params;  // after the ServerContext*
   const char* stub_return;
-  const char* stub_params;  // after `::ipcrpc::ClientContext* context`
-  const char* stub_call;    // in ::ipcrpc::internal
+  std::vector<const char*> stub_params;  // after the ClientContext*
+  const char* stub_call;                 // in ::ipcrpc::internal
+  // After `*channel_, <table entry>, context`.
+  std::vector<const char*> stub_call_args;
 };
 
 // clang-format off
 const KindTemplates& TemplatesFor(MethodKind kind) {
-  static const KindTemplates kTemplates[] = {
+  static const auto* const kTemplates = new KindTemplates[4]{
       {/*enumerator=*/"kUnary",
        /*name=*/"unary",
        /*handler=*/"MakeUnaryHandler",
-       /*server_params=*/"const $req$* request, $resp$* response",
-       /*server_types=*/"const $req$*, $resp$*",
-       /*server_args=*/"request, response",
+       /*server_params=*/{"const $req$* request", "$resp$* response"},
        /*stub_return=*/"::absl::Status",
-       /*stub_params=*/", const $req$& request, $resp$* response",
-       /*stub_call=*/"BlockingUnaryCall(*channel_, $table$[$index$], context, request, response)"},
+       /*stub_params=*/{"const $req$& request", "$resp$* response"},
+       /*stub_call=*/"BlockingUnaryCall",
+       /*stub_call_args=*/{"request", "response"}},
       {/*enumerator=*/"kServerStreaming",
        /*name=*/"server-streaming",
        /*handler=*/"MakeServerStreamingHandler",
-       /*server_params=*/"const $req$* request, ::ipcrpc::ServerWriter< $resp$>* writer",
-       /*server_types=*/"const $req$*, ::ipcrpc::ServerWriter< $resp$>*",
-       /*server_args=*/"request, writer",
+       /*server_params=*/{"const $req$* request", "::ipcrpc::ServerWriter< $resp$>* writer"},
        /*stub_return=*/"::std::unique_ptr< ::ipcrpc::ClientReader< $resp$>>",
-       /*stub_params=*/", const $req$& request",
-       /*stub_call=*/"NewClientReader< $resp$>(*channel_, $table$[$index$], context, request)"},
+       /*stub_params=*/{"const $req$& request"},
+       /*stub_call=*/"NewClientReader< $resp$>",
+       /*stub_call_args=*/{"request"}},
       {/*enumerator=*/"kClientStreaming",
        /*name=*/"client-streaming",
        /*handler=*/"MakeClientStreamingHandler",
-       /*server_params=*/"::ipcrpc::ServerReader< $req$>* reader, $resp$* response",
-       /*server_types=*/"::ipcrpc::ServerReader< $req$>*, $resp$*",
-       /*server_args=*/"reader, response",
+       /*server_params=*/{"::ipcrpc::ServerReader< $req$>* reader", "$resp$* response"},
        /*stub_return=*/"::std::unique_ptr< ::ipcrpc::ClientWriter< $req$>>",
-       /*stub_params=*/", $resp$* response",
-       /*stub_call=*/"NewClientWriter< $req$>(*channel_, $table$[$index$], context, response)"},
+       /*stub_params=*/{"$resp$* response"},
+       /*stub_call=*/"NewClientWriter< $req$>",
+       /*stub_call_args=*/{"response"}},
       {/*enumerator=*/"kBidiStreaming",
        /*name=*/"bidi-streaming",
        /*handler=*/"MakeBidiStreamingHandler",
-       /*server_params=*/"::ipcrpc::ServerReaderWriter< $resp$, $req$>* stream",
-       /*server_types=*/"::ipcrpc::ServerReaderWriter< $resp$, $req$>*",
-       /*server_args=*/"stream",
+       /*server_params=*/{"::ipcrpc::ServerReaderWriter< $resp$, $req$>* stream"},
        /*stub_return=*/"::std::unique_ptr< ::ipcrpc::ClientReaderWriter< $req$, $resp$>>",
-       /*stub_params=*/"",
-       /*stub_call=*/"NewClientReaderWriter< $req$, $resp$>(*channel_, $table$[$index$], context)"},
+       /*stub_params=*/{},
+       /*stub_call=*/"NewClientReaderWriter< $req$, $resp$>",
+       /*stub_call_args=*/{}},
   };
   return kTemplates[static_cast<int>(kind)];
 }
 // clang-format on
+
+// The parameters of the callback variant of a unary method (grpcpp's shape).
+const std::vector<const char*>& AsyncParams() {
+  static const auto* const kParams = new std::vector<const char*>{
+      "::ipcrpc::ClientContext* context", "const $req$* request",
+      "$resp$* response", "::std::function<void(::absl::Status)> done"};
+  return *kParams;
+}
 
 // --- The named pieces, per file, service and method. ---
 
@@ -84,8 +87,8 @@ constexpr char kHeaderPrologue[] =
     R"(// Generated by protoc-gen-ipcrpc from $proto$. DO NOT EDIT.
 //
 // Per service: a method table, <Service>::Service to derive from and register
-// with an ipcrpc::ServerBuilder, and <Service>::Stub (from NewStub) to call it.
-// See docs/CODEGEN.md.
+// with an ipcrpc::ServerBuilder, and <Service>::Stub (from NewStub) to call it,
+// which implements <Service>::StubInterface. See docs/CODEGEN.md.
 
 #ifndef $guard$
 #define $guard$
@@ -112,8 +115,7 @@ constexpr char kNoServices[] =
     "// No services in $proto$: this file exists so that build rules can "
     "always expect it.\n";
 
-constexpr char kServiceClassOpen[] = R"(// $service_doc$
-class $service$ final {
+constexpr char kServiceClassOpen[] = R"($service_doc$class $service$ final {
  public:
   static constexpr ::absl::string_view kServiceName = "$full_service$";
 
@@ -123,29 +125,57 @@ class $service$ final {
     Service();
     ~Service() override;
 )";
-constexpr char kServiceMethodDecl[] = R"(
-    // $doc$
-    virtual ::absl::Status $method$(::ipcrpc::ServerContext* context, $server_params$);
-)";
-constexpr char kStubClassOpen[] = R"(  };
+constexpr char kStubInterfaceOpen[] = R"(  };
 
-  // Client side.
-  class Stub {
+  // Client side, what a Stub does: code that takes a StubInterface& can be
+  // given a fake or mock (a class derived from this one) in tests.
+  class StubInterface {
+   public:
+    virtual ~StubInterface() = default;
+)";
+constexpr char kAsyncInterfaceOpen[] = R"(
+    // The callback variants of the unary methods: stub->async()->M(...)
+    // starts M and returns; `done` runs once, on an ipcrpc thread, with M's
+    // status. `request` is only read before M returns; `context` and
+    // `response` must stay alive until `done` runs.
+    class async_interface {
+     public:
+      virtual ~async_interface() = default;
+)";
+constexpr char kAsyncInterfaceClose[] = R"(    };
+    // nullptr unless overridden (as in grpcpp), so a fake needs only the
+    // methods it uses.
+    virtual async_interface* async() { return nullptr; }
+)";
+constexpr char kStubOpen[] = R"(  };
+
+  // Client side: calls $full_service$ through a Channel.
+  class Stub final : public StubInterface {
    public:
     explicit Stub(::std::shared_ptr< ::ipcrpc::Channel> channel);
+    Stub(const Stub&) = delete;
+    Stub& operator=(const Stub&) = delete;
+
 )";
-constexpr char kStubMethodDecl[] = R"(
-    // $doc$
-    $stub_return$ $method$(::ipcrpc::ClientContext* context$stub_params$);
+constexpr char kStubAsyncOpen[] = R"(
+    class async final : public StubInterface::async_interface {
+     public:
 )";
-constexpr char kStubAsyncDecl[] =
-    R"(    // Starts $method$ and returns; `done` runs once, on an ipcrpc thread, with its status.
-    void $async$(::ipcrpc::ClientContext* context, const $req$& request, $resp$* response, ::std::function<void(::absl::Status)> done);
+constexpr char kStubAsyncClose[] = R"(
+     private:
+      friend class Stub;
+      explicit async(Stub* stub) : stub_(stub) {}
+      Stub* stub_;
+    };
+    class async* async() override { return &async_stub_; }
 )";
-constexpr char kServiceClassClose[] = R"(
+constexpr char kStubClose[] = R"(
    private:
     ::std::shared_ptr< ::ipcrpc::Channel> channel_;
-  };
+)";
+constexpr char kStubAsyncMember[] = R"(    class async async_stub_{this};
+)";
+constexpr char kServiceClassClose[] = R"(  };
 
   static ::std::unique_ptr<Stub> NewStub(::std::shared_ptr< ::ipcrpc::Channel> channel);
 };
@@ -165,35 +195,28 @@ constexpr char kSourcePrologue[] =
 
 constexpr char kServiceConstructorOpen[] = R"(// $full_service$: server side.
 
-$service$::Service::Service() : ::ipcrpc::Service(kServiceName) {
+$service$::Service::Service()
+    : ::ipcrpc::Service($qservice$::kServiceName) {
 )";
 constexpr char kServiceRegistration[] =
-    R"(  AddMethod($table$[$index$], ::ipcrpc::internal::$handler$< $req$, $resp$>(
-      [this](::ipcrpc::ServerContext* context, $server_params$) { return this->$method$(context, $server_args$); }));
+    R"(  ::ipcrpc::Service::AddMethod(
+      $qtable$[$index$],
+      ::ipcrpc::internal::$handler$< $req$, $resp$>(
+          [this](auto... args) { return this->$method$(args...); }));
 )";
 constexpr char kServiceConstructorClose[] = R"(}
 
 $service$::Service::~Service() = default;
 )";
 constexpr char kServiceMethodDefault[] = R"(
-::absl::Status $service$::Service::$method$(::ipcrpc::ServerContext*, $server_types$) {
-  return ::absl::UnimplementedError("Method $full_service$/$proto_method$ is not implemented");
+$default_head$  return ::absl::UnimplementedError("Method $full_service$/$proto_method$ is not implemented");
 }
 )";
 constexpr char kStubConstructor[] = R"(
 // $full_service$: client side.
 
-$service$::Stub::Stub(::std::shared_ptr< ::ipcrpc::Channel> channel) : channel_(::std::move(channel)) {}
-)";
-constexpr char kStubMethodDef[] = R"(
-$stub_return$ $service$::Stub::$method$(::ipcrpc::ClientContext* context$stub_params$) {
-  return ::ipcrpc::internal::$stub_call$;
-}
-)";
-constexpr char kStubAsyncDef[] = R"(
-void $service$::Stub::$async$(::ipcrpc::ClientContext* context, const $req$& request, $resp$* response, ::std::function<void(::absl::Status)> done) {
-  ::ipcrpc::internal::AsyncUnaryCall(*channel_, $table$[$index$], context, request, response, ::std::move(done));
-}
+$service$::Stub::Stub(::std::shared_ptr< ::ipcrpc::Channel> channel)
+    : channel_(::std::move(channel)) {}
 )";
 constexpr char kNewStub[] = R"(
 ::std::unique_ptr<$service$::Stub> $service$::NewStub(::std::shared_ptr< ::ipcrpc::Channel> channel) {
@@ -203,6 +226,8 @@ constexpr char kNewStub[] = R"(
 )";
 
 // --- Filling in the pieces. ---
+
+constexpr size_t kLineWidth = 80;
 
 // `text` with its $variables$ replaced from `vars`.
 std::string Substitute(const Vars& vars, const char* text) {
@@ -214,64 +239,202 @@ std::string Substitute(const Vars& vars, const char* text) {
   return out;
 }
 
-std::string HeaderGuard(const FileModel& file) {
-  std::string guard = absl::StrCat(file.base_path, "_IPCRPC_PB_H_");
-  for (char& c : guard) {
-    c = absl::ascii_isalnum(c) ? absl::ascii_toupper(c) : '_';
+std::vector<std::string> SubstituteAll(const Vars& vars,
+                                       const std::vector<const char*>& texts) {
+  std::vector<std::string> out;
+  for (const char* text : texts) out.push_back(Substitute(vars, text));
+  return out;
+}
+
+// A declaration or definition head, ending in a newline: `head(arg, arg)tail`
+// on one line if it fits in kLineWidth columns at `indent`, otherwise `head(`
+// and then one argument per line, indented four columns more.
+std::string Wrap(size_t indent, absl::string_view head,
+                 const std::vector<std::string>& args, absl::string_view tail) {
+  const std::string pad(indent, ' ');
+  std::string line = absl::StrCat(pad, head, "(", absl::StrJoin(args, ", "),
+                                  ")", tail, "\n");
+  if (line.size() <= kLineWidth + 1 || args.empty()) return line;
+  return absl::StrCat(pad, head, "(\n", pad, "    ",
+                      absl::StrJoin(args, absl::StrCat(",\n", pad, "    ")),
+                      ")", tail, "\n");
+}
+
+// A call statement, ending in a newline: as Wrap, but arguments that do not
+// fit on the first line fill the lines that follow.
+std::string WrapCall(size_t indent, absl::string_view head,
+                     const std::vector<std::string>& args,
+                     absl::string_view tail) {
+  const std::string pad(indent, ' ');
+  std::string line = absl::StrCat(pad, head, "(", absl::StrJoin(args, ", "),
+                                  ")", tail, "\n");
+  if (line.size() <= kLineWidth + 1 || args.empty()) return line;
+  std::string out = absl::StrCat(pad, head, "(");
+  std::string current = pad + "    ";
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string piece =
+        args[i] + (i + 1 < args.size() ? "," : absl::StrCat(")", tail));
+    if (current.size() > indent + 4 &&
+        current.size() + 1 + piece.size() > kLineWidth) {
+      absl::StrAppend(&out, "\n", current);
+      current = pad + "    ";
+    }
+    if (current.size() > indent + 4) current += " ";
+    current += piece;
   }
-  return guard;
+  return absl::StrCat(out, "\n", current, "\n");
+}
+
+// `params` without their names ("const T* request" -> "const T*").
+std::vector<std::string> Unnamed(const std::vector<std::string>& params) {
+  std::vector<std::string> types;
+  for (const std::string& param : params) {
+    types.push_back(param.substr(0, param.rfind(' ')));
+  }
+  return types;
+}
+
+std::vector<std::string> Concat(std::vector<std::string> a,
+                                const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// A `//` comment at `indent`: "first: line" for a one-line comment, "first:"
+// and then the lines for a longer one, "first." without one. `lines` come
+// from the model, already safe to print (CommentLines).
+std::string Comment(size_t indent, const std::string& first,
+                    const std::vector<std::string>& lines) {
+  const std::string pad(indent, ' ');
+  if (lines.empty()) return absl::StrCat(pad, "// ", first, ".\n");
+  if (lines.size() == 1) {
+    return absl::StrCat(pad, "// ", first, ": ", lines[0], "\n");
+  }
+  std::string out = absl::StrCat(pad, "// ", first, ":\n");
+  for (const std::string& line : lines) {
+    absl::StrAppend(&out, pad, line.empty() ? "//" : "// ", line, "\n");
+  }
+  return out;
+}
+
+std::string HeaderGuard(const FileModel& file) {
+  return absl::StrCat("IPCRPC_INCLUDED_", FilenameIdentifier(file.proto_path));
+}
+
+// The C++ namespace's prefix for qualified names: "::a::b::", or "::".
+std::string QualifiedPrefix(const FileModel& file) {
+  return file.cpp_namespace.empty()
+             ? "::"
+             : absl::StrCat("::", file.cpp_namespace, "::");
 }
 
 Vars FileVars(const FileModel& file) {
-  return {{"proto", file.proto_path},
+  return {{"proto", absl::StrJoin(CommentLines(file.proto_path), " ")},
           {"base", file.base_path},
           {"guard", HeaderGuard(file)},
           {"ns", file.cpp_namespace}};
 }
 
-Vars ServiceVars(const ServiceModel& service) {
-  std::string doc =
-      service.comment.empty()
-          ? absl::StrCat(service.full_name, ".")
-          : absl::StrCat(service.full_name, ": ", service.comment);
+Vars ServiceVars(const FileModel& file, const ServiceModel& service) {
   return {{"service", service.cpp_name},
+          {"qservice", QualifiedPrefix(file) + service.cpp_name},
           {"full_service", service.full_name},
           {"table", service.table_name},
-          {"service_doc", doc}};
+          {"qtable", QualifiedPrefix(file) + service.table_name},
+          {"service_doc", Comment(0, service.full_name, service.comment)}};
 }
 
-Vars OneMethodVars(const ServiceModel& service, size_t index) {
+// The variables of method `index` of `service`; `<piece>_decl` are the
+// declarations, `<piece>_head` and `<piece>_body` the definitions.
+Vars OneMethodVars(const FileModel& file, const ServiceModel& service,
+                   size_t index) {
   const MethodModel& method = service.methods[index];
   const KindTemplates& kind = TemplatesFor(method.kind);
-  Vars vars = ServiceVars(service);
+  Vars vars = ServiceVars(file, service);
   vars.insert({{"index", absl::StrCat(index)},
                {"method", method.cpp_name},
-               {"async", method.async_cpp_name},
                {"proto_method", method.proto_name},
                {"wire", method.wire_name},
                {"req", method.request_type},
                {"resp", method.response_type},
                {"kind", kind.enumerator},
-               {"handler", kind.handler},
-               {"server_args", kind.server_args}});
-  vars["doc"] =
-      absl::StrCat(method.proto_name, " (", kind.name, ")",
-                   method.comment.empty() ? "." : ": ", method.comment);
-  vars["server_params"] = Substitute(vars, kind.server_params);
-  vars["server_types"] = Substitute(vars, kind.server_types);
-  vars["stub_return"] = Substitute(vars, kind.stub_return);
-  vars["stub_params"] = Substitute(vars, kind.stub_params);
-  vars["stub_call"] = Substitute(vars, kind.stub_call);
+               {"handler", kind.handler}});
+  const std::string& name = method.cpp_name;
+  const std::string& cls = service.cpp_name;
+  const std::string entry = absl::StrCat(vars["qtable"], "[", index, "]");
+
+  const std::vector<std::string> server_params =
+      Concat({"::ipcrpc::ServerContext* context"},
+             SubstituteAll(vars, kind.server_params));
+  const std::vector<std::string> stub_params =
+      Concat({"::ipcrpc::ClientContext* context"},
+             SubstituteAll(vars, kind.stub_params));
+  const std::string stub_return = Substitute(vars, kind.stub_return);
+  const std::vector<std::string> async_params =
+      SubstituteAll(vars, AsyncParams());
+
+  vars["doc"] = Comment(4, absl::StrCat(method.proto_name, " (", kind.name, ")"),
+                        method.comment);
+  vars["service_decl"] = Wrap(4, absl::StrCat("virtual ::absl::Status ", name),
+                              server_params, ";");
+  vars["interface_decl"] =
+      Wrap(4, absl::StrCat("virtual ", stub_return, " ", name), stub_params,
+           " = 0;");
+  vars["stub_decl"] =
+      Wrap(4, absl::StrCat(stub_return, " ", name), stub_params, " override;");
+  vars["async_interface_decl"] =
+      Wrap(6, absl::StrCat("virtual void ", name), async_params, " = 0;");
+  vars["async_decl"] =
+      Wrap(6, absl::StrCat("void ", name), async_params, " override;");
+
+  vars["default_head"] =
+      Wrap(0, absl::StrCat("::absl::Status ", cls, "::Service::", name),
+           Unnamed(server_params), " {");
+  vars["stub_head"] =
+      Wrap(0, absl::StrCat(stub_return, " ", cls, "::Stub::", name),
+           stub_params, " {");
+  vars["stub_body"] = WrapCall(
+      2, absl::StrCat("return ::ipcrpc::internal::",
+                      Substitute(vars, kind.stub_call)),
+      Concat({"*channel_", entry, "context"},
+             SubstituteAll(vars, kind.stub_call_args)),
+      ";");
+  vars["async_head"] = Wrap(
+      0, absl::StrCat("void ", cls, "::Stub::async::", name), async_params,
+      " {");
+  vars["async_body"] =
+      WrapCall(2, "::ipcrpc::internal::AsyncUnaryCall",
+           {"*stub_->channel_", entry, "context", "*request", "response",
+            "::std::move(done)"},
+           ";");
   return vars;
 }
 
 // The variables of every method of `service`, in order.
-std::vector<Vars> MethodVars(const ServiceModel& service) {
+std::vector<Vars> MethodVars(const FileModel& file,
+                             const ServiceModel& service) {
   std::vector<Vars> all;
   for (size_t i = 0; i < service.methods.size(); ++i) {
-    all.push_back(OneMethodVars(service, i));
+    all.push_back(OneMethodVars(file, service, i));
   }
   return all;
+}
+
+bool IsUnary(const Vars& method) { return method.at("kind") == "kUnary"; }
+
+bool HasUnary(const std::vector<Vars>& methods) {
+  for (const Vars& method : methods) {
+    if (IsUnary(method)) return true;
+  }
+  return false;
+}
+
+// Prints `text` with the variables of every method, or every unary method.
+void PrintMethods(io::Printer& p, const std::vector<Vars>& methods,
+                  const char* text, bool unary_only = false) {
+  for (const Vars& method : methods) {
+    if (!unary_only || IsUnary(method)) p.Print(method, text);
+  }
 }
 
 void OpenNamespace(io::Printer& p, const FileModel& file) {
@@ -286,38 +449,51 @@ void CloseNamespace(io::Printer& p, const FileModel& file) {
   }
 }
 
-void PrintServiceDeclaration(io::Printer& p, const ServiceModel& service) {
-  const Vars vars = ServiceVars(service);
-  const std::vector<Vars> methods = MethodVars(service);
+void PrintServiceDeclaration(io::Printer& p, const FileModel& file,
+                             const ServiceModel& service) {
+  const Vars vars = ServiceVars(file, service);
+  const std::vector<Vars> methods = MethodVars(file, service);
+  const bool has_async = HasUnary(methods);
   if (methods.empty()) {
     p.Print(vars, kNoMethodTable);
   } else {
     p.Print(vars, kMethodTableOpen);
-    for (const Vars& method : methods) p.Print(method, kMethodTableEntry);
+    PrintMethods(p, methods, kMethodTableEntry);
     p.Print(vars, kMethodTableClose);
   }
   p.Print(vars, kServiceClassOpen);
-  for (const Vars& method : methods) p.Print(method, kServiceMethodDecl);
-  p.Print(vars, kStubClassOpen);
-  for (const Vars& method : methods) {
-    p.Print(method, kStubMethodDecl);
-    if (method.at("kind") == "kUnary") p.Print(method, kStubAsyncDecl);
+  PrintMethods(p, methods, "\n$doc$$service_decl$");
+  p.Print(vars, kStubInterfaceOpen);
+  PrintMethods(p, methods, "\n$doc$$interface_decl$");
+  if (has_async) {
+    p.Print(vars, kAsyncInterfaceOpen);
+    PrintMethods(p, methods, "$async_interface_decl$", /*unary_only=*/true);
+    p.Print(vars, kAsyncInterfaceClose);
   }
+  p.Print(vars, kStubOpen);
+  PrintMethods(p, methods, "$stub_decl$");
+  if (has_async) {
+    p.Print(vars, kStubAsyncOpen);
+    PrintMethods(p, methods, "$async_decl$", /*unary_only=*/true);
+    p.Print(vars, kStubAsyncClose);
+  }
+  p.Print(vars, kStubClose);
+  if (has_async) p.Print(vars, kStubAsyncMember);
   p.Print(vars, kServiceClassClose);
 }
 
-void PrintServiceDefinition(io::Printer& p, const ServiceModel& service) {
-  const Vars vars = ServiceVars(service);
-  const std::vector<Vars> methods = MethodVars(service);
+void PrintServiceDefinition(io::Printer& p, const FileModel& file,
+                            const ServiceModel& service) {
+  const Vars vars = ServiceVars(file, service);
+  const std::vector<Vars> methods = MethodVars(file, service);
   p.Print(vars, kServiceConstructorOpen);
-  for (const Vars& method : methods) p.Print(method, kServiceRegistration);
+  PrintMethods(p, methods, kServiceRegistration);
   p.Print(vars, kServiceConstructorClose);
-  for (const Vars& method : methods) p.Print(method, kServiceMethodDefault);
+  PrintMethods(p, methods, kServiceMethodDefault);
   p.Print(vars, kStubConstructor);
-  for (const Vars& method : methods) {
-    p.Print(method, kStubMethodDef);
-    if (method.at("kind") == "kUnary") p.Print(method, kStubAsyncDef);
-  }
+  PrintMethods(p, methods, "\n$stub_head$$stub_body$}\n");
+  PrintMethods(p, methods, "\n$async_head$$async_body$}\n",
+               /*unary_only=*/true);
   p.Print(vars, kNewStub);
 }
 
@@ -342,7 +518,7 @@ std::string GenerateHeader(const FileModel& file) {
     } else {
       OpenNamespace(p, file);
       for (const ServiceModel& service : file.services) {
-        PrintServiceDeclaration(p, service);
+        PrintServiceDeclaration(p, file, service);
       }
       CloseNamespace(p, file);
     }
@@ -362,7 +538,7 @@ std::string GenerateSource(const FileModel& file) {
     } else {
       OpenNamespace(p, file);
       for (const ServiceModel& service : file.services) {
-        PrintServiceDefinition(p, service);
+        PrintServiceDefinition(p, file, service);
       }
       CloseNamespace(p, file);
     }
@@ -377,6 +553,10 @@ bool IpcrpcGenerator::Generate(
   if (!parameter.empty()) {
     *error = absl::StrCat("protoc-gen-ipcrpc takes no parameter, got \"",
                           parameter, "\"");
+    return false;
+  }
+  if (absl::Status supported = CheckSupported(*file); !supported.ok()) {
+    *error = std::string(supported.message());
     return false;
   }
   const FileModel model = BuildFileModel(*file);

@@ -3,7 +3,8 @@
 // For `foo/bar.proto` protoc's own C++ generator writes `foo/bar.pb.h/.cc`
 // (messages); this generator writes `foo/bar.ipcrpc.pb.h/.cc` next to them
 // (services: a method table, `<Service>::Service` to derive from on the
-// server side, `<Service>::Stub` on the client side). A file without services
+// server side, `<Service>::StubInterface` and its implementation
+// `<Service>::Stub` on the client side). A file without services
 // still gets both files, nearly empty, so build rules can always expect them.
 // What exactly is generated, and the naming rules: docs/CODEGEN.md.
 //
@@ -32,7 +33,8 @@ std::string GenerateSource(const FileModel& file);
 
 class IpcrpcGenerator final : public google::protobuf::compiler::CodeGenerator {
  public:
-  // Takes no parameter (`--ipcrpc_out=DIR`); fails on any.
+  // Takes no parameter (`--ipcrpc_out=DIR`); fails on any, and on a file
+  // CheckSupported() (model.h) refuses.
   bool Generate(const google::protobuf::FileDescriptor* file,
                 const std::string& parameter,
                 google::protobuf::compiler::GeneratorContext* context,

@@ -1,12 +1,15 @@
 #include "codegen/model.h"
 
+#include <algorithm>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/compiler/cpp/names.h"
+#include "google/protobuf/descriptor.pb.h"
 
 namespace ipcrpc {
 namespace codegen {
@@ -17,19 +20,22 @@ namespace cpp = ::google::protobuf::compiler::cpp;
 
 using NameSet = std::set<std::string>;
 
-// Members of each generated <Service> class: neither the class itself nor a
-// method may be named like one of them.
+// Members of each generated <Service> class: a service may not be named like
+// one of them (a class may not have a member named like itself).
 const NameSet& ServiceClassMembers() {
-  static const auto* const kNames =
-      new NameSet{"Service", "Stub", "NewStub", "kServiceName"};
+  static const auto* const kNames = new NameSet{
+      "Service", "StubInterface", "Stub", "NewStub", "kServiceName"};
   return *kNames;
 }
 
-// Members of ipcrpc::Service and of the generated Stub that a method of the
-// same name would hide or break.
-const NameSet& InheritedAndPrivateMembers() {
-  static const auto* const kNames = new NameSet{"name", "methods", "AddMethod",
-                                                "RegisteredMethod", "channel_"};
+// What a method may not be named: every method is a member of the classes
+// Service, StubInterface and Stub (and, if unary, of async_interface and
+// Stub's `async`), and C++ forbids a member named like its own class; the
+// others are members generated in the same classes as the methods.
+const NameSet& ReservedMethodNames() {
+  static const auto* const kNames =
+      new NameSet{"Service", "StubInterface",  "Stub",        "async",
+                  "async_interface", "channel_", "async_stub_", "stub_"};
   return *kNames;
 }
 
@@ -86,21 +92,29 @@ void AddProtobufNames(const pb::FileDescriptor& file,
   }
 }
 
-// A leading comment folded onto one line: whitespace runs become one space,
-// and no trailing backslash can splice the next generated line into it.
+// The leading comment of a service or method (see CommentLines).
 template <class T>
-std::string OneLineComment(const T& descriptor) {
+std::vector<std::string> LeadingComment(const T& descriptor) {
   pb::SourceLocation location;
-  if (!descriptor.GetSourceLocation(&location)) return "";
-  std::vector<absl::string_view> words =
-      absl::StrSplit(location.leading_comments, absl::ByAnyChar(" \t\r\n\f\v"),
-                     absl::SkipEmpty());
-  std::string comment = absl::StrJoin(words, " ");
-  while (!comment.empty() &&
-         (comment.back() == '\\' || comment.back() == ' ')) {
-    comment.pop_back();
+  if (!descriptor.GetSourceLocation(&location)) return {};
+  return CommentLines(location.leading_comments);
+}
+
+// `line` with trigraphs escaped and control characters other than tab turned
+// into spaces.
+std::string EscapeCommentLine(absl::string_view line) {
+  static constexpr absl::string_view kTrigraphEnds = "=/'()!<>-";
+  std::string out;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(line[i]);
+    if (c == '?' && i + 2 < line.size() && line[i + 1] == '?' &&
+        kTrigraphEnds.find(line[i + 2]) != absl::string_view::npos) {
+      out += "?\\";  // `??/` -> `?\?/`: the second `?` follows below
+      continue;
+    }
+    out += (c < 0x20 && c != '\t') || c == 0x7f ? ' ' : line[i];
   }
-  return comment;
+  return out;
 }
 
 MethodKind KindOf(const pb::MethodDescriptor& method) {
@@ -113,30 +127,18 @@ MethodKind KindOf(const pb::MethodDescriptor& method) {
 }
 
 // Resolves method names inside one service (rules: docs/CODEGEN.md). A
-// method keeps its .proto name unless that is a keyword, a generated member,
-// or the Async<X> of another unary method X; a rename never takes a name some
-// other method has in the .proto.
+// method keeps its .proto name unless C++ forbids it there (a keyword, or a
+// name in ReservedMethodNames); a rename never takes a name some other method
+// has in the .proto.
 void NameMethods(ServiceModel* service) {
-  NameSet members = ServiceClassMembers();
-  members.insert(InheritedAndPrivateMembers().begin(),
-                 InheritedAndPrivateMembers().end());
-  members.insert(service->cpp_name);
-  members.insert(service->table_name);
+  NameSet members = ReservedMethodNames();
   for (MethodModel& m : service->methods) {
     NameSet taken = members;
     for (const MethodModel& other : service->methods) {
-      if (&other == &m) continue;
-      taken.insert(other.proto_name);
-      if (other.kind == MethodKind::kUnary)
-        taken.insert("Async" + other.proto_name);
+      if (&other != &m) taken.insert(other.proto_name);
     }
     m.cpp_name = MakeUnique(m.proto_name, taken);
     members.insert(m.cpp_name);
-  }
-  for (MethodModel& m : service->methods) {
-    if (m.kind != MethodKind::kUnary) continue;
-    m.async_cpp_name = MakeUnique("Async" + m.proto_name, members);
-    members.insert(m.async_cpp_name);
   }
 }
 
@@ -148,7 +150,7 @@ MethodModel BuildMethod(const pb::MethodDescriptor& method) {
   m.kind = KindOf(method);
   m.request_type = cpp::QualifiedClassName(method.input_type());
   m.response_type = cpp::QualifiedClassName(method.output_type());
-  m.comment = OneLineComment(method);
+  m.comment = LeadingComment(method);
   return m;
 }
 
@@ -156,7 +158,7 @@ ServiceModel BuildService(const pb::ServiceDescriptor& service) {
   ServiceModel s;
   s.full_name = service.full_name();
   s.proto_name = service.name();
-  s.comment = OneLineComment(service);
+  s.comment = LeadingComment(service);
   for (int i = 0; i < service.method_count(); ++i) {
     s.methods.push_back(BuildMethod(*service.method(i)));
   }
@@ -193,6 +195,65 @@ void NameServices(const pb::FileDescriptor& file,
 }
 
 }  // namespace
+
+std::vector<std::string> CommentLines(absl::string_view text) {
+  std::vector<std::string> lines;
+  const std::string unix_text = absl::StrReplaceAll(text, {{"\r\n", "\n"}});
+  for (absl::string_view raw :
+       absl::StrSplit(unix_text, absl::ByAnyChar("\r\n"))) {
+    std::string line = EscapeCommentLine(raw);
+    while (!line.empty() && (absl::ascii_isspace(line.back()) ||
+                             line.back() == '\\')) {
+      line.pop_back();
+    }
+    lines.push_back(std::move(line));
+  }
+  while (!lines.empty() && lines.back().empty()) lines.pop_back();
+  size_t first = 0;
+  while (first < lines.size() && lines[first].empty()) ++first;
+  lines.erase(lines.begin(), lines.begin() + first);
+  size_t indent = std::string::npos;
+  for (const std::string& line : lines) {
+    if (line.empty()) continue;
+    indent = std::min(indent, line.find_first_not_of(" \t"));
+  }
+  for (std::string& line : lines) {
+    if (!line.empty()) line.erase(0, indent);
+  }
+  // protoc strips the indentation of a block comment's later lines, but not
+  // the space after `/*`.
+  if (!lines.empty()) {
+    lines[0].erase(0, lines[0].find_first_not_of(" \t"));
+  }
+  return lines;
+}
+
+std::string FilenameIdentifier(absl::string_view filename) {
+  std::string id;
+  for (char c : filename) {
+    if (absl::ascii_isalnum(c)) {
+      id += c;
+    } else {
+      absl::StrAppend(&id, "_",
+                      absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
+    }
+  }
+  return id;
+}
+
+absl::Status CheckSupported(const pb::FileDescriptor& file) {
+  if (file.service_count() > 0 && file.options().cc_generic_services()) {
+    const pb::ServiceDescriptor& service = *file.service(0);
+    return absl::FailedPreconditionError(absl::StrCat(
+        file.name(), ": service ", service.full_name(),
+        ": option cc_generic_services = true makes protoc's C++ generator "
+        "declare a class of the same name (",
+        absl::StrReplaceAll(service.full_name(), {{".", "::"}}),
+        "), which is the class protoc-gen-ipcrpc generates. Remove the option "
+        "or set it to false; ipcrpc does not use protobuf's generic services."));
+  }
+  return absl::OkStatus();
+}
 
 bool IsCppKeyword(absl::string_view name) {
   static const auto* const kKeywords = new NameSet{

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/descriptor.h"
 
@@ -37,13 +38,14 @@ enum class MethodKind {
 
 struct MethodModel {
   std::string proto_name;      // "SayHello", as written in the .proto
-  std::string cpp_name;        // member name in Service and Stub ("delete_")
-  std::string async_cpp_name;  // Stub's callback variant; unary methods only
+  std::string cpp_name;        // member name in Service, Stub... ("delete_")
   std::string wire_name;       // "/demo.Greeter/SayHello"
   MethodKind kind = MethodKind::kUnary;
   std::string request_type;   // "::demo::HelloRequest"
   std::string response_type;  // "::demo::HelloReply"
-  std::string comment;        // leading .proto comment on one line, or ""
+  // The leading .proto comment, one entry per line, safe to print after
+  // `// ` (see CommentLines); empty without a comment.
+  std::vector<std::string> comment;
 };
 
 struct ServiceModel {
@@ -51,7 +53,7 @@ struct ServiceModel {
   std::string proto_name;  // "Greeter"
   std::string cpp_name;    // the generated class ("Greeter", "Service_")
   std::string table_name;  // the method table ("kGreeterMethods")
-  std::string comment;     // leading .proto comment on one line, or ""
+  std::vector<std::string> comment;  // as MethodModel::comment
   std::vector<MethodModel> methods;  // in .proto order
 };
 
@@ -65,7 +67,27 @@ struct FileModel {
 
 FileModel BuildFileModel(const google::protobuf::FileDescriptor& file);
 
+// FAILED_PRECONDITION, naming the file, the service and the option, for a
+// file protoc-gen-ipcrpc cannot generate correct code for: one with services
+// and `option cc_generic_services = true` (protoc's C++ generator then
+// declares a class with the service's name, as this generator does).
+absl::Status CheckSupported(const google::protobuf::FileDescriptor& file);
+
 // --- Naming helpers, exposed for tests. ---
+
+// The lines of a .proto comment, each safe to print after `// ` in C++:
+// split where C++ ends a `//` comment (\n, \r\n and a lone \r); the common
+// indentation (and the first line's) and trailing whitespace removed; leading
+// and trailing blank lines dropped; other control characters become spaces;
+// a trigraph `??X` is written `?\?X` (so `??/` cannot splice lines); and
+// backslashes at the end of a line are dropped (they would splice the next
+// generated line into the comment).
+std::vector<std::string> CommentLines(absl::string_view text);
+
+// An identifier made from a file name as protobuf's C++ generator makes its
+// include guards: letters and digits stay, every other byte becomes `_` and
+// two hex digits (`a/b_c.proto` -> `a_2fb_5fc_2eproto`).
+std::string FilenameIdentifier(absl::string_view filename);
 
 // true for C++ keywords and alternative tokens (C++20's included).
 bool IsCppKeyword(absl::string_view name);

@@ -90,15 +90,13 @@ TEST_F(ModelTest, ResolvesWireNamesKindsAndTypes) {
   EXPECT_EQ(s.methods[0].wire_name, "/a.b.S/U");
   EXPECT_EQ(s.methods[0].request_type, "::a::b::Outer_Inner");
   EXPECT_EQ(s.methods[0].response_type, "::a::b::M");
-  EXPECT_EQ(s.methods[0].async_cpp_name, "AsyncU");
   EXPECT_EQ(s.methods[0].kind, MethodKind::kUnary);
   EXPECT_EQ(s.methods[1].kind, MethodKind::kServerStreaming);
   EXPECT_EQ(s.methods[2].kind, MethodKind::kClientStreaming);
   EXPECT_EQ(s.methods[3].kind, MethodKind::kBidiStreaming);
-  EXPECT_EQ(s.methods[1].async_cpp_name, "");  // only unary methods have one
 }
 
-TEST_F(ModelTest, FoldsLeadingCommentsOntoOneLine) {
+TEST_F(ModelTest, KeepsLeadingCommentsLineByLine) {
   FileModel file = Build("c.proto", R"(
     syntax = "proto3";
     message M {}
@@ -114,13 +112,44 @@ TEST_F(ModelTest, FoldsLeadingCommentsOntoOneLine) {
     })");
   ASSERT_EQ(file.services.size(), 1u);
   const ServiceModel& s = file.services[0];
-  EXPECT_EQ(s.comment, "Says hello.");
-  EXPECT_EQ(s.methods[0].comment, "Block comments are.");
-  EXPECT_EQ(s.methods[1].comment, "");
+  EXPECT_EQ(s.comment, (std::vector<std::string>{"Says", "  hello."}));
+  EXPECT_EQ(s.methods[0].comment,
+            (std::vector<std::string>{"Block comments", "are."}));
+  EXPECT_TRUE(s.methods[1].comment.empty());
   EXPECT_EQ(s.methods[0].wire_name, "/S/Hi");  // no package
 }
 
-TEST_F(ModelTest, RenamesMethodsThatClash) {
+TEST(CommentLinesTest, SplitsWhereCppEndsALineComment) {
+  EXPECT_EQ(CommentLines(" a\n b\r\n c\r d\n"),
+            (std::vector<std::string>{"a", "b", "c", "d"}));
+  EXPECT_EQ(CommentLines("\n\n a\n\n   b  \n\n"),
+            (std::vector<std::string>{"a", "", "  b"}));
+  EXPECT_TRUE(CommentLines(" \n\t\n").empty());
+}
+
+TEST(CommentLinesTest, NothingCanSpliceOrEscapeTheComment) {
+  // A backslash (with or without spaces after it) would splice the next
+  // generated line into the comment.
+  EXPECT_EQ(CommentLines(" a \\\n b\\  \n c\\\\"),
+            (std::vector<std::string>{"a", "b", "c"}));
+  // Trigraphs, `??/` above all, are broken up wherever they are.
+  // (The input is spelled with `?\?` so that this file has no trigraphs.)
+  EXPECT_EQ(CommentLines(" what?\?/\n ?\?= ?\?( ok? ?\?\?/"),
+            (std::vector<std::string>{"what?\\?/", "?\\?= ?\\?( ok? ??\\?/"}));
+  // Other control characters become spaces; tabs stay.
+  EXPECT_EQ(CommentLines(" a\fb\vc\td"),
+            (std::vector<std::string>{"a b c\td"}));
+}
+
+TEST(FilenameIdentifierTest, EscapesLikeProtobufIncludeGuards) {
+  EXPECT_EQ(FilenameIdentifier("a/b_c.proto"), "a_2fb_5fc_2eproto");
+  EXPECT_EQ(FilenameIdentifier("a_b/c.proto"), "a_5fb_2fc_2eproto");
+  EXPECT_EQ(FilenameIdentifier("3rd-party/x.proto"),
+            "3rd_2dparty_2fx_2eproto");
+  EXPECT_EQ(FilenameIdentifier("t\tb"), "t_09b");  // always two hex digits
+}
+
+TEST_F(ModelTest, RenamesOnlyMethodsCppForbids) {
   FileModel file = Build("m.proto", R"(
     syntax = "proto3";
     package p;
@@ -133,22 +162,64 @@ TEST_F(ModelTest, RenamesMethodsThatClash) {
       rpc AddMethod(M) returns (M);
       rpc AsyncGet(M) returns (M);
       rpc Get(M) returns (M);
-      rpc AsyncList(M) returns (M);
-      rpc List(M) returns (stream M);
+      rpc Stub(M) returns (M);
+      rpc StubInterface(M) returns (stream M);
+      rpc Service(stream M) returns (M);
+      rpc async(M) returns (M);
+      rpc async_interface(M) returns (M);
+      rpc channel_(M) returns (M);
+      rpc NewStub(M) returns (M);
     })");
   ASSERT_EQ(file.services.size(), 1u);
   const ServiceModel& s = file.services[0];
   EXPECT_EQ(CppNames(s),
-            (std::vector<std::string>{"new__", "new_", "Svc_", "kSvcMethods_",
-                                      "AddMethod_", "AsyncGet_", "Get",
-                                      "AsyncList", "List"}));
-  // Async names come from .proto names and take what the renames left free.
-  EXPECT_EQ(s.methods[0].async_cpp_name, "Asyncnew");
-  EXPECT_EQ(s.methods[5].async_cpp_name, "AsyncAsyncGet");
-  EXPECT_EQ(s.methods[6].async_cpp_name, "AsyncGet");
+            (std::vector<std::string>{
+                "new__", "new_", "Svc", "kSvcMethods", "AddMethod", "AsyncGet",
+                "Get", "Stub_", "StubInterface_", "Service_", "async_",
+                "async_interface_", "channel__", "NewStub"}));
   // Wire names keep the .proto names.
   EXPECT_EQ(s.methods[0].wire_name, "/p.Svc/new");
-  EXPECT_EQ(s.methods[5].wire_name, "/p.Svc/AsyncGet");
+  EXPECT_EQ(s.methods[7].wire_name, "/p.Svc/Stub");
+}
+
+TEST_F(ModelTest, RefusesGenericServices) {
+  pb::FileDescriptorProto proto;
+  proto.set_name("g/s.proto");
+  proto.set_package("p");
+  proto.add_message_type()->set_name("M");
+  pb::ServiceDescriptorProto* service = proto.add_service();
+  service->set_name("S");
+  pb::MethodDescriptorProto* method = service->add_method();
+  method->set_name("Get");
+  method->set_input_type(".p.M");
+  method->set_output_type(".p.M");
+  const pb::FileDescriptor* plain = pool_.BuildFile(proto);
+  ASSERT_NE(plain, nullptr);
+  EXPECT_TRUE(CheckSupported(*plain).ok());
+
+  proto.set_name("g/generic.proto");
+  proto.set_package("q");
+  proto.mutable_service(0)->mutable_method(0)->set_input_type(".q.M");
+  proto.mutable_service(0)->mutable_method(0)->set_output_type(".q.M");
+  proto.mutable_options()->set_cc_generic_services(true);
+  const pb::FileDescriptor* generic = pool_.BuildFile(proto);
+  ASSERT_NE(generic, nullptr);
+  absl::Status status = CheckSupported(*generic);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(status.message(),
+            "g/generic.proto: service q.S: option cc_generic_services = true "
+            "makes protoc's C++ generator declare a class of the same name "
+            "(q::S), which is the class protoc-gen-ipcrpc generates. Remove "
+            "the option or set it to false; ipcrpc does not use protobuf's "
+            "generic services.");
+
+  // A file without services may keep the option.
+  pb::FileDescriptorProto messages_only;
+  messages_only.set_name("g/m.proto");
+  messages_only.mutable_options()->set_cc_generic_services(true);
+  const pb::FileDescriptor* file = pool_.BuildFile(messages_only);
+  ASSERT_NE(file, nullptr);
+  EXPECT_TRUE(CheckSupported(*file).ok());
 }
 
 TEST_F(ModelTest, RenamesServicesThatClash) {
@@ -162,23 +233,25 @@ TEST_F(ModelTest, RenamesServicesThatClash) {
     import "p/dep.proto";
     service Stub {}
     service Stub_ {}
+    service StubInterface {}
     service class {}
     service Dep_Nested {}
     service Dep_Kind_KIND_A {}
     service Table {}
     service kTableMethods {}
     service std {})");
-  ASSERT_EQ(file.services.size(), 8u);
+  ASSERT_EQ(file.services.size(), 9u);
   std::vector<std::string> classes, tables;
   for (const ServiceModel& s : file.services) {
     classes.push_back(s.cpp_name);
     tables.push_back(s.table_name);
   }
   EXPECT_EQ(classes, (std::vector<std::string>{
-                         "Stub__", "Stub_", "class_", "Dep_Nested_",
-                         "Dep_Kind_KIND_A_", "Table", "kTableMethods", "std"}));
-  EXPECT_EQ(tables[5], "kTableMethods_");  // tables yield to classes
-  EXPECT_EQ(tables[2], "kclassMethods");
+                         "Stub__", "Stub_", "StubInterface_", "class_",
+                         "Dep_Nested_", "Dep_Kind_KIND_A_", "Table",
+                         "kTableMethods", "std"}));
+  EXPECT_EQ(tables[6], "kTableMethods_");  // tables yield to classes
+  EXPECT_EQ(tables[3], "kclassMethods");
 }
 
 TEST_F(ModelTest, WithoutAPackageNamespacesOfGeneratedCodeAreTaken) {

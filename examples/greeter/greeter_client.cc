@@ -90,9 +90,9 @@ absl::Status RunAllKinds(Greeter::Stub& stub) {
     HelloReply reply;
     std::promise<absl::Status> done;  // the callback runs on another thread
     std::future<absl::Status> status = done.get_future();
-    stub.AsyncSayHello(&ctx, request, &reply, [&](absl::Status s) { done.set_value(s); });
+    stub.async()->SayHello(&ctx, &request, &reply, [&](absl::Status s) { done.set_value(s); });
     IPCRPC_RETURN_IF_ERROR(status.get());
-    std::printf("async unary      AsyncSayHello -> \"%s\"\n", reply.message().c_str());
+    std::printf("async unary      async()->SayHello -> \"%s\"\n", reply.message().c_str());
   }
   {  // An error status travels like gRPC's.
     ipcrpc::ClientContext ctx;

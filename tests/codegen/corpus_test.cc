@@ -1,20 +1,25 @@
 // Uses the code generated for tests/codegen/corpus/*.proto: method tables and
 // wire names, the methods a Service registers, the UNIMPLEMENTED defaults,
 // the exact C++ signatures, renamed identifiers, and the calls stubs make into
-// a Channel (a recording fake, so no transport or server is involved).
+// a Channel (a recording fake, so no transport or server is involved), and a
+// stub faked through StubInterface.
 
 #include <functional>
 #include <iterator>
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/codegen/corpus/clashes.ipcrpc.pb.h"
+#include "tests/codegen/corpus/comments.ipcrpc.pb.h"
 #include "tests/codegen/corpus/common/shared.ipcrpc.pb.h"
 #include "tests/codegen/corpus/dotted.ipcrpc.pb.h"
 #include "tests/codegen/corpus/greeter.ipcrpc.pb.h"
+#include "tests/codegen/corpus/guard/one_two.ipcrpc.pb.h"
+#include "tests/codegen/corpus/guard_one/two.ipcrpc.pb.h"
 #include "tests/codegen/corpus/no_package.ipcrpc.pb.h"
 
 namespace {
@@ -113,10 +118,12 @@ static_assert(
                    absl::Status (Greeter::Stub::*)(
                        ClientContext*, const HelloRequest&, HelloReply*)>);
 static_assert(
-    std::is_same_v<decltype(&Greeter::Stub::AsyncSayHello),
-                   void (Greeter::Stub::*)(ClientContext*, const HelloRequest&,
-                                           HelloReply*,
-                                           std::function<void(absl::Status)>)>);
+    std::is_same_v<decltype(&Greeter::StubInterface::async_interface::SayHello),
+                   void (Greeter::StubInterface::async_interface::*)(
+                       ClientContext*, const HelloRequest*, HelloReply*,
+                       std::function<void(absl::Status)>)>);
+static_assert(std::is_same_v<decltype(std::declval<Greeter::Stub&>().async()),
+                             class Greeter::Stub::async*>);
 static_assert(
     std::is_same_v<decltype(&Greeter::Stub::Lots),
                    std::unique_ptr<ipcrpc::ClientReader<HelloReply>> (
@@ -133,6 +140,9 @@ static_assert(
 static_assert(std::is_same_v<decltype(&Greeter::NewStub),
                              std::unique_ptr<Greeter::Stub> (*)(
                                  std::shared_ptr<ipcrpc::Channel>)>);
+static_assert(std::is_abstract_v<Greeter::StubInterface> &&
+              std::has_virtual_destructor_v<Greeter::StubInterface> &&
+              std::is_base_of_v<Greeter::StubInterface, Greeter::Stub>);
 static_assert(std::is_polymorphic_v<Greeter::Service> &&
               std::is_base_of_v<ipcrpc::Service, Greeter::Service>);
 static_assert(demo::kGreeterMethods[3].kind == RpcKind::kBidiStreaming);
@@ -208,8 +218,8 @@ TEST(GreeterTest, StubsCallTheChannelWithTheirTableEntry) {
   ClientContext unary, async, lots, many, chat;
   EXPECT_TRUE(stub->SayHello(&unary, request, &reply).ok());
   absl::Status async_status = absl::UnknownError("done not called");
-  stub->AsyncSayHello(&async, request, &reply,
-                      [&](absl::Status s) { async_status = s; });
+  stub->async()->SayHello(&async, &request, &reply,
+                          [&](absl::Status s) { async_status = s; });
   EXPECT_TRUE(async_status.ok());
   auto reader = stub->Lots(&lots, request);
   EXPECT_FALSE(reader->Read(&reply));
@@ -315,8 +325,8 @@ TEST(NoPackageTest, ServicesLiveInTheGlobalNamespace) {
   ::Echo::Service echo;
   ::Request request;
   ::Reply reply;
-  // Renamed: a member may not be named like its enclosing class.
-  EXPECT_TRUE(IsUnimplemented(echo.Echo_(nullptr, &request, &reply),
+  // Kept: a member may be named like an enclosing class other than its own.
+  EXPECT_TRUE(IsUnimplemented(echo.Echo(nullptr, &request, &reply),
                               "Method Echo/Echo is not implemented"));
 }
 
@@ -354,67 +364,107 @@ TEST(ClashesTest, KeywordMethodsGetASuffixAndKeepTheirWireNames) {
 }
 
 TEST(ClashesTest, GeneratedMemberNamesAsMethodNames) {
-  EXPECT_EQ(
-      WireNames(clash::kNamesMethods),
-      (std::vector<std::string>{
-          "/clash.Names/NewStub", "/clash.Names/Service", "/clash.Names/Stub",
-          "/clash.Names/kServiceName", "/clash.Names/kNamesMethods",
-          "/clash.Names/Names", "/clash.Names/AddMethod", "/clash.Names/name",
-          "/clash.Names/methods", "/clash.Names/channel_",
-          "/clash.Names/AsyncFoo", "/clash.Names/Foo", "/clash.Names/Bar",
-          "/clash.Names/AsyncBar", "/clash.Names/Request",
-          "/clash.Names/Reply"}));
+  EXPECT_EQ(WireNames(clash::kNamesMethods),
+            (std::vector<std::string>{
+                "/clash.Names/NewStub", "/clash.Names/Service",
+                "/clash.Names/Stub", "/clash.Names/StubInterface",
+                "/clash.Names/async", "/clash.Names/async_interface",
+                "/clash.Names/kServiceName", "/clash.Names/kNamesMethods",
+                "/clash.Names/Names", "/clash.Names/AddMethod",
+                "/clash.Names/name", "/clash.Names/methods",
+                "/clash.Names/channel_", "/clash.Names/async_stub_",
+                "/clash.Names/stub_", "/clash.Names/AsyncFoo",
+                "/clash.Names/Foo", "/clash.Names/Bar", "/clash.Names/Request",
+                "/clash.Names/Reply", "/clash.Names/context",
+                "/clash.Names/request", "/clash.Names/done", "/clash.Names/args",
+                "/clash.Names/clash", "/clash.Names/ipcrpc"}));
   clash::Names::Service service;
-  // The inherited members still work...
-  EXPECT_EQ(service.name(), "clash.Names");
-  EXPECT_EQ(service.methods().size(), 16u);
-  // ...and the methods that would have hidden or broken them were renamed.
+  // Methods hide ipcrpc::Service's name() and methods(); the runtime (and
+  // anyone else) still reaches them through the base class.
+  const ipcrpc::Service& base = service;
+  EXPECT_EQ(base.name(), "clash.Names");
+  EXPECT_EQ(base.methods().size(), 26u);
+  // Only names C++ forbids in these classes were renamed.
   clash::Request request;
   clash::Reply reply;
   for (absl::Status status : {
-           service.NewStub_(nullptr, &request, &reply),
+           service.NewStub(nullptr, &request, &reply),
            service.Service_(nullptr, &request, &reply),
            service.Stub_(nullptr, &request, &reply),
-           service.kServiceName_(nullptr, &request, &reply),
-           service.kNamesMethods_(nullptr, &request, &reply),
-           service.Names_(nullptr, &request, &reply),
-           service.AddMethod_(nullptr, &request, &reply),
-           service.name_(nullptr, &request, &reply),
-           service.methods_(nullptr, &request, &reply),
+           service.StubInterface_(nullptr, &request, &reply),
+           service.async_(nullptr, &request, &reply),
+           service.async_interface_(nullptr, &request, &reply),
+           service.kServiceName(nullptr, &request, &reply),
+           service.kNamesMethods(nullptr, &request, &reply),
+           service.Names(nullptr, &request, &reply),
+           service.AddMethod(nullptr, &request, &reply),
+           service.name(nullptr, &request, &reply),
+           service.methods(nullptr, &request, &reply),
            service.channel__(nullptr, &request, &reply),
-           service.AsyncFoo_(nullptr, &request, &reply),
+           service.async_stub__(nullptr, &request, &reply),
+           service.stub__(nullptr, &request, &reply),
+           service.AsyncFoo(nullptr, &request, &reply),
            service.Foo(nullptr, &request, &reply),
            service.Bar(nullptr, &request, nullptr),
-           service.AsyncBar(nullptr, &request, &reply),
            service.Request(nullptr, &request, &reply),
            service.Reply(nullptr, &request, &reply),
+           service.context(nullptr, &request, &reply),
+           service.request(nullptr, &request, &reply),
+           service.done(nullptr, &request, &reply),
+           service.args(nullptr, &request, &reply),
+           service.clash(nullptr, &request, &reply),
+           service.ipcrpc(nullptr, &request, &reply),
        }) {
     EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented);
   }
 }
 
-TEST(ClashesTest, AsyncNamesBelongToTheUnaryMethodTheyStart) {
+TEST(ClashesTest, CallbackVariantsLiveBehindAsync) {
   auto channel = std::make_shared<RecordingChannel>();
   clash::Names::Stub stub(channel);
-  ClientContext c1, c2, c3, c4, c5;
+  ClientContext c1, c2, c3, c4, c5, c6, c7;
   clash::Request request;
   clash::Reply reply;
   auto ignore = [](absl::Status) {};
-  stub.AsyncFoo(&c1, request, &reply, ignore);  // Foo's async variant
-  EXPECT_TRUE(stub.AsyncFoo_(&c2, request, &reply).ok());  // rpc AsyncFoo
-  stub.AsyncAsyncFoo(&c3, request, &reply, ignore);       // rpc AsyncFoo, async
-  EXPECT_TRUE(stub.AsyncBar(&c4, request, &reply).ok());  // Bar streams
-  stub.AsyncNewStub(&c5, request, &reply, ignore);
+  stub.async()->Foo(&c1, &request, &reply, ignore);
+  EXPECT_TRUE(stub.AsyncFoo(&c2, request, &reply).ok());  // rpc AsyncFoo
+  stub.async()->AsyncFoo(&c3, &request, &reply, ignore);
+  stub.async()->NewStub(&c4, &request, &reply, ignore);
+  EXPECT_TRUE(stub.kServiceName(&c5, request, &reply).ok());
+  EXPECT_TRUE(stub.request(&c6, request, &reply).ok());
+  stub.async()->args(&c7, &request, &reply, ignore);
   EXPECT_EQ(channel->calls,
             (std::vector<std::string>{
                 "/clash.Names/Foo ", "/clash.Names/AsyncFoo ",
-                "/clash.Names/AsyncFoo ", "/clash.Names/AsyncBar ",
-                "/clash.Names/NewStub "}));
+                "/clash.Names/AsyncFoo ", "/clash.Names/NewStub ",
+                "/clash.Names/kServiceName ", "/clash.Names/request ",
+                "/clash.Names/args "}));
+}
+
+TEST(ClashesTest, MethodsNamedLikeTheirServiceKeepTheirNames) {
+  EXPECT_EQ(clash::Watch::kServiceName, "clash.Watch");
+  clash::Version::Service version;
+  clash::Request request;
+  clash::Reply reply;
+  EXPECT_TRUE(IsUnimplemented(version.Version(nullptr, &request, &reply),
+                              "Method clash.Version/Version is not implemented"));
+  auto channel = std::make_shared<RecordingChannel>();
+  ClientContext c1, c2, c3;
+  EXPECT_TRUE(clash::Version::NewStub(channel)->Version(&c1, request, &reply).ok());
+  clash::Version::NewStub(channel)->async()->Version(&c2, &request, &reply,
+                                                     [](absl::Status) {});
+  auto reader = clash::Watch::NewStub(channel)->Watch(&c3, request);
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(channel->calls,
+            (std::vector<std::string>{"/clash.Version/Version ",
+                                      "/clash.Version/Version ",
+                                      "/clash.Watch/Watch "}));
 }
 
 TEST(ClashesTest, ClashingServiceNamesGetASuffix) {
   EXPECT_EQ(clash::Service_::kServiceName, "clash.Service");
   EXPECT_EQ(clash::Stub_::kServiceName, "clash.Stub");
+  EXPECT_EQ(clash::StubInterface_::kServiceName, "clash.StubInterface");
   EXPECT_EQ(clash::NewStub_::kServiceName, "clash.NewStub");
   EXPECT_EQ(clash::class_::kServiceName, "clash.class");
   EXPECT_EQ(clash::Outer_Inner_::kServiceName, "clash.Outer_Inner");
@@ -433,6 +483,81 @@ TEST(ClashesTest, MethodTablesYieldToClasses) {
             (std::vector<std::string>{"/clash.Table/Call"}));
   EXPECT_EQ(WireNames(clash::kkTableMethodsMethods),
             (std::vector<std::string>{"/clash.kTableMethods/Call"}));
+}
+
+// --- Stubs faked through StubInterface. ---
+
+// Code under test takes the interface, so tests can hand it a fake.
+std::string Greet(Greeter::StubInterface& stub, const std::string& name) {
+  ClientContext context;
+  HelloRequest request;
+  request.set_name(name);
+  HelloReply reply;
+  absl::Status status = stub.SayHello(&context, request, &reply);
+  return status.ok() ? reply.message() : std::string(status.message());
+}
+
+class FakeGreeter final : public Greeter::StubInterface {
+ public:
+  absl::Status SayHello(ClientContext*, const HelloRequest& request,
+                        HelloReply* reply) override {
+    if (request.name().empty()) return absl::InvalidArgumentError("no name");
+    reply->set_message("fake hello " + request.name());
+    return absl::OkStatus();
+  }
+  std::unique_ptr<ipcrpc::ClientReader<HelloReply>> Lots(
+      ClientContext*, const HelloRequest&) override {
+    return nullptr;
+  }
+  std::unique_ptr<ipcrpc::ClientWriter<HelloRequest>> Many(
+      ClientContext*, HelloReply*) override {
+    return nullptr;
+  }
+  std::unique_ptr<ipcrpc::ClientReaderWriter<HelloRequest, HelloReply>> Chat(
+      ClientContext*) override {
+    return nullptr;
+  }
+};
+
+TEST(StubInterfaceTest, AFakeStandsInForTheStub) {
+  FakeGreeter fake;
+  EXPECT_EQ(Greet(fake, "ada"), "fake hello ada");
+  EXPECT_EQ(Greet(fake, ""), "no name");
+  // A fake that does not override async() has no callback variants.
+  EXPECT_EQ(fake.async(), nullptr);
+
+  // The real stub, through the same interface.
+  auto channel = std::make_shared<RecordingChannel>();
+  std::unique_ptr<Greeter::Stub> stub = Greeter::NewStub(channel);
+  EXPECT_EQ(Greet(*stub, "ada"), "");  // the recording channel replies empty
+  Greeter::StubInterface& interface = *stub;
+  ASSERT_NE(interface.async(), nullptr);
+  ClientContext context;
+  HelloRequest request;
+  HelloReply reply;
+  interface.async()->SayHello(&context, &request, &reply, [](absl::Status) {});
+  EXPECT_EQ(channel->calls.size(), 2u);
+}
+
+// --- Include guards: distinct for guard/one_two and guard_one/two. ---
+
+TEST(IncludeGuardTest, FilesWhosePathsDifferOnlyInSlashAndUnderscore) {
+  // Each header was included above; with equal guards the second would
+  // have been skipped and this would not compile.
+  EXPECT_EQ(guard::slash::First::kServiceName, "guard.slash.First");
+  EXPECT_EQ(guard::underscore::Second::kServiceName,
+            "guard.underscore.Second");
+}
+
+// --- Comments: any text compiles (and -Werror sees -Wtrigraphs). ---
+
+TEST(CommentsTest, ServiceWithTrickyCommentsCompilesAndWorks) {
+  comments::Notebook::Service service;
+  EXPECT_EQ(service.methods().size(), 4u);
+  EXPECT_EQ(WireNames(comments::kNotebookMethods),
+            (std::vector<std::string>{
+                "/comments.Notebook/Write", "/comments.Notebook/Splice",
+                "/comments.Notebook/Backslash", "/comments.Notebook/Block"}));
 }
 
 // --- A file with messages only. ---

@@ -495,7 +495,7 @@ TEST_P(EndToEndTest, HundredAsyncCallsInFlightAtOnce) {
     Request req;
     req.set_text(absl::StrCat(i));
     req.set_delay_ms(20);
-    stub_->AsyncEcho(contexts.back().get(), req, &responses[i], [&, i](absl::Status s) {
+    stub_->async()->Echo(contexts.back().get(), &req, &responses[i], [&, i](absl::Status s) {
       std::lock_guard<std::mutex> lock(mu);
       ++done;
       if (s.ok() && responses[i].text() == absl::StrCat(i)) ++ok;
@@ -515,7 +515,7 @@ TEST_P(EndToEndTest, AsyncDeadline) {
   Response resp;
   testing::Notification done;
   absl::Status result;
-  stub_->AsyncEcho(&ctx, req, &resp, [&](absl::Status s) {
+  stub_->async()->Echo(&ctx, &req, &resp, [&](absl::Status s) {
     result = s;
     done.Notify();
   });
