@@ -97,6 +97,7 @@ class UpgradedTransport final : public Transport {
   void Shutdown() override { inner_->Shutdown(); }
   PeerCredentials peer() const override { return peer_; }
   std::string description() const override { return description_; }
+  bool PeerGone() override { return inner_->PeerGone(); }
 
  private:
   std::unique_ptr<Transport> inner_;

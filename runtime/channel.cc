@@ -86,11 +86,41 @@ class IpcChannel final : public Channel {
   }
 
  private:
+  // The connection for a new call: the current one if it is still usable,
+  // else a new one. A call with wait_for_ready keeps trying (with backoff)
+  // until its deadline while the server is not there; otherwise a server
+  // that is not there fails the call at once with UNAVAILABLE. When the
+  // call's own deadline is what ran out, the status is DEADLINE_EXCEEDED.
   absl::StatusOr<std::shared_ptr<ClientConnection>> GetConnection(ClientContext* context) {
+    const absl::Time call_deadline =
+        context != nullptr ? context->deadline() : absl::InfiniteFuture();
+    const bool wait_for_ready = context != nullptr && context->wait_for_ready();
+    absl::Duration backoff = absl::Milliseconds(10);
+    while (true) {
+      absl::StatusOr<std::shared_ptr<ClientConnection>> connection = Connect(call_deadline);
+      if (connection.ok()) return connection;
+      const absl::Time now = absl::Now();
+      if (call_deadline != absl::InfiniteFuture() && now >= call_deadline) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "deadline exceeded while connecting to ", target_, " (",
+            connection.status().message(), ")"));
+      }
+      absl::Status status = connection.status();
+      if (absl::IsDeadlineExceeded(status)) {  // options_.connect_timeout, not the call's
+        status = absl::UnavailableError(status.message());
+      }
+      if (!wait_for_ready || !absl::IsUnavailable(status) || connector_ == nullptr) {
+        return status;
+      }
+      absl::SleepFor(std::min(backoff, call_deadline - now));
+      backoff = std::min(backoff * 2, absl::Seconds(1));
+    }
+  }
+
+  absl::StatusOr<std::shared_ptr<ClientConnection>> Connect(absl::Time call_deadline) {
     internal::MutexLock lock(&mu_);
-    if (connection_ != nullptr && connection_->usable()) return connection_;
-    absl::Time deadline = absl::Now() + options_.connect_timeout;
-    if (context != nullptr) deadline = std::min(deadline, context->deadline());
+    if (connection_ != nullptr && connection_->UsableForNewCall()) return connection_;
+    const absl::Time deadline = std::min(absl::Now() + options_.connect_timeout, call_deadline);
     std::unique_ptr<Transport> transport;
     if (transport_ != nullptr) {
       transport = std::move(transport_);
@@ -106,7 +136,9 @@ class IpcChannel final : public Channel {
     absl::StatusOr<std::shared_ptr<ClientConnection>> c =
         ClientConnection::Establish(std::move(transport), options_, deadline);
     if (!c.ok()) {
-      return absl::UnavailableError(c.status().message());
+      return absl::Status(
+          absl::IsDeadlineExceeded(c.status()) ? c.status().code() : absl::StatusCode::kUnavailable,
+          c.status().message());
     }
     connection_ = std::move(*c);
     return connection_;

@@ -50,6 +50,12 @@ class ClientContext {
   }
   const Metadata& send_metadata() const { return send_metadata_; }
 
+  // gRPC's wait-for-ready: while the server is not there (nobody listening,
+  // or the connection is being re-made), keep trying until the deadline
+  // instead of failing at once with UNAVAILABLE. Default: false (fail fast).
+  void set_wait_for_ready(bool wait_for_ready) { wait_for_ready_ = wait_for_ready; }
+  bool wait_for_ready() const { return wait_for_ready_; }
+
   // Cancels the call (before it starts, or while it runs). The server's
   // handler sees ServerContext::IsCancelled(); the call ends with CANCELLED.
   void TryCancel();
@@ -75,6 +81,7 @@ class ClientContext {
   friend class internal::ClientStream;
 
   absl::Time deadline_ = absl::InfiniteFuture();
+  bool wait_for_ready_ = false;
   Metadata send_metadata_;
   Metadata initial_metadata_;
   Metadata trailing_metadata_;

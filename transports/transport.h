@@ -66,6 +66,13 @@ class Transport {
   // E.g. "unix:/run/x.sock" or "socketpair:fd=5", for messages and logs.
   virtual std::string description() const = 0;
 
+  // true when this transport already knows, without blocking, that the peer
+  // has closed its end or died (a hang-up on the socket or control channel).
+  // false means "not known to be gone", not "alive". Used to avoid starting a
+  // call on a connection that is already dead. Cheap, but may cost a system
+  // call: not for every call on a busy connection.
+  virtual bool PeerGone() { return false; }
+
   // --- File descriptor passing (optional). ---
 
   // How many fds one WriteWithFds may carry; 0 when unsupported. A receiver

@@ -254,6 +254,11 @@ void UnixSocketTransport::Interrupt() { SignalEventFd(wake_.get()); }
 
 void UnixSocketTransport::Shutdown() { ::shutdown(socket_.get(), SHUT_RDWR); }
 
+bool UnixSocketTransport::PeerGone() {
+  pollfd p{socket_.get(), POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 absl::StatusOr<std::pair<std::unique_ptr<Transport>, std::unique_ptr<Transport>>>
 MakeSocketPair() {
   int sv[2];

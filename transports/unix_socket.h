@@ -56,6 +56,7 @@ class UnixSocketTransport final : public Transport {
   void Shutdown() override;
   PeerCredentials peer() const override { return peer_; }
   std::string description() const override { return description_; }
+  bool PeerGone() override;
 
   // Gives up the socket (e.g. to hand it to an upgraded transport as its
   // liveness channel); this object is unusable afterwards.

@@ -1,5 +1,7 @@
 #include "runtime/internal/client_connection.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <thread>
 #include <utility>
@@ -10,6 +12,18 @@
 
 namespace ipcrpc::internal {
 namespace {
+
+// How long a connection must have received nothing before a new call asks
+// its transport whether the peer is still there.
+constexpr int64_t kQuietBeforeProbeMs = 10;
+
+// Milliseconds on CLOCK_MONOTONIC_COARSE: a few nanoseconds through the vDSO,
+// a few milliseconds of resolution.
+int64_t CoarseMonotonicMillis() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
 
 uint64_t TimeoutMicros(absl::Time deadline) {
   if (deadline == absl::InfiniteFuture()) return 0;
@@ -192,6 +206,7 @@ absl::StatusOr<std::shared_ptr<ClientConnection>> ClientConnection::Establish(
                                      ": ", theirs.status().message()));
   }
   c->peer_hello_ = std::move(*theirs);
+  c->last_frame_ms_.store(CoarseMonotonicMillis(), std::memory_order_relaxed);
   return c;
 }
 
@@ -359,6 +374,20 @@ void ClientConnection::PollerLoop() {
   }
 }
 
+bool ClientConnection::UsableForNewCall() {
+  if (!usable()) return false;
+  const int64_t now = CoarseMonotonicMillis();
+  if (now - last_frame_ms_.load(std::memory_order_relaxed) < kQuietBeforeProbeMs) return true;
+  // Quiet for a while: ask the transport (one non-blocking system call), at
+  // most once per quiet period.
+  last_frame_ms_.store(now, std::memory_order_relaxed);
+  if (!framed_.transport().PeerGone()) return true;
+  internal::MutexLock lock(&mu_);
+  BreakLocked(absl::UnavailableError(
+      absl::StrCat("connection ", *description_, " lost while idle: the server closed it")));
+  return false;
+}
+
 bool ClientConnection::AwaitLocked(ClientStream* stream, const std::function<bool()>& ready,
                                    absl::Time deadline) {
   bool in_time = true;
@@ -375,6 +404,7 @@ bool ClientConnection::AwaitLocked(ClientStream* stream, const std::function<boo
       mu_.Lock();
       reading_ = false;
       if (status.ok()) {
+        last_frame_ms_.store(CoarseMonotonicMillis(), std::memory_order_relaxed);
         HandleFrameLocked(read_frame_);
       } else if (!absl::IsAborted(status) && !absl::IsDeadlineExceeded(status)) {
         BreakLocked(status);
