@@ -201,14 +201,15 @@ absl::StatusOr<std::unique_ptr<Connector>> MakeConnector(absl::string_view addre
 
 absl::StatusOr<std::unique_ptr<Listener>> MakeListener(absl::string_view address,
                                                        const std::vector<std::string>& allowed,
-                                                       const config::TransportTuning& tuning) {
+                                                       const config::TransportTuning& tuning,
+                                                       mode_t socket_mode, PeerAdmission admit) {
   IPCRPC_ASSIGN_OR_RETURN(ParsedAddress parsed, ParseAddress(address));
   IPCRPC_ASSIGN_OR_RETURN(std::vector<UpgradeableTransport> table,
                           AllowedTransports(allowed, tuning));
   IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<UnixSocketListener> listener,
-                          UnixSocketListener::Listen(parsed.socket_address));
+                          UnixSocketListener::Listen(parsed.socket_address, socket_mode));
   return std::unique_ptr<Listener>(std::make_unique<NegotiatingListener>(
-      std::move(listener), std::move(table), AllowsUnix(allowed)));
+      std::move(listener), std::move(table), AllowsUnix(allowed), std::move(admit)));
 }
 
 absl::StatusOr<std::unique_ptr<Transport>> UpgradeConnection(

@@ -33,6 +33,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "connect/negotiation.h"
 #include "proto/ipcrpc/config.pb.h"
 #include "transports/transport.h"
 #include "transports/unix_socket.h"
@@ -59,10 +60,13 @@ absl::StatusOr<std::unique_ptr<Connector>> MakeConnector(
     const config::TransportTuning& tuning = {});
 
 // A listener on `address`'s unix socket that lets clients choose among
-// `allowed` transport names (empty: all of them).
+// `allowed` transport names (empty: all of them). The socket file gets
+// `socket_mode`; a peer that `admit` refuses is turned away before any
+// negotiation (see NegotiatingListener).
 absl::StatusOr<std::unique_ptr<Listener>> MakeListener(
     absl::string_view address, const std::vector<std::string>& allowed = {},
-    const config::TransportTuning& tuning = {});
+    const config::TransportTuning& tuning = {}, mode_t socket_mode = kDefaultSocketMode,
+    PeerAdmission admit = nullptr);
 
 // Moves an existing client-side connection (e.g. WorkerProcess::TakeSocket())
 // to `transport` ("shm", "auto", ...); the server end must have been wrapped

@@ -13,6 +13,7 @@
 #include "base/status_macros.h"
 #include "base/sync.h"
 #include "wire/frame.h"
+#include "wire/refusal.h"
 
 namespace ipcrpc {
 namespace {
@@ -44,6 +45,12 @@ absl::Status ReadNegotiationFrame(UnixSocketTransport& socket, FrameType type,
   char header_bytes[kFrameHeaderSize];
   IPCRPC_RETURN_IF_ERROR(ReadExactly(socket, absl::MakeSpan(header_bytes), fds, deadline));
   IPCRPC_ASSIGN_OR_RETURN(FrameHeader header, internal::DecodeFrameHeader(header_bytes));
+  if (header.type == FrameType::kGoAway && header.stream_id == 0 &&
+      header.length <= kMaxNegotiationPayload) {  // the server refuses this peer
+    std::string payload(header.length, '\0');
+    IPCRPC_RETURN_IF_ERROR(ReadExactly(socket, absl::MakeSpan(payload), fds, deadline));
+    return internal::RefusalStatus(payload, socket.description());
+  }
   if (header.type != type || header.stream_id != 0 || header.length > kMaxNegotiationPayload) {
     return absl::DataLossError(absl::StrCat(
         "transport negotiation: expected frame type ", static_cast<int>(type),
@@ -293,10 +300,17 @@ absl::StatusOr<std::unique_ptr<Transport>> NegotiateAsClient(
   }
   request.clear_transports();
   for (const std::string& name : preference) request.add_transports(name);
-  IPCRPC_RETURN_IF_ERROR(
-      WriteNegotiationFrame(*socket, FrameType::kTransportRequest, request, {}, deadline));
+  absl::Status written =
+      WriteNegotiationFrame(*socket, FrameType::kTransportRequest, request, {}, deadline);
   wire::TransportOffer offer;
   std::vector<ScopedFd> fds;
+  if (!written.ok()) {
+    // A server that refuses this peer sends its refusal and closes at once,
+    // possibly before the request went out: look for it before giving up.
+    absl::Status refusal = ReadNegotiationFrame(*socket, FrameType::kTransportOffer, &offer,
+                                                &fds, absl::Now() + absl::Milliseconds(100));
+    return absl::IsPermissionDenied(refusal) ? refusal : written;
+  }
   absl::Status read = ReadNegotiationFrame(*socket, FrameType::kTransportOffer, &offer, &fds,
                                            deadline);
   if (!read.ok()) {
@@ -345,14 +359,27 @@ std::unique_ptr<Transport> NegotiateAsServer(
 
 NegotiatingListener::NegotiatingListener(std::unique_ptr<UnixSocketListener> listener,
                                          std::vector<UpgradeableTransport> allowed,
-                                         bool allow_unix)
+                                         bool allow_unix, PeerAdmission admit)
     : listener_(std::move(listener)),
       allowed_(std::make_shared<const std::vector<UpgradeableTransport>>(std::move(allowed))),
-      allow_unix_(allow_unix) {}
+      allow_unix_(allow_unix),
+      admit_(std::move(admit)) {}
 
 absl::StatusOr<std::unique_ptr<Transport>> NegotiatingListener::Accept() {
-  IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<UnixSocketTransport> socket, listener_->AcceptSocket());
-  return NegotiateAsServer(std::move(socket), allowed_, allow_unix_);
+  for (;;) {
+    IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<UnixSocketTransport> socket,
+                            listener_->AcceptSocket());
+    absl::Status admitted = admit_ ? admit_(socket->peer()) : absl::OkStatus();
+    if (admitted.ok()) return NegotiateAsServer(std::move(socket), allowed_, allow_unix_);
+    refused_.fetch_add(1, std::memory_order_relaxed);
+    // One small frame into an empty socket buffer: it does not block; the
+    // deadline only bounds a pathological case.
+    std::string out;
+    internal::AppendRefusalFrame(admitted, &out);
+    absl::string_view chunks[] = {out};
+    socket->Write(chunks, absl::Now() + absl::Milliseconds(100)).IgnoreError();
+    socket->Shutdown();
+  }
 }
 
 }  // namespace ipcrpc

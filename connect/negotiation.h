@@ -71,21 +71,34 @@ class NegotiatingConnector final : public Connector {
   wire::TransportRequest request_;
 };
 
+// Decides whether a connecting peer is served: OK, or the status it is
+// refused with (see wire/refusal.h). Runs on the accepting thread.
+using PeerAdmission = std::function<absl::Status(const PeerCredentials&)>;
+
 // Listens on a unix socket and lets each client choose among `allowed`
 // (plus "unix" itself when `allow_unix`). Accept() returns at once; the
 // negotiation runs on the connection's own thread, on its first Read/Write.
+// With `admit`, a peer it refuses gets a refusing GOAWAY and is closed inside
+// Accept(), before any negotiation (so it is never given a ring, FIFOs or
+// queues); Accept() then waits for the next peer.
 class NegotiatingListener final : public Listener {
  public:
   NegotiatingListener(std::unique_ptr<UnixSocketListener> listener,
-                      std::vector<UpgradeableTransport> allowed, bool allow_unix);
+                      std::vector<UpgradeableTransport> allowed, bool allow_unix,
+                      PeerAdmission admit = nullptr);
   absl::StatusOr<std::unique_ptr<Transport>> Accept() override;
   void Close() override { listener_->Close(); }
   std::string address() const override { return listener_->address(); }
+
+  // Peers refused by `admit` so far.
+  uint64_t refused_peers() const { return refused_.load(std::memory_order_relaxed); }
 
  private:
   const std::unique_ptr<UnixSocketListener> listener_;
   const std::shared_ptr<const std::vector<UpgradeableTransport>> allowed_;
   const bool allow_unix_;
+  const PeerAdmission admit_;
+  std::atomic<uint64_t> refused_{0};
 };
 
 // The two halves on an already-connected socket (a spawned worker's

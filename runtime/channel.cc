@@ -136,9 +136,12 @@ class IpcChannel final : public Channel {
     absl::StatusOr<std::shared_ptr<ClientConnection>> c =
         ClientConnection::Establish(std::move(transport), options_, deadline);
     if (!c.ok()) {
-      return absl::Status(
-          absl::IsDeadlineExceeded(c.status()) ? c.status().code() : absl::StatusCode::kUnavailable,
-          c.status().message());
+      // The server's refusal (PERMISSION_DENIED) and a deadline keep their
+      // code; any other failure to set up is the transient UNAVAILABLE.
+      const bool keep =
+          absl::IsDeadlineExceeded(c.status()) || absl::IsPermissionDenied(c.status());
+      return absl::Status(keep ? c.status().code() : absl::StatusCode::kUnavailable,
+                          c.status().message());
     }
     connection_ = std::move(*c);
     return connection_;

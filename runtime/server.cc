@@ -67,6 +67,20 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
     config_ = file.server();
   }
   if (config_->max_message_bytes() != 0) options_.max_message_size = config_->max_message_bytes();
+  if (config_->socket_mode() != 0) options_.socket_mode = config_->socket_mode();
+  AccessPolicy& policy = options_.access_policy;
+  policy.allow_any_peer = policy.allow_any_peer || config_->allow_any_peer();
+  policy.allowed_uids.insert(policy.allowed_uids.end(), config_->allowed_uids().begin(),
+                             config_->allowed_uids().end());
+  policy.allowed_gids.insert(policy.allowed_gids.end(), config_->allowed_gids().begin(),
+                             config_->allowed_gids().end());
+  policy.allowed_executables.insert(policy.allowed_executables.end(),
+                                    config_->allowed_executables().begin(),
+                                    config_->allowed_executables().end());
+  if (options_.socket_mode > 07777) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("socket_mode ", options_.socket_mode, " is not a file mode (0 to 07777)"));
+  }
   std::vector<std::string> allowed(config_->allowed_transports().begin(),
                                    config_->allowed_transports().end());
   auto core = std::make_unique<internal::ServerCore>(options_, services_);
@@ -74,7 +88,11 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
   std::vector<std::unique_ptr<Listener>> listeners = std::move(listeners_);
   listeners_.clear();
   for (const std::string& address : addresses_) {
-    absl::StatusOr<std::unique_ptr<Listener>> l = MakeListener(address, allowed, config_->tuning());
+    absl::StatusOr<std::unique_ptr<Listener>> l =
+        MakeListener(address, allowed, config_->tuning(), options_.socket_mode,
+                     [policy = options_.access_policy](const PeerCredentials& peer) {
+                       return policy.Check(peer);
+                     });
     if (!l.ok()) return l.status();  // listeners made so far close on return
     listeners.push_back(std::move(*l));
   }

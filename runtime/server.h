@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "proto/ipcrpc/config.pb.h"
+#include "runtime/access_policy.h"
 #include "runtime/channel.h"
 #include "runtime/service.h"
 #include "transports/transport.h"
@@ -59,6 +60,13 @@ struct ServerOptions {
   uint32_t max_concurrent_streams_per_connection = 1024;
   // Bytes a client may send on one stream before the handler reads them.
   uint32_t stream_window_bytes = 1 << 20;
+  // Who may connect to the listening addresses (runtime/access_policy.h).
+  // Default: the server's own user and root.
+  AccessPolicy access_policy;
+  // Permission bits of a listening socket's file (unix:/path). Connecting
+  // needs write permission, so 0600 admits the owner only and 0660 its group
+  // too. The access policy is checked as well.
+  uint32_t socket_mode = 0600;
 };
 
 class Server {

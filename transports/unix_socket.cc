@@ -330,7 +330,7 @@ absl::StatusOr<std::unique_ptr<UnixSocketTransport>> UnixSocketConnector::Connec
 // UnixSocketListener
 
 absl::StatusOr<std::unique_ptr<UnixSocketListener>> UnixSocketListener::Listen(
-    absl::string_view address) {
+    absl::string_view address, mode_t mode) {
   IPCRPC_ASSIGN_OR_RETURN(std::string path, SockaddrPath(address));
   bool abstract = path[0] == '\0';
   ScopedFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -367,6 +367,13 @@ absl::StatusOr<std::unique_ptr<UnixSocketListener>> UnixSocketListener::Listen(
   }
   ino_t inode = 0;
   if (!abstract) {
+    // Before listen(): until then every connect() is refused, so nobody
+    // connects under the mode the umask gave the file.
+    if (::chmod(path.c_str(), mode) < 0) {
+      absl::Status s = ErrnoStatus(errno, absl::StrCat("chmod ", address));
+      ::unlink(path.c_str());
+      return s;
+    }
     struct stat st;
     if (::stat(path.c_str(), &st) == 0) inode = st.st_ino;
   }

@@ -112,10 +112,15 @@ class UnixSocketConnector final : public Connector {
   std::string path_;  // sun_path bytes; leading '\0' for abstract names
 };
 
+// Mode of a listening socket's file unless told otherwise: the owner only.
+inline constexpr mode_t kDefaultSocketMode = 0600;
+
 class UnixSocketListener final : public Listener {
  public:
+  // A socket file gets `mode` before anyone can connect (it is set between
+  // bind and listen); an abstract address has no file and no mode.
   static absl::StatusOr<std::unique_ptr<UnixSocketListener>> Listen(
-      absl::string_view address);
+      absl::string_view address, mode_t mode = kDefaultSocketMode);
   ~UnixSocketListener() override;
 
   absl::StatusOr<std::unique_ptr<Transport>> Accept() override;

@@ -7,6 +7,7 @@
 #include "base/status_macros.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream.h"
+#include "wire/refusal.h"
 
 namespace ipcrpc::internal {
 namespace {
@@ -128,9 +129,23 @@ absl::StatusOr<wire::Hello> FramedConnection::ExchangeHello(const wire::Hello& o
                                                             absl::Time deadline) {
   std::string out;
   AppendProtoFrame(FrameType::kHello, 0, ours, ours.ByteSizeLong(), &out);
-  IPCRPC_RETURN_IF_ERROR(Write(out, deadline));
+  absl::Status written = Write(out, deadline);
   Frame frame;
+  if (!written.ok()) {
+    // A server that refuses this peer sends its refusal and closes at once,
+    // possibly before our HELLO went out: look for it before giving up.
+    if (reader_.ReadFrame(&frame, absl::Now() + absl::Milliseconds(100)).ok() &&
+        frame.header.type == FrameType::kGoAway && frame.header.stream_id == 0 &&
+        !frame.oversized) {
+      return RefusalStatus(frame.payload, transport_->description());
+    }
+    return written;
+  }
   IPCRPC_RETURN_IF_ERROR(reader_.ReadFrame(&frame, deadline));
+  if (frame.header.type == FrameType::kGoAway && frame.header.stream_id == 0 &&
+      !frame.oversized) {  // the server refuses this peer (wire/refusal.h)
+    return RefusalStatus(frame.payload, transport_->description());
+  }
   if (frame.header.type != FrameType::kHello || frame.header.stream_id != 0) {
     return absl::DataLossError(absl::StrCat(
         transport_->description(), ": expected HELLO as the first frame, got type ",
