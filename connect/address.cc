@@ -39,16 +39,21 @@ ShmOptions ShmOptionsFrom(const config::TransportTuning& tuning, wire::ShmParams
   return options;
 }
 
-UpgradeableTransport ShmEntry(const char* name, ShmOptions options) {
+// The largest ring a client's wish may get unless the server says otherwise
+// (config: tuning { shm { max_ring_bytes } }).
+constexpr uint64_t kDefaultMaxRingBytes = 4 << 20;
+
+UpgradeableTransport ShmEntry(const char* name, ShmOptions options, uint64_t max_ring_bytes) {
   return UpgradeableTransport{
       name,
-      [options](const wire::TransportRequest& request) {
+      [options, max_ring_bytes](const wire::TransportRequest& request) {
         ShmOptions server = options;
         // A client's ring-size wish is honoured when PrepareShm accepts it
-        // (a power of two in [4 KiB, 1 GiB]); otherwise the server's size holds.
+        // (a power of two in [4 KiB, 1 GiB]), up to the server's maximum
+        // (the server commits the memory); otherwise the server's size holds.
         uint64_t wish = request.ring_bytes();
         if (wish >= 4096 && wish <= (uint64_t{1} << 30) && (wish & (wish - 1)) == 0) {
-          server.ring_bytes = wish;
+          server.ring_bytes = std::min(wish, max_ring_bytes);
         }
         return PrepareShm(server);
       },
@@ -61,9 +66,15 @@ UpgradeableTransport ShmEntry(const char* name, ShmOptions options) {
 std::vector<UpgradeableTransport> UpgradeableTransports(const config::TransportTuning& tuning) {
   std::vector<UpgradeableTransport> table;
   bool sem = tuning.shm().wake() == "semaphore";
-  table.push_back(ShmEntry("shm", ShmOptionsFrom(tuning, sem ? wire::ShmParams::SEMAPHORE
-                                                            : wire::ShmParams::FUTEX)));
-  table.push_back(ShmEntry("shm+sem", ShmOptionsFrom(tuning, wire::ShmParams::SEMAPHORE)));
+  uint64_t max_ring = tuning.shm().max_ring_bytes();
+  if (max_ring == 0) max_ring = kDefaultMaxRingBytes;
+  max_ring = std::max<uint64_t>(max_ring, 4096);
+  table.push_back(ShmEntry("shm",
+                           ShmOptionsFrom(tuning, sem ? wire::ShmParams::SEMAPHORE
+                                                      : wire::ShmParams::FUTEX),
+                           max_ring));
+  table.push_back(
+      ShmEntry("shm+sem", ShmOptionsFrom(tuning, wire::ShmParams::SEMAPHORE), max_ring));
   FifoOptions fifo = FifoOptionsFrom(tuning);
   table.push_back(UpgradeableTransport{
       kFifoTransportName,

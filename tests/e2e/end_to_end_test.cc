@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <fstream>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -686,6 +687,40 @@ TEST(WorkerTest, SpawnedWorkerConnectionUpgradesToEveryTransport) {
 
 namespace ipcrpc::test {
 namespace {
+
+// Sizes of the shared-memory regions (memfd mappings) process `pid` maps.
+std::vector<uint64_t> MemfdSizes(pid_t pid) {
+  std::vector<uint64_t> sizes;
+  std::ifstream maps(absl::StrCat("/proc/", pid, "/maps"));
+  std::string line;
+  while (std::getline(maps, line)) {
+    if (line.find("memfd:ipcrpc-shm") == std::string::npos) continue;
+    uint64_t start = 0, end = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &start, &end) == 2) sizes.push_back(end - start);
+  }
+  return sizes;
+}
+
+// The server decides how much memory a connection's rings may commit: a
+// client that asks for 1 GiB rings gets the server's maximum (4 MiB by
+// default). (Before: the server committed 2 GiB for that one connection.)
+TEST(ShmLimitsTest, AClientCannotMakeTheServerCommitMoreThanItsMaximumRing) {
+  ServerProcess server;
+  config::Config greedy;
+  config::ChannelConfig* entry = greedy.add_channel();
+  entry->set_target("*");
+  entry->mutable_tuning()->mutable_shm()->set_ring_bytes(uint64_t{1} << 30);
+  auto channel = CreateChannel("shm:" + server.socket_path(), {}, greedy);
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  auto stub = TestService::NewStub(*channel);
+  ClientContext ctx;
+  Response resp;
+  ASSERT_TRUE(stub->Echo(&ctx, Request(), &resp).ok());
+  EXPECT_NE(ctx.transport().find("shm"), std::string::npos) << ctx.transport();
+  std::vector<uint64_t> sizes = MemfdSizes(server.pid());
+  ASSERT_EQ(sizes.size(), 1u);
+  EXPECT_EQ(sizes[0], 4096u + 2 * (4u << 20)) << "4 KiB header + two 4 MiB rings";
+}
 
 // The server's config file decides which transports clients may choose.
 TEST(ServerConfigTest, AllowedTransportsAreEnforcedAndAutoFallsBack) {

@@ -30,11 +30,9 @@
 // it is validated before use; a peer that scribbles over the header or the
 // counters makes this side's Read/Write fail with DATA_LOSS (for good), never
 // read or write outside the region. The memfd is sealed against shrinking,
-// so the mapping cannot fault. One exception, in "shm+sem" only: glibc aborts
-// the process when the internals of a semaphore it waits on or posts are
-// corrupted; a corrupted semaphore is detected before use (DATA_LOSS), but a
-// hostile peer that corrupts one while this side is inside glibc can still
-// crash it (transports/shm/wake.h). Use "shm" (futex) with untrusted peers.
+// so the mapping cannot fault. In "shm+sem" the semaphores are operated by
+// ipcrpc's own futex code, not glibc's, so a scribbled semaphore cannot abort
+// this process either (transports/shm/shared_semaphore.h).
 //
 // Thread-safety: as for every Transport (transports/transport.h). The
 // PendingTransport is used by one thread.
@@ -66,7 +64,9 @@ namespace ipcrpc {
 struct ShmOptions {
   // Capacity of each ring (per direction), bytes: a power of two, at least
   // 4096, at most 1 GiB. Used by PrepareShm; the client takes the offer's.
-  uint64_t ring_bytes = 1 << 20;
+  // 256 KiB: each connection commits 2 x this (both directions), so a
+  // thousand connections cost 512 MiB; larger messages stream through.
+  uint64_t ring_bytes = 256 << 10;
   // How a waiting side sleeps: FUTEX ("shm") or SEMAPHORE ("shm+sem"). Used
   // by PrepareShm; the client takes the offer's.
   wire::ShmParams::Wake wake = wire::ShmParams::FUTEX;

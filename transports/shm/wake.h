@@ -26,13 +26,10 @@
 // wake-ups of this side (deadlines and the liveness watcher still apply),
 // never memory outside the region.
 //
-// SEMAPHORE mode trusts the peer more than FUTEX mode does: glibc aborts the
-// process when a semaphore's internal futex flags are corrupted. Sleep and
-// WakeIfSleeping check those flags first (Sleep then fails with DATA_LOSS;
-// WakeIfSleeping does not post), which catches a scribbled semaphore, but a
-// peer that corrupts them at the wrong moment (between the check and glibc's
-// use, or while this side sleeps in glibc and is woken by a bare FUTEX_WAKE)
-// can still make glibc abort this process. FUTEX mode has no such exposure.
+// SEMAPHORE mode keeps glibc's process-shared sem_t layout but does its own
+// semaphore operations on the futex (shared_semaphore.h): glibc's would abort
+// the process if a peer scribbled on the semaphore while this side sleeps in
+// it. So neither mode can be made to abort by a peer.
 //
 // Thread-safety: AnnounceSleep/Sleep/EndSleep by the one waiting thread;
 // WakeIfSleeping from any thread of either process.
@@ -62,8 +59,8 @@ class WaitPoint {
   void AnnounceSleep();
 
   // Sleeps until woken, `deadline`, or a signal. OK in all those cases (the
-  // caller re-checks everything, its deadline included). DATA_LOSS if the
-  // semaphore was found corrupted; another error for an unexpected errno.
+  // caller re-checks everything, its deadline included); an error status
+  // only for an unexpected errno from the futex.
   absl::Status Sleep(absl::Time deadline);
 
   // Says "I am awake" again (after Sleep, or instead of it).
