@@ -269,6 +269,47 @@ TEST_P(ShmModeTest, ControlSocketHangUpWakesTheBlockedReader) {
   EXPECT_EQ(WriteAll(**server, "x").code(), absl::StatusCode::kUnavailable);
 }
 
+TEST_P(ShmModeTest, StrayBytesOnTheControlSocketEndTheConnection) {
+  // The control socket must stay silent after the upgrade
+  // (transports/control_channel.h); a byte on it is a broken peer. (Until the
+  // shared ControlChannel, shm dropped such bytes and carried on.)
+  auto control = MakeControlPair();
+  ASSERT_TRUE(control.ok());
+  int raw_client_control = control->client.get();
+  auto pending = PrepareShm(Options(4096, GetParam()));
+  ASSERT_TRUE(pending.ok());
+  wire::TransportOffer offer;
+  std::vector<int> fds;
+  (*pending)->FillOffer(&offer, &fds);
+  auto client = AttachShm(offer, DupAll(fds), std::move(control->client), ShmOptions{});
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto server = (*pending)->Complete(std::move(control->server), absl::InfiniteFuture());
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE(WriteAll(**client, "before").ok());
+  ASSERT_EQ(::write(raw_client_control, "!", 1), 1);  // behind the transport's back
+  // What the peer wrote into the ring before is still read, then the end.
+  auto got = ReadExactly(**server, 6);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "before");
+  char buf[4];
+  auto r = (*server)->Read(absl::MakeSpan(buf), absl::Now() + kPatience);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_TRUE(Mentions(r.status().message(), "must stay silent"));
+  EXPECT_EQ(WriteAll(**server, "x").code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_P(ShmModeTest, EmptyChunksAreSkipped) {
+  // An empty chunk may carry a null data(); it must never reach memcpy.
+  auto c = Connect(Options(4096, GetParam()));
+  ASSERT_TRUE(c.ok()) << c.status();
+  absl::string_view chunks[] = {absl::string_view(), "ab", absl::string_view(), "c",
+                                absl::string_view()};
+  ASSERT_TRUE(c->client->Write(chunks, absl::Now() + kPatience).ok());
+  auto got = ReadExactly(*c->server, 3);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "abc");
+}
+
 // ---------------------------------------------------------------------------
 // Validation of options, offers and fds.
 
