@@ -63,6 +63,12 @@ absl::Status ControlChannel::status() const {
   }
 }
 
+absl::Status ControlChannel::PeerClosedStatus() const {
+  absl::Status lost = status();
+  if (!lost.ok()) return lost;
+  return absl::UnavailableError(absl::StrCat(description_, ": peer closed the connection"));
+}
+
 absl::Status ControlChannel::RecordLoss(State why) {
   int expected = kOpen;
   if (state_.compare_exchange_strong(expected, why, std::memory_order_acq_rel) &&

@@ -128,6 +128,11 @@ class ControlChannel {
   absl::Status OnPollEvents(short revents);
   // OnPollEvents() of a zero-timeout poll of fd().
   absl::Status CheckNow();
+  // The status for a peer that closed the connection in a way the transport
+  // saw itself (a closed flag in shared memory, a removed queue): status()
+  // once the loss is recorded (it may name stray bytes), else UNAVAILABLE
+  // "<description>: peer closed the connection". Records nothing.
+  absl::Status PeerClosedStatus() const;
   // Records a loss that the transport saw itself (e.g. end-of-file on its
   // FIFO, EPIPE): the peer closed the connection. A no-op once lost.
   void MarkPeerClosed();

@@ -71,6 +71,8 @@ TEST(ControlChannelTest, ReadsThePeersCredentialsOnce) {
   EXPECT_EQ(channel->peer().uid, ::geteuid());
   EXPECT_TRUE(channel->status().ok());
   EXPECT_FALSE(channel->peer_lost());
+  EXPECT_EQ(channel->PeerClosedStatus().message(), "test:channel: peer closed the connection");
+  EXPECT_FALSE(channel->peer_lost());  // it records nothing
 }
 
 TEST(ControlChannelTest, WhatIsNotAConnectedUnixSocketIsRefusedNamingTheTransport) {

@@ -211,13 +211,8 @@ class MsgqTransport final : public Transport {
   // The watcher's peer-lost hook (runs once).
   void OnPeerClosed();
 
-  // The control channel's reason once it lost the peer (it may have sent
-  // stray bytes), else the peer removed a queue: it closed the connection.
-  absl::Status PeerClosedError() const {
-    absl::Status lost = control_->status();
-    if (!lost.ok()) return lost;
-    return absl::UnavailableError(absl::StrCat(description_, ": peer closed the connection"));
-  }
+  // The channel lost the peer, or the peer removed a queue.
+  absl::Status PeerClosedError() const { return control_->PeerClosedStatus(); }
   absl::Status ShutDownError() const {
     return absl::UnavailableError(absl::StrCat(description_, ": transport shut down"));
   }

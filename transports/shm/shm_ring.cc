@@ -131,13 +131,8 @@ class ShmRingTransport final : public Transport {
     return (flags_.load(std::memory_order_acquire) & kPeerGone) != 0 ||
            peer_side_.closed.load(std::memory_order_acquire) != 0;
   }
-  // The channel's reason when it lost the peer (it may have sent stray
-  // bytes), else the peer closed its side in the region.
-  absl::Status PeerClosedError() const {
-    absl::Status lost = control_->status();
-    if (!lost.ok()) return lost;
-    return absl::UnavailableError(absl::StrCat(description_, ": peer closed the connection"));
-  }
+  // The peer closed its side in the region, or the channel lost it.
+  absl::Status PeerClosedError() const { return control_->PeerClosedStatus(); }
   // Validated byte counts: readable in the incoming ring; free in the
   // outgoing one (the tail is re-read only if fewer than `wanted` seem free).
   absl::StatusOr<uint64_t> Readable();
