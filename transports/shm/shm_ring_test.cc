@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -642,6 +643,34 @@ std::set<std::string> ListDir(const char* path) {
 }
 
 size_t OpenFdCount() { return ListDir("/proc/self/fd").size(); }
+
+// A watcher thread that cannot be created (RLIMIT_NPROC = 0 for a non-root
+// user makes clone() fail) fails the attach with RESOURCE_EXHAUSTED; before
+// the shared ControlChannel, std::thread's exception terminated the process.
+// Runs in a child that drops root; skipped where uid 65534 is not available
+// (Bazel's sandbox maps only uid 0; run the binary directly to see it run).
+TEST(ShmCleanupTest, AWatcherThatCannotStartIsResourceExhaustedNotTerminate) {
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::geteuid() != 0) ::_exit(77);
+    if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0) {
+      ::_exit(77);
+    }
+    rlimit none = {0, 0};
+    if (::setrlimit(RLIMIT_NPROC, &none) != 0) ::_exit(3);
+    auto c = Connect(Options(4096, wire::ShmParams::FUTEX));
+    if (c.ok()) ::_exit(4);
+    if (c.status().code() != absl::StatusCode::kResourceExhausted) ::_exit(5);
+    if (!Mentions(c.status().message(), "cannot start the watcher thread")) ::_exit(6);
+    ::_exit(0);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(pid, &wstatus, 0), pid);
+  ASSERT_TRUE(WIFEXITED(wstatus)) << "the child died: " << wstatus;
+  if (WEXITSTATUS(wstatus) == 77) GTEST_SKIP() << "cannot become uid 65534 here";
+  EXPECT_EQ(WEXITSTATUS(wstatus), 0) << "see the _exit codes in the child";
+}
 
 TEST(ShmCleanupTest, NoFdLeaksAndNothingInDevShm) {
   const std::set<std::string> dev_shm = ListDir("/dev/shm");
