@@ -15,7 +15,9 @@
 //   UNAVAILABLE, "peer closed the connection" or "peer sent bytes on the
 //   control socket, which must stay silent after the upgrade". Bytes the
 //   peer put into the data path (FIFO, ring, queue) before are still read
-//   first. Stray bytes are left in the socket (peeked, never read).
+//   first. Stray bytes are left in the socket (peeked, never read). Both are
+//   UNAVAILABLE, not DATA_LOSS, because transport.h makes every broken
+//   connection UNAVAILABLE; the message tells the two apart.
 //
 // The loss is recorded once: a single transition from "open" to "lost" that
 // any thread may make (the first wins), after which every check returns the
@@ -49,8 +51,8 @@
 // never concurrently and never from a hook.
 // Ownership: the channel owns the socket, the doorbell and the watcher
 // thread. The hooks given to StartWatcher() usually point into the transport
-// that owns the channel, so that transport must call StopWatcher() at the
-// start of its destructor, before its own members go.
+// that owns the channel, so that transport must call StopWatcher() in its
+// destructor, before anything the hooks use is destroyed.
 //
 // Example (poll mode):
 //   IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<ControlChannel> control,
