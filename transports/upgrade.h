@@ -24,8 +24,10 @@
 //       ScopedFd control_socket, const XxxOptions& options);
 //
 // After TRANSPORT_ACK the control socket carries no byte in either
-// direction; a transport may treat any byte arriving on it as a broken
-// connection. Negotiation reads exactly its frames and never reads ahead.
+// direction; fifo, shm and msgq hand it to a ControlChannel
+// (transports/control_channel.h), which treats any byte arriving on it as a
+// broken connection. Negotiation reads exactly its frames and never reads
+// ahead.
 //
 // Liveness contract for the Transport both sides end up with: it owns the
 // control socket; once that socket reports end-of-file, hang-up or an error,

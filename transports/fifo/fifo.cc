@@ -6,8 +6,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -27,20 +25,10 @@
 #include "absl/time/clock.h"
 #include "base/fd_util.h"
 #include "base/status_macros.h"
+#include "transports/control_channel.h"
 
 namespace ipcrpc {
 namespace {
-
-// The peer at the other end of the control socket, with context on failure.
-absl::StatusOr<PeerCredentials> ControlSocketPeer(int fd) {
-  absl::StatusOr<PeerCredentials> peer = SocketPeerCredentials(fd);
-  if (!peer.ok()) {
-    return absl::Status(peer.status().code(),
-                        absl::StrCat("fifo: the control socket: ", peer.status().message()));
-  }
-  return peer;
-}
-
 
 constexpr int kMaxIovecs = 64;
 // How often Write asks the control socket whether the peer is still there.
@@ -110,37 +98,33 @@ class ScopedSigpipeBlock {
 
 class FifoTransport final : public Transport {
  public:
-  // Takes the two FIFO ends (non-blocking) and the control socket.
-  static absl::StatusOr<std::unique_ptr<Transport>> Create(ScopedFd read_fifo,
-                                                           ScopedFd write_fifo,
-                                                           ScopedFd control,
-                                                           std::string description);
+  // Takes the two FIFO ends (non-blocking) and the control channel.
+  static absl::StatusOr<std::unique_ptr<Transport>> Create(
+      ScopedFd read_fifo, ScopedFd write_fifo, std::unique_ptr<ControlChannel> control);
 
   absl::Status Write(absl::Span<const absl::string_view> chunks,
                      absl::Time deadline) override;
   absl::StatusOr<size_t> Read(absl::Span<char> buffer, absl::Time deadline) override;
   void Interrupt() override { SignalEventFd(wake_.get()); }
   void Shutdown() override;
-  PeerCredentials peer() const override { return peer_; }
+  PeerCredentials peer() const override { return control_->peer(); }
   std::string description() const override { return description_; }
 
  private:
-  FifoTransport(ScopedFd read_fifo, ScopedFd write_fifo, ScopedFd control, ScopedFd wake,
-                std::string description, PeerCredentials peer)
+  FifoTransport(ScopedFd read_fifo, ScopedFd write_fifo,
+                std::unique_ptr<ControlChannel> control, ScopedFd wake)
       : read_fifo_(std::move(read_fifo)),
         write_fifo_(std::move(write_fifo)),
         control_(std::move(control)),
         wake_(std::move(wake)),
-        description_(std::move(description)),
-        peer_(peer) {}
+        description_(control_->description()) {}
 
   // UNAVAILABLE once Shutdown() was called or the peer is known to be gone.
   absl::Status CheckOpen() const;
-  // Records that the peer is gone and says so.
+  // Records that the peer is gone (seen on a FIFO) and says so.
   absl::Status PeerClosed();
-  // Interprets what poll() reported on the control socket. It carries nothing
-  // after the upgrade, so end-of-file, hang-up, an error and stray bytes all
-  // end the connection; OK means the wake-up was spurious.
+  // Interprets what poll() reported on the control socket (the liveness
+  // rule of transports/control_channel.h); OK means the wake-up was spurious.
   absl::Status CheckControl(short revents);
   // Waits until the write FIFO has room (or its reader is gone), the control
   // socket reports the end, or `deadline` passes.
@@ -148,70 +132,51 @@ class FifoTransport final : public Transport {
 
   ScopedFd read_fifo_;
   ScopedFd write_fifo_;
-  ScopedFd control_;  // the unix socket the connection started on; liveness only
-  ScopedFd wake_;     // eventfd: Interrupt() makes it readable
-  std::string description_;
-  PeerCredentials peer_;
-  std::atomic<bool> shut_down_{false};
+  // The unix socket the connection started on (liveness only); polled in
+  // this transport's own poll sets, with its doorbell (Shutdown()).
+  const std::unique_ptr<ControlChannel> control_;
+  ScopedFd wake_;  // eventfd: Interrupt() makes it readable
+  const std::string description_;
   // When Write last asked the control socket whether the peer is still
   // there (steady clock, ns); asked at most once per kControlCheckInterval.
   std::atomic<int64_t> control_checked_ns_{INT64_MIN};
   // Read side only: the last read drained the FIFO, so the next one polls
   // first instead of paying for a read() that fails with EAGAIN.
   bool poll_before_read_ = false;
-  std::atomic<bool> peer_closed_{false};
 };
 
-absl::StatusOr<std::unique_ptr<Transport>> FifoTransport::Create(ScopedFd read_fifo,
-                                                                 ScopedFd write_fifo,
-                                                                 ScopedFd control,
-                                                                 std::string description) {
-  IPCRPC_ASSIGN_OR_RETURN(PeerCredentials peer, ControlSocketPeer(control.get()));
+absl::StatusOr<std::unique_ptr<Transport>> FifoTransport::Create(
+    ScopedFd read_fifo, ScopedFd write_fifo, std::unique_ptr<ControlChannel> control) {
   IPCRPC_ASSIGN_OR_RETURN(ScopedFd wake, MakeEventFd());
-  return std::unique_ptr<Transport>(
-      new FifoTransport(std::move(read_fifo), std::move(write_fifo), std::move(control),
-                        std::move(wake), std::move(description), peer));
+  return std::unique_ptr<Transport>(new FifoTransport(std::move(read_fifo), std::move(write_fifo),
+                                                     std::move(control), std::move(wake)));
 }
 
 absl::Status FifoTransport::CheckOpen() const {
-  if (shut_down_.load(std::memory_order_acquire)) {
+  if (control_->is_shut_down()) {
     return absl::UnavailableError(absl::StrCat(description_, ": transport shut down"));
   }
-  if (peer_closed_.load(std::memory_order_acquire)) {
-    return absl::UnavailableError(absl::StrCat(description_, ": peer closed the connection"));
-  }
-  return absl::OkStatus();
+  return control_->status();
 }
 
 absl::Status FifoTransport::PeerClosed() {
-  peer_closed_.store(true, std::memory_order_release);
-  return CheckOpen();  // "shut down" wins if that is why the socket closed
+  control_->MarkPeerClosed();
+  return CheckOpen();  // "shut down" wins if that is why the FIFO closed
 }
 
 absl::Status FifoTransport::CheckControl(short revents) {
   IPCRPC_RETURN_IF_ERROR(CheckOpen());
-  if (revents & (POLLHUP | POLLERR | POLLRDHUP | POLLNVAL)) return PeerClosed();
-  if (!(revents & POLLIN)) return absl::OkStatus();
-  char byte;
-  ssize_t n;
-  do {
-    n = ::recv(control_.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return absl::OkStatus();
-  if (n > 0) {
-    peer_closed_.store(true, std::memory_order_release);
-    return absl::UnavailableError(absl::StrCat(
-        description_,
-        ": peer sent bytes on the control socket, which must stay silent after the upgrade"));
-  }
-  return PeerClosed();  // end-of-file or a socket error
+  IPCRPC_RETURN_IF_ERROR(control_->OnPollEvents(revents));
+  return CheckOpen();
 }
 
 absl::Status FifoTransport::WaitWritable(absl::Time deadline) {
   for (;;) {
     IPCRPC_RETURN_IF_ERROR(CheckOpen());
-    pollfd fds[2] = {{write_fifo_.get(), POLLOUT, 0}, {control_.get(), POLLIN | POLLRDHUP, 0}};
-    int n = ::poll(fds, 2, PollTimeoutMs(deadline));
+    pollfd fds[3] = {{write_fifo_.get(), POLLOUT, 0},
+                     {control_->fd(), ControlChannel::kPollEvents, 0},
+                     {control_->doorbell_fd(), POLLIN, 0}};  // Shutdown()
+    int n = ::poll(fds, 3, PollTimeoutMs(deadline));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(errno, absl::StrCat(description_, ": poll"));
@@ -222,7 +187,7 @@ absl::Status FifoTransport::WaitWritable(absl::Time deadline) {
     }
     // Writable, or POLLERR (the reader is gone: writev will say EPIPE).
     if (fds[0].revents != 0) return absl::OkStatus();
-    IPCRPC_RETURN_IF_ERROR(CheckControl(fds[1].revents));
+    IPCRPC_RETURN_IF_ERROR(CheckControl(fds[1].revents));  // and the doorbell: CheckOpen
   }
 }
 
@@ -240,8 +205,7 @@ absl::Status FifoTransport::Write(absl::Span<const absl::string_view> chunks,
   int64_t last_ns = control_checked_ns_.load(std::memory_order_relaxed);
   if (last_ns == INT64_MIN ||
       now_ns - last_ns >= std::chrono::nanoseconds(kControlCheckInterval).count()) {
-    pollfd control = {control_.get(), POLLIN | POLLRDHUP, 0};
-    if (::poll(&control, 1, 0) > 0) IPCRPC_RETURN_IF_ERROR(CheckControl(control.revents));
+    IPCRPC_RETURN_IF_ERROR(control_->CheckNow());
     control_checked_ns_.store(now_ns, std::memory_order_relaxed);
   }
 
@@ -304,10 +268,11 @@ absl::StatusOr<size_t> FifoTransport::Read(absl::Span<char> buffer, absl::Time d
     // Complete(), that no writer has opened the FIFO yet: Linux's read()
     // returns 0 for both. poll() tells them apart: it reports POLLHUP only
     // once a writer has come and gone, and keeps waiting while none ever did.
-    pollfd fds[3] = {{read_fifo_.get(), POLLIN, 0},
+    pollfd fds[4] = {{read_fifo_.get(), POLLIN, 0},
                      {wake_.get(), POLLIN, 0},
-                     {control_.get(), POLLIN | POLLRDHUP, 0}};
-    int ready = ::poll(fds, 3, PollTimeoutMs(deadline));
+                     {control_->fd(), ControlChannel::kPollEvents, 0},
+                     {control_->doorbell_fd(), POLLIN, 0}};  // Shutdown()
+    int ready = ::poll(fds, 4, PollTimeoutMs(deadline));
     if (ready < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(errno, absl::StrCat(description_, ": poll"));
@@ -316,6 +281,7 @@ absl::StatusOr<size_t> FifoTransport::Read(absl::Span<char> buffer, absl::Time d
       if (absl::Now() < deadline) continue;  // poll rounds; never report early
       return absl::DeadlineExceededError(absl::StrCat(description_, ": deadline exceeded"));
     }
+    if (fds[3].revents & POLLIN) continue;  // shut down: CheckOpen says so
     if (fds[1].revents & POLLIN) {
       DrainEventFd(wake_.get());
       return absl::AbortedError(absl::StrCat(description_, ": read interrupted"));
@@ -328,12 +294,11 @@ absl::StatusOr<size_t> FifoTransport::Read(absl::Span<char> buffer, absl::Time d
 }
 
 void FifoTransport::Shutdown() {
-  shut_down_.store(true, std::memory_order_release);
-  // Wakes our own blocked Read/Write (their poll sees the control socket hang
-  // up) and tells the peer, whose poll sees end-of-file. The FIFO fds stay
-  // open until destruction: closing them here would race with a thread
-  // inside read()/writev() on the same fd number.
-  ::shutdown(control_.get(), SHUT_RDWR);
+  // Tells the peer (its poll sees end-of-file on the control socket) and
+  // wakes our own blocked Read/Write (their poll sees the channel's
+  // doorbell). The FIFO fds stay open until destruction: closing them here
+  // would race with a thread inside read()/writev() on the same fd number.
+  control_->Shutdown();
 }
 
 // ---------------------------------------------------------------------------
@@ -395,6 +360,10 @@ class PendingFifo final : public PendingTransport {
       return absl::FailedPreconditionError("fifo: Complete() was already called");
     }
     completed_ = true;
+    IPCRPC_ASSIGN_OR_RETURN(
+        std::unique_ptr<ControlChannel> control,
+        ControlChannel::Open(std::move(control_socket),
+                             absl::StrCat("fifo:", files_->dir(), " (server)")));
     // Opening is non-blocking, so the deadline is not needed. Whatever the
     // outcome, the names go: once both ends are open they serve no purpose,
     // and after a failure nothing may stay on disk.
@@ -412,8 +381,7 @@ class PendingFifo final : public PendingTransport {
       return PathErrorStatus(open_error, "fifo: open " + files_->server_to_client());
     }
     return FifoTransport::Create(std::move(read_fifo_), std::move(write_fifo),
-                                 std::move(control_socket),
-                                 absl::StrCat("fifo:", files_->dir(), " (server)"));
+                                 std::move(control));
   }
 
  private:
@@ -541,9 +509,6 @@ absl::StatusOr<std::unique_ptr<Transport>> AttachFifo(const wire::TransportOffer
     return absl::InvalidArgumentError(absl::StrCat(
         "fifo: a fifo offer carries no file descriptors, but ", fds.size(), " arrived"));
   }
-  if (!control_socket.valid()) {
-    return absl::InvalidArgumentError("fifo: no control socket");
-  }
   const wire::FifoParams& params = offer.fifo();
   if (params.client_to_server_path() == params.server_to_client_path()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -551,17 +516,18 @@ absl::StatusOr<std::unique_ptr<Transport>> AttachFifo(const wire::TransportOffer
         params.client_to_server_path(), "\""));
   }
   // The FIFOs must belong to the process at the other end of the socket.
-  IPCRPC_ASSIGN_OR_RETURN(PeerCredentials server, ControlSocketPeer(control_socket.get()));
+  const std::string& path = params.client_to_server_path();
+  IPCRPC_ASSIGN_OR_RETURN(
+      std::unique_ptr<ControlChannel> control,
+      ControlChannel::Open(std::move(control_socket),
+                           absl::StrCat("fifo:", path.substr(0, path.rfind('/')), " (client)")));
+  const PeerCredentials& server = control->peer();
   // Write end first: it is the one that proves the server's reader is open.
   IPCRPC_ASSIGN_OR_RETURN(ScopedFd write_fifo,
                           OpenOfferedFifo(params.client_to_server_path(), O_WRONLY, server.uid));
   IPCRPC_ASSIGN_OR_RETURN(ScopedFd read_fifo,
                           OpenOfferedFifo(params.server_to_client_path(), O_RDONLY, server.uid));
-  std::string path = params.client_to_server_path();
-  std::string dir = path.substr(0, path.rfind('/'));
-  return FifoTransport::Create(std::move(read_fifo), std::move(write_fifo),
-                               std::move(control_socket),
-                               absl::StrCat("fifo:", dir, " (client)"));
+  return FifoTransport::Create(std::move(read_fifo), std::move(write_fifo), std::move(control));
 }
 
 }  // namespace ipcrpc

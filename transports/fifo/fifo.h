@@ -28,9 +28,10 @@
 // run as the server's user (or as root). A server should offer "fifo" only to
 // such clients.
 //
-// Liveness: end-of-file on the read FIFO, or end-of-file, hang-up or an error
-// on the control socket, makes Read/Write return UNAVAILABLE ("peer closed
-// the connection"). Writing to a FIFO whose reader has gone raises SIGPIPE;
+// Liveness: end-of-file on the read FIFO, or what ends the control channel
+// (transports/control_channel.h: end-of-file, hang-up or an error on the
+// control socket, or a stray byte on it), makes Read/Write return
+// UNAVAILABLE; the control socket is polled together with the FIFO. Writing to a FIFO whose reader has gone raises SIGPIPE;
 // this transport blocks SIGPIPE in the writing thread for the duration of a
 // Write and consumes the signal it caused, so the process survives and its
 // signal disposition is never changed.

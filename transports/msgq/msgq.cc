@@ -3,10 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,8 +12,6 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
-#include <system_error>
-#include <thread>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -27,20 +23,10 @@
 #include "base/fd_util.h"
 #include "base/status_macros.h"
 #include "base/sync.h"
+#include "transports/control_channel.h"
 
 namespace ipcrpc {
 namespace {
-
-// The peer at the other end of the control socket, with context on failure.
-absl::StatusOr<PeerCredentials> ControlSocketPeer(int fd) {
-  absl::StatusOr<PeerCredentials> peer = SocketPeerCredentials(fd);
-  if (!peer.ok()) {
-    return absl::Status(peer.status().code(),
-                        absl::StrCat("msgq: the control socket: ", peer.status().message()));
-  }
-  return peer;
-}
-
 
 // How long a closing side waits for a live peer to read what it sent.
 constexpr absl::Duration kLinger = absl::Seconds(1);
@@ -118,17 +104,6 @@ bool QueueHoldsData(int id) {
   return ds.__msg_cbytes > 0;  // glibc's name for the kernel's msg_cbytes
 }
 
-// True once the peer's end of the control socket has closed or shut down
-// (the socket carries nothing after the upgrade, so readable means EOF).
-bool ControlSocketClosed(int fd) {
-  pollfd p = {fd, POLLIN | POLLRDHUP, 0};
-  int n;
-  do {
-    n = ::poll(&p, 1, 0);
-  } while (n < 0 && errno == EINTR);
-  return n > 0;
-}
-
 // Checks a queue the server offered before this process trusts it: it must
 // exist, be private to the server's user and never have been opened by key.
 absl::StatusOr<msqid_ds> ValidateOfferedQueue(int id, absl::string_view which,
@@ -182,8 +157,9 @@ absl::StatusOr<msqid_ds> ValidateOfferedQueue(int id, absl::string_view which,
 //    room in the queue, or by the queue's removal (peer closed, Shutdown(),
 //    or its deadline passing, which breaks the stream — transport.h says a
 //    failed Write leaves the stream unusable anyway).
-//  * The watcher thread polls the control socket (liveness) and an eventfd
-//    (re-arm), with a timeout at the earliest armed deadline.
+//  * The control channel's watcher thread polls the control socket
+//    (liveness, transports/control_channel.h) and its doorbell (re-arm), with
+//    a timeout at the earliest armed deadline (NextTimer / OnTimer).
 
 class MsgqTransport final : public Transport {
  public:
@@ -192,9 +168,7 @@ class MsgqTransport final : public Transport {
     int recv_id = -1;
     size_t send_fragment = 0;  // largest fragment this side sends
     size_t recv_fragment = 0;  // largest fragment the peer may send
-    ScopedFd control;
-    PeerCredentials peer;
-    std::string description;
+    std::unique_ptr<ControlChannel> control;  // its description is this transport's
   };
 
   // Takes over both queues (removes them when done) and starts the watcher.
@@ -206,11 +180,11 @@ class MsgqTransport final : public Transport {
   absl::StatusOr<size_t> Read(absl::Span<char> buffer, absl::Time deadline) override;
   void Interrupt() override;
   void Shutdown() override;
-  PeerCredentials peer() const override { return peer_; }
+  PeerCredentials peer() const override { return control_->peer(); }
   std::string description() const override { return description_; }
 
  private:
-  MsgqTransport(Config config, ScopedFd kick);
+  explicit MsgqTransport(Config config);
 
   absl::StatusOr<size_t> ReadFragment(absl::Span<char> buffer, absl::Time deadline,
                                       bool* armed);
@@ -231,13 +205,14 @@ class MsgqTransport final : public Transport {
   void ArmWriteDeadline(absl::Time deadline);
   // Returns true if the write deadline fired (and removed the send queue).
   bool DisarmWriteDeadline();
-  void KickWatcher();
-  void WatchLoop();
+  // The watcher's timer hooks: when to wake next, and what a wake-up does.
+  absl::Time NextTimer();
+  void OnTimer(absl::Time now);
+  // The watcher's peer-lost hook (runs once).
   void OnPeerClosed();
 
-  absl::Status PeerClosedError() const {
-    return absl::UnavailableError(absl::StrCat(description_, ": peer closed the connection"));
-  }
+  // The channel lost the peer, or the peer removed a queue.
+  absl::Status PeerClosedError() const { return control_->PeerClosedStatus(); }
   absl::Status ShutDownError() const {
     return absl::UnavailableError(absl::StrCat(description_, ": transport shut down"));
   }
@@ -249,9 +224,9 @@ class MsgqTransport final : public Transport {
   const int recv_id_;
   const size_t send_fragment_;
   const size_t recv_fragment_;
-  const ScopedFd control_;
-  const ScopedFd kick_;  // eventfd: makes the watcher recompute its timeout
-  const PeerCredentials peer_;
+  // The unix socket the connection started on; its watcher thread is also
+  // this transport's deadline timer.
+  const std::unique_ptr<ControlChannel> control_;
   const std::string description_;
 
   // Writer-only state.
@@ -276,38 +251,27 @@ class MsgqTransport final : public Transport {
   absl::Time write_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   bool write_timed_out_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time watcher_wakes_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-
-  std::thread watcher_;
 };
 
 absl::StatusOr<std::unique_ptr<Transport>> MsgqTransport::Start(Config config) {
-  absl::StatusOr<ScopedFd> kick = MakeEventFd();
-  if (!kick.ok()) {
-    RemoveQueue(config.send_id);
-    RemoveQueue(config.recv_id);
-    return kick.status();
-  }
-  std::unique_ptr<MsgqTransport> t(new MsgqTransport(std::move(config), std::move(*kick)));
-  try {
-    t->watcher_ = std::thread([raw = t.get()] { raw->WatchLoop(); });
-  } catch (const std::system_error& e) {
-    // The destructor removes both queues.
-    return absl::ResourceExhaustedError(
-        absl::StrCat(t->description_, ": cannot start the watcher thread: ", e.what()));
-  }
+  std::unique_ptr<MsgqTransport> t(new MsgqTransport(std::move(config)));
+  ControlChannel::WatchHooks hooks;
+  MsgqTransport* raw = t.get();
+  hooks.on_peer_lost = [raw] { raw->OnPeerClosed(); };
+  hooks.next_timer = [raw] { return raw->NextTimer(); };
+  hooks.on_timer = [raw](absl::Time now) { raw->OnTimer(now); };
+  // On failure (RESOURCE_EXHAUSTED) the destructor removes both queues.
+  IPCRPC_RETURN_IF_ERROR(t->control_->StartWatcher(std::move(hooks)));
   return std::unique_ptr<Transport>(std::move(t));
 }
 
-MsgqTransport::MsgqTransport(Config config, ScopedFd kick)
+MsgqTransport::MsgqTransport(Config config)
     : send_id_(config.send_id),
       recv_id_(config.recv_id),
       send_fragment_(config.send_fragment),
       recv_fragment_(config.recv_fragment),
       control_(std::move(config.control)),
-      kick_(std::move(kick)),
-      peer_(config.peer),
-      description_(std::move(config.description)),
+      description_(control_->description()),
       send_buffer_(config.send_fragment),
       recv_buffer_(config.recv_fragment) {}
 
@@ -318,18 +282,13 @@ MsgqTransport::~MsgqTransport() {
   // passed, then remove the queue ourselves: whatever happens to the peer
   // afterwards, no queue outlives this object.
   absl::Time give_up = absl::Now() + kLinger;
-  while (!send_removed_ && !peer_closed_ && !ControlSocketClosed(control_.get()) &&
+  while (!send_removed_ && !peer_closed_ && control_->CheckNow().ok() &&
          QueueHoldsData(send_id_) && absl::Now() < give_up) {
-    pollfd control{control_.get(), POLLIN, 0};
+    pollfd control{control_->fd(), ControlChannel::kPollEvents, 0};
     ::poll(&control, 1, 2);
   }
   RemoveSendQueue();
-  {
-    internal::MutexLock lock(&mu_);
-    stop_ = true;
-  }
-  KickWatcher();
-  if (watcher_.joinable()) watcher_.join();
+  control_->StopWatcher();  // its hooks point here
 }
 
 void MsgqTransport::RemoveRecvQueue() {
@@ -523,10 +482,10 @@ absl::Status MsgqTransport::SendFragment(size_t size, absl::Time deadline) {
 
 void MsgqTransport::Shutdown() {
   if (shutdown_.exchange(true)) return;
-  bool peer_gone = peer_closed_ || ControlSocketClosed(control_.get());
-  // SHUT_WR: the peer sees end-of-file, and this side can still see the
-  // peer's end close (the watcher keeps running until then or destruction).
-  ::shutdown(control_.get(), SHUT_WR);
+  bool peer_gone = peer_closed_ || !control_->CheckNow().ok();
+  // For writing only: the peer sees end-of-file, and this side can still see
+  // the peer's end close (the watcher keeps running until then or destruction).
+  control_->Shutdown();
   RemoveRecvQueue();  // nobody reads it any more; wakes a blocked reader
   // Bytes already sent stay for a live peer to read, as on a socket; it
   // removes the queue when it reaches their end. A write in progress is
@@ -551,7 +510,7 @@ void MsgqTransport::ArmReadDeadline(absl::Time deadline) {
     read_deadline_ = deadline;
     kick = deadline < watcher_wakes_at_;
   }
-  if (kick) KickWatcher();
+  if (kick) control_->Kick();
 }
 
 void MsgqTransport::DisarmReadDeadline() {
@@ -566,7 +525,7 @@ void MsgqTransport::ArmWriteDeadline(absl::Time deadline) {
     write_deadline_ = deadline;
     kick = deadline < watcher_wakes_at_;
   }
-  if (kick) KickWatcher();
+  if (kick) control_->Kick();
 }
 
 bool MsgqTransport::DisarmWriteDeadline() {
@@ -575,65 +534,30 @@ bool MsgqTransport::DisarmWriteDeadline() {
   return write_timed_out_;
 }
 
-void MsgqTransport::KickWatcher() {
-  uint64_t one = 1;
-  while (::write(kick_.get(), &one, sizeof(one)) < 0 && errno == EINTR) {
-  }
+absl::Time MsgqTransport::NextTimer() {
+  internal::MutexLock lock(&mu_);
+  watcher_wakes_at_ = std::min(read_deadline_, write_deadline_);
+  return watcher_wakes_at_;
 }
 
-void MsgqTransport::WatchLoop() {
-  for (;;) {
-    absl::Time wake_at;
-    {
-      internal::MutexLock lock(&mu_);
-      if (stop_) return;
-      wake_at = std::min(read_deadline_, write_deadline_);
-      watcher_wakes_at_ = wake_at;
+void MsgqTransport::OnTimer(absl::Time now) {
+  bool wake_reader = false;
+  {
+    internal::MutexLock lock(&mu_);
+    if (read_deadline_ <= now) {
+      read_deadline_ = absl::InfiniteFuture();
+      wake_reader = true;
     }
-    timespec timeout;
-    const timespec* timeout_ptr = nullptr;
-    if (wake_at != absl::InfiniteFuture()) {
-      timeout = absl::ToTimespec(std::max(wake_at - absl::Now(), absl::ZeroDuration()));
-      timeout_ptr = &timeout;
+    if (write_deadline_ <= now) {
+      // The only way to end a blocked msgsnd early is to remove its queue.
+      // Under mu_, so DisarmWriteDeadline() reports it even when msgsnd
+      // had just succeeded.
+      write_deadline_ = absl::InfiniteFuture();
+      write_timed_out_ = true;
+      RemoveSendQueue();
     }
-    pollfd fds[2] = {{control_.get(), POLLIN | POLLRDHUP, 0}, {kick_.get(), POLLIN, 0}};
-    int n = ::ppoll(fds, 2, timeout_ptr, nullptr);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      // ENOMEM and the like: keep the liveness promise by retrying soon.
-      absl::SleepFor(absl::Milliseconds(1));
-      continue;
-    }
-    if (fds[1].revents & POLLIN) {
-      uint64_t value;
-      while (::read(kick_.get(), &value, sizeof(value)) < 0 && errno == EINTR) {
-      }
-    }
-    if (fds[0].revents != 0) {
-      // The peer closed or shut down its end (or the socket broke). The
-      // flags and queue removals now wake every blocked call for good.
-      OnPeerClosed();
-      return;
-    }
-    absl::Time now = absl::Now();
-    bool wake_reader = false;
-    {
-      internal::MutexLock lock(&mu_);
-      if (read_deadline_ <= now) {
-        read_deadline_ = absl::InfiniteFuture();
-        wake_reader = true;
-      }
-      if (write_deadline_ <= now) {
-        // The only way to end a blocked msgsnd early is to remove its queue.
-        // Under mu_, so DisarmWriteDeadline() reports it even when msgsnd
-        // had just succeeded.
-        write_deadline_ = absl::InfiniteFuture();
-        write_timed_out_ = true;
-        RemoveSendQueue();
-      }
-    }
-    if (wake_reader) WakeReader();
   }
+  if (wake_reader) WakeReader();
 }
 
 // ---------------------------------------------------------------------------
@@ -669,16 +593,16 @@ class MsgqPendingTransport final : public PendingTransport {
     if (!control_socket.valid()) {
       return absl::InvalidArgumentError("msgq: Complete() needs the control socket");
     }
-    IPCRPC_ASSIGN_OR_RETURN(PeerCredentials client, ControlSocketPeer(control_socket.get()));
     MsgqTransport::Config config;
+    IPCRPC_ASSIGN_OR_RETURN(
+        config.control,
+        ControlChannel::Open(std::move(control_socket),
+                             absl::StrCat("msgq:c2s=", client_to_server_, ",s2c=",
+                                          server_to_client_, " (server)")));
     config.send_id = server_to_client_;
     config.recv_id = client_to_server_;
     config.send_fragment = fragment_;
     config.recv_fragment = fragment_;
-    config.peer = client;
-    config.control = std::move(control_socket);
-    config.description = absl::StrCat("msgq:c2s=", client_to_server_,
-                                      ",s2c=", server_to_client_, " (server)");
     // From here the transport owns the queues, on success and on failure.
     completed_ = true;
     return MsgqTransport::Start(std::move(config));
@@ -746,11 +670,16 @@ absl::StatusOr<std::unique_ptr<Transport>> AttachMsgq(const wire::TransportOffer
     return absl::InvalidArgumentError(
         absl::StrCat("msgq: the offer names queue ", client_to_server, " for both directions"));
   }
-  IPCRPC_ASSIGN_OR_RETURN(PeerCredentials server, ControlSocketPeer(control_socket.get()));
+  IPCRPC_ASSIGN_OR_RETURN(
+      std::unique_ptr<ControlChannel> control,
+      ControlChannel::Open(std::move(control_socket),
+                           absl::StrCat("msgq:c2s=", client_to_server, ",s2c=", server_to_client,
+                                        " (client)")));
+  const uid_t server_uid = control->peer().uid;
   IPCRPC_ASSIGN_OR_RETURN(msqid_ds c2s,
-                          ValidateOfferedQueue(client_to_server, "client-to-server", server.uid));
+                          ValidateOfferedQueue(client_to_server, "client-to-server", server_uid));
   IPCRPC_RETURN_IF_ERROR(
-      ValidateOfferedQueue(server_to_client, "server-to-client", server.uid).status());
+      ValidateOfferedQueue(server_to_client, "server-to-client", server_uid).status());
   IPCRPC_ASSIGN_OR_RETURN(size_t msgmax, ReadKernelLimit(kMsgmaxPath));
   size_t offered = params.max_fragment_bytes();
   if (offered == 0 || offered > msgmax) {
@@ -764,10 +693,7 @@ absl::StatusOr<std::unique_ptr<Transport>> AttachMsgq(const wire::TransportOffer
   config.send_fragment =
       std::min(ClampFragment(options.max_fragment_bytes, msgmax, c2s.msg_qbytes), offered);
   config.recv_fragment = offered;
-  config.peer = server;
-  config.control = std::move(control_socket);
-  config.description = absl::StrCat("msgq:c2s=", client_to_server, ",s2c=", server_to_client,
-                                    " (client)");
+  config.control = std::move(control);
   return MsgqTransport::Start(std::move(config));
 }
 

@@ -14,7 +14,10 @@
 // when the queues are removed, and the limits.
 //
 // Thread-safety: as for every Transport (transport.h). Each transport runs
-// one watcher thread of its own (control-socket liveness and deadlines).
+// one watcher thread of its own: its ControlChannel's
+// (transports/control_channel.h), for control-socket liveness and, through
+// the channel's timer hooks, deadlines. A thread that cannot start fails
+// Complete / AttachMsgq with RESOURCE_EXHAUSTED.
 // Write and Read allocate nothing on their common path.
 //
 // Removal: a queue is removed (IPC_RMID) as soon as nobody can need it any

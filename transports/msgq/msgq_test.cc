@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -371,6 +372,32 @@ TEST(MsgqTransportTest, ShutdownWakesAWriterBlockedOnAFullQueue) {
   char buf[8];
   auto r = pair->client->Read(absl::MakeSpan(buf, 8), absl::Now() + kPatience);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+}
+
+TEST(MsgqTransportTest, StrayBytesOnTheControlSocketEndTheConnectionAndSaySo) {
+  // The control socket must stay silent after the upgrade
+  // (transports/control_channel.h). Until the shared ControlChannel, msgq
+  // took a byte for the peer's close; now the status says what happened.
+  ControlPair control = MakeControlPair();
+  int raw_client_control = control.client.get();
+  auto pending = PrepareMsgq({});
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  wire::TransportOffer offer;
+  std::vector<int> fds;
+  (*pending)->FillOffer(&offer, &fds);
+  auto client = AttachMsgq(offer, {}, std::move(control.client), {});
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto server = (*pending)->Complete(std::move(control.server), absl::Now() + kPatience);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE(WriteAll(**client, "before").ok());
+  ASSERT_EQ(::write(raw_client_control, "!", 1), 1);  // behind the transport's back
+  auto got = ReadExactly(**server, 6);  // what came before is still read
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "before");
+  char buf[8];
+  auto r = (*server)->Read(absl::MakeSpan(buf), absl::Now() + kPatience);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "must stay silent")) << r.status();
 }
 
 // --- Closing and removal ---------------------------------------------------

@@ -1,12 +1,8 @@
 #include "transports/shm/shm_ring.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <sched.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -14,15 +10,14 @@
 #include <limits>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "base/fd_util.h"
 #include "base/status_macros.h"
 #include "base/sync.h"
+#include "transports/control_channel.h"
 #include "transports/shm/ring_layout.h"
 #include "transports/shm/shm_region.h"
 #include "transports/shm/spin_policy.h"
@@ -34,17 +29,6 @@
 
 namespace ipcrpc {
 namespace {
-
-// The peer at the other end of the control socket, with context on failure.
-absl::StatusOr<PeerCredentials> ControlSocketPeer(int fd) {
-  absl::StatusOr<PeerCredentials> peer = SocketPeerCredentials(fd);
-  if (!peer.ok()) {
-    return absl::Status(peer.status().code(),
-                        absl::StrCat("shm: the control socket: ", peer.status().message()));
-  }
-  return peer;
-}
-
 
 using shm::AdaptiveSpin;
 using shm::ShmRegion;
@@ -120,13 +104,13 @@ class ShmRingTransport final : public Transport {
   absl::StatusOr<size_t> Read(absl::Span<char> buffer, absl::Time deadline) override;
   void Interrupt() override;
   void Shutdown() override;
-  PeerCredentials peer() const override { return peer_; }
+  PeerCredentials peer() const override { return control_->peer(); }
   std::string description() const override { return description_; }
 
  private:
   // flags_ bits: things that end the connection for this side.
   static constexpr uint32_t kShutDown = 1;  // Shutdown() or the destructor
-  static constexpr uint32_t kPeerGone = 2;  // the control socket hung up
+  static constexpr uint32_t kPeerGone = 2;  // the control channel reported the peer lost
   static constexpr uint32_t kBroken = 4;    // the region was found corrupted
 
   enum class SpinResult { kReady, kBudgetSpent, kCutShort };
@@ -138,8 +122,8 @@ class ShmRingTransport final : public Transport {
     AdaptiveSpin spin;
   };
 
-  ShmRingTransport(ShmRegion region, int side, ScopedFd control_socket, ScopedFd stop,
-                   PeerCredentials peer, const ShmOptions& options);
+  ShmRingTransport(ShmRegion region, int side, std::unique_ptr<ControlChannel> control,
+                   const ShmOptions& options);
 
   // UNAVAILABLE once shut down, DATA_LOSS once broken or if the magic changed.
   absl::Status CheckUsable();
@@ -147,9 +131,8 @@ class ShmRingTransport final : public Transport {
     return (flags_.load(std::memory_order_acquire) & kPeerGone) != 0 ||
            peer_side_.closed.load(std::memory_order_acquire) != 0;
   }
-  absl::Status PeerClosedError() const {
-    return absl::UnavailableError(absl::StrCat(description_, ": peer closed the connection"));
-  }
+  // The peer closed its side in the region, or the channel lost it.
+  absl::Status PeerClosedError() const { return control_->PeerClosedStatus(); }
   // Validated byte counts: readable in the incoming ring; free in the
   // outgoing one (the tail is re-read only if fewer than `wanted` seem free).
   absl::StatusOr<uint64_t> Readable();
@@ -172,7 +155,6 @@ class ShmRingTransport final : public Transport {
 
   void PublishCpu();
   void WakeOwnWaiters();
-  void WatchControlSocket();
 
   // The region and views into it (all point into region_'s mapping).
   ShmRegion region_;
@@ -203,27 +185,35 @@ class ShmRingTransport final : public Transport {
   internal::Mutex mu_;
   absl::Status broken_status_ ABSL_GUARDED_BY(mu_);
 
-  const ScopedFd control_socket_;
-  const ScopedFd stop_;  // eventfd: tells the watcher to return
-  const PeerCredentials peer_;
+  // The unix socket the connection started on, watched by the channel's
+  // thread (a futex sleep cannot also poll a socket).
+  const std::unique_ptr<ControlChannel> control_;
   const std::string description_;
-  std::thread watcher_;
 };
 
 absl::StatusOr<std::unique_ptr<Transport>> ShmRingTransport::Create(ShmRegion region, int side,
                                                                     ScopedFd control_socket,
                                                                     const ShmOptions& options) {
-  if (!control_socket.valid()) {
-    return absl::InvalidArgumentError("shm transport: no control socket");
-  }
-  IPCRPC_ASSIGN_OR_RETURN(PeerCredentials peer, ControlSocketPeer(control_socket.get()));
-  IPCRPC_ASSIGN_OR_RETURN(ScopedFd stop, MakeEventFd());
-  return std::unique_ptr<Transport>(new ShmRingTransport(
-      std::move(region), side, std::move(control_socket), std::move(stop), peer, options));
+  std::string description =
+      absl::StrCat(TransportName(region.wake()), ":",
+                   side == shm::kServerSide ? "server" : "client",
+                   " ring_bytes=", region.ring_bytes(), " control_fd=", control_socket.get());
+  IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<ControlChannel> control,
+                          ControlChannel::Open(std::move(control_socket), std::move(description)));
+  std::unique_ptr<ShmRingTransport> transport(
+      new ShmRingTransport(std::move(region), side, std::move(control), options));
+  ControlChannel::WatchHooks hooks;
+  hooks.on_peer_lost = [raw = transport.get()] {
+    raw->flags_.fetch_or(kPeerGone, std::memory_order_acq_rel);
+    raw->WakeOwnWaiters();
+  };
+  // On failure the destructor marks this side closed: the peer sees it go.
+  IPCRPC_RETURN_IF_ERROR(transport->control_->StartWatcher(std::move(hooks)));
+  return std::unique_ptr<Transport>(std::move(transport));
 }
 
-ShmRingTransport::ShmRingTransport(ShmRegion region, int side, ScopedFd control_socket,
-                                   ScopedFd stop, PeerCredentials peer,
+ShmRingTransport::ShmRingTransport(ShmRegion region, int side,
+                                   std::unique_ptr<ControlChannel> control,
                                    const ShmOptions& options)
     : region_(std::move(region)),
       own_side_(region_.header().side[side]),
@@ -240,27 +230,18 @@ ShmRingTransport::ShmRingTransport(ShmRegion region, int side, ScopedFd control_
               options.spin ? options.max_spin : absl::ZeroDuration()),
       writer_(WaitPoint(&out_.writer_sleeping, SemaphoreIfUsed(region_, &out_.space_ready)),
               options.spin ? options.max_spin : absl::ZeroDuration()),
-      control_socket_(std::move(control_socket)),
-      stop_(std::move(stop)),
-      peer_(peer),
-      description_(absl::StrCat(TransportName(region_.wake()), ":",
-                                side == shm::kServerSide ? "server" : "client",
-                                " ring_bytes=", capacity_,
-                                " control_fd=", control_socket_.get())) {
+      control_(std::move(control)),
+      description_(control_->description()) {
   // The counters start at whatever the region says (0 for a new region);
   // validated like everything else on first use.
   tail_ = head_seen_ = in_.tail.load(std::memory_order_acquire);
   head_ = tail_seen_ = out_.head.load(std::memory_order_acquire);
-  watcher_ = std::thread([this] { WatchControlSocket(); });
 }
 
 ShmRingTransport::~ShmRingTransport() {
   Shutdown();
-  uint64_t one = 1;
-  while (::write(stop_.get(), &one, sizeof(one)) < 0 && errno == EINTR) {
-  }
-  watcher_.join();
-  // region_ unmaps; control_socket_ and stop_ close.
+  control_->StopWatcher();  // its hook points here
+  // region_ unmaps; the channel closes the control socket.
 }
 
 absl::Status ShmRingTransport::CheckUsable() {
@@ -353,8 +334,9 @@ absl::Status ShmRingTransport::Write(absl::Span<const absl::string_view> chunks,
       size_t n = static_cast<size_t>(std::min<uint64_t>(c.size(), batch - copied));
       uint64_t pos = (head_ + copied) & mask_;
       size_t first = static_cast<size_t>(std::min<uint64_t>(n, capacity_ - pos));
-      std::memcpy(out_data_ + pos, c.data(), first);
-      std::memcpy(out_data_, c.data() + first, n - first);
+      // An empty chunk may have a null data(): memcpy must not see it.
+      if (first > 0) std::memcpy(out_data_ + pos, c.data(), first);
+      if (n > first) std::memcpy(out_data_, c.data() + first, n - first);
       copied += n;
       offset += n;
       if (offset == chunks[chunk].size()) {
@@ -387,7 +369,7 @@ absl::StatusOr<size_t> ShmRingTransport::Read(absl::Span<char> buffer, absl::Tim
       uint64_t pos = tail_ & mask_;
       size_t first = static_cast<size_t>(std::min<uint64_t>(n, capacity_ - pos));
       std::memcpy(buffer.data(), in_data_ + pos, first);
-      std::memcpy(buffer.data() + first, in_data_, n - first);
+      if (n > first) std::memcpy(buffer.data() + first, in_data_, n - first);
       tail_ += n;
       in_.tail.store(tail_, std::memory_order_release);
       peer_writer_.WakeIfSleeping();
@@ -494,30 +476,7 @@ void ShmRingTransport::Shutdown() {
   peer_reader_.WakeIfSleeping();
   peer_writer_.WakeIfSleeping();
   WakeOwnWaiters();
-  ::shutdown(control_socket_.get(), SHUT_RDWR);
-}
-
-void ShmRingTransport::WatchControlSocket() {
-  for (;;) {
-    pollfd fds[2] = {{control_socket_.get(), POLLIN | POLLRDHUP, 0}, {stop_.get(), POLLIN, 0}};
-    int n = ::poll(fds, 2, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;  // cannot watch any more: treat the peer as gone rather than hang
-    }
-    if (fds[1].revents != 0) return;
-    if (fds[0].revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)) break;
-    if (fds[0].revents & POLLIN) {
-      // The control socket carries nothing after the upgrade; bytes are dropped.
-      char discard[256];
-      ssize_t got = ::recv(control_socket_.get(), discard, sizeof(discard), MSG_DONTWAIT);
-      if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        break;
-      }
-    }
-  }
-  flags_.fetch_or(kPeerGone, std::memory_order_acq_rel);
-  WakeOwnWaiters();
+  control_->Shutdown();  // the peer's watcher sees end-of-file
 }
 
 // ---------------------------------------------------------------------------

@@ -20,11 +20,14 @@
 // this CPU. `spin = false` turns it off.
 //
 // Liveness: each transport owns the connection's unix socket (the control
-// socket, which carries nothing more) and one watcher thread that poll()s
-// it. When the peer closes it or dies, blocked and later Read/Write calls
-// return UNAVAILABLE at once (bytes already in the ring are still read
-// first). Shutdown() marks this side closed in the region, wakes everyone
-// and shuts the control socket down.
+// socket, which carries nothing more) through a ControlChannel
+// (transports/control_channel.h) whose watcher thread polls it. When the
+// peer closes it, dies, or sends a stray byte on it, blocked and later
+// Read/Write calls return UNAVAILABLE at once (bytes already in the ring are
+// still read first). A watcher thread that cannot start makes PrepareShm's
+// Complete / AttachShm fail with RESOURCE_EXHAUSTED. Shutdown() marks this
+// side closed in the region, wakes everyone and shuts the control socket
+// down for writing.
 //
 // Trust: the peer can write anywhere in the region. Every counter read from
 // it is validated before use; a peer that scribbles over the header or the

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -267,6 +268,47 @@ TEST_P(ShmModeTest, ControlSocketHangUpWakesTheBlockedReader) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
   EXPECT_LT(returned_at - closed_at, kPromptly);
   EXPECT_EQ(WriteAll(**server, "x").code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_P(ShmModeTest, StrayBytesOnTheControlSocketEndTheConnection) {
+  // The control socket must stay silent after the upgrade
+  // (transports/control_channel.h); a byte on it is a broken peer. (Until the
+  // shared ControlChannel, shm dropped such bytes and carried on.)
+  auto control = MakeControlPair();
+  ASSERT_TRUE(control.ok());
+  int raw_client_control = control->client.get();
+  auto pending = PrepareShm(Options(4096, GetParam()));
+  ASSERT_TRUE(pending.ok());
+  wire::TransportOffer offer;
+  std::vector<int> fds;
+  (*pending)->FillOffer(&offer, &fds);
+  auto client = AttachShm(offer, DupAll(fds), std::move(control->client), ShmOptions{});
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto server = (*pending)->Complete(std::move(control->server), absl::InfiniteFuture());
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE(WriteAll(**client, "before").ok());
+  ASSERT_EQ(::write(raw_client_control, "!", 1), 1);  // behind the transport's back
+  // What the peer wrote into the ring before is still read, then the end.
+  auto got = ReadExactly(**server, 6);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "before");
+  char buf[4];
+  auto r = (*server)->Read(absl::MakeSpan(buf), absl::Now() + kPatience);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_TRUE(Mentions(r.status().message(), "must stay silent"));
+  EXPECT_EQ(WriteAll(**server, "x").code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_P(ShmModeTest, EmptyChunksAreSkipped) {
+  // An empty chunk may carry a null data(); it must never reach memcpy.
+  auto c = Connect(Options(4096, GetParam()));
+  ASSERT_TRUE(c.ok()) << c.status();
+  absl::string_view chunks[] = {absl::string_view(), "ab", absl::string_view(), "c",
+                                absl::string_view()};
+  ASSERT_TRUE(c->client->Write(chunks, absl::Now() + kPatience).ok());
+  auto got = ReadExactly(*c->server, 3);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "abc");
 }
 
 // ---------------------------------------------------------------------------
@@ -629,6 +671,34 @@ std::set<std::string> ListDir(const char* path) {
 }
 
 size_t OpenFdCount() { return ListDir("/proc/self/fd").size(); }
+
+// A watcher thread that cannot be created (RLIMIT_NPROC = 0 for a non-root
+// user makes clone() fail) fails the attach with RESOURCE_EXHAUSTED; before
+// the shared ControlChannel, std::thread's exception terminated the process.
+// Runs in a child that drops root; skipped where uid 65534 is not available
+// (Bazel's sandbox maps only uid 0; run the binary directly to see it run).
+TEST(ShmCleanupTest, AWatcherThatCannotStartIsResourceExhaustedNotTerminate) {
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::geteuid() != 0) ::_exit(77);
+    if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0) {
+      ::_exit(77);
+    }
+    rlimit none = {0, 0};
+    if (::setrlimit(RLIMIT_NPROC, &none) != 0) ::_exit(3);
+    auto c = Connect(Options(4096, wire::ShmParams::FUTEX));
+    if (c.ok()) ::_exit(4);
+    if (c.status().code() != absl::StatusCode::kResourceExhausted) ::_exit(5);
+    if (!Mentions(c.status().message(), "cannot start the watcher thread")) ::_exit(6);
+    ::_exit(0);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(pid, &wstatus, 0), pid);
+  ASSERT_TRUE(WIFEXITED(wstatus)) << "the child died: " << wstatus;
+  if (WEXITSTATUS(wstatus) == 77) GTEST_SKIP() << "cannot become uid 65534 here";
+  EXPECT_EQ(WEXITSTATUS(wstatus), 0) << "see the _exit codes in the child";
+}
 
 TEST(ShmCleanupTest, NoFdLeaksAndNothingInDevShm) {
   const std::set<std::string> dev_shm = ListDir("/dev/shm");
