@@ -108,6 +108,8 @@ class FifoTransport final : public Transport {
   void Interrupt() override { SignalEventFd(wake_.get()); }
   void Shutdown() override;
   PeerCredentials peer() const override { return control_->peer(); }
+  // The control channel knows (a zero-timeout poll of the control socket).
+  bool PeerGone() override { return control_->peer_lost() || !control_->CheckNow().ok(); }
   std::string description() const override { return description_; }
 
  private:

@@ -105,6 +105,8 @@ class ShmRingTransport final : public Transport {
   void Interrupt() override;
   void Shutdown() override;
   PeerCredentials peer() const override { return control_->peer(); }
+  // The control channel knows (a zero-timeout poll of the control socket).
+  bool PeerGone() override { return control_->peer_lost() || !control_->CheckNow().ok(); }
   std::string description() const override { return description_; }
 
  private:
