@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
 #include "connect/negotiation.h"
+#include "connect/pending_objects.h"
 #include "transports/fifo/fifo.h"
 #include "transports/msgq/msgq.h"
 #include "transports/shm/shm_ring.h"
@@ -217,6 +218,7 @@ absl::StatusOr<std::unique_ptr<Listener>> MakeListener(absl::string_view address
   IPCRPC_ASSIGN_OR_RETURN(ParsedAddress parsed, ParseAddress(address));
   IPCRPC_ASSIGN_OR_RETURN(std::vector<UpgradeableTransport> table,
                           AllowedTransports(allowed, tuning));
+  SweepStalePendingObjects();  // a killed server's half-negotiated FIFOs and queues
   IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<UnixSocketListener> listener,
                           UnixSocketListener::Listen(parsed.socket_address, socket_mode));
   return std::unique_ptr<Listener>(std::make_unique<NegotiatingListener>(

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
 #include "base/sync.h"
+#include "connect/pending_objects.h"
 #include "wire/frame.h"
 #include "wire/refusal.h"
 
@@ -227,6 +228,9 @@ class ServerNegotiatingTransport final : public Transport {
     }
     std::vector<int> fds;
     (*pending)->FillOffer(&offer, &fds);
+    // Until the transport owns them: the next server removes these objects
+    // if this process dies first (connect/pending_objects.h).
+    PendingObjectRecord record(offer);
     IPCRPC_RETURN_IF_ERROR(
         WriteNegotiationFrame(*socket_, FrameType::kTransportOffer, offer, fds, deadline));
     wire::TransportAck ack;

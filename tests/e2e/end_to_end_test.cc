@@ -3,6 +3,7 @@
 
 #include <signal.h>
 #include <spawn.h>
+#include <sys/msg.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,12 +22,15 @@
 #include "absl/time/clock.h"
 #include "connect/address.h"
 #include "gtest/gtest.h"
+#include "proto/ipcrpc/transport.pb.h"
 #include "runtime/ipcrpc.h"
 #include "tests/e2e/server_process.h"
 #include "tests/e2e/test_service.ipcrpc.pb.h"
 #include "tests/testing/ipc_leak_check.h"
 #include "tests/testing/notification.h"
 #include "tests/testing/temp_dir.h"
+#include "transports/unix_socket.h"
+#include "wire/frame.h"
 
 extern char** environ;
 
@@ -719,6 +723,70 @@ TEST(ShmLimitsTest, AClientCannotMakeTheServerCommitMoreThanItsMaximumRing) {
   std::vector<uint64_t> sizes = MemfdSizes(server.pid());
   ASSERT_EQ(sizes.size(), 1u);
   EXPECT_EQ(sizes[0], 4096u + 2 * (4u << 20)) << "4 KiB header + two 4 MiB rings";
+}
+
+// Asks the server at `socket_path` for `transport` and reads its offer, then
+// stops: the server waits for TRANSPORT_ACK with the offered objects made.
+absl::StatusOr<wire::TransportOffer> RequestAndStop(const std::string& socket_path,
+                                                    const std::string& transport,
+                                                    std::unique_ptr<Transport>* connection) {
+  IPCRPC_ASSIGN_OR_RETURN(auto connector, UnixSocketConnector::Create("unix:" + socket_path));
+  IPCRPC_ASSIGN_OR_RETURN(*connection, connector->Connect(absl::Now() + absl::Seconds(5)));
+  wire::TransportRequest request;
+  request.add_transports(transport);
+  std::string out;
+  internal::AppendProtoFrame(internal::FrameType::kTransportRequest, 0, request,
+                             request.ByteSizeLong(), &out);
+  absl::string_view chunks[] = {out};
+  IPCRPC_RETURN_IF_ERROR((*connection)->Write(chunks, absl::Now() + absl::Seconds(5)));
+  std::string in;
+  char buf[4096];
+  std::vector<ScopedFd> fds;
+  while (in.size() < internal::kFrameHeaderSize ||
+         in.size() < internal::kFrameHeaderSize +
+                         internal::DecodeFrameHeader(in.data())->length) {
+    IPCRPC_ASSIGN_OR_RETURN(size_t n, (*connection)->ReadWithFds(absl::MakeSpan(buf), &fds,
+                                                                 absl::Now() + absl::Seconds(5)));
+    in.append(buf, n);
+  }
+  wire::TransportOffer offer;
+  if (!offer.ParseFromArray(in.data() + internal::kFrameHeaderSize,
+                            static_cast<int>(in.size() - internal::kFrameHeaderSize))) {
+    return absl::DataLossError("bad offer");
+  }
+  return offer;
+}
+
+bool QueueExists(int id) {
+  msqid_ds ds;
+  return ::msgctl(id, IPC_STAT, &ds) == 0;
+}
+
+// A server killed in the middle of negotiating msgq and fifo leaves its
+// queues and FIFO directory; the next server to start removes them.
+// (Before: they stayed until reboot, and could exhaust msgmni.)
+TEST(ServerCrashTest, ObjectsOfAServerKilledMidNegotiationAreRemovedByTheNextServer) {
+  ServerProcess server;
+  std::unique_ptr<Transport> c1, c2;
+  auto msgq = RequestAndStop(server.socket_path(), "msgq", &c1);
+  ASSERT_TRUE(msgq.ok()) << msgq.status();
+  ASSERT_EQ(msgq->transport(), "msgq") << msgq->error();
+  auto fifo = RequestAndStop(server.socket_path(), "fifo", &c2);
+  ASSERT_TRUE(fifo.ok()) << fifo.status();
+  ASSERT_EQ(fifo->transport(), "fifo") << fifo->error();
+  const std::string fifo_dir = fifo->fifo().client_to_server_path().substr(
+      0, fifo->fifo().client_to_server_path().rfind('/'));
+  server.Kill();
+  c1.reset();
+  c2.reset();
+  struct stat st;
+  ASSERT_TRUE(QueueExists(msgq->msgq().client_to_server_id()));
+  ASSERT_TRUE(QueueExists(msgq->msgq().server_to_client_id()));
+  ASSERT_EQ(::stat(fifo_dir.c_str(), &st), 0) << fifo_dir;
+  ServerProcess next;  // sweeps when it starts listening
+  EXPECT_FALSE(QueueExists(msgq->msgq().client_to_server_id()));
+  EXPECT_FALSE(QueueExists(msgq->msgq().server_to_client_id()));
+  EXPECT_NE(::stat(fifo_dir.c_str(), &st), 0) << fifo_dir << " is still there";
 }
 
 // The server's config file decides which transports clients may choose.

@@ -1,0 +1,159 @@
+#include "connect/pending_objects.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace ipcrpc {
+namespace {
+
+constexpr char kFifoDirPrefix[] = "ipcrpc-fifo-";
+
+// Creates the directory if needed and checks that it is safe to use: a real
+// directory, owned by this user, that nobody else can enter.
+bool UsableDir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) return false;
+  struct stat st;
+  return ::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::geteuid() &&
+         (st.st_mode & 077) == 0;
+}
+
+std::string DirOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
+// What a record says: one "msgq ID" or "fifo DIR" per line.
+std::string Describe(const wire::TransportOffer& offer) {
+  std::string out;
+  if (offer.has_msgq()) {
+    absl::StrAppend(&out, "msgq ", offer.msgq().client_to_server_id(), "\n");
+    absl::StrAppend(&out, "msgq ", offer.msgq().server_to_client_id(), "\n");
+  }
+  if (offer.has_fifo() && !offer.fifo().client_to_server_path().empty()) {
+    absl::StrAppend(&out, "fifo ", DirOf(offer.fifo().client_to_server_path()), "\n");
+  }
+  return out;
+}
+
+void RemoveQueue(int id) {
+  msqid_ds ds;
+  if (::msgctl(id, IPC_STAT, &ds) < 0) return;  // already gone
+  if (ds.msg_perm.cuid != ::geteuid() || (ds.msg_perm.mode & 0777) != 0600) return;
+  ::msgctl(id, IPC_RMID, nullptr);
+}
+
+void RemoveFifoDir(const std::string& dir) {
+  std::string base = dir.substr(dir.rfind('/') + 1);
+  struct stat st;
+  if (dir.empty() || dir[0] != '/' || !absl::StartsWith(base, kFifoDirPrefix) ||
+      ::lstat(dir.c_str(), &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) {
+    return;
+  }
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string path = absl::StrCat(dir, "/", e->d_name);
+      struct stat entry;
+      if (::lstat(path.c_str(), &entry) == 0 && S_ISFIFO(entry.st_mode)) ::unlink(path.c_str());
+    }
+    ::closedir(d);
+  }
+  ::rmdir(dir.c_str());
+}
+
+bool ProcessExists(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
+
+}  // namespace
+
+std::string PendingObjectsDir() {
+  const char* dir = std::getenv("IPCRPC_PENDING_DIR");
+  if (dir != nullptr && dir[0] != '\0') return dir;
+  return absl::StrCat("/tmp/ipcrpc-pending-", ::geteuid());
+}
+
+PendingObjectRecord::PendingObjectRecord(const wire::TransportOffer& offer) {
+  std::string content = Describe(offer);
+  if (content.empty()) return;
+  static std::atomic<uint64_t> serial{0};
+  const std::string dir = PendingObjectsDir();
+  // Twice: another process may remove the (empty) directory between our
+  // mkdir and open.
+  for (int attempt = 0; attempt < 2 && path_.empty(); ++attempt) {
+    if (!UsableDir(dir)) return;
+    std::string path = absl::StrCat(dir, "/", ::getpid(), "-", serial.fetch_add(1));
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) continue;
+    bool written = ::write(fd, content.data(), content.size()) ==
+                   static_cast<ssize_t>(content.size());
+    ::close(fd);
+    if (written) {
+      path_ = std::move(path);
+    } else {
+      ::unlink(path.c_str());
+    }
+  }
+}
+
+PendingObjectRecord::~PendingObjectRecord() {
+  if (path_.empty()) return;
+  ::unlink(path_.c_str());
+  ::rmdir(DirOf(path_).c_str());  // only if empty
+}
+
+int SweepStalePendingObjects() {
+  const std::string dir = PendingObjectsDir();
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() ||
+      (st.st_mode & 077) != 0) {
+    return 0;  // nothing there, or not ours to trust
+  }
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] != '.') names.push_back(e->d_name);
+    }
+    ::closedir(d);
+  }
+  int swept = 0;
+  for (const std::string& name : names) {
+    int pid = 0;
+    std::vector<std::string> parts = absl::StrSplit(name, '-');
+    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &pid) || pid <= 0 ||
+        ProcessExists(pid)) {
+      continue;
+    }
+    const std::string path = absl::StrCat(dir, "/", name);
+    std::ifstream record(path);
+    std::string line;
+    while (std::getline(record, line)) {
+      std::vector<std::string> words = absl::StrSplit(line, absl::MaxSplits(' ', 1));
+      int id = 0;
+      if (words.size() != 2) continue;
+      if (words[0] == "msgq" && absl::SimpleAtoi(words[1], &id)) RemoveQueue(id);
+      if (words[0] == "fifo") RemoveFifoDir(words[1]);
+    }
+    ::unlink(path.c_str());
+    ++swept;
+  }
+  ::rmdir(dir.c_str());  // only if empty
+  return swept;
+}
+
+}  // namespace ipcrpc

@@ -1,0 +1,72 @@
+// ipcrpc connect: the IPC objects of negotiations in progress, recorded so
+// that a server killed in the middle of one does not leave them for good.
+//
+// While a server negotiates fifo or msgq with a client (docs/PROTOCOL.md §12)
+// it owns objects the kernel keeps until someone removes them: a private FIFO
+// directory, a pair of SysV message queues. Once the connection is
+// established the transport removes them (at the latest when either side
+// dies); before that, only the negotiating server knows about them, so a
+// server killed right then (SIGKILL, OOM, a crash) used to leave them behind
+// for good — enough of that exhausts the system's queue limit (msgmni).
+//
+// So the server records each such negotiation in a per-user directory
+// (PendingObjectsDir(): $IPCRPC_PENDING_DIR, or /tmp/ipcrpc-pending-EUID,
+// mode 0700), as one small file named after its pid, removed again when the
+// negotiation ends either way. Every server that starts listening
+// (MakeListener) sweeps the directory: records of processes that no longer
+// exist are read, their objects removed — queues only if this user created
+// them with mode 0600, FIFO directories only if this user owns them and they
+// are named ipcrpc-fifo-*, and then only the FIFOs inside — and the records
+// deleted. The directory is removed whenever it is empty, so it exists only
+// while a negotiation is in progress or a dead server's record waits.
+//
+// To clean up by hand (no server will start again): run any ipcrpc server
+// once as the same user, or remove the queues (`ipcrm -q ID`) and
+// directories a record names.
+//
+// Limits: a record is written just after the objects are created, so a
+// server killed in between (microseconds) can still leak them; a queue id
+// reused by the same user's queue of the same mode after a reboot-free
+// wrap-around could be removed by a sweep (ids are reused only after the
+// kernel has cycled through them).
+//
+// Thread-safety: every function may be called from any thread.
+
+#ifndef IPCRPC_CONNECT_PENDING_OBJECTS_H_
+#define IPCRPC_CONNECT_PENDING_OBJECTS_H_
+
+#include <string>
+
+#include "proto/ipcrpc/transport.pb.h"
+
+namespace ipcrpc {
+
+// Where the records live (see above).
+std::string PendingObjectsDir();
+
+// Records the objects `offer` names (FIFO directory, message queues) for this
+// process; the record is removed when this object is destroyed. An offer
+// with nothing to record (shm: a memfd dies with its last user) records
+// nothing. Never fails the negotiation: if the directory cannot be used
+// safely (say, another user created it), nothing is recorded.
+class PendingObjectRecord {
+ public:
+  explicit PendingObjectRecord(const wire::TransportOffer& offer);
+  ~PendingObjectRecord();
+  PendingObjectRecord(const PendingObjectRecord&) = delete;
+  PendingObjectRecord& operator=(const PendingObjectRecord&) = delete;
+
+  // The record's path; empty if nothing was recorded.
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Removes the objects recorded by processes that no longer exist, and their
+// records. Returns how many records were swept.
+int SweepStalePendingObjects();
+
+}  // namespace ipcrpc
+
+#endif  // IPCRPC_CONNECT_PENDING_OBJECTS_H_
