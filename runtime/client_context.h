@@ -8,6 +8,10 @@
 // Thread-safety: configure it before the call from one thread; TryCancel()
 // may be called from any thread at any time.
 //
+// Calls made while serving a call: FromServerContext(server_context) makes a
+// context whose call carries the server call's deadline and is cancelled
+// when the server call is (see there).
+//
 // Example:
 //   ipcrpc::ClientContext ctx;
 //   ctx.set_timeout(absl::Milliseconds(200));
@@ -18,6 +22,7 @@
 #ifndef IPCRPC_RUNTIME_CLIENT_CONTEXT_H_
 #define IPCRPC_RUNTIME_CLIENT_CONTEXT_H_
 
+#include <memory>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -27,7 +32,9 @@
 #include "runtime/metadata.h"
 
 namespace ipcrpc {
+class ServerContext;
 namespace internal {
+class ChildCalls;
 class ClientConnection;
 class ClientStream;
 }  // namespace internal
@@ -35,8 +42,22 @@ class ClientStream;
 class ClientContext {
  public:
   ClientContext() = default;
+  ~ClientContext();
   ClientContext(const ClientContext&) = delete;
   ClientContext& operator=(const ClientContext&) = delete;
+
+  // A context for a call made on behalf of the server call `server_context`
+  // belongs to (as grpc::ClientContext::FromServerContext):
+  //  * its deadline is the server call's deadline (a call past it fails with
+  //    DEADLINE_EXCEEDED, as the server call does); set_deadline/set_timeout
+  //    replace it;
+  //  * when the server call is cancelled — its client cancelled, its
+  //    connection closed, or the server shut down past its drain deadline —
+  //    the call is cancelled too (TryCancel: it ends with CANCELLED), also if
+  //    it starts only afterwards.
+  // Either may outlive the other: the context may be kept (and its call
+  // finished) after the handler returned.
+  static std::unique_ptr<ClientContext> FromServerContext(const ServerContext& server_context);
 
   // The call fails with DEADLINE_EXCEEDED once `deadline` passes; the server
   // sees the same deadline. Default: none.
@@ -80,6 +101,8 @@ class ClientContext {
   Metadata trailing_metadata_;
   PeerCredentials peer_;
   std::shared_ptr<const std::string> transport_;  // the connection's description
+  // Set by FromServerContext: the server call's registry of child calls.
+  std::shared_ptr<internal::ChildCalls> parent_calls_;
 
   internal::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;

@@ -27,6 +27,7 @@
 #include "runtime/metadata.h"
 
 namespace ipcrpc {
+class ClientContext;
 namespace internal {
 class ServerStream;
 }  // namespace internal
@@ -64,6 +65,7 @@ class ServerContext {
   const PeerCredentials& peer() const { return peer_; }
 
  private:
+  friend class ClientContext;  // FromServerContext
   friend class internal::ServerStream;
   ServerContext() = default;
 

@@ -181,27 +181,32 @@ void ServerConnection::HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* 
     default:
       break;
   }
-  internal::MutexLock lock(&mu_);
-  auto it = streams_.find(h.stream_id);
-  if (it == streams_.end()) return;  // finished already, or never existed
-  if (!HandleStreamFrameLocked(*it->second, frame)) return;
-  ServerStream& s = *it->second;
-  s.cv_.SignalAll();
-  bool request_complete = s.half_closed_ || !s.forced_status_.ok() ||
-                          s.cancelled_.load(std::memory_order_relaxed);
-  if (s.deferred_handler_ != nullptr && request_complete) {
-    *ready = it->second;
-    *ready_handler = std::exchange(s.deferred_handler_, nullptr);
+  std::shared_ptr<ChildCalls> cancelled_children;  // set by a CANCEL only
+  {
+    internal::MutexLock lock(&mu_);
+    auto it = streams_.find(h.stream_id);
+    if (it == streams_.end()) return;  // finished already, or never existed
+    if (!HandleStreamFrameLocked(*it->second, frame, &cancelled_children)) return;
+    ServerStream& s = *it->second;
+    s.cv_.SignalAll();
+    bool request_complete = s.half_closed_ || !s.forced_status_.ok() ||
+                            s.cancelled_.load(std::memory_order_relaxed);
+    if (s.deferred_handler_ != nullptr && request_complete) {
+      *ready = it->second;
+      *ready_handler = std::exchange(s.deferred_handler_, nullptr);
+    }
   }
+  if (cancelled_children != nullptr) cancelled_children->CancelAll();
 }
 
 void ServerConnection::CancelAll() {
   std::vector<std::pair<std::shared_ptr<ServerStream>, MethodHandler*>> deferred;
+  std::vector<std::shared_ptr<ChildCalls>> children;
   {
     internal::MutexLock lock(&mu_);
     for (auto& entry : streams_) {
       ServerStream& s = *entry.second;
-      s.cancelled_.store(true, std::memory_order_release);
+      if (std::shared_ptr<ChildCalls> c = s.CancelLocked()) children.push_back(std::move(c));
       s.cv_.SignalAll();
       // A handler still waiting for its request runs now, sees the
       // cancellation and finishes, so that every call ends.
@@ -210,10 +215,12 @@ void ServerConnection::CancelAll() {
       }
     }
   }
+  for (auto& c : children) c->CancelAll();
   for (auto& [stream, handler] : deferred) RunHandler(std::move(stream), handler);
 }
 
-bool ServerConnection::HandleStreamFrameLocked(ServerStream& s, Frame& frame) {
+bool ServerConnection::HandleStreamFrameLocked(ServerStream& s, Frame& frame,
+                                               std::shared_ptr<ChildCalls>* cancelled_children) {
   const FrameHeader& h = frame.header;
   switch (h.type) {
     case FrameType::kMessage:
@@ -229,7 +236,7 @@ bool ServerConnection::HandleStreamFrameLocked(ServerStream& s, Frame& frame) {
       s.half_closed_ = true;
       break;
     case FrameType::kCancel:
-      s.cancelled_.store(true, std::memory_order_release);
+      *cancelled_children = s.CancelLocked();
       break;
     case FrameType::kCredit: {
       uint32_t credit;

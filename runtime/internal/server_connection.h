@@ -75,8 +75,11 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   // Applies a frame; a call whose handler may start now is returned in *ready.
   void HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* ready,
                    MethodHandler** ready_handler);
-  // Applies a frame to its stream; false if it changed nothing.
-  bool HandleStreamFrameLocked(ServerStream& stream, Frame& frame)
+  // Applies a frame to its stream; false if it changed nothing. A CANCEL
+  // returns the call's child calls (if any) in *cancelled_children, to be
+  // cancelled once mu_ is released.
+  bool HandleStreamFrameLocked(ServerStream& stream, Frame& frame,
+                               std::shared_ptr<ChildCalls>* cancelled_children)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartCall(uint32_t stream_id, absl::string_view payload);
   void RefuseCall(uint32_t stream_id, const absl::Status& status);

@@ -47,6 +47,20 @@ bool ServerStream::cancelled() const {
   return context_.deadline_ != absl::InfiniteFuture() && absl::Now() >= context_.deadline_;
 }
 
+std::shared_ptr<ChildCalls> ServerStream::child_calls(bool* cancelled) const {
+  internal::MutexLock lock(&connection_->mu_);
+  if (child_calls_ == nullptr) child_calls_ = std::make_shared<ChildCalls>();
+  // Under the mutex every cancellation takes: a cancellation either comes
+  // before (seen here) or after (and then finds child_calls_).
+  *cancelled = cancelled_.load(std::memory_order_acquire);
+  return child_calls_;
+}
+
+std::shared_ptr<ChildCalls> ServerStream::CancelLocked() {
+  cancelled_.store(true, std::memory_order_release);
+  return child_calls_;
+}
+
 bool ServerStream::Read(google::protobuf::MessageLite* message) {
   ServerConnection& c = *connection_;
   std::string payload;

@@ -13,7 +13,9 @@
 // (ServerConnection::mu_), which is never held during a transport write.
 //
 // Ownership: the stream holds its connection (shared), so the connection
-// outlives every stream.
+// outlives every stream. Child calls made with
+// ClientContext::FromServerContext share the stream's ChildCalls, which may
+// outlive the stream.
 
 #ifndef IPCRPC_RUNTIME_INTERNAL_SERVER_STREAM_H_
 #define IPCRPC_RUNTIME_INTERNAL_SERVER_STREAM_H_
@@ -28,6 +30,7 @@
 #include "absl/time/time.h"
 #include "base/sync.h"
 #include "runtime/internal/call_interfaces.h"
+#include "runtime/internal/child_calls.h"
 #include "runtime/internal/method_handler.h"
 #include "runtime/internal/payload_queue.h"
 #include "runtime/metadata.h"
@@ -65,12 +68,20 @@ class ServerStream final : public ServerCall {
   // (INTERNAL). Costs nothing when it did.
   void FinishIfHandlerDidNot();
 
+  // The registry of this call's child calls (ClientContext::FromServerContext),
+  // made on first use; *cancelled says whether this call has been cancelled
+  // already (the caller then cancels the child itself).
+  std::shared_ptr<ChildCalls> child_calls(bool* cancelled) const;
+
  private:
   friend class ServerConnection;
   // RESOURCE_EXHAUSTED if a response of `size` bytes may not be sent.
   absl::Status CheckSendSize(size_t size) const;
   // Appends HEADERS to *out if initial metadata has not gone out yet.
   void AppendHeadersLocked(std::string* out);
+  // Marks the call cancelled. Returns its child calls, to be cancelled once
+  // the connection's mutex is released (null if it has none: most calls).
+  std::shared_ptr<ChildCalls> CancelLocked();
 
   const std::shared_ptr<ServerConnection> connection_;
   const uint32_t id_;
@@ -90,6 +101,8 @@ class ServerStream final : public ServerCall {
   // (half-close), so the handler thread is woken once, not once per frame.
   MethodHandler* deferred_handler_ = nullptr;
   internal::CondVar cv_;
+  // Made by the first child call; null for (almost) every call.
+  mutable std::shared_ptr<ChildCalls> child_calls_;
 };
 
 }  // namespace ipcrpc::internal
