@@ -20,6 +20,7 @@
 #define IPCRPC_RUNTIME_SERVER_CONTEXT_H_
 
 #include <atomic>
+#include <chrono>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -42,6 +43,12 @@ class ServerContext {
 
   // The client's deadline (absl::InfiniteFuture() if it set none).
   absl::Time deadline() const { return deadline_; }
+  // The same as a system_clock time point, which is what
+  // grpc::ServerContext::deadline() returns (time_point::max() if none).
+  // Code ported from grpcpp: `ctx->deadline()` becomes `ctx->deadline_chrono()`.
+  std::chrono::system_clock::time_point deadline_chrono() const {
+    return absl::ToChronoTime(deadline_);
+  }
 
   // true once the client cancelled, the deadline passed, the client's
   // connection closed, or the server is shutting down past its drain

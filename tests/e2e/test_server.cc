@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -182,8 +183,12 @@ class TestServiceImpl final : public TestService::Service {
 
   absl::Status ReportDeadline(ServerContext* ctx, const Request* request,
                               Response* response) override {
-    if (ctx->deadline() != absl::InfiniteFuture()) {
-      response->set_deadline_unix_micros(absl::ToUnixMicros(ctx->deadline()));
+    // The std::chrono accessor (grpcpp's ServerContext::deadline()).
+    std::chrono::system_clock::time_point deadline = ctx->deadline_chrono();
+    if (deadline != std::chrono::system_clock::time_point::max()) {
+      response->set_deadline_unix_micros(
+          std::chrono::duration_cast<std::chrono::microseconds>(deadline.time_since_epoch())
+              .count());
     }
     return absl::OkStatus();
   }
