@@ -8,6 +8,10 @@
 // Thread-safety: IsCancelled() may be called from any thread; everything else
 // from the handler's thread. Lifetime: valid until the handler returns.
 //
+// Calls the handler makes to other servers should use
+// ClientContext::FromServerContext(*ctx): they get this call's deadline and
+// are cancelled with it.
+//
 // Example:
 //   absl::Status SayHello(ipcrpc::ServerContext* ctx, const HelloRequest* req,
 //                         HelloReply* reply) override {
