@@ -1,5 +1,8 @@
 // End-to-end tests: a real server process (test_server) and this client
 // process, over a unix socket (and over a spawned worker's socketpair).
+// Over 500 lines because it is one conformance suite: every TEST_P runs once
+// per transport against the same fixture, and splitting it would split the
+// suite's single leak check. (FromServerContext's tests: propagation_test.cc.)
 
 #include <signal.h>
 #include <spawn.h>
@@ -7,7 +10,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -22,22 +24,14 @@
 #include "connect/address.h"
 #include "gtest/gtest.h"
 #include "runtime/ipcrpc.h"
+#include "tests/e2e/server_process.h"
 #include "tests/e2e/test_service.ipcrpc.pb.h"
 #include "tests/testing/ipc_leak_check.h"
 #include "tests/testing/notification.h"
 #include "tests/testing/temp_dir.h"
 
-extern char** environ;
-
 namespace ipcrpc::test {
 namespace {
-
-std::string TestServerPath() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* workspace = std::getenv("TEST_WORKSPACE");
-  return absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "ipcrpc",
-                      "/tests/e2e/test_server");
-}
 
 // Every transport of this build ("auto" included).
 std::vector<std::string> TransportsUnderTest() {
@@ -47,75 +41,6 @@ std::vector<std::string> TransportsUnderTest() {
   }
   return names;
 }
-
-// A test_server process listening on a socket in a private temp directory.
-class ServerProcess {
- public:
-  // `config` (text format), if given, reaches the server through IPCRPC_CONFIG.
-  explicit ServerProcess(std::vector<std::string> extra_args = {}, std::string config = "") {
-    std::vector<std::string> env_storage;
-    for (char** e = environ; *e != nullptr; ++e) env_storage.emplace_back(*e);
-    if (!config.empty()) {
-      std::string path = dir_.File("server.textproto");
-      FILE* f = std::fopen(path.c_str(), "w");
-      std::fputs(config.c_str(), f);
-      std::fclose(f);
-      env_storage.push_back("IPCRPC_CONFIG=" + path);
-    }
-    std::vector<char*> envp;
-    for (auto& e : env_storage) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    address_ = "unix:" + dir_.File("server.sock");
-    std::vector<std::string> args = {TestServerPath(), address_};
-    for (auto& a : extra_args) args.push_back(a);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int out[2];
-    if (pipe(out) != 0) std::abort();
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
-    std::string line;
-    char c;
-    while (line.find('\n') == std::string::npos && read(out[0], &c, 1) == 1) line += c;
-    close(out[0]);
-    EXPECT_EQ(line, "READY\n") << "test_server did not start";
-  }
-  ~ServerProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  const std::string& address() const { return address_; }
-  pid_t pid() const { return pid_; }
-  std::string socket_path() const { return dir_.File("server.sock"); }
-
-  // SIGTERM (graceful shutdown) and wait for the exit status.
-  int Terminate() {
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-  }
-  void Kill() {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
- private:
-  testing::ScopedTempDir dir_;
-  std::string address_;
-  pid_t pid_ = -1;
-};
 
 // The conformance suite: every test below runs once per transport; the
 // server listens on its unix socket and the client asks for GetParam().
@@ -692,143 +617,6 @@ TEST(ServerConfigTest, ABrokenConfigFileStopsTheServerWithAClearError) {
   unsetenv("IPCRPC_CONFIG");
   EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument) << server.status();
   EXPECT_NE(server.status().message().find("carrier-pigeon"), std::string::npos);
-}
-
-
-// ClientContext::FromServerContext, across three processes: this test calls
-// `upstream_`, whose Relay handler calls `downstream_` with a context made
-// from its ServerContext.
-class PropagationTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto channel = CreateChannel(upstream_.address());
-    ASSERT_TRUE(channel.ok()) << channel.status();
-    upstream_stub_ = TestService::NewStub(*channel);
-    channel = CreateChannel(downstream_.address());
-    ASSERT_TRUE(channel.ok()) << channel.status();
-    downstream_stub_ = TestService::NewStub(*channel);
-  }
-
-  Request RelayTo(const std::string& method) {
-    Request req;
-    req.set_downstream(downstream_.address());
-    req.set_downstream_method(method);
-    return req;
-  }
-
-  // Polls a "Last*" method until its text is none of `transient` (or 20 s).
-  template <typename Method>
-  std::string AwaitOutcome(TestService::Stub& stub, Method method,
-                           std::vector<std::string> transient) {
-    std::string text;
-    for (int i = 0; i < 4000; ++i) {
-      ClientContext ctx;
-      Response resp;
-      if (!(stub.*method)(&ctx, google::protobuf::Empty(), &resp).ok()) return "call failed";
-      text = resp.text();
-      if (std::find(transient.begin(), transient.end(), text) == transient.end()) break;
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-    return text;
-  }
-  std::string DownstreamLastCancel() {
-    return AwaitOutcome(*downstream_stub_, &TestService::Stub::LastCancel, {"none", "waiting"});
-  }
-  std::string UpstreamLastRelay() {
-    return AwaitOutcome(*upstream_stub_, &TestService::Stub::LastRelay, {"none", "running"});
-  }
-  // Waits until the downstream handler is blocked in WaitForCancel.
-  void AwaitDownstreamWaiting() {
-    EXPECT_EQ(AwaitOutcome(*downstream_stub_, &TestService::Stub::LastCancel, {"none"}),
-              "waiting");
-  }
-
-  ServerProcess downstream_;
-  ServerProcess upstream_{{"--grace_ms=100"}};
-  std::unique_ptr<TestService::Stub> upstream_stub_;
-  std::unique_ptr<TestService::Stub> downstream_stub_;
-};
-
-TEST_F(PropagationTest, DownstreamSeesTheUpstreamDeadline) {
-  ClientContext ctx;
-  ctx.set_timeout(absl::Seconds(30));
-  Response resp;
-  ASSERT_TRUE(upstream_stub_->Relay(&ctx, RelayTo("ReportDeadline"), &resp).ok());
-  ASSERT_NE(resp.deadline_unix_micros(), 0) << "the downstream call had no deadline";
-  absl::Time downstream_deadline = absl::FromUnixMicros(resp.deadline_unix_micros());
-  // The same deadline, give or take the time the messages took (generously).
-  EXPECT_LT(absl::AbsDuration(downstream_deadline - ctx.deadline()), absl::Seconds(5))
-      << "client " << ctx.deadline() << ", downstream " << downstream_deadline;
-}
-
-TEST_F(PropagationTest, UpstreamDeadlineEndsTheDownstreamCall) {
-  ClientContext ctx;
-  ctx.set_timeout(absl::Milliseconds(300));
-  Response resp;
-  absl::Status s = upstream_stub_->Relay(&ctx, RelayTo("WaitForCancel"), &resp);
-  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
-  // The downstream call ends at the deadline (its handler would otherwise
-  // wait 10 s). Two events race there: the child's own copy of the deadline
-  // (DEADLINE_EXCEEDED) and this client's CANCEL, sent when its copy passes,
-  // which cancels the upstream call and with it the child (CANCELLED).
-  std::string downstream = DownstreamLastCancel();
-  EXPECT_TRUE(downstream == "deadline" || downstream == "cancelled") << downstream;
-  std::string child = UpstreamLastRelay();
-  EXPECT_TRUE(child == "DEADLINE_EXCEEDED" || child == "CANCELLED") << child;
-}
-
-TEST_F(PropagationTest, UpstreamClientCancelCancelsTheDownstreamCall) {
-  ClientContext ctx;
-  Response resp;
-  absl::Status s;
-  std::thread call([&] { s = upstream_stub_->Relay(&ctx, RelayTo("WaitForCancel"), &resp); });
-  AwaitDownstreamWaiting();
-  ctx.TryCancel();
-  call.join();
-  EXPECT_EQ(s.code(), absl::StatusCode::kCancelled) << s;
-  EXPECT_EQ(DownstreamLastCancel(), "cancelled");  // its handler saw IsCancelled()
-  EXPECT_EQ(UpstreamLastRelay(), "CANCELLED");     // the child call ended CANCELLED
-}
-
-TEST_F(PropagationTest, UpstreamShutdownPastItsDrainCancelsTheDownstreamCall) {
-  ClientContext ctx;
-  Response resp;
-  absl::Status s;
-  std::thread call([&] { s = upstream_stub_->Relay(&ctx, RelayTo("WaitForCancel"), &resp); });
-  AwaitDownstreamWaiting();
-  // SIGTERM: the upstream server drains for 100 ms, then cancels its calls.
-  EXPECT_EQ(upstream_.Terminate(), 0);
-  call.join();
-  EXPECT_FALSE(s.ok());
-  EXPECT_EQ(DownstreamLastCancel(), "cancelled");
-}
-
-TEST_F(PropagationTest, ChildContextOutlivesItsServerCall) {
-  ClientContext ctx;
-  Request req = RelayTo("Echo");
-  req.set_detach(true);
-  req.set_delay_ms(300);  // the child call runs on after Relay has returned
-  Response resp;
-  ASSERT_TRUE(upstream_stub_->Relay(&ctx, req, &resp).ok());
-  EXPECT_EQ(UpstreamLastRelay(), "OK");  // and its context was destroyed last (ASan)
-  // The upstream server is still healthy.
-  ClientContext c2;
-  EXPECT_TRUE(upstream_stub_->Echo(&c2, Request(), &resp).ok());
-}
-
-TEST_F(PropagationTest, ServerCallCancelledAfterItsChildContextWasDestroyed) {
-  ClientContext ctx;
-  Request req = RelayTo("Echo");
-  req.set_then_wait_for_cancel(true);
-  Response resp;
-  absl::Status s;
-  std::thread call([&] { s = upstream_stub_->Relay(&ctx, req, &resp); });
-  EXPECT_EQ(UpstreamLastRelay(), "OK");  // the child is done and destroyed
-  ctx.TryCancel();                       // now the parent is cancelled
-  call.join();
-  EXPECT_EQ(s.code(), absl::StatusCode::kCancelled) << s;
-  ClientContext c2;
-  EXPECT_TRUE(upstream_stub_->Echo(&c2, Request(), &resp).ok());
 }
 
 }  // namespace
