@@ -11,12 +11,6 @@
 
 namespace ipcrpc {
 
-void ClientContext::TryCancel() {
-  internal::MutexLock lock(&mu_);
-  cancelled_ = true;
-  if (stream_ != nullptr) stream_->Cancel();
-}
-
 namespace internal {
 namespace {
 

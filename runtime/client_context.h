@@ -8,9 +8,13 @@
 // Thread-safety: configure it before the call from one thread; TryCancel()
 // may be called from any thread at any time.
 //
+// Calls made while serving a call: FromServerContext(server_context) makes a
+// context whose call carries the server call's deadline and is cancelled
+// when the server call is (see there).
+//
 // Example:
 //   ipcrpc::ClientContext ctx;
-//   ctx.set_timeout(absl::Milliseconds(200));
+//   ctx.set_timeout(absl::Milliseconds(200));  // or std::chrono::milliseconds(200)
 //   ctx.AddMetadata("request-id", "42");
 //   absl::Status s = stub->SayHello(&ctx, request, &reply);
 //   auto it = ctx.GetServerTrailingMetadata().find("cost");
@@ -18,6 +22,9 @@
 #ifndef IPCRPC_RUNTIME_CLIENT_CONTEXT_H_
 #define IPCRPC_RUNTIME_CLIENT_CONTEXT_H_
 
+#include <chrono>
+#include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -27,22 +34,69 @@
 #include "runtime/metadata.h"
 
 namespace ipcrpc {
+class ServerContext;
 namespace internal {
+class ChildCalls;
 class ClientConnection;
 class ClientStream;
+
+// Any std::chrono duration as an absl::Duration; saturates to
+// ±absl::InfiniteDuration() beyond what int64 nanoseconds hold (~292 years).
+template <typename Rep, typename Period>
+absl::Duration DurationFromChrono(std::chrono::duration<Rep, Period> d) {
+  const std::chrono::duration<long double> seconds = d;
+  constexpr long double kLimit = 9.2e9L;  // seconds; INT64_MAX ns is 9.22e9 s
+  if (seconds.count() >= kLimit) return absl::InfiniteDuration();
+  if (seconds.count() <= -kLimit) return -absl::InfiniteDuration();
+  return absl::FromChrono(std::chrono::duration_cast<std::chrono::nanoseconds>(d));
+}
 }  // namespace internal
 
 class ClientContext {
  public:
   ClientContext() = default;
+  ~ClientContext();
   ClientContext(const ClientContext&) = delete;
   ClientContext& operator=(const ClientContext&) = delete;
 
+  // A context for a call made on behalf of the server call `server_context`
+  // belongs to (as grpc::ClientContext::FromServerContext):
+  //  * its deadline is the server call's deadline (a call past it fails with
+  //    DEADLINE_EXCEEDED, as the server call does); set_deadline/set_timeout
+  //    replace it;
+  //  * when the server call is cancelled — its client cancelled, its
+  //    connection closed, or the server shut down past its drain deadline —
+  //    the call is cancelled too (TryCancel: it ends with CANCELLED), also if
+  //    it starts only afterwards.
+  // Either may outlive the other: the context may be kept (and its call
+  // finished) after the handler returned.
+  static std::unique_ptr<ClientContext> FromServerContext(const ServerContext& server_context);
+
   // The call fails with DEADLINE_EXCEEDED once `deadline` passes; the server
-  // sees the same deadline. Default: none.
+  // sees the same deadline. Default: none (absl::InfiniteFuture()).
   void set_deadline(absl::Time deadline) { deadline_ = deadline; }
   void set_timeout(absl::Duration timeout) { deadline_ = absl::Now() + timeout; }
   absl::Time deadline() const { return deadline_; }
+
+  // The same with std::chrono types, as grpc::ClientContext takes them:
+  //   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  //   ctx.set_timeout(std::chrono::milliseconds(200));  // any duration type
+  // system_clock::time_point::max() and durations beyond ~292 years mean
+  // "no deadline".
+  void set_deadline(std::chrono::system_clock::time_point deadline) {
+    deadline_ = deadline == std::chrono::system_clock::time_point::max()
+                    ? absl::InfiniteFuture()
+                    : absl::FromChrono(deadline);
+  }
+  template <typename Rep, typename Period>
+  void set_timeout(std::chrono::duration<Rep, Period> timeout) {
+    set_timeout(internal::DurationFromChrono(timeout));
+  }
+  // deadline() as a system_clock time point (what grpc::ClientContext::deadline()
+  // returns); time_point::max() when there is none.
+  std::chrono::system_clock::time_point deadline_chrono() const {
+    return absl::ToChronoTime(deadline_);
+  }
 
   // Adds one entry of metadata sent with the call. See metadata.h for keys.
   void AddMetadata(std::string key, std::string value) {
@@ -87,6 +141,8 @@ class ClientContext {
   Metadata trailing_metadata_;
   PeerCredentials peer_;
   std::shared_ptr<const std::string> transport_;  // the connection's description
+  // Set by FromServerContext: the server call's registry of child calls.
+  std::shared_ptr<internal::ChildCalls> parent_calls_;
 
   internal::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;

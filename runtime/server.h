@@ -3,7 +3,15 @@
 // Build a Server with a ServerBuilder: give it addresses to listen on (or
 // already-connected transports, e.g. a spawned worker's inherited socketpair),
 // register services, then BuildAndStart(). Each connection multiplexes many
-// concurrent calls; handlers run on a bounded pool of threads.
+// concurrent calls.
+//
+// Where handlers run (docs/DESIGN.md, "Threads and locks"): a unary or
+// server-streaming handler runs on the thread that read its request from the
+// connection, with no thread hand-off; if it holds the connection for more
+// than 1 ms, another thread takes over reading it, so a slow handler never
+// stalls its connection. Client-streaming and bidi handlers, and
+// single-request handlers beyond ServerOptions::num_threads running that way
+// at once, run on a bounded pool of num_threads threads.
 //
 // Thread-safety: every Server method is thread-safe. Services registered with
 // the builder must outlive the Server.
@@ -47,11 +55,11 @@ class ServerCore;
 struct ServerOptions {
   // Threads that run client- and bidi-streaming handlers (the pool), and the
   // most unary / server-streaming handlers that run at once on connections'
-  // reading threads (see docs/DESIGN.md). A streaming handler holds its thread
-  // for the whole call, so size this above the number of concurrent streams
-  // expected.
+  // reading threads (see docs/DESIGN.md); single-request calls beyond that go
+  // to the pool too. A streaming handler holds its pool thread for the whole
+  // call, so size this above the number of concurrent streams expected.
   int num_threads = 16;
-  // Calls waiting for a handler thread beyond this are refused with
+  // Calls waiting for a pool thread beyond this are refused with
   // RESOURCE_EXHAUSTED.
   size_t max_queued_calls = 4096;
   // Largest message accepted from clients and sent to them.

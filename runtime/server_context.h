@@ -8,6 +8,10 @@
 // Thread-safety: IsCancelled() may be called from any thread; everything else
 // from the handler's thread. Lifetime: valid until the handler returns.
 //
+// Calls the handler makes to other servers should use
+// ClientContext::FromServerContext(*ctx): they get this call's deadline and
+// are cancelled with it.
+//
 // Example:
 //   absl::Status SayHello(ipcrpc::ServerContext* ctx, const HelloRequest* req,
 //                         HelloReply* reply) override {
@@ -20,6 +24,7 @@
 #define IPCRPC_RUNTIME_SERVER_CONTEXT_H_
 
 #include <atomic>
+#include <chrono>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -27,6 +32,7 @@
 #include "runtime/metadata.h"
 
 namespace ipcrpc {
+class ClientContext;
 namespace internal {
 class ServerStream;
 }  // namespace internal
@@ -41,6 +47,12 @@ class ServerContext {
 
   // The client's deadline (absl::InfiniteFuture() if it set none).
   absl::Time deadline() const { return deadline_; }
+  // The same as a system_clock time point, which is what
+  // grpc::ServerContext::deadline() returns (time_point::max() if none).
+  // Code ported from grpcpp: `ctx->deadline()` becomes `ctx->deadline_chrono()`.
+  std::chrono::system_clock::time_point deadline_chrono() const {
+    return absl::ToChronoTime(deadline_);
+  }
 
   // true once the client cancelled, the deadline passed, the client's
   // connection closed, or the server is shutting down past its drain
@@ -64,6 +76,7 @@ class ServerContext {
   const PeerCredentials& peer() const { return peer_; }
 
  private:
+  friend class ClientContext;  // FromServerContext
   friend class internal::ServerStream;
   ServerContext() = default;
 

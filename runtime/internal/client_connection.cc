@@ -3,7 +3,6 @@
 #include <time.h>
 
 #include <algorithm>
-#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -185,7 +184,8 @@ ClientConnection::ClientConnection(std::unique_ptr<Transport> transport,
                                    const ChannelOptions& options)
     : framed_(std::move(transport), options.max_receive_message_size),
       options_(options),
-      description_(std::make_shared<const std::string>(framed_.transport().description())) {}
+      description_(std::make_shared<const std::string>(framed_.transport().description())),
+      poller_(*this, mu_) {}
 
 ClientConnection::~ClientConnection() = default;
 
@@ -297,83 +297,6 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
   return stream;
 }
 
-void ClientConnection::StartAsync(std::unique_ptr<ClientStream> stream,
-                                  google::protobuf::MessageLite* response,
-                                  std::function<void(absl::Status)> done) {
-  stream->async_response_ = response;
-  stream->async_done_ = std::move(done);
-  {
-    internal::MutexLock lock(&mu_);
-    if (stream->done_) {
-      completed_async_.push_back(std::move(stream));
-    } else {
-      uint32_t id = stream->id_;
-      async_streams_[id] = std::move(stream);
-    }
-    if (poller_running_) {
-      poller_cv_.Signal();
-    } else {
-      poller_running_ = true;
-      std::thread([self = shared_from_this()] { self->PollerLoop(); }).detach();
-    }
-  }
-  // The poller may be reading with a later deadline than this call's.
-  framed_.transport().Interrupt();
-}
-
-void ClientConnection::PollerLoop() {
-  internal::MutexLock lock(&mu_);
-  for (;;) {
-    if (!completed_async_.empty()) {
-      std::vector<std::unique_ptr<ClientStream>> completed;
-      completed.swap(completed_async_);
-      mu_.Unlock();
-      for (std::unique_ptr<ClientStream>& s : completed) {
-        // The stream is finished and unregistered: nobody else touches it.
-        absl::Status status = s->final_status_;
-        if (status.ok()) {
-          if (s->inbox_.size() != 1) {
-            status = absl::InternalError(absl::StrCat(
-                "server answered a unary call with ", s->inbox_.size(), " messages"));
-          } else if (!s->async_response_->ParseFromString(s->inbox_.front())) {
-            status = absl::InternalError("could not parse the response message");
-          }
-        }
-        std::function<void(absl::Status)> done = std::move(s->async_done_);
-        s.reset();
-        done(status);
-      }
-      mu_.Lock();
-      continue;
-    }
-    if (async_streams_.empty()) {
-      poller_running_ = false;
-      return;
-    }
-    absl::Time deadline = absl::InfiniteFuture();
-    for (const auto& entry : async_streams_) {
-      deadline = std::min(deadline, entry.second->deadline_);
-    }
-    bool in_time = AwaitLocked(
-        nullptr, [this] { return !completed_async_.empty() || async_streams_.empty(); },
-        deadline);
-    if (!in_time) {
-      absl::Time now = absl::Now();
-      std::vector<ClientStream*> expired;
-      for (const auto& entry : async_streams_) {
-        if (entry.second->deadline_ <= now) expired.push_back(entry.second.get());
-      }
-      for (ClientStream* s : expired) {
-        AppendFrame(FrameType::kCancel, s->id_, {}, &pending_control_);
-        FinishStreamLocked(s, absl::DeadlineExceededError("deadline exceeded"));
-      }
-      mu_.Unlock();
-      FlushPendingControl();
-      mu_.Lock();
-    }
-  }
-}
-
 bool ClientConnection::UsableForNewCall() {
   if (!usable()) return false;
   const int64_t now = CoarseMonotonicMillis();
@@ -422,9 +345,7 @@ bool ClientConnection::AwaitLocked(ClientStream* stream, const std::function<boo
       stream->cv_.WaitWithDeadline(&mu_, deadline);
       --stream->waiters_;
     } else {
-      poller_waiting_ = true;
-      poller_cv_.WaitWithDeadline(&mu_, deadline);
-      poller_waiting_ = false;
+      poller_.WaitLocked(deadline);
     }
     --total_waiters_;
   }
@@ -440,7 +361,7 @@ void ClientConnection::WakeOneWaiterLocked() {
       return;
     }
   }
-  if (poller_waiting_) poller_cv_.Signal();
+  poller_.WakeIfWaitingLocked();
 }
 
 void ClientConnection::FinishStreamLocked(ClientStream* s, absl::Status status) {
@@ -449,12 +370,7 @@ void ClientConnection::FinishStreamLocked(ClientStream* s, absl::Status status) 
   s->final_status_ = std::move(status);
   streams_.erase(s->id_);
   s->cv_.SignalAll();
-  auto it = async_streams_.find(s->id_);
-  if (it != async_streams_.end() && it->second.get() == s) {
-    completed_async_.push_back(std::move(it->second));
-    async_streams_.erase(it);
-    poller_cv_.Signal();
-  }
+  poller_.StreamFinishedLocked(s);
 }
 
 void ClientConnection::GoAwayLocked() {
@@ -472,7 +388,7 @@ void ClientConnection::BreakLocked(const absl::Status& why) {
   for (const auto& entry : streams_) all.push_back(entry.second);
   for (ClientStream* s : all) FinishStreamLocked(s, broken_);
   framed_.transport().Shutdown();
-  poller_cv_.SignalAll();
+  poller_.ConnectionBrokenLocked();
 }
 
 absl::Status ClientConnection::CheckSendSize(size_t size) const {

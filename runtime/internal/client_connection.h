@@ -6,8 +6,9 @@
 // dispatches frames for other streams to them as it goes; otherwise it sleeps
 // on its stream's condition variable until the reader hands it a frame or
 // the reading role. When the only call in flight reads its own reply, no
-// thread hand-off happens at all. Asynchronous calls are completed by a
-// poller thread that exists only while such calls are pending.
+// thread hand-off happens at all. Asynchronous unary calls are completed by
+// the connection's AsyncPoller (async_poller.h), whose thread exists only
+// while such calls are pending and takes part in reading like any waiter.
 //
 // All stream state is guarded by the connection's mutex `mu_`. Lock order:
 // start_mu_, then ClientContext::mu_, then mu_; the write lock inside
@@ -30,6 +31,7 @@
 #include "absl/time/time.h"
 #include "base/sync.h"
 #include "runtime/channel.h"
+#include "runtime/internal/async_poller.h"
 #include "runtime/client_context.h"
 #include "runtime/codegen/call_interfaces.h"
 #include "runtime/internal/framed_connection.h"
@@ -55,6 +57,7 @@ class ClientStream final : public ClientCall {
   void Fail(absl::Status status);
 
  private:
+  friend class AsyncPoller;
   friend class ClientConnection;
   ClientStream(std::shared_ptr<ClientConnection> connection, uint32_t id,
                ClientContext* context);
@@ -73,9 +76,6 @@ class ClientStream final : public ClientCall {
   uint32_t unacked_bytes_ = 0;  // consumed but not yet credited back
   int waiters_ = 0;
   internal::CondVar cv_;
-  // Asynchronous unary calls only.
-  google::protobuf::MessageLite* async_response_ = nullptr;
-  std::function<void(absl::Status)> async_done_;
 };
 
 class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
@@ -103,15 +103,19 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
       const MethodDescriptor& method, ClientContext* context,
       const google::protobuf::MessageLite* first_request, bool half_close);
 
-  // Hands an asynchronous unary call to the poller, which completes it.
+  // Hands an asynchronous unary call to the poller, which completes it:
+  // `done` runs once, on the poller thread, after *response was filled in.
   void StartAsync(std::unique_ptr<ClientStream> stream,
                   google::protobuf::MessageLite* response,
-                  std::function<void(absl::Status)> done);
+                  std::function<void(absl::Status)> done) {
+    poller_.Add(std::move(stream), response, std::move(done));
+  }
 
   const std::string& description() const { return *description_; }
   PeerCredentials peer() { return framed_.transport().peer(); }
 
  private:
+  friend class AsyncPoller;
   friend class ClientStream;
 
   ClientConnection(std::unique_ptr<Transport> transport, const ChannelOptions& options);
@@ -130,7 +134,6 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   // Sends a frame without payload; errors surface through the reader.
   void SendControl(FrameType type, uint32_t stream_id, absl::string_view payload = {});
   void FlushPendingControl();
-  void PollerLoop();
   absl::Status ReceivedMessageError(size_t size) const;
   // RESOURCE_EXHAUSTED if a request of `size` bytes may not be sent.
   absl::Status CheckSendSize(size_t size) const;
@@ -152,13 +155,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   // When a frame last arrived (CoarseMonotonicMillis), for UsableForNewCall.
   std::atomic<int64_t> last_frame_ms_{0};
   std::string pending_control_ ABSL_GUARDED_BY(mu_);  // frames to send after unlocking
-  // Asynchronous calls.
-  absl::flat_hash_map<uint32_t, std::unique_ptr<ClientStream>> async_streams_
-      ABSL_GUARDED_BY(mu_);
-  std::vector<std::unique_ptr<ClientStream>> completed_async_ ABSL_GUARDED_BY(mu_);
-  bool poller_running_ ABSL_GUARDED_BY(mu_) = false;
-  bool poller_waiting_ ABSL_GUARDED_BY(mu_) = false;
-  internal::CondVar poller_cv_;
+  // Completes asynchronous calls (async_poller.h); its state is under mu_.
+  AsyncPoller poller_;
   // The frame being read by the thread holding the reading role (reused, so
   // its payload's memory is too).
   Frame read_frame_;

@@ -1,5 +1,8 @@
 // End-to-end tests: a real server process (test_server) and this client
 // process, over a unix socket (and over a spawned worker's socketpair).
+// Over 500 lines because it is one conformance suite: every TEST_P runs once
+// per transport against the same fixture, and splitting it would split the
+// suite's single leak check. (FromServerContext's tests: propagation_test.cc.)
 
 #include <signal.h>
 #include <spawn.h>
@@ -31,8 +34,6 @@
 #include "tests/testing/temp_dir.h"
 #include "transports/unix_socket.h"
 #include "wire/frame.h"
-
-extern char** environ;
 
 namespace ipcrpc::test {
 namespace {

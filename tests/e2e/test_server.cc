@@ -10,11 +10,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -39,6 +41,10 @@ bool SleepUnlessCancelled(ServerContext* ctx, int ms) {
 
 class TestServiceImpl final : public TestService::Service {
  public:
+  ~TestServiceImpl() override {
+    for (std::thread& t : detached_) t.join();
+  }
+
   absl::Status Echo(ServerContext* ctx, const Request* request, Response* response) override {
     for (const auto& [key, value] : ctx->client_metadata()) {
       if (absl::StartsWith(key, "echo-")) {
@@ -139,9 +145,72 @@ class TestServiceImpl final : public TestService::Service {
     return absl::OkStatus();
   }
 
+  absl::Status Relay(ServerContext* ctx, const Request* request, Response* response) override {
+    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(request->downstream());
+    if (!channel.ok()) return channel.status();
+    std::shared_ptr<TestService::Stub> stub = TestService::NewStub(*channel);
+    std::unique_ptr<ClientContext> child = ClientContext::FromServerContext(*ctx);
+    Request down;
+    down.set_text(request->text());
+    down.set_delay_ms(request->delay_ms());
+    const std::string method = request->downstream_method();
+    SetLastRelay("running");
+    if (request->detach()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      detached_.emplace_back([this, stub, method, down, child = std::move(child)]() mutable {
+        Response r;
+        absl::Status s = CallDownstream(*stub, method, child.get(), down, &r);
+        child.reset();  // long after the server call (its parent) ended
+        SetLastRelay(absl::StatusCodeToString(s.code()));
+      });
+      return absl::OkStatus();
+    }
+    absl::Status s = CallDownstream(*stub, method, child.get(), down, response);
+    child.reset();  // before the server call ends
+    SetLastRelay(absl::StatusCodeToString(s.code()));
+    if (request->then_wait_for_cancel() && !SleepUnlessCancelled(ctx, 10000)) {
+      return absl::CancelledError("cancelled after the downstream call");
+    }
+    return s;
+  }
+
+  absl::Status LastRelay(ServerContext* ctx, const google::protobuf::Empty* request,
+                         Response* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    response->set_text(last_relay_);
+    return absl::OkStatus();
+  }
+
+  absl::Status ReportDeadline(ServerContext* ctx, const Request* request,
+                              Response* response) override {
+    // The std::chrono accessor (grpcpp's ServerContext::deadline()).
+    std::chrono::system_clock::time_point deadline = ctx->deadline_chrono();
+    if (deadline != std::chrono::system_clock::time_point::max()) {
+      response->set_deadline_unix_micros(
+          std::chrono::duration_cast<std::chrono::microseconds>(deadline.time_since_epoch())
+              .count());
+    }
+    return absl::OkStatus();
+  }
+
  private:
+  static absl::Status CallDownstream(TestService::Stub& stub, const std::string& method,
+                                     ClientContext* ctx, const Request& request,
+                                     Response* response) {
+    if (method == "Echo") return stub.Echo(ctx, request, response);
+    if (method == "WaitForCancel") return stub.WaitForCancel(ctx, request, response);
+    if (method == "ReportDeadline") return stub.ReportDeadline(ctx, request, response);
+    return absl::InvalidArgumentError("unknown downstream_method " + method);
+  }
+  void SetLastRelay(std::string outcome) {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_relay_ = std::move(outcome);
+  }
+
   std::mutex mu_;  // std::mutex: visible to ThreadSanitizer, unlike Debian's Abseil
   std::string last_cancel_ = "none";
+  std::string last_relay_ = "none";
+  std::vector<std::thread> detached_;
 };
 
 std::atomic<bool> g_terminate{false};

@@ -1,0 +1,151 @@
+#include "runtime/internal/reading_role.h"
+
+#include <utility>
+
+#include "absl/time/clock.h"
+
+namespace ipcrpc::internal {
+
+// ---------------------------------------------------------------------------
+// ReadingRole
+
+ReadingRole::ReadingRole(std::function<void(bool holds_role)> thread_body)
+    : thread_body_(std::move(thread_body)) {}
+
+ReadingRole::~ReadingRole() { Join(); }
+
+void ReadingRole::Start() {
+  internal::MutexLock lock(&mu_);
+  held_ = true;  // the first thread reads from the start
+  StartThreadLocked(/*holds_role=*/true);
+}
+
+void ReadingRole::StartThreadLocked(bool holds_role) {
+  ++live_threads_;
+  threads_.emplace_back([this, holds_role] {
+    thread_body_(holds_role);
+    internal::MutexLock lock(&mu_);
+    --live_threads_;  // last touch of shared state: Join() may follow at once
+  });
+}
+
+bool ReadingRole::Acquire() {
+  internal::MutexLock lock(&mu_);
+  ++standbys_;
+  while (held_ && !closed_) standby_cv_.Wait(&mu_);
+  --standbys_;
+  if (closed_) return false;
+  held_ = true;
+  orphaned_ = false;
+  return true;
+}
+
+void ReadingRole::ReleaseForInlineHandler(absl::Time now) {
+  internal::MutexLock lock(&mu_);
+  held_ = false;
+  orphaned_ = true;
+  released_at_ = now;
+}
+
+bool ReadingRole::HandOffIfOrphaned(absl::Time released_before) {
+  internal::MutexLock lock(&mu_);
+  if (!orphaned_ || held_ || closed_ || released_at_ > released_before) return false;
+  orphaned_ = false;
+  if (standbys_ > 0) {
+    standby_cv_.Signal();
+  } else {
+    StartThreadLocked(/*holds_role=*/false);
+  }
+  return true;
+}
+
+void ReadingRole::Close() {
+  internal::MutexLock lock(&mu_);
+  closed_ = true;
+  standby_cv_.SignalAll();
+}
+
+bool ReadingRole::closed() const {
+  internal::MutexLock lock(&mu_);
+  return closed_;
+}
+
+int ReadingRole::standbys() const {
+  internal::MutexLock lock(&mu_);
+  return standbys_;
+}
+
+bool ReadingRole::finished() const {
+  internal::MutexLock lock(&mu_);
+  return closed_ && live_threads_ == 0;
+}
+
+void ReadingRole::Join() {
+  for (;;) {
+    std::vector<std::thread> threads;
+    {
+      internal::MutexLock lock(&mu_);
+      threads.swap(threads_);
+    }
+    if (threads.empty()) return;
+    for (std::thread& t : threads) {
+      if (t.get_id() == std::this_thread::get_id()) {
+        t.detach();  // the last reference died on this very thread
+      } else {
+        t.join();
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// ReadingRole::Watchdog
+
+ReadingRole::Watchdog::Watchdog(int max_inline,
+                                std::function<void(absl::Time released_before)> hand_off,
+                                absl::Duration grace, absl::Duration idle)
+    : max_inline_(max_inline), hand_off_(std::move(hand_off)), grace_(grace), idle_(idle) {}
+
+ReadingRole::Watchdog::~Watchdog() { Stop(); }
+
+void ReadingRole::Watchdog::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void ReadingRole::Watchdog::Stop() {
+  {
+    internal::MutexLock lock(&mu_);
+    stop_ = true;
+    cv_.Signal();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void ReadingRole::Watchdog::Wake() {
+  internal::MutexLock lock(&mu_);
+  cv_.Signal();
+}
+
+void ReadingRole::Watchdog::Loop() {
+  internal::MutexLock lock(&mu_);
+  absl::Time last_busy = absl::Now();
+  while (!stop_) {
+    absl::Time now = absl::Now();
+    if (inline_handlers_.load() > 0) last_busy = now;
+    if (now - last_busy > idle_) {
+      // Nothing runs inline: sleep until a handler starts (no periodic tick).
+      sleeping_.store(true);
+      if (inline_handlers_.load() == 0) cv_.Wait(&mu_);
+      sleeping_.store(false);
+      last_busy = absl::Now();
+      continue;
+    }
+    cv_.WaitWithTimeout(&mu_, grace_);
+    if (stop_) break;
+    mu_.Unlock();
+    hand_off_(absl::Now() - grace_);
+    mu_.Lock();
+  }
+}
+
+}  // namespace ipcrpc::internal

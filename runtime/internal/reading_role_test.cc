@@ -1,0 +1,343 @@
+// Tests of the reading role's protocol (reading_role.h) with scripted
+// threads and explicit times, and of the watchdog with generous bounds: no
+// assertion depends on how fast anything runs.
+
+#include "runtime/internal/reading_role.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+
+namespace ipcrpc::internal {
+namespace {
+
+constexpr auto kPatience = std::chrono::seconds(20);  // "never" on any machine
+
+// The threads of one fake connection. A thread holding the role "reads"
+// until the test queues a call for it; it then releases the role (at the
+// call's time) and runs a handler that blocks until the test finishes it.
+class FakeConnection {
+ public:
+  FakeConnection() : role_([this](bool first) { Body(first); }) {}
+  ~FakeConnection() {
+    End();
+    role_.Join();
+  }
+
+  ReadingRole& role() { return role_; }
+
+  // Waits until thread `id` holds the role (and is reading).
+  void AwaitHolder(int id) {
+    std::unique_lock<std::mutex> lock(mu_);
+    ASSERT_TRUE(cv_.wait_for(lock, kPatience, [&] { return holder_ == id; }))
+        << "thread " << id << " never held the role (holder " << holder_ << ")";
+  }
+  // The holder runs a handler inline, having released the role at `at`;
+  // returns once the handler is running (the role is orphaned).
+  int RunInlineHandler(absl::Time at) {
+    std::unique_lock<std::mutex> lock(mu_);
+    EXPECT_TRUE(cv_.wait_for(lock, kPatience, [&] { return holder_ >= 0; }));
+    const int id = holder_;
+    pending_.push_back(at);
+    cv_.notify_all();
+    EXPECT_TRUE(cv_.wait_for(lock, kPatience, [&] { return in_handler_.count(id) > 0; }));
+    return id;
+  }
+  // Lets thread `id`'s handler return.
+  void FinishHandler(int id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    finish_.insert(id);
+    cv_.notify_all();
+  }
+  // The connection ends: the reader stops, the role closes.
+  void End() {
+    role_.Close();
+    std::lock_guard<std::mutex> lock(mu_);
+    ended_ = true;
+    for (int id : in_handler_) finish_.insert(id);
+    cv_.notify_all();
+  }
+  void AwaitExited(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    ASSERT_TRUE(cv_.wait_for(lock, kPatience, [&] { return exited_ == n; }));
+  }
+  void AwaitStandbys(int n) {
+    auto until = std::chrono::steady_clock::now() + kPatience;
+    while (role_.standbys() != n) {
+      ASSERT_LT(std::chrono::steady_clock::now(), until) << "standbys: " << role_.standbys();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  int threads_started() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return next_id_;
+  }
+
+ private:
+  void Body(bool first) {
+    int id;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      id = next_id_++;
+    }
+    if (!first && !role_.Acquire()) return Exit();
+    for (;;) {
+      absl::Time released_at;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        holder_ = id;
+        cv_.notify_all();
+        cv_.wait(lock, [&] { return !pending_.empty() || ended_; });
+        holder_ = -1;
+        if (pending_.empty()) {
+          lock.unlock();
+          return Exit();  // the read failed: the connection ended
+        }
+        released_at = pending_.front();
+        pending_.pop_front();
+      }
+      role_.ReleaseForInlineHandler(released_at);
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        in_handler_.insert(id);
+        cv_.notify_all();
+        cv_.wait(lock, [&] { return finish_.count(id) > 0; });
+        finish_.erase(id);
+        in_handler_.erase(id);
+      }
+      if (!role_.Acquire()) return Exit();
+    }
+  }
+  void Exit() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++exited_;
+    cv_.notify_all();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int next_id_ = 0;
+  int holder_ = -1;
+  int exited_ = 0;
+  bool ended_ = false;
+  std::deque<absl::Time> pending_;
+  std::set<int> in_handler_;
+  std::set<int> finish_;
+  ReadingRole role_;  // last: its threads use the members above
+};
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'000'000);
+
+TEST(ReadingRoleTest, QuickHandlerTakesTheRoleBackWithoutAHandOff) {
+  FakeConnection c;
+  c.role().Start();
+  c.AwaitHolder(0);
+  ASSERT_EQ(c.RunInlineHandler(kT0), 0);
+  c.FinishHandler(0);
+  c.AwaitHolder(0);  // nobody else was woken: thread 0 reads again
+  EXPECT_FALSE(c.role().HandOffIfOrphaned(kT0 + absl::Hours(1)));
+  EXPECT_EQ(c.threads_started(), 1);
+}
+
+TEST(ReadingRoleTest, NoHandOffBeforeTheThreshold) {
+  FakeConnection c;
+  c.role().Start();
+  c.AwaitHolder(0);
+  c.RunInlineHandler(kT0);
+  // The watchdog asks for roles released before kT0 - 1 ms: not this one.
+  EXPECT_FALSE(c.role().HandOffIfOrphaned(kT0 - absl::Milliseconds(1)));
+  EXPECT_EQ(c.threads_started(), 1);
+  c.FinishHandler(0);
+  c.AwaitHolder(0);
+}
+
+TEST(ReadingRoleTest, HandOffAfterTheThresholdStartsAStandbyThatReads) {
+  FakeConnection c;
+  c.role().Start();
+  c.AwaitHolder(0);
+  c.RunInlineHandler(kT0);
+  EXPECT_TRUE(c.role().HandOffIfOrphaned(kT0 + absl::Milliseconds(1)));
+  c.AwaitHolder(1);  // a new thread reads while thread 0's handler runs
+  EXPECT_EQ(c.threads_started(), 2);
+  // Handed off once: asking again changes nothing.
+  EXPECT_FALSE(c.role().HandOffIfOrphaned(kT0 + absl::Hours(1)));
+  EXPECT_EQ(c.threads_started(), 2);
+  c.FinishHandler(0);
+  c.AwaitStandbys(1);  // thread 1 reads: thread 0 waits as a standby
+}
+
+TEST(ReadingRoleTest, HandOffWakesAnIdleStandbyInsteadOfStartingAThread) {
+  FakeConnection c;
+  c.role().Start();
+  c.AwaitHolder(0);
+  c.RunInlineHandler(kT0);
+  ASSERT_TRUE(c.role().HandOffIfOrphaned(kT0 + absl::Milliseconds(1)));
+  c.AwaitHolder(1);
+  c.FinishHandler(0);
+  c.AwaitStandbys(1);
+  // Thread 1 now runs a handler inline; thread 0 is the standby.
+  const absl::Time t1 = kT0 + absl::Seconds(1);
+  ASSERT_EQ(c.RunInlineHandler(t1), 1);
+  EXPECT_TRUE(c.role().HandOffIfOrphaned(t1 + absl::Milliseconds(1)));
+  c.AwaitHolder(0);
+  EXPECT_EQ(c.threads_started(), 2);
+  c.FinishHandler(1);
+  c.AwaitStandbys(1);
+}
+
+TEST(ReadingRoleTest, HandlerThreadTakesTheRoleBackIfTheStandbyReleasedIt) {
+  FakeConnection c;
+  c.role().Start();
+  c.AwaitHolder(0);
+  c.RunInlineHandler(kT0);
+  ASSERT_TRUE(c.role().HandOffIfOrphaned(kT0 + absl::Milliseconds(1)));
+  c.AwaitHolder(1);
+  // Thread 1 also runs a handler inline before thread 0's returns.
+  ASSERT_EQ(c.RunInlineHandler(kT0 + absl::Seconds(1)), 1);
+  c.FinishHandler(0);
+  c.AwaitHolder(0);  // the role was free: thread 0 took it back itself
+  EXPECT_FALSE(c.role().HandOffIfOrphaned(kT0 + absl::Hours(1)));
+  c.FinishHandler(1);
+  c.AwaitStandbys(1);
+  EXPECT_EQ(c.threads_started(), 2);
+}
+
+TEST(ReadingRoleTest, ShutdownWhileHandlersRunEndsEveryThread) {
+  FakeConnection c;
+  c.role().Start();
+  c.AwaitHolder(0);
+  c.RunInlineHandler(kT0);
+  ASSERT_TRUE(c.role().HandOffIfOrphaned(kT0 + absl::Milliseconds(1)));
+  c.AwaitHolder(1);
+  c.RunInlineHandler(kT0 + absl::Seconds(1));
+  // Both threads are in handlers; the role is orphaned.
+  c.role().Close();
+  EXPECT_TRUE(c.role().closed());
+  EXPECT_FALSE(c.role().HandOffIfOrphaned(kT0 + absl::Hours(1)));  // nothing starts
+  EXPECT_FALSE(c.role().finished());  // threads still run
+  c.FinishHandler(0);
+  c.FinishHandler(1);
+  c.AwaitExited(2);  // Acquire() returned false to both
+  c.role().Join();
+  EXPECT_TRUE(c.role().finished());
+  EXPECT_EQ(c.threads_started(), 2);
+}
+
+TEST(ReadingRoleTest, ShutdownWakesAWaitingStandby) {
+  FakeConnection c;
+  c.role().Start();
+  c.AwaitHolder(0);
+  c.RunInlineHandler(kT0);
+  ASSERT_TRUE(c.role().HandOffIfOrphaned(kT0 + absl::Milliseconds(1)));
+  c.AwaitHolder(1);
+  c.FinishHandler(0);
+  c.AwaitStandbys(1);
+  c.End();  // thread 1's read fails; thread 0 waits in Acquire()
+  c.AwaitExited(2);
+  c.role().Join();
+  EXPECT_TRUE(c.role().finished());
+}
+
+// --- The watchdog ---------------------------------------------------------
+
+// Counts hand-off ticks.
+class TickCounter {
+ public:
+  void Tick(absl::Time released_before) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++ticks_;
+    last_released_before_ = released_before;
+    cv_.notify_all();
+  }
+  int ticks() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ticks_;
+  }
+  // Waits for a tick after the `after`th; returns its released_before.
+  absl::Time AwaitTickAfter(int after) {
+    std::unique_lock<std::mutex> lock(mu_);
+    EXPECT_TRUE(cv_.wait_for(lock, kPatience, [&] { return ticks_ > after; }));
+    return last_released_before_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int ticks_ = 0;
+  absl::Time last_released_before_;
+};
+
+TEST(WatchdogTest, InlineSlotsAreBounded) {
+  ReadingRole::Watchdog watchdog(2, [](absl::Time) {});
+  EXPECT_TRUE(watchdog.TryStartInlineHandler());
+  EXPECT_TRUE(watchdog.TryStartInlineHandler());
+  EXPECT_FALSE(watchdog.TryStartInlineHandler());
+  watchdog.InlineHandlerDone();
+  EXPECT_TRUE(watchdog.TryStartInlineHandler());
+}
+
+TEST(WatchdogTest, TicksWhileAHandlerRunsInlineAskingForRolesOlderThanTheGrace) {
+  TickCounter ticks;
+  const absl::Duration grace = absl::Milliseconds(1);
+  ReadingRole::Watchdog watchdog(
+      4, [&](absl::Time released_before) { ticks.Tick(released_before); }, grace);
+  watchdog.Start();
+  ASSERT_TRUE(watchdog.TryStartInlineHandler());
+  const int before = ticks.ticks();
+  const absl::Time started = absl::Now();
+  absl::Time released_before = ticks.AwaitTickAfter(before);
+  absl::Time tick_returned = absl::Now();
+  // The tick came after the handler started and looks `grace` into the past.
+  EXPECT_LE(released_before, tick_returned - grace);
+  EXPECT_GT(released_before, started - absl::Minutes(1));
+  watchdog.InlineHandlerDone();
+  watchdog.Stop();
+}
+
+TEST(WatchdogTest, SleepsWhenIdleAndWakesForTheNextInlineHandler) {
+  TickCounter ticks;
+  ReadingRole::Watchdog watchdog(
+      4, [&](absl::Time released_before) { ticks.Tick(released_before); },
+      absl::Milliseconds(1), /*idle=*/absl::Milliseconds(5));
+  watchdog.Start();
+  auto until = std::chrono::steady_clock::now() + kPatience;
+  while (!watchdog.sleeping()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), until) << "the watchdog never went to sleep";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const int before = ticks.ticks();
+  ASSERT_TRUE(watchdog.TryStartInlineHandler());  // wakes it
+  ticks.AwaitTickAfter(before);
+  watchdog.InlineHandlerDone();
+  watchdog.Stop();
+  watchdog.Stop();  // idempotent
+}
+
+// The two halves together, with the real clock: a handler that blocks
+// until somebody else reads the connection gets its standby.
+TEST(WatchdogTest, BlockedInlineHandlerGetsAStandbyReader) {
+  FakeConnection c;
+  ReadingRole::Watchdog watchdog(
+      4, [&](absl::Time released_before) { c.role().HandOffIfOrphaned(released_before); });
+  watchdog.Start();
+  c.role().Start();
+  c.AwaitHolder(0);
+  ASSERT_TRUE(watchdog.TryStartInlineHandler());
+  c.RunInlineHandler(absl::Now());
+  c.AwaitHolder(1);  // handed off by the watchdog
+  c.FinishHandler(0);
+  watchdog.InlineHandlerDone();
+  c.AwaitStandbys(1);
+  watchdog.Stop();
+  EXPECT_EQ(c.threads_started(), 2);
+}
+
+}  // namespace
+}  // namespace ipcrpc::internal

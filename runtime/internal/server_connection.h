@@ -1,0 +1,107 @@
+// ipcrpc internal: the server end of one connection.
+//
+// A ServerConnection reads frames from one transport and turns them into
+// calls (ServerStream). Its ReadingRole decides which of its threads reads:
+// the first thread exchanges HELLO and reads; a unary or server-streaming
+// call whose request is complete runs on the reading thread itself (inline),
+// up to the server's limit on inline handlers (ServerCore::watchdog());
+// beyond that, and for client-streaming and bidi calls, the handler is
+// scheduled on the server's pool. See reading_role.h for how the connection
+// keeps being read while an inline handler runs.
+//
+// Thread-safety: every public method is thread-safe. `mu_` guards the stream
+// table and every ServerStream's mutable state; it is taken after
+// ServerCore::mu_ and is never held during a transport write. The
+// ReadingRole's lock is a leaf below it.
+//
+// Ownership: owned (shared) by ServerCore's connection list and by each of
+// its streams; the ServerCore outlives it.
+
+#ifndef IPCRPC_RUNTIME_INTERNAL_SERVER_CONNECTION_H_
+#define IPCRPC_RUNTIME_INTERNAL_SERVER_CONNECTION_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "base/sync.h"
+#include "proto/ipcrpc/wire.pb.h"
+#include "runtime/internal/framed_connection.h"
+#include "runtime/codegen/method_handler.h"
+#include "runtime/internal/reading_role.h"
+#include "runtime/internal/server_stream.h"
+#include "transports/transport.h"
+
+namespace ipcrpc::internal {
+
+class ServerCore;
+
+class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
+ public:
+  ServerConnection(ServerCore& core, std::unique_ptr<Transport> transport);
+  ~ServerConnection();
+
+  // Starts reading (the first thread exchanges HELLO).
+  void Start();
+  // Refuses new calls and tells the client (GOAWAY).
+  void GoAway(absl::string_view reason);
+  // Cancels every call in flight.
+  void CancelAll();
+  // Closes the transport; the reading threads end. Then Join().
+  void Close();
+  void Join();
+  bool finished();  // closed, every thread gone, no stream left
+
+  // Called by the server's watchdog (ReadingRole::Watchdog).
+  void HandOffIfOrphaned(absl::Time released_before) {
+    reading_role_.HandOffIfOrphaned(released_before);
+  }
+
+ private:
+  friend class ServerStream;
+  // What every thread of the connection runs: the first exchanges HELLO and
+  // reads; the others wait for the reading role. Each reads until it has run
+  // a handler inline, then asks for the role again.
+  void ThreadMain(bool first);
+  bool Handshake();
+  // Reads until a handler has run inline (true) or the connection ended.
+  bool ReadUntilHandlerRanInline();
+  void EndConnection();
+
+  // Applies a frame; a call whose handler may start now is returned in *ready.
+  void HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* ready,
+                   MethodHandler** ready_handler);
+  // Applies a frame to its stream; false if it changed nothing. A CANCEL
+  // returns the call's child calls (if any) in *cancelled_children, to be
+  // cancelled once mu_ is released.
+  bool HandleStreamFrameLocked(ServerStream& stream, Frame& frame,
+                               std::shared_ptr<ChildCalls>* cancelled_children)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartCall(uint32_t stream_id, absl::string_view payload);
+  void RefuseCall(uint32_t stream_id, const absl::Status& status);
+  void StreamFinished(ServerStream* stream);
+  // Hands the stream's handler to the thread pool.
+  void RunHandler(std::shared_ptr<ServerStream> stream, MethodHandler* handler);
+
+  ServerCore& core_;
+  FramedConnection framed_;
+  wire::Hello peer_hello_;
+
+  internal::Mutex mu_;
+  absl::flat_hash_map<uint32_t, std::shared_ptr<ServerStream>> streams_ ABSL_GUARDED_BY(mu_);
+  uint32_t last_stream_id_ ABSL_GUARDED_BY(mu_) = 0;
+  bool going_away_ ABSL_GUARDED_BY(mu_) = false;
+  // The frame being read by the thread holding the reading role (reused, so
+  // its payload's memory is too).
+  Frame read_frame_;
+  // Last member: destroyed (its threads joined) first.
+  ReadingRole reading_role_;
+};
+
+}  // namespace ipcrpc::internal
+
+#endif  // IPCRPC_RUNTIME_INTERNAL_SERVER_CONNECTION_H_

@@ -1,0 +1,219 @@
+#include "runtime/internal/server_stream.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "runtime/internal/server_connection.h"
+#include "runtime/internal/server_core.h"
+
+namespace ipcrpc {
+
+bool ServerContext::IsCancelled() const { return stream_ != nullptr && stream_->cancelled(); }
+
+namespace internal {
+
+void AppendTrailers(uint32_t stream_id, const absl::Status& status, const Metadata& metadata,
+                    std::string* out) {
+  if (status.ok() && metadata.empty()) {
+    // The encoding of Trailers{code: 0} with no metadata is empty (proto3
+    // omits zero fields): skip building the message.
+    AppendFrame(FrameType::kTrailers, stream_id, {}, out);
+    return;
+  }
+  wire::Trailers trailers;
+  trailers.set_code(static_cast<int32_t>(status.code()));
+  trailers.set_message(std::string(status.message()));
+  MetadataToWire(metadata, trailers.mutable_metadata());
+  AppendProtoFrame(FrameType::kTrailers, stream_id, trailers, trailers.ByteSizeLong(), out);
+}
+
+
+ServerStream::ServerStream(std::shared_ptr<ServerConnection> connection, uint32_t id,
+                           absl::string_view method, absl::Time deadline,
+                           Metadata client_metadata)
+    : connection_(std::move(connection)), id_(id) {
+  context_.method_ = method;
+  context_.deadline_ = deadline;
+  context_.client_metadata_ = std::move(client_metadata);
+  context_.peer_ = connection_->framed_.transport().peer();
+  context_.stream_ = this;
+  send_window_ = connection_->peer_hello_.initial_stream_window();
+}
+
+bool ServerStream::cancelled() const {
+  if (cancelled_.load(std::memory_order_acquire)) return true;
+  return context_.deadline_ != absl::InfiniteFuture() && absl::Now() >= context_.deadline_;
+}
+
+std::shared_ptr<ChildCalls> ServerStream::child_calls(bool* cancelled) const {
+  internal::MutexLock lock(&connection_->mu_);
+  if (child_calls_ == nullptr) child_calls_ = std::make_shared<ChildCalls>();
+  // Under the mutex every cancellation takes: a cancellation either comes
+  // before (seen here) or after (and then finds child_calls_).
+  *cancelled = cancelled_.load(std::memory_order_acquire);
+  return child_calls_;
+}
+
+std::shared_ptr<ChildCalls> ServerStream::CancelLocked() {
+  cancelled_.store(true, std::memory_order_release);
+  return child_calls_;
+}
+
+bool ServerStream::Read(google::protobuf::MessageLite* message) {
+  ServerConnection& c = *connection_;
+  std::string payload;
+  uint32_t credit = 0;
+  {
+    internal::MutexLock lock(&c.mu_);
+    while (inbox_.empty() && !half_closed_ && forced_status_.ok() && !cancelled()) {
+      cv_.WaitWithDeadline(&c.mu_, context_.deadline_);
+    }
+    if (inbox_.empty() || !forced_status_.ok() || cancelled()) return false;
+    payload = std::move(inbox_.front());
+    inbox_.pop_front();
+    unacked_bytes_ += static_cast<uint32_t>(payload.size());
+    if (!half_closed_ && unacked_bytes_ >= c.core_.options().stream_window_bytes / 2) {
+      credit = unacked_bytes_;
+      unacked_bytes_ = 0;
+    }
+  }
+  if (credit > 0) {
+    std::string out;
+    AppendCreditFrame(id_, credit, &out);
+    c.framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
+  }
+  bool parsed = message->ParseFromString(payload);
+  c.framed_.reader().Recycle(std::move(payload));
+  if (!parsed) {
+    internal::MutexLock lock(&c.mu_);
+    forced_status_ = absl::InternalError(absl::StrCat(
+        "could not parse a request message as ",
+        message->GetTypeName()));
+    return false;
+  }
+  return true;
+}
+
+void ServerStream::AppendHeadersLocked(std::string* out) {
+  if (headers_sent_) return;
+  headers_sent_ = true;
+  if (context_.initial_metadata_.empty()) return;
+  wire::Headers headers;
+  MetadataToWire(context_.initial_metadata_, headers.mutable_metadata());
+  AppendProtoFrame(FrameType::kHeaders, id_, headers, headers.ByteSizeLong(), out);
+}
+
+bool ServerStream::SendInitialMetadata() {
+  ServerConnection& c = *connection_;
+  std::string out;
+  {
+    internal::MutexLock lock(&c.mu_);
+    if (headers_sent_ || finished_ || cancelled()) return !cancelled();
+    headers_sent_ = true;
+    wire::Headers headers;
+    MetadataToWire(context_.initial_metadata_, headers.mutable_metadata());
+    AppendProtoFrame(FrameType::kHeaders, id_, headers, headers.ByteSizeLong(), &out);
+  }
+  return c.framed_.Write(out, context_.deadline_).ok();
+}
+
+absl::Status ServerStream::CheckSendSize(size_t size) const {
+  const ServerConnection& c = *connection_;
+  size_t limit =
+      std::min<size_t>(c.core_.options().max_message_size, c.peer_hello_.max_message_size());
+  if (size <= limit) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "response message of ", size, " bytes exceeds the limit of ", limit, " bytes (",
+      limit == c.core_.options().max_message_size ? "the server's max_message_size"
+                                                  : "the client's max receive size",
+      ")"));
+}
+
+bool ServerStream::AtEndOfStream() {
+  ServerConnection& c = *connection_;
+  internal::MutexLock lock(&c.mu_);
+  while (inbox_.empty() && !half_closed_ && forced_status_.ok() && !cancelled()) {
+    cv_.WaitWithDeadline(&c.mu_, context_.deadline_);
+  }
+  return inbox_.empty();
+}
+
+bool ServerStream::Write(const google::protobuf::MessageLite& message) {
+  ServerConnection& c = *connection_;
+  size_t size = message.ByteSizeLong();
+  absl::Status size_ok = CheckSendSize(size);
+  std::string& out = OutgoingFrameBuffer();
+  {
+    internal::MutexLock lock(&c.mu_);
+    if (!size_ok.ok()) {
+      forced_status_ = std::move(size_ok);
+      return false;
+    }
+    while (send_window_ <= 0 && !cancelled() && forced_status_.ok()) {
+      cv_.WaitWithDeadline(&c.mu_, context_.deadline_);
+    }
+    if (finished_ || cancelled() || !forced_status_.ok()) return false;
+    send_window_ -= static_cast<int64_t>(size);
+    AppendHeadersLocked(&out);
+  }
+  return c.framed_
+      .WriteMessage(&out, id_, &message, size, FramedConnection::NoFramesAfter,
+                    context_.deadline_)
+      .ok();
+}
+
+void ServerStream::FinishIfHandlerDidNot() {
+  if (finish_called_.load(std::memory_order_acquire)) return;
+  Finish(absl::InternalError("handler returned without finishing the call"), nullptr);
+}
+
+void ServerStream::Finish(const absl::Status& status,
+                          const google::protobuf::MessageLite* last_message) {
+  finish_called_.store(true, std::memory_order_release);
+  ServerConnection& c = *connection_;
+  absl::Status final_status = status;
+  std::string& out = OutgoingFrameBuffer();
+  size_t size = 0;
+  bool send;
+  {
+    internal::MutexLock lock(&c.mu_);
+    if (finished_) return;
+    finished_ = true;
+    if (!forced_status_.ok()) final_status = forced_status_;
+    // A cancelled client has forgotten the stream; nothing is sent.
+    send = !cancelled_.load(std::memory_order_acquire);
+    if (send && context_.deadline_ != absl::InfiniteFuture() && absl::Now() >= context_.deadline_) {
+      final_status = absl::DeadlineExceededError("deadline exceeded on the server");
+      last_message = nullptr;
+    }
+    if (send) {
+      if (final_status.ok() && last_message != nullptr) {
+        size = last_message->ByteSizeLong();
+        if (absl::Status size_ok = CheckSendSize(size); !size_ok.ok()) {
+          final_status = std::move(size_ok);
+          last_message = nullptr;
+        }
+      }
+      if (!final_status.ok()) last_message = nullptr;
+      AppendHeadersLocked(&out);
+    }
+  }
+  if (send) {
+    // The last message is serialized after the lock is released (the handler
+    // keeps it alive until Finish returns); a large one while it is written.
+    c.framed_
+        .WriteMessage(
+            &out, id_, last_message, size,
+            [&](std::string* after) {
+              AppendTrailers(id_, final_status, context_.trailing_metadata_, after);
+            },
+            absl::Now() + kControlWriteTimeout)
+        .IgnoreError();
+  }
+  c.StreamFinished(this);
+}
+
+}  // namespace internal
+}  // namespace ipcrpc

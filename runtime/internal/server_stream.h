@@ -1,0 +1,110 @@
+// ipcrpc internal: one call as the server sees it.
+//
+// A ServerStream is created by its ServerConnection when CALL_START arrives
+// and lives as long as anyone holds it: the connection's stream table until
+// the call is finished, the handler while it runs. It implements ServerCall
+// for the typed API (runtime/sync_stream.h, method_handler.h) and carries the
+// call's ServerContext.
+//
+// Thread-safety: the handler's thread calls Read/Write/Finish; the thread
+// holding the connection's reading role applies frames to the stream
+// (ServerConnection::HandleStreamFrameLocked); cancelled() may be called from
+// any thread. All mutable state below is guarded by the connection's mutex
+// (ServerConnection::mu_), which is never held during a transport write.
+//
+// Ownership: the stream holds its connection (shared), so the connection
+// outlives every stream. Child calls made with
+// ClientContext::FromServerContext share the stream's ChildCalls, which may
+// outlive the stream.
+
+#ifndef IPCRPC_RUNTIME_INTERNAL_SERVER_STREAM_H_
+#define IPCRPC_RUNTIME_INTERNAL_SERVER_STREAM_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "base/sync.h"
+#include "runtime/codegen/call_interfaces.h"
+#include "runtime/internal/child_calls.h"
+#include "runtime/codegen/method_handler.h"
+#include "runtime/internal/payload_queue.h"
+#include "runtime/metadata.h"
+#include "runtime/server_context.h"
+
+namespace ipcrpc::internal {
+
+class ServerConnection;
+
+// Control frames (refusals, pings, credit, trailers) give up writing after this.
+inline constexpr absl::Duration kControlWriteTimeout = absl::Seconds(5);
+
+// Appends a TRAILERS frame with `status` and `metadata` to *out.
+void AppendTrailers(uint32_t stream_id, const absl::Status& status, const Metadata& metadata,
+                    std::string* out);
+
+class ServerStream final : public ServerCall {
+ public:
+  // `method` must outlive the stream (it is the registered method's name).
+  ServerStream(std::shared_ptr<ServerConnection> connection, uint32_t id,
+               absl::string_view method, absl::Time deadline, Metadata client_metadata);
+
+  bool Read(google::protobuf::MessageLite* message) override;
+  bool AtEndOfStream() override;
+  bool Write(const google::protobuf::MessageLite& message) override;
+  bool SendInitialMetadata() override;
+  void Finish(const absl::Status& status,
+              const google::protobuf::MessageLite* last_message) override;
+  ServerContext& context() override { return context_; }
+
+  // The client cancelled, the connection ended, the server cancelled the
+  // call at shutdown, or the deadline passed.
+  bool cancelled() const;
+  // After the handler returned: ends a call the handler did not finish
+  // (INTERNAL). Costs nothing when it did.
+  void FinishIfHandlerDidNot();
+
+  // The registry of this call's child calls (ClientContext::FromServerContext),
+  // made on first use; *cancelled says whether this call has been cancelled
+  // already (the caller then cancels the child itself).
+  std::shared_ptr<ChildCalls> child_calls(bool* cancelled) const;
+
+ private:
+  friend class ServerConnection;
+  // RESOURCE_EXHAUSTED if a response of `size` bytes may not be sent.
+  absl::Status CheckSendSize(size_t size) const;
+  // Appends HEADERS to *out if initial metadata has not gone out yet.
+  void AppendHeadersLocked(std::string* out);
+  // Marks the call cancelled. Returns its child calls, to be cancelled once
+  // the connection's mutex is released (null if it has none: most calls).
+  std::shared_ptr<ChildCalls> CancelLocked();
+
+  const std::shared_ptr<ServerConnection> connection_;
+  const uint32_t id_;
+  ServerContext context_;
+  std::atomic<bool> cancelled_{false};
+  std::atomic<bool> finish_called_{false};  // Finish() has been entered
+
+  // Guarded by connection_->mu_.
+  PayloadQueue inbox_;
+  bool half_closed_ = false;
+  bool headers_sent_ = false;
+  bool finished_ = false;
+  int64_t send_window_ = 0;
+  uint32_t unacked_bytes_ = 0;
+  absl::Status forced_status_;  // overrides the handler's status when set
+  // Single-request methods start their handler once the request is complete
+  // (half-close), so the handler thread is woken once, not once per frame.
+  MethodHandler* deferred_handler_ = nullptr;
+  internal::CondVar cv_;
+  // Made by the first child call; null for (almost) every call.
+  mutable std::shared_ptr<ChildCalls> child_calls_;
+};
+
+}  // namespace ipcrpc::internal
+
+#endif  // IPCRPC_RUNTIME_INTERNAL_SERVER_STREAM_H_
