@@ -134,6 +134,16 @@ absl::Status FrameReader::Fill(absl::Time deadline) {
   return absl::OkStatus();
 }
 
+void FrameReader::GrowPayload(size_t more) {
+  std::string& payload = partial_.payload;
+  const size_t needed = payload_filled_ + more;  // never beyond the declared length
+  if (payload.size() >= needed) return;
+  // Doubling what is there (at least one buffer's worth) keeps the copies
+  // amortized; capping at the declared length keeps the frame exact.
+  const size_t doubled = std::max(2 * payload.size(), buffer_.size());
+  payload.resize(std::max(needed, std::min<size_t>(partial_.header.length, doubled)));
+}
+
 absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
   while (!have_header_) {
     if (end_ - begin_ >= kFrameHeaderSize) {
@@ -145,13 +155,15 @@ absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
       if (!partial_.oversized && partial_.header.length >= kRecyclePayloadBytes) {
         internal::MutexLock lock(&spare_mu_);
         if (spare_.capacity() >= partial_.header.length) {
-          // Kept at its old size: resize() below then zero-fills only what
-          // the new payload has beyond it, and the bytes are overwritten anyway.
+          // Memory a consumed payload already holds: filling it commits
+          // nothing new. Kept at its old size, so growing the payload below
+          // zero-fills only what it has beyond that.
           partial_.payload = std::move(spare_);
           spare_ = std::string();
         }
       }
-      if (!partial_.oversized) partial_.payload.resize(partial_.header.length);
+      // Nothing is allocated for the declared length yet: the payload grows
+      // as its bytes arrive (GrowPayload).
       payload_filled_ = 0;
       break;
     }
@@ -163,6 +175,7 @@ absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
     if (buffered > 0) {
       size_t take = std::min(buffered, length - payload_filled_);
       if (!partial_.oversized) {
+        GrowPayload(take);
         std::memcpy(&partial_.payload[payload_filled_], &buffer_[begin_], take);
       }
       begin_ += take;
@@ -171,9 +184,12 @@ absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
     }
     size_t remaining = length - payload_filled_;
     if (!partial_.oversized && remaining >= buffer_.size() / 2) {
-      // Large payload: read straight into it, skipping the buffer copy.
+      // Large payload: read straight into it, skipping the buffer copy, at
+      // most as many bytes as have arrived so far (or one buffer's worth).
+      GrowPayload(std::min(remaining, std::max(payload_filled_, buffer_.size())));
+      const size_t room = partial_.payload.size() - payload_filled_;
       IPCRPC_ASSIGN_OR_RETURN(
-          size_t n, transport_.Read(absl::MakeSpan(&partial_.payload[payload_filled_], remaining),
+          size_t n, transport_.Read(absl::MakeSpan(&partial_.payload[payload_filled_], room),
                                     deadline));
       payload_filled_ += n;
     } else {
@@ -181,6 +197,7 @@ absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
     }
   }
   have_header_ = false;
+  if (!partial_.oversized) partial_.payload.resize(length);  // a recycled buffer may be longer
   frame->header = partial_.header;
   frame->oversized = partial_.oversized;
   // Swapped, not moved: a caller that reuses its Frame hands back the memory

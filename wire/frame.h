@@ -15,7 +15,11 @@
 //
 // FrameReader turns the byte stream of a Transport back into frames. It is
 // resumable: a read interrupted or timed out mid-frame keeps what it has, and
-// the next ReadFrame call (possibly by another thread) continues.
+// the next ReadFrame call (possibly by another thread) continues. Memory
+// follows the bytes that arrived, not the lengths headers declare: a frame's
+// payload grows (geometrically) as its bytes come in, so one reader holds at
+// most its 64 KiB buffer plus twice the bytes of the frame being assembled,
+// and never more than the payload limit for that frame.
 
 #ifndef IPCRPC_WIRE_FRAME_H_
 #define IPCRPC_WIRE_FRAME_H_
@@ -124,8 +128,13 @@ class FrameReader {
   // UNAVAILABLE / DATA_LOSS mean the connection is over.
   absl::Status ReadFrame(Frame* frame, absl::Time deadline);
 
+  // Memory held for the frame being assembled (tests only; the reading thread).
+  size_t BufferedPayloadCapacityForTest() const { return partial_.payload.capacity(); }
+
  private:
   absl::Status Fill(absl::Time deadline);  // reads more bytes into buffer_
+  // Makes partial_.payload at least payload_filled_ + `more` bytes long.
+  void GrowPayload(size_t more);
 
   Transport& transport_;
   size_t max_payload_;
