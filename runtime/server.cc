@@ -67,6 +67,10 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
     config_ = file.server();
   }
   if (config_->max_message_bytes() != 0) options_.max_message_size = config_->max_message_bytes();
+  if (config_->max_metadata_bytes() != 0) options_.max_metadata_bytes = config_->max_metadata_bytes();
+  if (config_->max_metadata_entries() != 0) {
+    options_.max_metadata_entries = config_->max_metadata_entries();
+  }
   std::vector<std::string> allowed(config_->allowed_transports().begin(),
                                    config_->allowed_transports().end());
   auto core = std::make_unique<internal::ServerCore>(options_, services_);

@@ -59,6 +59,14 @@ struct ServerOptions {
   uint32_t max_concurrent_streams_per_connection = 1024;
   // Bytes a client may send on one stream before the handler reads them.
   uint32_t stream_window_bytes = 1 << 20;
+  // A call whose client metadata exceeds either limit (bytes: each entry
+  // counted as key + value + 32; entries) is refused with RESOURCE_EXHAUSTED
+  // before its handler runs; frames other than MESSAGE larger than
+  // max_metadata_bytes + 16 KiB are discarded unread (a CALL_START is then
+  // refused the same way). The connection stays usable. A handler whose
+  // initial or trailing metadata exceeds them ends RESOURCE_EXHAUSTED.
+  size_t max_metadata_bytes = kDefaultMaxMetadataBytes;
+  size_t max_metadata_entries = kDefaultMaxMetadataEntries;
 };
 
 class Server {

@@ -116,8 +116,12 @@ void FrameReader::Recycle(std::string buffer) {
   if (spare_.capacity() < buffer.capacity()) spare_ = std::move(buffer);
 }
 
-FrameReader::FrameReader(Transport& transport, size_t max_payload)
-    : transport_(transport), max_payload_(max_payload), buffer_(kBufferSize) {}
+FrameReader::FrameReader(Transport& transport, size_t max_message_payload,
+                         size_t max_control_payload)
+    : transport_(transport),
+      max_message_payload_(max_message_payload),
+      max_control_payload_(max_control_payload),
+      buffer_(kBufferSize) {}
 
 absl::Status FrameReader::Fill(absl::Time deadline) {
   if (begin_ == end_) {
@@ -150,7 +154,10 @@ absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
       IPCRPC_ASSIGN_OR_RETURN(partial_.header, DecodeFrameHeader(&buffer_[begin_]));
       begin_ += kFrameHeaderSize;
       have_header_ = true;
-      partial_.oversized = partial_.header.length > max_payload_;
+      partial_.oversized =
+          partial_.header.length > (partial_.header.type == FrameType::kMessage
+                                        ? max_message_payload_
+                                        : max_control_payload_);
       partial_.payload.clear();
       if (!partial_.oversized && partial_.header.length >= kRecyclePayloadBytes) {
         internal::MutexLock lock(&spare_mu_);

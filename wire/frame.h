@@ -115,8 +115,13 @@ inline constexpr size_t kRecyclePayloadBytes = 64 * 1024;
 
 class FrameReader {
  public:
-  // `max_payload`: payloads larger than this are discarded, not buffered.
-  FrameReader(Transport& transport, size_t max_payload);
+  // Payloads larger than the limit for their frame are discarded, not
+  // buffered (Frame::oversized): `max_message_payload` for MESSAGE frames,
+  // `max_control_payload` for every other type (CALL_START, HEADERS, ...).
+  FrameReader(Transport& transport, size_t max_message_payload, size_t max_control_payload);
+  // The same limit for every frame.
+  FrameReader(Transport& transport, size_t max_payload)
+      : FrameReader(transport, max_payload, max_payload) {}
 
   // Gives a consumed payload's memory back for a later large frame (any
   // thread; keeps at most one buffer). Small buffers are simply dropped.
@@ -137,7 +142,8 @@ class FrameReader {
   void GrowPayload(size_t more);
 
   Transport& transport_;
-  size_t max_payload_;
+  const size_t max_message_payload_;
+  const size_t max_control_payload_;
   std::vector<char> buffer_;
   size_t begin_ = 0;  // unread bytes are buffer_[begin_, end_)
   size_t end_ = 0;

@@ -63,8 +63,9 @@ class TransportOutputStream final : public google::protobuf::io::ZeroCopyOutputS
 }  // namespace
 
 FramedConnection::FramedConnection(std::unique_ptr<Transport> transport,
-                                   size_t max_receive_message)
-    : transport_(std::move(transport)), reader_(*transport_, max_receive_message) {}
+                                   size_t max_receive_message, size_t max_receive_control)
+    : transport_(std::move(transport)),
+      reader_(*transport_, max_receive_message, max_receive_control) {}
 
 absl::Status FramedConnection::Write(absl::string_view frames, absl::Time deadline) {
   internal::MutexLock lock(&write_mu_);
@@ -151,17 +152,6 @@ void MetadataToWire(const Metadata& metadata,
     e->set_key(key);
     e->set_value(value);
   }
-}
-
-absl::Status MetadataFromWire(
-    const google::protobuf::RepeatedPtrField<wire::MetadataEntry>& entries,
-    Metadata* out) {
-  for (const wire::MetadataEntry& e : entries) {
-    // Reserved "ipcrpc-" keys may come from newer peers; keep only valid ones.
-    if (e.key().empty()) return absl::DataLossError("metadata entry with an empty key");
-    out->emplace(e.key(), e.value());
-  }
-  return absl::OkStatus();
 }
 
 absl::Status ValidateMetadata(const Metadata& metadata) {

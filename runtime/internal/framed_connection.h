@@ -37,7 +37,11 @@ inline constexpr size_t kStreamedMessageBytes = 128 * 1024;
 
 class FramedConnection {
  public:
-  FramedConnection(std::unique_ptr<Transport> transport, size_t max_receive_message);
+  // Frames received beyond `max_receive_message` (MESSAGE) or
+  // `max_receive_control` (every other type) are discarded unread
+  // (FrameReader).
+  FramedConnection(std::unique_ptr<Transport> transport, size_t max_receive_message,
+                   size_t max_receive_control);
 
   Transport& transport() { return *transport_; }
   FrameReader& reader() { return reader_; }
@@ -76,9 +80,8 @@ class FramedConnection {
 // Metadata <-> wire conversion.
 void MetadataToWire(const Metadata& metadata,
                     google::protobuf::RepeatedPtrField<wire::MetadataEntry>* out);
-absl::Status MetadataFromWire(
-    const google::protobuf::RepeatedPtrField<wire::MetadataEntry>& entries,
-    Metadata* out);
+// (Wire -> Metadata, with the receiver's limits: MetadataFromWireWithin in
+// call_limits.h.)
 absl::Status ValidateMetadata(const Metadata& metadata);
 
 }  // namespace ipcrpc::internal

@@ -50,7 +50,7 @@ TEST(FramedConnectionTest, WriteMessageBytesDoNotDependOnTheMessageSize) {
                       3 * kStreamedMessageBytes + 7}) {
     auto owned = std::make_unique<RecordingTransport>();
     RecordingTransport& transport = *owned;
-    FramedConnection framed(std::move(owned), 1 << 20);
+    FramedConnection framed(std::move(owned), 1 << 20, 1 << 20);
     wire::Hello message;
     message.set_agent(std::string(size, 'x'));
     message.set_protocol_version(1);
@@ -74,7 +74,7 @@ TEST(FramedConnectionTest, WriteMessageBytesDoNotDependOnTheMessageSize) {
 TEST(FramedConnectionTest, WithoutAMessageTheFramesGoOutInOneWrite) {
   auto owned = std::make_unique<RecordingTransport>();
   RecordingTransport& transport = *owned;
-  FramedConnection framed(std::move(owned), 1 << 20);
+  FramedConnection framed(std::move(owned), 1 << 20, 1 << 20);
   std::string frames, expected;
   AppendFrame(FrameType::kHeaders, 3, "h", &frames);
   expected = frames;
@@ -92,7 +92,7 @@ TEST(FramedConnectionTest, WithoutAMessageTheFramesGoOutInOneWrite) {
 TEST(FramedConnectionTest, AMessageThatChangedWhileBeingSentBreaksTheConnection) {
   auto owned = std::make_unique<RecordingTransport>();
   RecordingTransport& transport = *owned;
-  FramedConnection framed(std::move(owned), 1 << 20);
+  FramedConnection framed(std::move(owned), 1 << 20, 1 << 20);
   wire::Hello message;
   message.set_agent(std::string(2 * kStreamedMessageBytes, 'x'));
   std::string frames;
@@ -109,7 +109,7 @@ TEST(FramedConnectionTest, AFailedChunkWriteEndsTheMessageAndTheConnection) {
   auto owned = std::make_unique<RecordingTransport>();
   RecordingTransport& transport = *owned;
   transport.fail_write = 2;
-  FramedConnection framed(std::move(owned), 1 << 20);
+  FramedConnection framed(std::move(owned), 1 << 20, 1 << 20);
   wire::Hello message;
   message.set_agent(std::string(4 * kStreamedMessageBytes, 'x'));
   std::string frames;

@@ -62,8 +62,9 @@ class ServerStream final : public ServerCall {
   friend class ServerConnection;
   // RESOURCE_EXHAUSTED if a response of `size` bytes may not be sent.
   absl::Status CheckSendSize(size_t size) const;
-  // Appends HEADERS to *out if initial metadata has not gone out yet.
-  void AppendHeadersLocked(std::string* out);
+  // Appends HEADERS to *out if initial metadata has not gone out yet;
+  // RESOURCE_EXHAUSTED (nothing appended) if it exceeds the metadata limits.
+  absl::Status AppendHeadersLocked(std::string* out);
 
   const std::shared_ptr<ServerConnection> connection_;
   const uint32_t id_;
@@ -129,7 +130,7 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   // Applies a frame to its stream; false if it changed nothing.
   bool HandleStreamFrameLocked(ServerStream& stream, Frame& frame)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void StartCall(uint32_t stream_id, absl::string_view payload);
+  void StartCall(uint32_t stream_id, const Frame& frame);
   void RefuseCall(uint32_t stream_id, const absl::Status& status);
   void StreamFinished(ServerStream* stream);
   // Hands the stream's handler to the thread pool.
