@@ -10,9 +10,11 @@
 //
 // Shutdown: Shutdown(deadline) stops accepting connections and calls, removes
 // socket files, lets calls in flight finish until `deadline`, then cancels
-// the rest (their handlers see ServerContext::IsCancelled()) and waits for
-// their handlers to return. The destructor shuts down with an immediate
-// deadline if Shutdown was not called.
+// the rest (their handlers see ServerContext::IsCancelled()), closes every
+// connection (so a handler blocked writing to a client that stopped reading
+// returns too) and waits for the handlers to return. It returns by
+// `deadline` unless a handler ignores cancellation. The destructor shuts
+// down with an immediate deadline if Shutdown was not called.
 //
 // Example:
 //   GreeterImpl service;

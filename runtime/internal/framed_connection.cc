@@ -67,8 +67,47 @@ FramedConnection::FramedConnection(std::unique_ptr<Transport> transport,
     : transport_(std::move(transport)),
       reader_(*transport_, max_receive_message, max_receive_control) {}
 
+// Holds the write turn for a scope.
+class FramedConnection::WriteTurn {
+ public:
+  explicit WriteTurn(FramedConnection& c) : c_(c) { c_.AcquireWriteTurn(absl::InfiniteFuture()); }
+  ~WriteTurn() { c_.ReleaseWriteTurn(); }
+
+ private:
+  FramedConnection& c_;
+};
+
+bool FramedConnection::AcquireWriteTurn(absl::Time deadline) {
+  internal::MutexLock lock(&turn_mu_);
+  if (!turn_mu_.AwaitWithDeadline(
+          [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(turn_mu_) { return !writing_; }, deadline)) {
+    return false;
+  }
+  writing_ = true;
+  return true;
+}
+
+void FramedConnection::ReleaseWriteTurn() {
+  internal::MutexLock lock(&turn_mu_);  // the unlock wakes a waiting writer
+  writing_ = false;
+}
+
 absl::Status FramedConnection::Write(absl::string_view frames, absl::Time deadline) {
-  internal::MutexLock lock(&write_mu_);
+  WriteTurn turn(*this);
+  return WriteHoldingTurn(frames, deadline);
+}
+
+absl::Status FramedConnection::WriteWithin(absl::string_view frames, absl::Time deadline) {
+  if (!AcquireWriteTurn(deadline)) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        transport_->description(), ": another write held the connection past the deadline"));
+  }
+  absl::Status status = WriteHoldingTurn(frames, deadline);
+  ReleaseWriteTurn();
+  return status;
+}
+
+absl::Status FramedConnection::WriteHoldingTurn(absl::string_view frames, absl::Time deadline) {
   absl::string_view chunks[] = {frames};
   absl::Status status = transport_->Write(chunks, deadline);
   if (!status.ok()) transport_->Shutdown();
@@ -93,7 +132,7 @@ absl::Status FramedConnection::WriteMessage(
   frames->resize(at + kFrameHeaderSize);
   EncodeFrameHeader(header, &(*frames)[at]);
 
-  internal::MutexLock lock(&write_mu_);
+  WriteTurn turn(*this);
   TransportOutputStream stream(*transport_, *frames, deadline);
   {
     google::protobuf::io::CodedOutputStream coded(&stream);

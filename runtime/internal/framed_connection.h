@@ -51,6 +51,12 @@ class FramedConnection {
   // the transport down; the reader then sees the connection end.
   absl::Status Write(absl::string_view frames, absl::Time deadline);
 
+  // As Write, but waits for a write in progress (which may be blocked on a
+  // peer that stopped reading) no longer than `deadline` either: then
+  // DEADLINE_EXCEEDED, nothing written, the transport untouched. For frames
+  // that must not hold their sender past a deadline (GOAWAY at shutdown).
+  absl::Status WriteWithin(absl::string_view frames, absl::Time deadline);
+
   // Writes, as one uninterrupted sequence: the whole frames already in
   // *frames, a MESSAGE frame for `stream_id` carrying `message` unless it is
   // null (its ByteSizeLong() returned `size`, so its cached sizes are valid),
@@ -72,9 +78,17 @@ class FramedConnection {
                                             absl::Time deadline);
 
  private:
+  // One writer at a time; the turn is waited for up to a deadline (not
+  // a plain lock, so that WriteWithin can give up).
+  class WriteTurn;
+  bool AcquireWriteTurn(absl::Time deadline);
+  void ReleaseWriteTurn();
+  absl::Status WriteHoldingTurn(absl::string_view frames, absl::Time deadline);
+
   std::unique_ptr<Transport> transport_;
   FrameReader reader_;
-  internal::Mutex write_mu_;
+  internal::Mutex turn_mu_;
+  bool writing_ ABSL_GUARDED_BY(turn_mu_) = false;
 };
 
 // Metadata <-> wire conversion.

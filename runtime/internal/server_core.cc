@@ -503,7 +503,7 @@ void ServerConnection::StreamFinished(ServerStream* stream) {
   core_.CallEnded();
 }
 
-void ServerConnection::GoAway(absl::string_view reason) {
+void ServerConnection::GoAway(absl::string_view reason, absl::Time deadline) {
   wire::GoAway goaway;
   {
     internal::MutexLock lock(&mu_);
@@ -515,7 +515,9 @@ void ServerConnection::GoAway(absl::string_view reason) {
   goaway.set_reason(std::string(reason));
   std::string out;
   AppendProtoFrame(FrameType::kGoAway, 0, goaway, goaway.ByteSizeLong(), &out);
-  framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
+  // A handler blocked writing to a client that stopped reading holds the
+  // write turn: do not wait for it beyond the shutdown deadline.
+  framed_.WriteWithin(out, std::min(deadline, absl::Now() + kControlWriteTimeout)).IgnoreError();
 }
 
 void ServerConnection::Close() { framed_.transport().Shutdown(); }
@@ -720,18 +722,21 @@ void ServerCore::Shutdown(absl::Time deadline) {
     internal::MutexLock lock(&mu_);
     connections = connections_;
   }
-  for (auto& c : connections) c->GoAway("server is shutting down");
+  for (auto& c : connections) c->GoAway("server is shutting down", deadline);
   auto no_calls = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return active_calls_ == 0; };
   {
     internal::MutexLock lock(&mu_);
     mu_.AwaitWithDeadline(no_calls, deadline);
   }
   for (auto& c : connections) c->CancelAll();
+  // Closed before waiting for the cancelled handlers: one blocked writing to
+  // a client that stopped reading returns only once its transport is shut
+  // down. (Cancelled calls send nothing more anyway.)
+  for (auto& c : connections) c->Close();
   {
     internal::MutexLock lock(&mu_);
     mu_.Await(no_calls);
   }
-  for (auto& c : connections) c->Close();
   for (auto& c : connections) c->Join();
   {
     internal::MutexLock lock(&watchdog_mu_);

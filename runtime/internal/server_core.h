@@ -93,8 +93,9 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
 
   // Starts reading (the first thread exchanges HELLO).
   void Start();
-  // Refuses new calls and tells the client (GOAWAY).
-  void GoAway(absl::string_view reason);
+  // Refuses new calls and tells the client (GOAWAY), waiting for a write in
+  // progress no longer than `deadline`.
+  void GoAway(absl::string_view reason, absl::Time deadline);
   // Cancels every call in flight.
   void CancelAll();
   // Closes the transport; the reading threads end. Then Join().

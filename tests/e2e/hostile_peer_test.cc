@@ -3,6 +3,7 @@
 // make the server hold or do must stay bounded (issue 9, "bounded resources
 // per peer"). Each test states the bound it checks; none asserts a timing.
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -260,6 +261,45 @@ TEST(HostilePeerTest, HugeTimeoutMeansNoDeadline) {
     EXPECT_EQ(text, "on time") << "timeout_micros " << timeout;
     id += 2;
   }
+}
+
+// Issue 9 item 13: a handler blocked writing to a client that stopped
+// reading held the connection's write lock with no deadline, GOAWAY waited
+// for that lock, and the server was still running long after SIGTERM.
+// Shutdown(deadline) must return by its deadline: test_server drains for
+// 300 ms; it must be gone well within 20 s (a liveness bound, not a timing).
+TEST(HostilePeerTest, ShutdownReturnsWhileAClientStopsReading) {
+  ServerProcess server({"--grace_ms=300"});
+  const int fd = ConnectRaw(server.socket_path());
+  ASSERT_GE(fd, 0);
+  // A 4 GiB window: the server never waits for CREDIT, only for the socket.
+  wire::Hello hello;
+  hello.set_protocol_version(1);
+  hello.set_initial_stream_window(0xffffffffu);
+  std::string hello_payload = hello.SerializeAsString();
+  ASSERT_TRUE(SendAll(fd, Header(/*HELLO*/ 1, 0, static_cast<uint32_t>(hello_payload.size())) +
+                              hello_payload));
+  ASSERT_GE(ReceiveFrame(fd).size(), 16u);
+  wire::CallStart start;
+  start.set_method("/ipcrpc.test.TestService/ServerStream");
+  Request request;
+  request.set_count(1000000);
+  request.set_payload(std::string(60000, 'p'));
+  std::string payload = request.SerializeAsString();
+  ASSERT_TRUE(SendAll(fd, CallStartFrame(1, start) +
+                              Header(/*MESSAGE*/ 3, 1, static_cast<uint32_t>(payload.size())) +
+                              payload + Header(/*HALF_CLOSE*/ 4, 1, 0)));
+  // The handler writes until the socket is full, then blocks in a write.
+  int queued = 0;
+  for (int i = 0; i < 10000 && queued < 100000; ++i) {
+    ASSERT_EQ(ioctl(fd, FIONREAD, &queued), 0);
+    usleep(1000);
+  }
+  ASSERT_GE(queued, 100000) << "the server did not fill the socket";
+  usleep(100 * 1000);
+  EXPECT_TRUE(server.TerminateWithin(20))
+      << "the server was still running 20 s after SIGTERM (drain deadline 300 ms)";
+  close(fd);
 }
 
 }  // namespace

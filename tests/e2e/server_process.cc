@@ -85,6 +85,19 @@ int64_t ServerProcess::RssBytes() const {
   return -1;
 }
 
+bool ServerProcess::TerminateWithin(int limit_seconds) {
+  kill(pid_, SIGTERM);
+  const absl::Time give_up = absl::Now() + absl::Seconds(limit_seconds);
+  while (absl::Now() < give_up) {
+    if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+      pid_ = -1;
+      return true;
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return false;  // the destructor kills it
+}
+
 int ConnectRaw(const std::string& socket_path) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;

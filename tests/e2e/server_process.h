@@ -35,6 +35,11 @@ class ServerProcess {
   // The process's resident set size (VmRSS of /proc/PID/status), bytes.
   int64_t RssBytes() const;
 
+  // Sends SIGTERM (test_server shuts down with its --grace_ms drain
+  // deadline) and waits up to `limit` for the process to exit. false if it
+  // is still running then (it is killed).
+  bool TerminateWithin(int limit_seconds);
+
  private:
   testing::ScopedTempDir dir_;
   std::string address_;
