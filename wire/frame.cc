@@ -10,6 +10,9 @@ namespace ipcrpc::internal {
 namespace {
 
 constexpr size_t kBufferSize = 64 * 1024;
+// The first piece of memory a payload gets before any of its bytes arrive
+// (it doubles from there with what arrives): a header alone costs no more.
+constexpr size_t kFirstPayloadChunk = 16 * 1024;
 
 void PutU16(char* p, uint16_t v) {
   p[0] = static_cast<char>(v & 0xff);
@@ -144,7 +147,7 @@ void FrameReader::GrowPayload(size_t more) {
   if (payload.size() >= needed) return;
   // Doubling what is there (at least one buffer's worth) keeps the copies
   // amortized; capping at the declared length keeps the frame exact.
-  const size_t doubled = std::max(2 * payload.size(), buffer_.size());
+  const size_t doubled = std::max(2 * payload.size(), kFirstPayloadChunk);
   payload.resize(std::max(needed, std::min<size_t>(partial_.header.length, doubled)));
 }
 
@@ -192,9 +195,12 @@ absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
     size_t remaining = length - payload_filled_;
     if (!partial_.oversized && remaining >= buffer_.size() / 2) {
       // Large payload: read straight into it, skipping the buffer copy, at
-      // most as many bytes as have arrived so far (or one buffer's worth).
-      GrowPayload(std::min(remaining, std::max(payload_filled_, buffer_.size())));
-      const size_t room = partial_.payload.size() - payload_filled_;
+      // most as many bytes as have arrived so far (or kFirstPayloadChunk).
+      if (partial_.payload.size() == payload_filled_) {  // no room left: grow first
+        GrowPayload(std::min(remaining, std::max(payload_filled_, kFirstPayloadChunk)));
+      }
+      // Never past this frame: a recycled buffer may be longer than it.
+      const size_t room = std::min(partial_.payload.size() - payload_filled_, remaining);
       IPCRPC_ASSIGN_OR_RETURN(
           size_t n, transport_.Read(absl::MakeSpan(&partial_.payload[payload_filled_], room),
                                     deadline));

@@ -18,8 +18,8 @@
 // the next ReadFrame call (possibly by another thread) continues. Memory
 // follows the bytes that arrived, not the lengths headers declare: a frame's
 // payload grows (geometrically) as its bytes come in, so one reader holds at
-// most its 64 KiB buffer plus twice the bytes of the frame being assembled,
-// and never more than the payload limit for that frame.
+// most its 64 KiB buffer plus twice the bytes of the frame being assembled
+// (16 KiB before any), and never more than the payload limit for that frame.
 
 #ifndef IPCRPC_WIRE_FRAME_H_
 #define IPCRPC_WIRE_FRAME_H_

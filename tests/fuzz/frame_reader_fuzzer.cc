@@ -69,15 +69,40 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   FuzzTransport transport(data, size, mode);
   // Small limits so that both the buffered and the oversized paths run.
-  FrameReader reader(transport, /*max_message_payload=*/(mode & 0x40) ? 300000 : 1000,
-                     /*max_control_payload=*/512);
+  const size_t max_message = (mode & 0x40) ? 300000 : 1000;
+  const size_t max_control = 512;
+  FrameReader reader(transport, max_message, max_control);
+  // The oracle: the frames of the whole input, decoded directly. The reader
+  // must return exactly these, whatever the transport did.
+  size_t at = 0;
   Frame frame;
   for (int i = 0; i < 100000; ++i) {
     absl::Status status = reader.ReadFrame(&frame, absl::InfiniteFuture());
     if (absl::IsDeadlineExceeded(status) || absl::IsAborted(status)) continue;
-    if (!status.ok()) break;
-    if (frame.oversized != frame.payload.empty() && frame.oversized) __builtin_trap();
-    if (!frame.oversized && frame.payload.size() != frame.header.length) __builtin_trap();
+    const bool whole_frame_left =
+        size - at >= kFrameHeaderSize &&
+        DecodeFrameHeader(reinterpret_cast<const char*>(data + at)).ok() &&
+        size - at - kFrameHeaderSize >=
+            DecodeFrameHeader(reinterpret_cast<const char*>(data + at))->length;
+    if (!status.ok()) {
+      if (whole_frame_left) __builtin_trap();  // a complete, valid frame was not returned
+      break;
+    }
+    if (!whole_frame_left) __builtin_trap();  // a frame the input does not hold
+    const FrameHeader expected = *DecodeFrameHeader(reinterpret_cast<const char*>(data + at));
+    const size_t limit = expected.type == FrameType::kMessage ? max_message : max_control;
+    if (frame.header.type != expected.type || frame.header.stream_id != expected.stream_id ||
+        frame.header.length != expected.length || frame.header.flags != expected.flags ||
+        frame.oversized != (expected.length > limit)) {
+      __builtin_trap();
+    }
+    if (frame.oversized ? !frame.payload.empty()
+                        : frame.payload != std::string(reinterpret_cast<const char*>(data + at +
+                                                                                     kFrameHeaderSize),
+                                                       expected.length)) {
+      __builtin_trap();
+    }
+    at += kFrameHeaderSize + expected.length;
     uint32_t credit;
     if (frame.header.type == FrameType::kCredit) ParseCreditPayload(frame.payload, &credit);
     if (mode & 0x80) reader.Recycle(std::move(frame.payload));

@@ -64,6 +64,8 @@ write("frame_reader_fuzzer", "oversized-message", bytes([0x02]) + hello +
       frame(3, 1, b"x" * 1500) + frame(2, 3, b"y" * 600) + frame(8, 0, b"abcdefgh"))
 write("frame_reader_fuzzer", "large-message", bytes([0x4a]) + frame(3, 1, bytes(range(256)) * 400))
 write("frame_reader_fuzzer", "declared-not-sent", bytes([0x40]) + frame(3, 1, b"abc", length=290000))
+write("frame_reader_fuzzer", "recycled-then-smaller", bytes([0xc0]) + frame(3, 1, b"a" * 200000) +
+      frame(3, 1, b"b" * 120000) + frame(8, 0, b"12345678"))
 write("frame_reader_fuzzer", "bad-magic", bytes([0x00]) + b"GET / HTTP/1.1\r\n\r\n")
 
 # call_start_fuzzer: a CALL_START (or HEADERS / TRAILERS) payload.
