@@ -40,6 +40,11 @@ class ChannelCalls;
 
 // Default cap on one message, each direction (the same as gRPC's).
 inline constexpr size_t kDefaultMaxMessageSize = 4 << 20;
+// Default caps on one call's metadata, each direction: bytes, counting each
+// entry as key + value + 32 (gRPC's default header limit, counted as gRPC
+// counts it), and entries.
+inline constexpr size_t kDefaultMaxMetadataBytes = 8 * 1024;
+inline constexpr size_t kDefaultMaxMetadataEntries = 256;
 
 struct ChannelOptions {
   // A request larger than this fails with RESOURCE_EXHAUSTED before it is sent.
@@ -52,6 +57,14 @@ struct ChannelOptions {
   // Bytes the server may send on one stream before this client has read them
   // (per-stream flow-control window announced to the server).
   uint32_t stream_window_bytes = 1 << 20;
+  // Metadata this client sends, and accepts in the server's initial and
+  // trailing metadata: at most this many bytes (each entry counted as key +
+  // value + 32) and entries. Beyond either the call fails with
+  // RESOURCE_EXHAUSTED (before anything is sent, or when the server's
+  // metadata arrives); the connection stays usable. Frames other than
+  // MESSAGE larger than max_metadata_bytes + 16 KiB are discarded unread.
+  size_t max_metadata_bytes = kDefaultMaxMetadataBytes;
+  size_t max_metadata_entries = kDefaultMaxMetadataEntries;
 };
 
 class Channel {

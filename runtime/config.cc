@@ -91,6 +91,10 @@ absl::StatusOr<ChannelPlan> PlanChannel(absl::string_view target, const ChannelO
     if (entry->max_receive_message_bytes() != 0) {
       plan.options.max_receive_message_size = entry->max_receive_message_bytes();
     }
+    if (entry->max_metadata_bytes() != 0) plan.options.max_metadata_bytes = entry->max_metadata_bytes();
+    if (entry->max_metadata_entries() != 0) {
+      plan.options.max_metadata_entries = entry->max_metadata_entries();
+    }
   }
   if (!env_transport.empty()) plan.transport = std::string(env_transport);
   return plan;

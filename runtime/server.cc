@@ -81,6 +81,10 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
     return absl::InvalidArgumentError(
         absl::StrCat("socket_mode ", options_.socket_mode, " is not a file mode (0 to 07777)"));
   }
+  if (config_->max_metadata_bytes() != 0) options_.max_metadata_bytes = config_->max_metadata_bytes();
+  if (config_->max_metadata_entries() != 0) {
+    options_.max_metadata_entries = config_->max_metadata_entries();
+  }
   std::vector<std::string> allowed(config_->allowed_transports().begin(),
                                    config_->allowed_transports().end());
   auto core = std::make_unique<internal::ServerCore>(options_, services_);

@@ -18,9 +18,11 @@
 //
 // Shutdown: Shutdown(deadline) stops accepting connections and calls, removes
 // socket files, lets calls in flight finish until `deadline`, then cancels
-// the rest (their handlers see ServerContext::IsCancelled()) and waits for
-// their handlers to return. The destructor shuts down with an immediate
-// deadline if Shutdown was not called.
+// the rest (their handlers see ServerContext::IsCancelled()), closes every
+// connection (so a handler blocked writing to a client that stopped reading
+// returns too) and waits for the handlers to return. It returns by
+// `deadline` unless a handler ignores cancellation. The destructor shuts
+// down with an immediate deadline if Shutdown was not called.
 //
 // Example:
 //   GreeterImpl service;
@@ -75,6 +77,14 @@ struct ServerOptions {
   // needs write permission, so 0600 admits the owner only and 0660 its group
   // too. The access policy is checked as well.
   uint32_t socket_mode = 0600;
+  // A call whose client metadata exceeds either limit (bytes: each entry
+  // counted as key + value + 32; entries) is refused with RESOURCE_EXHAUSTED
+  // before its handler runs; frames other than MESSAGE larger than
+  // max_metadata_bytes + 16 KiB are discarded unread (a CALL_START is then
+  // refused the same way). The connection stays usable. A handler whose
+  // initial or trailing metadata exceeds them ends RESOURCE_EXHAUSTED.
+  size_t max_metadata_bytes = kDefaultMaxMetadataBytes;
+  size_t max_metadata_entries = kDefaultMaxMetadataEntries;
 };
 
 class Server {

@@ -10,6 +10,8 @@ packages=(
   protobuf-compiler libprotobuf-dev libprotoc-dev
   libabsl-dev libgtest-dev
   g++
+  # tools/fuzz.sh: libFuzzer and the sanitizer runtimes come with clang
+  clang-14 libclang-rt-14-dev
   # bench/: gRPC C++ (the comparison), gnuplot (the chart)
   libgrpc++-dev protobuf-compiler-grpc gnuplot-nox
 )

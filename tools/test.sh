@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# One command: install what is missing, then run every test three times — a
+# One command: install what is missing, then run every test four times — a
 # normal build (which includes the external-workspace test), an
-# AddressSanitizer build and a ThreadSanitizer build (without the benchmark
+# AddressSanitizer build, a ThreadSanitizer build (without the benchmark
 # smoke test: the benchmark harness synchronizes with Debian's Abseil, which
-# TSan cannot see) — and check that no IPC object was left behind. Ends with
-# the line "N passed, N failed" (test targets, all runs).
+# TSan cannot see) and an UndefinedBehaviorSanitizer build — then each
+# libFuzzer target for FUZZ_SECONDS (tools/fuzz.sh), and check that no IPC
+# object was left behind. Ends with the line "N passed, N failed" (test
+# targets, all runs; one count per fuzz target).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
@@ -23,9 +25,12 @@ status=0
 run //... || status=1
 run --config=asan --test_tag_filters=-external_workspace //... || status=1
 run --config=tsan --test_tag_filters=-external_workspace -- //... -//bench:smoke_test || status=1
+run --config=ubsan --test_tag_filters=-external_workspace //... || status=1
+echo "== tools/fuzz.sh (${FUZZ_SECONDS:-25}s per target)"
+tools/fuzz.sh 2>&1 | tee -a "$log"
 
-passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log")
-failed=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|INCOMPLETE)|FAILED TO BUILD' "$log")
+passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED|^fuzz [^ ]+: PASSED' "$log")
+failed=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|INCOMPLETE)|FAILED TO BUILD|^fuzz [^ ]+: FAILED' "$log")
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   echo "bazel failed before running tests (see above)"
   failed=1

@@ -10,6 +10,9 @@ namespace ipcrpc::internal {
 namespace {
 
 constexpr size_t kBufferSize = 64 * 1024;
+// The first piece of memory a payload gets before any of its bytes arrive
+// (it doubles from there with what arrives): a header alone costs no more.
+constexpr size_t kFirstPayloadChunk = 16 * 1024;
 
 void PutU16(char* p, uint16_t v) {
   p[0] = static_cast<char>(v & 0xff);
@@ -117,8 +120,12 @@ void FrameReader::Recycle(std::string buffer) {
   if (spare_.capacity() < buffer.capacity()) spare_ = std::move(buffer);
 }
 
-FrameReader::FrameReader(Transport& transport, size_t max_payload)
-    : transport_(transport), max_payload_(max_payload), buffer_(kBufferSize) {}
+FrameReader::FrameReader(Transport& transport, size_t max_message_payload,
+                         size_t max_control_payload)
+    : transport_(transport),
+      max_message_payload_(max_message_payload),
+      max_control_payload_(max_control_payload),
+      buffer_(kBufferSize) {}
 
 absl::Status FrameReader::Fill(absl::Time deadline) {
   if (begin_ == end_) {
@@ -135,24 +142,39 @@ absl::Status FrameReader::Fill(absl::Time deadline) {
   return absl::OkStatus();
 }
 
+void FrameReader::GrowPayload(size_t more) {
+  std::string& payload = partial_.payload;
+  const size_t needed = payload_filled_ + more;  // never beyond the declared length
+  if (payload.size() >= needed) return;
+  // Doubling what is there (at least one buffer's worth) keeps the copies
+  // amortized; capping at the declared length keeps the frame exact.
+  const size_t doubled = std::max(2 * payload.size(), kFirstPayloadChunk);
+  payload.resize(std::max(needed, std::min<size_t>(partial_.header.length, doubled)));
+}
+
 absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
   while (!have_header_) {
     if (end_ - begin_ >= kFrameHeaderSize) {
       IPCRPC_ASSIGN_OR_RETURN(partial_.header, DecodeFrameHeader(&buffer_[begin_]));
       begin_ += kFrameHeaderSize;
       have_header_ = true;
-      partial_.oversized = partial_.header.length > max_payload_;
+      partial_.oversized =
+          partial_.header.length > (partial_.header.type == FrameType::kMessage
+                                        ? max_message_payload_
+                                        : max_control_payload_);
       partial_.payload.clear();
       if (!partial_.oversized && partial_.header.length >= kRecyclePayloadBytes) {
         internal::MutexLock lock(&spare_mu_);
         if (spare_.capacity() >= partial_.header.length) {
-          // Kept at its old size: resize() below then zero-fills only what
-          // the new payload has beyond it, and the bytes are overwritten anyway.
+          // Memory a consumed payload already holds: filling it commits
+          // nothing new. Kept at its old size, so growing the payload below
+          // zero-fills only what it has beyond that.
           partial_.payload = std::move(spare_);
           spare_ = std::string();
         }
       }
-      if (!partial_.oversized) partial_.payload.resize(partial_.header.length);
+      // Nothing is allocated for the declared length yet: the payload grows
+      // as its bytes arrive (GrowPayload).
       payload_filled_ = 0;
       break;
     }
@@ -164,6 +186,7 @@ absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
     if (buffered > 0) {
       size_t take = std::min(buffered, length - payload_filled_);
       if (!partial_.oversized) {
+        GrowPayload(take);
         std::memcpy(&partial_.payload[payload_filled_], &buffer_[begin_], take);
       }
       begin_ += take;
@@ -172,9 +195,15 @@ absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
     }
     size_t remaining = length - payload_filled_;
     if (!partial_.oversized && remaining >= buffer_.size() / 2) {
-      // Large payload: read straight into it, skipping the buffer copy.
+      // Large payload: read straight into it, skipping the buffer copy, at
+      // most as many bytes as have arrived so far (or kFirstPayloadChunk).
+      if (partial_.payload.size() == payload_filled_) {  // no room left: grow first
+        GrowPayload(std::min(remaining, std::max(payload_filled_, kFirstPayloadChunk)));
+      }
+      // Never past this frame: a recycled buffer may be longer than it.
+      const size_t room = std::min(partial_.payload.size() - payload_filled_, remaining);
       IPCRPC_ASSIGN_OR_RETURN(
-          size_t n, transport_.Read(absl::MakeSpan(&partial_.payload[payload_filled_], remaining),
+          size_t n, transport_.Read(absl::MakeSpan(&partial_.payload[payload_filled_], room),
                                     deadline));
       payload_filled_ += n;
     } else {
@@ -182,6 +211,7 @@ absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
     }
   }
   have_header_ = false;
+  if (!partial_.oversized) partial_.payload.resize(length);  // a recycled buffer may be longer
   frame->header = partial_.header;
   frame->oversized = partial_.oversized;
   // Swapped, not moved: a caller that reuses its Frame hands back the memory

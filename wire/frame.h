@@ -15,7 +15,11 @@
 //
 // FrameReader turns the byte stream of a Transport back into frames. It is
 // resumable: a read interrupted or timed out mid-frame keeps what it has, and
-// the next ReadFrame call (possibly by another thread) continues.
+// the next ReadFrame call (possibly by another thread) continues. Memory
+// follows the bytes that arrived, not the lengths headers declare: a frame's
+// payload grows (geometrically) as its bytes come in, so one reader holds at
+// most its 64 KiB buffer plus twice the bytes of the frame being assembled
+// (16 KiB before any), and never more than the payload limit for that frame.
 
 #ifndef IPCRPC_WIRE_FRAME_H_
 #define IPCRPC_WIRE_FRAME_H_
@@ -112,8 +116,13 @@ inline constexpr size_t kRecyclePayloadBytes = 64 * 1024;
 
 class FrameReader {
  public:
-  // `max_payload`: payloads larger than this are discarded, not buffered.
-  FrameReader(Transport& transport, size_t max_payload);
+  // Payloads larger than the limit for their frame are discarded, not
+  // buffered (Frame::oversized): `max_message_payload` for MESSAGE frames,
+  // `max_control_payload` for every other type (CALL_START, HEADERS, ...).
+  FrameReader(Transport& transport, size_t max_message_payload, size_t max_control_payload);
+  // The same limit for every frame.
+  FrameReader(Transport& transport, size_t max_payload)
+      : FrameReader(transport, max_payload, max_payload) {}
 
   // Gives a consumed payload's memory back for a later large frame (any
   // thread; keeps at most one buffer). Small buffers are simply dropped.
@@ -125,11 +134,17 @@ class FrameReader {
   // UNAVAILABLE / DATA_LOSS mean the connection is over.
   absl::Status ReadFrame(Frame* frame, absl::Time deadline);
 
+  // Memory held for the frame being assembled (tests only; the reading thread).
+  size_t BufferedPayloadCapacityForTest() const { return partial_.payload.capacity(); }
+
  private:
   absl::Status Fill(absl::Time deadline);  // reads more bytes into buffer_
+  // Makes partial_.payload at least payload_filled_ + `more` bytes long.
+  void GrowPayload(size_t more);
 
   Transport& transport_;
-  size_t max_payload_;
+  const size_t max_message_payload_;
+  const size_t max_control_payload_;
   std::vector<char> buffer_;
   size_t begin_ = 0;  // unread bytes are buffer_[begin_, end_)
   size_t end_ = 0;

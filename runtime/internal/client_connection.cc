@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
+#include "runtime/internal/call_limits.h"
 
 namespace ipcrpc::internal {
 namespace {
@@ -182,7 +183,8 @@ absl::Status ClientStream::Finish() {
 
 ClientConnection::ClientConnection(std::unique_ptr<Transport> transport,
                                    const ChannelOptions& options)
-    : framed_(std::move(transport), options.max_receive_message_size),
+    : framed_(std::move(transport), options.max_receive_message_size,
+              ControlFrameLimit(MetadataLimitsOf(options))),
       options_(options),
       description_(std::make_shared<const std::string>(framed_.transport().description())),
       poller_(*this, mu_) {}
@@ -257,6 +259,10 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
       return stream;
     }
     absl::Status valid = ValidateMetadata(context->send_metadata());
+    if (valid.ok()) {
+      valid = CheckMetadataSize(context->send_metadata(), MetadataLimitsOf(options_),
+                                "request metadata");
+    }
     if (!valid.ok()) {
       stream->Fail(valid);
       return stream;
@@ -444,13 +450,19 @@ void ClientConnection::HandleFrameLocked(Frame& frame) {
   switch (h.type) {
     case FrameType::kHeaders: {
       wire::Headers headers;
-      if (frame.oversized || !headers.ParseFromString(frame.payload)) {
-        AppendFrame(FrameType::kCancel, s->id_, {}, &pending_control_);
-        FinishStreamLocked(s, absl::InternalError("malformed HEADERS frame from the server"));
-        return;
+      absl::Status status;
+      if (frame.oversized) {
+        status = OversizedControlFrameError(h, MetadataLimitsOf(options_), "client");
+      } else if (!headers.ParseFromString(frame.payload)) {
+        status = absl::InternalError("malformed HEADERS frame from the server");
+      } else if (s->context_ != nullptr) {
+        status = MetadataFromWireWithin(headers.metadata(), MetadataLimitsOf(options_),
+                                        "the server's initial metadata",
+                                        &s->context_->initial_metadata_);
       }
-      if (s->context_ != nullptr) {
-        MetadataFromWire(headers.metadata(), &s->context_->initial_metadata_).IgnoreError();
+      if (!status.ok()) {
+        AppendFrame(FrameType::kCancel, s->id_, {}, &pending_control_);
+        FinishStreamLocked(s, std::move(status));
       }
       return;
     }
@@ -469,12 +481,22 @@ void ClientConnection::HandleFrameLocked(Frame& frame) {
         return;
       }
       wire::Trailers trailers;
-      if (frame.oversized || !trailers.ParseFromString(frame.payload)) {
+      if (frame.oversized) {
+        FinishStreamLocked(s, OversizedControlFrameError(h, MetadataLimitsOf(options_), "client"));
+        return;
+      }
+      if (!trailers.ParseFromString(frame.payload)) {
         FinishStreamLocked(s, absl::InternalError("malformed TRAILERS frame from the server"));
         return;
       }
       if (s->context_ != nullptr) {
-        MetadataFromWire(trailers.metadata(), &s->context_->trailing_metadata_).IgnoreError();
+        absl::Status within = MetadataFromWireWithin(
+            trailers.metadata(), MetadataLimitsOf(options_), "the server's trailing metadata",
+            &s->context_->trailing_metadata_);
+        if (absl::IsResourceExhausted(within)) {
+          FinishStreamLocked(s, std::move(within));
+          return;
+        }
       }
       FinishStreamLocked(s, StatusFromTrailers(trailers));
       return;

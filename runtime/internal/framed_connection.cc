@@ -72,13 +72,53 @@ absl::Time TransportWriteDeadline(absl::Time deadline) {
 }  // namespace
 
 FramedConnection::FramedConnection(std::unique_ptr<Transport> transport,
-                                   size_t max_receive_message)
-    : transport_(std::move(transport)), reader_(*transport_, max_receive_message) {}
+                                   size_t max_receive_message, size_t max_receive_control)
+    : transport_(std::move(transport)),
+      reader_(*transport_, max_receive_message, max_receive_control) {}
+
+// Holds the write turn for a scope.
+class FramedConnection::WriteTurn {
+ public:
+  explicit WriteTurn(FramedConnection& c) : c_(c) { c_.AcquireWriteTurn(absl::InfiniteFuture()); }
+  ~WriteTurn() { c_.ReleaseWriteTurn(); }
+
+ private:
+  FramedConnection& c_;
+};
+
+bool FramedConnection::AcquireWriteTurn(absl::Time deadline) {
+  internal::MutexLock lock(&turn_mu_);
+  if (!turn_mu_.AwaitWithDeadline(
+          [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(turn_mu_) { return !writing_; }, deadline)) {
+    return false;
+  }
+  writing_ = true;
+  return true;
+}
+
+void FramedConnection::ReleaseWriteTurn() {
+  internal::MutexLock lock(&turn_mu_);  // the unlock wakes a waiting writer
+  writing_ = false;
+}
 
 absl::Status FramedConnection::Write(absl::string_view frames, absl::Time deadline) {
-  internal::MutexLock lock(&write_mu_);
+  WriteTurn turn(*this);
+  return WriteHoldingTurn(frames, TransportWriteDeadline(deadline));
+}
+
+absl::Status FramedConnection::WriteWithin(absl::string_view frames, absl::Time deadline) {
+  if (!AcquireWriteTurn(deadline)) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        transport_->description(), ": another write held the connection past the deadline"));
+  }
+  absl::Status status = WriteHoldingTurn(frames, deadline);
+  ReleaseWriteTurn();
+  return status;
+}
+
+absl::Status FramedConnection::WriteHoldingTurn(absl::string_view frames, absl::Time deadline) {
   absl::string_view chunks[] = {frames};
-  absl::Status status = transport_->Write(chunks, TransportWriteDeadline(deadline));
+  absl::Status status = transport_->Write(chunks, deadline);
   if (!status.ok()) transport_->Shutdown();
   return status;
 }
@@ -101,7 +141,7 @@ absl::Status FramedConnection::WriteMessage(
   frames->resize(at + kFrameHeaderSize);
   EncodeFrameHeader(header, &(*frames)[at]);
 
-  internal::MutexLock lock(&write_mu_);
+  WriteTurn turn(*this);
   deadline = TransportWriteDeadline(deadline);
   TransportOutputStream stream(*transport_, *frames, deadline);
   {
@@ -175,17 +215,6 @@ void MetadataToWire(const Metadata& metadata,
     e->set_key(key);
     e->set_value(value);
   }
-}
-
-absl::Status MetadataFromWire(
-    const google::protobuf::RepeatedPtrField<wire::MetadataEntry>& entries,
-    Metadata* out) {
-  for (const wire::MetadataEntry& e : entries) {
-    // Reserved "ipcrpc-" keys may come from newer peers; keep only valid ones.
-    if (e.key().empty()) return absl::DataLossError("metadata entry with an empty key");
-    out->emplace(e.key(), e.value());
-  }
-  return absl::OkStatus();
 }
 
 absl::Status ValidateMetadata(const Metadata& metadata) {

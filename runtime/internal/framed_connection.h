@@ -43,7 +43,11 @@ inline constexpr absl::Duration kWriteStallTimeout = absl::Seconds(10);
 
 class FramedConnection {
  public:
-  FramedConnection(std::unique_ptr<Transport> transport, size_t max_receive_message);
+  // Frames received beyond `max_receive_message` (MESSAGE) or
+  // `max_receive_control` (every other type) are discarded unread
+  // (FrameReader).
+  FramedConnection(std::unique_ptr<Transport> transport, size_t max_receive_message,
+                   size_t max_receive_control);
 
   Transport& transport() { return *transport_; }
   FrameReader& reader() { return reader_; }
@@ -55,6 +59,12 @@ class FramedConnection {
   // failed write leaves the byte stream unusable, so it shuts the transport
   // down; the reader then sees the connection end.
   absl::Status Write(absl::string_view frames, absl::Time deadline);
+
+  // As Write, but waits for a write in progress (which may be blocked on a
+  // peer that stopped reading) no longer than `deadline` either: then
+  // DEADLINE_EXCEEDED, nothing written, the transport untouched. For frames
+  // that must not hold their sender past a deadline (GOAWAY at shutdown).
+  absl::Status WriteWithin(absl::string_view frames, absl::Time deadline);
 
   // Writes, as one uninterrupted sequence: the whole frames already in
   // *frames, a MESSAGE frame for `stream_id` carrying `message` unless it is
@@ -77,17 +87,24 @@ class FramedConnection {
                                             absl::Time deadline);
 
  private:
+  // One writer at a time; the turn is waited for up to a deadline (not
+  // a plain lock, so that WriteWithin can give up).
+  class WriteTurn;
+  bool AcquireWriteTurn(absl::Time deadline);
+  void ReleaseWriteTurn();
+  absl::Status WriteHoldingTurn(absl::string_view frames, absl::Time deadline);
+
   std::unique_ptr<Transport> transport_;
   FrameReader reader_;
-  internal::Mutex write_mu_;
+  internal::Mutex turn_mu_;
+  bool writing_ ABSL_GUARDED_BY(turn_mu_) = false;
 };
 
 // Metadata <-> wire conversion.
 void MetadataToWire(const Metadata& metadata,
                     google::protobuf::RepeatedPtrField<wire::MetadataEntry>* out);
-absl::Status MetadataFromWire(
-    const google::protobuf::RepeatedPtrField<wire::MetadataEntry>& entries,
-    Metadata* out);
+// (Wire -> Metadata, with the receiver's limits: MetadataFromWireWithin in
+// call_limits.h.)
 absl::Status ValidateMetadata(const Metadata& metadata);
 
 }  // namespace ipcrpc::internal

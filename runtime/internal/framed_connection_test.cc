@@ -4,8 +4,11 @@
 
 #include "runtime/internal/framed_connection.h"
 
+#include <atomic>
 #include <string>
+#include <thread>
 
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "proto/ipcrpc/wire.pb.h"
 #include "wire/frame.h"
@@ -50,7 +53,7 @@ TEST(FramedConnectionTest, WriteMessageBytesDoNotDependOnTheMessageSize) {
                       3 * kStreamedMessageBytes + 7}) {
     auto owned = std::make_unique<RecordingTransport>();
     RecordingTransport& transport = *owned;
-    FramedConnection framed(std::move(owned), 1 << 20);
+    FramedConnection framed(std::move(owned), 1 << 20, 1 << 20);
     wire::Hello message;
     message.set_agent(std::string(size, 'x'));
     message.set_protocol_version(1);
@@ -74,7 +77,7 @@ TEST(FramedConnectionTest, WriteMessageBytesDoNotDependOnTheMessageSize) {
 TEST(FramedConnectionTest, WithoutAMessageTheFramesGoOutInOneWrite) {
   auto owned = std::make_unique<RecordingTransport>();
   RecordingTransport& transport = *owned;
-  FramedConnection framed(std::move(owned), 1 << 20);
+  FramedConnection framed(std::move(owned), 1 << 20, 1 << 20);
   std::string frames, expected;
   AppendFrame(FrameType::kHeaders, 3, "h", &frames);
   expected = frames;
@@ -92,7 +95,7 @@ TEST(FramedConnectionTest, WithoutAMessageTheFramesGoOutInOneWrite) {
 TEST(FramedConnectionTest, AMessageThatChangedWhileBeingSentBreaksTheConnection) {
   auto owned = std::make_unique<RecordingTransport>();
   RecordingTransport& transport = *owned;
-  FramedConnection framed(std::move(owned), 1 << 20);
+  FramedConnection framed(std::move(owned), 1 << 20, 1 << 20);
   wire::Hello message;
   message.set_agent(std::string(2 * kStreamedMessageBytes, 'x'));
   std::string frames;
@@ -109,7 +112,7 @@ TEST(FramedConnectionTest, AFailedChunkWriteEndsTheMessageAndTheConnection) {
   auto owned = std::make_unique<RecordingTransport>();
   RecordingTransport& transport = *owned;
   transport.fail_write = 2;
-  FramedConnection framed(std::move(owned), 1 << 20);
+  FramedConnection framed(std::move(owned), 1 << 20, 1 << 20);
   wire::Hello message;
   message.set_agent(std::string(4 * kStreamedMessageBytes, 'x'));
   std::string frames;
@@ -119,6 +122,46 @@ TEST(FramedConnectionTest, AFailedChunkWriteEndsTheMessageAndTheConnection) {
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
   EXPECT_EQ(transport.writes, 2);  // nothing written after the failure
   EXPECT_TRUE(transport.shut_down);
+}
+
+// A write that blocks (a peer that stopped reading) until released.
+class BlockingTransport final : public Transport {
+ public:
+  absl::Status Write(absl::Span<const absl::string_view>, absl::Time) override {
+    entered = true;
+    while (!released) absl::SleepFor(absl::Milliseconds(1));
+    ++writes;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<size_t> Read(absl::Span<char>, absl::Time) override {
+    return absl::UnavailableError("blocking: not readable");
+  }
+  void Interrupt() override {}
+  void Shutdown() override { shut_down = true; }
+  PeerCredentials peer() const override { return {}; }
+  std::string description() const override { return "blocking"; }
+
+  std::atomic<bool> entered{false};
+  std::atomic<bool> released{false};
+  std::atomic<int> writes{0};
+  std::atomic<bool> shut_down{false};
+};
+
+// Issue 9 item 13: GOAWAY at shutdown must not wait forever behind a write
+// blocked on a peer that stopped reading.
+TEST(FramedConnectionTest, WriteWithinGivesUpWaitingForABlockedWrite) {
+  auto owned = std::make_unique<BlockingTransport>();
+  BlockingTransport& transport = *owned;
+  FramedConnection framed(std::move(owned), 1 << 20, 1 << 20);
+  std::thread stuck([&] { framed.Write("stuck", absl::InfiniteFuture()).IgnoreError(); });
+  while (!transport.entered) absl::SleepFor(absl::Milliseconds(1));
+  absl::Status status = framed.WriteWithin("goaway", absl::Now() + absl::Milliseconds(20));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(status)) << status;
+  EXPECT_FALSE(transport.shut_down);  // nothing was written: the stream is intact
+  transport.released = true;
+  stuck.join();
+  EXPECT_TRUE(framed.WriteWithin("goaway", absl::Now()).ok());  // a free turn is taken at once
+  EXPECT_EQ(transport.writes, 2);
 }
 
 }  // namespace

@@ -6,13 +6,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "runtime/internal/call_limits.h"
 #include "runtime/internal/server_core.h"
 
 namespace ipcrpc::internal {
 
 ServerConnection::ServerConnection(ServerCore& core, std::unique_ptr<Transport> transport)
     : core_(core),
-      framed_(std::move(transport), core.options().max_message_size),
+      framed_(std::move(transport), core.options().max_message_size,
+              ControlFrameLimit(MetadataLimitsOf(core.options()))),
       reading_role_([this](bool first) { ThreadMain(first); }) {}
 
 ServerConnection::~ServerConnection() { Join(); }
@@ -86,28 +88,22 @@ void ServerConnection::EndConnection() {
 
 void ServerConnection::RefuseCall(uint32_t stream_id, const absl::Status& status) {
   std::string out;
-  AppendTrailers(stream_id, status, {}, &out);
+  AppendTrailers(stream_id, status, {}, MetadataLimitsOf(core_.options()), &out);
   framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
 }
 
-void ServerConnection::StartCall(uint32_t stream_id, absl::string_view payload) {
+void ServerConnection::StartCall(uint32_t stream_id, const Frame& frame) {
   // Only the reading thread starts calls; reusing the message keeps its
   // strings' memory, so parsing the next CALL_START allocates nothing.
   thread_local wire::CallStart start;
-  bool parsed = start.ParseFromArray(payload.data(), static_cast<int>(payload.size()));
+  ParsedCallStart call;
+  absl::Status parsed =
+      ParseCallStart(frame, MetadataLimitsOf(core_.options()), absl::Now(), &start, &call);
   absl::StatusOr<const Service::RegisteredMethod*> method =
-      parsed ? core_.FindMethod(start.method())
-             : absl::InternalError("malformed CALL_START frame");
-  Metadata metadata;
+      parsed.ok() ? core_.FindMethod(call.method) : parsed;
   absl::Status refusal = method.status();
-  if (refusal.ok()) {
-    if (absl::Status s = MetadataFromWire(start.metadata(), &metadata); !s.ok()) {
-      refusal = absl::InternalError(s.message());
-    }
-  }
-  const absl::Time deadline = start.timeout_micros() == 0
-                                  ? absl::InfiniteFuture()
-                                  : absl::Now() + absl::Microseconds(start.timeout_micros());
+  Metadata metadata = std::move(call.metadata);
+  const absl::Time deadline = call.deadline;
   std::shared_ptr<ServerStream> stream;
   MethodHandler* handler = nullptr;
   bool single_request = false;
@@ -160,11 +156,7 @@ void ServerConnection::HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* 
   const FrameHeader& h = frame.header;
   switch (h.type) {
     case FrameType::kCallStart:
-      if (frame.oversized) {
-        RefuseCall(h.stream_id, absl::ResourceExhaustedError("CALL_START frame too large"));
-      } else {
-        StartCall(h.stream_id, frame.payload);
-      }
+      StartCall(h.stream_id, frame);  // refused in TRAILERS if oversized
       return;
     case FrameType::kPing:
       if (!(h.flags & kFlagPingAck)) {
@@ -261,7 +253,7 @@ void ServerConnection::StreamFinished(ServerStream* stream) {
   core_.CallEnded();
 }
 
-void ServerConnection::GoAway(absl::string_view reason) {
+void ServerConnection::GoAway(absl::string_view reason, absl::Time deadline) {
   wire::GoAway goaway;
   {
     internal::MutexLock lock(&mu_);
@@ -273,7 +265,9 @@ void ServerConnection::GoAway(absl::string_view reason) {
   goaway.set_reason(std::string(reason));
   std::string out;
   AppendProtoFrame(FrameType::kGoAway, 0, goaway, goaway.ByteSizeLong(), &out);
-  framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
+  // A handler blocked writing to a client that stopped reading holds the
+  // write turn: do not wait for it beyond the shutdown deadline.
+  framed_.WriteWithin(out, std::min(deadline, absl::Now() + kControlWriteTimeout)).IgnoreError();
 }
 
 void ServerConnection::Close() { framed_.transport().Shutdown(); }

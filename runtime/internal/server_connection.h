@@ -48,7 +48,8 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   // Starts reading (the first thread exchanges HELLO).
   void Start();
   // Refuses new calls and tells the client (GOAWAY).
-  void GoAway(absl::string_view reason);
+  // Waits for a write in progress no longer than `deadline`.
+  void GoAway(absl::string_view reason, absl::Time deadline);
   // Cancels every call in flight.
   void CancelAll();
   // Closes the transport; the reading threads end. Then Join().
@@ -81,7 +82,7 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   bool HandleStreamFrameLocked(ServerStream& stream, Frame& frame,
                                std::shared_ptr<ChildCalls>* cancelled_children)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void StartCall(uint32_t stream_id, absl::string_view payload);
+  void StartCall(uint32_t stream_id, const Frame& frame);
   void RefuseCall(uint32_t stream_id, const absl::Status& status);
   void StreamFinished(ServerStream* stream);
   // Hands the stream's handler to the thread pool.

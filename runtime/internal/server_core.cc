@@ -141,18 +141,21 @@ void ServerCore::Shutdown(absl::Time deadline) {
     internal::MutexLock lock(&mu_);
     connections = connections_;
   }
-  for (auto& c : connections) c->GoAway("server is shutting down");
+  for (auto& c : connections) c->GoAway("server is shutting down", deadline);
   auto no_calls = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return active_calls_ == 0; };
   {
     internal::MutexLock lock(&mu_);
     mu_.AwaitWithDeadline(no_calls, deadline);
   }
   for (auto& c : connections) c->CancelAll();
+  // Closed before waiting for the cancelled handlers: one blocked writing to
+  // a client that stopped reading returns only once its transport is shut
+  // down. (Cancelled calls send nothing more anyway.)
+  for (auto& c : connections) c->Close();
   {
     internal::MutexLock lock(&mu_);
     mu_.Await(no_calls);
   }
-  for (auto& c : connections) c->Close();
   for (auto& c : connections) c->Join();
   if (watchdog_ != nullptr) watchdog_->Stop();
   pool_.reset();

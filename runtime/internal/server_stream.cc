@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/status_macros.h"
 #include "runtime/internal/server_connection.h"
 #include "runtime/internal/server_core.h"
 
@@ -14,9 +15,15 @@ bool ServerContext::IsCancelled() const { return stream_ != nullptr && stream_->
 
 namespace internal {
 
-void AppendTrailers(uint32_t stream_id, const absl::Status& status, const Metadata& metadata,
-                    std::string* out) {
-  if (status.ok() && metadata.empty()) {
+void AppendTrailers(uint32_t stream_id, absl::Status status, const Metadata& metadata,
+                    const MetadataLimits& limits, std::string* out) {
+  static const Metadata kNone;
+  const Metadata* sent = &metadata;
+  if (absl::Status size = CheckMetadataSize(metadata, limits, "trailing metadata"); !size.ok()) {
+    status = std::move(size);  // the handler's metadata does not fit: the call fails
+    sent = &kNone;
+  }
+  if (status.ok() && sent->empty()) {
     // The encoding of Trailers{code: 0} with no metadata is empty (proto3
     // omits zero fields): skip building the message.
     AppendFrame(FrameType::kTrailers, stream_id, {}, out);
@@ -24,8 +31,8 @@ void AppendTrailers(uint32_t stream_id, const absl::Status& status, const Metada
   }
   wire::Trailers trailers;
   trailers.set_code(static_cast<int32_t>(status.code()));
-  trailers.set_message(std::string(status.message()));
-  MetadataToWire(metadata, trailers.mutable_metadata());
+  trailers.set_message(StatusMessageForWire(status.message()));
+  MetadataToWire(*sent, trailers.mutable_metadata());
   AppendProtoFrame(FrameType::kTrailers, stream_id, trailers, trailers.ByteSizeLong(), out);
 }
 
@@ -96,13 +103,17 @@ bool ServerStream::Read(google::protobuf::MessageLite* message) {
   return true;
 }
 
-void ServerStream::AppendHeadersLocked(std::string* out) {
-  if (headers_sent_) return;
+absl::Status ServerStream::AppendHeadersLocked(std::string* out) {
+  if (headers_sent_) return absl::OkStatus();
   headers_sent_ = true;
-  if (context_.initial_metadata_.empty()) return;
+  if (context_.initial_metadata_.empty()) return absl::OkStatus();
+  IPCRPC_RETURN_IF_ERROR(CheckMetadataSize(context_.initial_metadata_,
+                                           MetadataLimitsOf(connection_->core_.options()),
+                                           "initial metadata"));
   wire::Headers headers;
   MetadataToWire(context_.initial_metadata_, headers.mutable_metadata());
   AppendProtoFrame(FrameType::kHeaders, id_, headers, headers.ByteSizeLong(), out);
+  return absl::OkStatus();
 }
 
 bool ServerStream::SendInitialMetadata() {
@@ -111,10 +122,14 @@ bool ServerStream::SendInitialMetadata() {
   {
     internal::MutexLock lock(&c.mu_);
     if (headers_sent_ || finished_ || cancelled()) return !cancelled();
-    headers_sent_ = true;
-    wire::Headers headers;
-    MetadataToWire(context_.initial_metadata_, headers.mutable_metadata());
-    AppendProtoFrame(FrameType::kHeaders, id_, headers, headers.ByteSizeLong(), &out);
+    if (context_.initial_metadata_.empty()) {
+      // An empty HEADERS frame still tells the client the call has started.
+      headers_sent_ = true;
+      AppendFrame(FrameType::kHeaders, id_, {}, &out);
+    } else if (absl::Status s = AppendHeadersLocked(&out); !s.ok()) {
+      forced_status_ = std::move(s);
+      return false;
+    }
   }
   return c.framed_.Write(out, context_.deadline_).ok();
 }
@@ -155,8 +170,11 @@ bool ServerStream::Write(const google::protobuf::MessageLite& message) {
       cv_.WaitWithDeadline(&c.mu_, context_.deadline_);
     }
     if (finished_ || cancelled() || !forced_status_.ok()) return false;
+    if (absl::Status s = AppendHeadersLocked(&out); !s.ok()) {
+      forced_status_ = std::move(s);
+      return false;
+    }
     send_window_ -= static_cast<int64_t>(size);
-    AppendHeadersLocked(&out);
   }
   return c.framed_
       .WriteMessage(&out, id_, &message, size, FramedConnection::NoFramesAfter,
@@ -196,8 +214,8 @@ void ServerStream::Finish(const absl::Status& status,
           last_message = nullptr;
         }
       }
+      if (absl::Status s = AppendHeadersLocked(&out); !s.ok()) final_status = std::move(s);
       if (!final_status.ok()) last_message = nullptr;
-      AppendHeadersLocked(&out);
     }
   }
   if (send) {
@@ -207,7 +225,8 @@ void ServerStream::Finish(const absl::Status& status,
         .WriteMessage(
             &out, id_, last_message, size,
             [&](std::string* after) {
-              AppendTrailers(id_, final_status, context_.trailing_metadata_, after);
+              AppendTrailers(id_, final_status, context_.trailing_metadata_,
+                             MetadataLimitsOf(c.core_.options()), after);
             },
             absl::Now() + kControlWriteTimeout)
         .IgnoreError();

@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "base/sync.h"
 #include "runtime/codegen/call_interfaces.h"
+#include "runtime/internal/call_limits.h"
 #include "runtime/internal/child_calls.h"
 #include "runtime/codegen/method_handler.h"
 #include "runtime/internal/payload_queue.h"
@@ -43,9 +44,11 @@ class ServerConnection;
 // Control frames (refusals, pings, credit, trailers) give up writing after this.
 inline constexpr absl::Duration kControlWriteTimeout = absl::Seconds(5);
 
-// Appends a TRAILERS frame with `status` and `metadata` to *out.
-void AppendTrailers(uint32_t stream_id, const absl::Status& status, const Metadata& metadata,
-                    std::string* out);
+// Appends a TRAILERS frame with `status` and `metadata` to *out; a
+// `metadata` over `limits` is not sent and the status becomes
+// RESOURCE_EXHAUSTED.
+void AppendTrailers(uint32_t stream_id, absl::Status status, const Metadata& metadata,
+                    const MetadataLimits& limits, std::string* out);
 
 class ServerStream final : public ServerCall {
  public:
@@ -77,8 +80,9 @@ class ServerStream final : public ServerCall {
   friend class ServerConnection;
   // RESOURCE_EXHAUSTED if a response of `size` bytes may not be sent.
   absl::Status CheckSendSize(size_t size) const;
-  // Appends HEADERS to *out if initial metadata has not gone out yet.
-  void AppendHeadersLocked(std::string* out);
+  // Appends HEADERS to *out if initial metadata has not gone out yet;
+  // RESOURCE_EXHAUSTED (nothing appended) if it exceeds the metadata limits.
+  absl::Status AppendHeadersLocked(std::string* out);
   // Marks the call cancelled. Returns its child calls, to be cancelled once
   // the connection's mutex is released (null if it has none: most calls).
   std::shared_ptr<ChildCalls> CancelLocked();

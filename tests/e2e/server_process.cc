@@ -1,15 +1,23 @@
 #include "tests/e2e/server_process.h"
 
+#include <linux/sockios.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "connect/address.h"
 #include "gtest/gtest.h"
 
@@ -96,6 +104,91 @@ void ServerProcess::Kill() {
 void ServerProcess::Restart() {
   Kill();
   Start();
+}
+
+int64_t ServerProcess::RssBytes() const {
+  std::ifstream in(absl::StrCat("/proc/", pid_, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    long long kb = 0;
+    if (std::sscanf(line.c_str(), "VmRSS: %lld kB", &kb) == 1) return kb * 1024;
+  }
+  ADD_FAILURE() << "no VmRSS for pid " << pid_;
+  return -1;
+}
+
+bool ServerProcess::TerminateWithin(int limit_seconds) {
+  if (pid_ <= 0) return true;
+  kill(pid_, SIGTERM);
+  const absl::Time give_up = absl::Now() + absl::Seconds(limit_seconds);
+  while (absl::Now() < give_up) {
+    if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+      pid_ = -1;
+      return true;
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return false;  // the destructor kills it
+}
+
+int ConnectRaw(const std::string& socket_path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, socket_path.c_str(), sizeof(addr.sun_path) - 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  timeval timeout{10, 0};  // a test waiting for a reply that never comes fails, not hangs
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  return fd;
+}
+
+bool SendAll(int fd, const std::string& bytes) {
+  size_t sent = 0;
+  while (sent < bytes.size()) {
+    ssize_t n = send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    sent += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+namespace {
+std::string ReceiveExactly(int fd, size_t n) {
+  std::string out(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = recv(fd, &out[got], n - got, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += static_cast<size_t>(r);
+  }
+  out.resize(got);
+  return out;
+}
+}  // namespace
+
+std::string ReceiveFrame(int fd) {
+  std::string header = ReceiveExactly(fd, 16);
+  if (header.size() < 16) return header;
+  uint32_t len = 0;
+  for (int i = 0; i < 4; ++i) len |= static_cast<uint32_t>(static_cast<uint8_t>(header[8 + i])) << (8 * i);
+  return header + ReceiveExactly(fd, len);
+}
+
+bool WaitUntilConsumed(int fd) {
+  absl::Time give_up = absl::Now() + absl::Seconds(30);
+  for (;;) {
+    int queued = 0;
+    if (ioctl(fd, SIOCOUTQ, &queued) != 0) return false;
+    if (queued == 0) return true;
+    if (absl::Now() > give_up) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
 }
 
 }  // namespace ipcrpc::test

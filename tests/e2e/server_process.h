@@ -7,6 +7,9 @@
 // thread-safe: one test thread uses it. It never signals anything but the
 // server it started (no kill(-1, ...) once the server is gone).
 //
+// Also a few raw-socket helpers for tests that speak the wire protocol byte
+// by byte to that process (docs/PROTOCOL.md) and watch its memory.
+//
 // Example:
 //   ServerProcess server({"--grace_ms=100"});
 //   auto channel = CreateChannel(server.address());
@@ -16,6 +19,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -54,6 +58,14 @@ class ServerProcess {
   // Kills the server and starts a new one at the same address.
   void Restart();
 
+  // The process's resident set size (VmRSS of /proc/PID/status), bytes.
+  int64_t RssBytes() const;
+
+  // Sends SIGTERM (test_server shuts down with its --grace_ms drain
+  // deadline) and waits up to `limit_seconds` for the process to exit.
+  // false if it is still running then (the destructor kills it).
+  bool TerminateWithin(int limit_seconds);
+
  private:
   void Start();
 
@@ -63,6 +75,18 @@ class ServerProcess {
   std::string address_;
   pid_t pid_ = -1;
 };
+
+// A raw client socket connected to `socket_path`; -1 on failure.
+int ConnectRaw(const std::string& socket_path);
+// Writes all of `bytes`; false on error.
+bool SendAll(int fd, const std::string& bytes);
+// Reads one whole frame (header + payload); what arrived if the socket ends
+// (or nothing comes for 10 s).
+std::string ReceiveFrame(int fd);
+// Waits until the peer has read every byte written to `fd` (SIOCOUTQ is 0):
+// after this, the server has consumed what was sent. false if it has not
+// within 30 s.
+bool WaitUntilConsumed(int fd);
 
 }  // namespace ipcrpc::test
 
