@@ -54,4 +54,25 @@ absl::StatusOr<PeerCredentials> SocketPeerCredentials(int fd) {
   return peer;
 }
 
+IovecCursor::IovecCursor(absl::Span<const absl::string_view> chunks) {
+  for (absl::string_view c : chunks) {
+    if (!c.empty()) iov_.push_back({const_cast<char*>(c.data()), c.size()});
+  }
+}
+
+int IovecCursor::iov_count() const {
+  return static_cast<int>(std::min<size_t>(iov_.size() - first_, kMaxIovecsPerCall));
+}
+
+void IovecCursor::Advance(size_t written) {
+  while (first_ < iov_.size() && written >= iov_[first_].iov_len) {
+    written -= iov_[first_].iov_len;
+    ++first_;
+  }
+  if (first_ < iov_.size()) {
+    iov_[first_].iov_base = static_cast<char*>(iov_[first_].iov_base) + written;
+    iov_[first_].iov_len -= written;
+  }
+}
+
 }  // namespace ipcrpc

@@ -8,11 +8,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <utility>
 
-#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
@@ -21,7 +19,6 @@
 namespace ipcrpc::fifo {
 namespace {
 
-constexpr int kMaxIovecs = 64;
 // How often Write asks the control socket whether the peer is still there.
 constexpr std::chrono::milliseconds kControlCheckInterval(1);
 
@@ -91,17 +88,12 @@ absl::Status FifoTransport::Write(absl::Span<const absl::string_view> chunks,
     control_checked_ns_.store(now_ns, std::memory_order_relaxed);
   }
 
-  absl::InlinedVector<iovec, 4> iov;
-  for (absl::string_view c : chunks) {
-    if (!c.empty()) iov.push_back({const_cast<char*>(c.data()), c.size()});
-  }
-  if (iov.empty()) return absl::OkStatus();
+  IovecCursor left(chunks);
+  if (left.done()) return absl::OkStatus();
 
   ScopedSigpipeBlock no_sigpipe;
-  size_t first = 0;
-  while (first < iov.size()) {
-    ssize_t n = ::writev(write_fifo_.get(), &iov[first],
-                         static_cast<int>(std::min<size_t>(iov.size() - first, kMaxIovecs)));
+  while (!left.done()) {
+    ssize_t n = ::writev(write_fifo_.get(), left.iov(), left.iov_count());
     if (n < 0) {
       int err = errno;
       if (err == EINTR) continue;
@@ -115,15 +107,7 @@ absl::Status FifoTransport::Write(absl::Span<const absl::string_view> chunks,
       }
       return ErrnoStatus(err, absl::StrCat(description_, ": write"));
     }
-    size_t done = static_cast<size_t>(n);
-    while (first < iov.size() && done >= iov[first].iov_len) {
-      done -= iov[first].iov_len;
-      ++first;
-    }
-    if (first < iov.size()) {
-      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + done;
-      iov[first].iov_len -= done;
-    }
+    left.Advance(static_cast<size_t>(n));
   }
   return absl::OkStatus();
 }
