@@ -87,7 +87,7 @@ class ShmRingTransport final : public Transport {
   void Shutdown() override;
   PeerCredentials peer() const override { return control_->peer(); }
   // The control channel knows (a zero-timeout poll of the control socket).
-  bool PeerGone() override { return control_->peer_lost() || !control_->CheckNow().ok(); }
+  bool PeerGone() override { return control_->PeerGone(); }
   std::string description() const override { return description_; }
 
  private:
