@@ -39,6 +39,20 @@ int PollTimeoutMs(absl::Time deadline) {
   return static_cast<int>(std::min<int64_t>(ms, 1 << 30));
 }
 
+absl::StatusOr<int> PollUntil(absl::Span<pollfd> fds, absl::Time deadline,
+                              absl::string_view what) {
+  for (;;) {
+    int n = ::poll(fds.data(), fds.size(), PollTimeoutMs(deadline));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat(what, ": poll"));
+    }
+    if (n > 0) return n;
+    if (absl::Now() < deadline) continue;  // poll rounds; never report early
+    return absl::DeadlineExceededError(absl::StrCat(what, ": deadline exceeded"));
+  }
+}
+
 absl::StatusOr<PeerCredentials> SocketPeerCredentials(int fd) {
   struct ucred cred;
   socklen_t len = sizeof(cred);

@@ -11,6 +11,7 @@
 #ifndef IPCRPC_BASE_FD_UTIL_H_
 #define IPCRPC_BASE_FD_UTIL_H_
 
+#include <poll.h>
 #include <sys/uio.h>
 
 #include <cstddef>
@@ -35,6 +36,13 @@ void DrainEventFd(int fd);
 // poll() timeout in milliseconds until `deadline`: -1 for none, rounded up
 // so that a deadline is never reported early.
 int PollTimeoutMs(absl::Time deadline);
+
+// poll() until something in `fds` is ready or `deadline` passes: retries
+// EINTR, and polls again when poll()'s rounding returned before `deadline`.
+// Returns how many fds have events (> 0); otherwise DEADLINE_EXCEEDED
+// "<what>: deadline exceeded" or the poll error ("<what>: poll").
+absl::StatusOr<int> PollUntil(absl::Span<pollfd> fds, absl::Time deadline,
+                              absl::string_view what);
 
 // pid/uid/gid of the process at the other end of a connected unix socket
 // (SO_PEERCRED). INVALID_ARGUMENT, naming the fd, if `fd` is not one.

@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 
 namespace ipcrpc {
@@ -100,6 +102,29 @@ TEST(IovecCursorTest, WritesEveryByteThroughAPipeInOrder) {
   while ((r = ::read(read_end.get(), buf, sizeof(buf))) > 0) received.append(buf, r);
   EXPECT_GT(partial_writes, 0);  // 120000 bytes do not fit a 64 KiB pipe
   EXPECT_EQ(received, a + b + c);
+}
+
+TEST(PollUntilTest, ReturnsTheReadyCount) {
+  absl::StatusOr<ScopedFd> event = MakeEventFd();
+  ASSERT_TRUE(event.ok()) << event.status();
+  SignalEventFd(event->get());
+  pollfd fds[1] = {{event->get(), POLLIN, 0}};
+  absl::StatusOr<int> n = PollUntil(absl::MakeSpan(fds), absl::InfiniteFuture(), "test");
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 1);
+  EXPECT_TRUE(fds[0].revents & POLLIN);
+}
+
+TEST(PollUntilTest, NeverReportsTheDeadlineEarly) {
+  absl::StatusOr<ScopedFd> event = MakeEventFd();
+  ASSERT_TRUE(event.ok()) << event.status();
+  pollfd fds[1] = {{event->get(), POLLIN, 0}};
+  // Not a whole number of milliseconds: poll() rounds, PollUntil must not.
+  absl::Time deadline = absl::Now() + absl::Microseconds(2500);
+  absl::StatusOr<int> n = PollUntil(absl::MakeSpan(fds), deadline, "waiting for x");
+  EXPECT_GE(absl::Now(), deadline);
+  EXPECT_EQ(n.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(n.status().message(), "waiting for x: deadline exceeded");
 }
 
 }  // namespace

@@ -98,24 +98,14 @@ UnixSocketTransport::~UnixSocketTransport() = default;
 
 absl::Status UnixSocketTransport::WaitReady(short events, absl::Time deadline,
                                             bool interruptible) {
-  for (;;) {
-    pollfd fds[2] = {{socket_.get(), events, 0}, {wake_.get(), POLLIN, 0}};
-    int n = ::poll(fds, interruptible ? 2 : 1, PollTimeoutMs(deadline));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat(description_, ": poll"));
-    }
-    if (n == 0) {
-      if (absl::Now() < deadline) continue;  // poll rounds; never report early
-      return absl::DeadlineExceededError(
-          absl::StrCat(description_, ": deadline exceeded"));
-    }
-    if (interruptible && (fds[1].revents & POLLIN)) {
-      DrainEventFd(wake_.get());
-      return absl::AbortedError(absl::StrCat(description_, ": read interrupted"));
-    }
-    return absl::OkStatus();  // ready, or an error condition recv/send will report
+  pollfd fds[2] = {{socket_.get(), events, 0}, {wake_.get(), POLLIN, 0}};
+  IPCRPC_RETURN_IF_ERROR(
+      PollUntil(absl::MakeSpan(fds, interruptible ? 2 : 1), deadline, description_).status());
+  if (interruptible && (fds[1].revents & POLLIN)) {
+    DrainEventFd(wake_.get());
+    return absl::AbortedError(absl::StrCat(description_, ": read interrupted"));
   }
+  return absl::OkStatus();  // ready, or an error condition recv/send will report
 }
 
 absl::Status UnixSocketTransport::Write(absl::Span<const absl::string_view> chunks,

@@ -12,7 +12,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "base/status_macros.h"
 #include "transports/fifo/sigpipe_block.h"
 
@@ -55,15 +54,7 @@ absl::Status FifoTransport::WaitWritable(absl::Time deadline) {
     pollfd fds[3] = {{write_fifo_.get(), POLLOUT, 0},
                      {control_->fd(), ControlChannel::kPollEvents, 0},
                      {control_->doorbell_fd(), POLLIN, 0}};  // Shutdown()
-    int n = ::poll(fds, 3, PollTimeoutMs(deadline));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat(description_, ": poll"));
-    }
-    if (n == 0) {
-      if (absl::Now() < deadline) continue;  // poll rounds; never report early
-      return absl::DeadlineExceededError(absl::StrCat(description_, ": deadline exceeded"));
-    }
+    IPCRPC_RETURN_IF_ERROR(PollUntil(absl::MakeSpan(fds), deadline, description_).status());
     // Writable, or POLLERR (the reader is gone: writev will say EPIPE).
     if (fds[0].revents != 0) return absl::OkStatus();
     IPCRPC_RETURN_IF_ERROR(CheckControl(fds[1].revents));  // and the doorbell: CheckOpen
@@ -138,15 +129,7 @@ absl::StatusOr<size_t> FifoTransport::Read(absl::Span<char> buffer, absl::Time d
                      {wake_.get(), POLLIN, 0},
                      {control_->fd(), ControlChannel::kPollEvents, 0},
                      {control_->doorbell_fd(), POLLIN, 0}};  // Shutdown()
-    int ready = ::poll(fds, 4, PollTimeoutMs(deadline));
-    if (ready < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat(description_, ": poll"));
-    }
-    if (ready == 0) {
-      if (absl::Now() < deadline) continue;  // poll rounds; never report early
-      return absl::DeadlineExceededError(absl::StrCat(description_, ": deadline exceeded"));
-    }
+    IPCRPC_RETURN_IF_ERROR(PollUntil(absl::MakeSpan(fds), deadline, description_).status());
     if (fds[3].revents & POLLIN) continue;  // shut down: CheckOpen says so
     if (fds[1].revents & POLLIN) {
       DrainEventFd(wake_.get());
