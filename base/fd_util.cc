@@ -39,6 +39,20 @@ int PollTimeoutMs(absl::Time deadline) {
   return static_cast<int>(std::min<int64_t>(ms, 1 << 30));
 }
 
+absl::StatusOr<int> PollUntil(absl::Span<pollfd> fds, absl::Time deadline,
+                              absl::string_view what) {
+  for (;;) {
+    int n = ::poll(fds.data(), fds.size(), PollTimeoutMs(deadline));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat(what, ": poll"));
+    }
+    if (n > 0) return n;
+    if (absl::Now() < deadline) continue;  // poll rounds; never report early
+    return absl::DeadlineExceededError(absl::StrCat(what, ": deadline exceeded"));
+  }
+}
+
 absl::StatusOr<PeerCredentials> SocketPeerCredentials(int fd) {
   struct ucred cred;
   socklen_t len = sizeof(cred);
@@ -52,6 +66,27 @@ absl::StatusOr<PeerCredentials> SocketPeerCredentials(int fd) {
   peer.uid = cred.uid;
   peer.gid = cred.gid;
   return peer;
+}
+
+IovecCursor::IovecCursor(absl::Span<const absl::string_view> chunks) {
+  for (absl::string_view c : chunks) {
+    if (!c.empty()) iov_.push_back({const_cast<char*>(c.data()), c.size()});
+  }
+}
+
+int IovecCursor::iov_count() const {
+  return static_cast<int>(std::min<size_t>(iov_.size() - first_, kMaxIovecsPerCall));
+}
+
+void IovecCursor::Advance(size_t written) {
+  while (first_ < iov_.size() && written >= iov_[first_].iov_len) {
+    written -= iov_[first_].iov_len;
+    ++first_;
+  }
+  if (first_ < iov_.size()) {
+    iov_[first_].iov_base = static_cast<char*>(iov_[first_].iov_base) + written;
+    iov_[first_].iov_len -= written;
+  }
 }
 
 }  // namespace ipcrpc

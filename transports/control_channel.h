@@ -130,6 +130,9 @@ class ControlChannel {
   absl::Status OnPollEvents(short revents);
   // OnPollEvents() of a zero-timeout poll of fd().
   absl::Status CheckNow();
+  // Transport::PeerGone() of every transport on this channel: lost already,
+  // or CheckNow() finds it lost (one zero-timeout poll).
+  bool PeerGone() { return peer_lost() || !CheckNow().ok(); }
   // The status for a peer that closed the connection in a way the transport
   // saw itself (a closed flag in shared memory, a removed queue): status()
   // once the loss is recorded (it may name stray bytes), else UNAVAILABLE

@@ -3,18 +3,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstring>
 #include <vector>
 
-#include "absl/container/inlined_vector.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -23,8 +20,6 @@
 
 namespace ipcrpc {
 namespace {
-
-constexpr int kMaxIovecs = 64;
 
 absl::Status SetNonBlocking(int fd) {
   int flags = ::fcntl(fd, F_GETFL);
@@ -103,24 +98,14 @@ UnixSocketTransport::~UnixSocketTransport() = default;
 
 absl::Status UnixSocketTransport::WaitReady(short events, absl::Time deadline,
                                             bool interruptible) {
-  for (;;) {
-    pollfd fds[2] = {{socket_.get(), events, 0}, {wake_.get(), POLLIN, 0}};
-    int n = ::poll(fds, interruptible ? 2 : 1, PollTimeoutMs(deadline));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat(description_, ": poll"));
-    }
-    if (n == 0) {
-      if (absl::Now() < deadline) continue;  // poll rounds; never report early
-      return absl::DeadlineExceededError(
-          absl::StrCat(description_, ": deadline exceeded"));
-    }
-    if (interruptible && (fds[1].revents & POLLIN)) {
-      DrainEventFd(wake_.get());
-      return absl::AbortedError(absl::StrCat(description_, ": read interrupted"));
-    }
-    return absl::OkStatus();  // ready, or an error condition recv/send will report
+  pollfd fds[2] = {{socket_.get(), events, 0}, {wake_.get(), POLLIN, 0}};
+  IPCRPC_RETURN_IF_ERROR(
+      PollUntil(absl::MakeSpan(fds, interruptible ? 2 : 1), deadline, description_).status());
+  if (interruptible && (fds[1].revents & POLLIN)) {
+    DrainEventFd(wake_.get());
+    return absl::AbortedError(absl::StrCat(description_, ": read interrupted"));
   }
+  return absl::OkStatus();  // ready, or an error condition recv/send will report
 }
 
 absl::Status UnixSocketTransport::Write(absl::Span<const absl::string_view> chunks,
@@ -136,18 +121,14 @@ absl::Status UnixSocketTransport::WriteWithFds(
         description_, ": ", fds.size(), " fds in one write; the limit is ",
         kMaxFdsPerWrite));
   }
-  absl::InlinedVector<iovec, 4> iov;
-  for (absl::string_view c : chunks) {
-    if (!c.empty()) iov.push_back({const_cast<char*>(c.data()), c.size()});
-  }
-  if (iov.empty() && fds.empty()) return absl::OkStatus();
-  size_t first = 0;
+  IovecCursor left(chunks);
+  if (left.done() && fds.empty()) return absl::OkStatus();
   bool fds_sent = fds.empty();
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerWrite)];
-  while (first < iov.size()) {
+  while (!left.done()) {
     msghdr msg{};
-    msg.msg_iov = &iov[first];
-    msg.msg_iovlen = std::min<size_t>(iov.size() - first, kMaxIovecs);
+    msg.msg_iov = left.iov();
+    msg.msg_iovlen = static_cast<size_t>(left.iov_count());
     if (!fds_sent) {
       msg.msg_control = control;
       msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
@@ -167,15 +148,7 @@ absl::Status UnixSocketTransport::WriteWithFds(
       return ErrnoStatus(errno, absl::StrCat(description_, ": send"));
     }
     fds_sent = true;
-    size_t done = static_cast<size_t>(n);
-    while (first < iov.size() && done >= iov[first].iov_len) {
-      done -= iov[first].iov_len;
-      ++first;
-    }
-    if (first < iov.size()) {
-      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + done;
-      iov[first].iov_len -= done;
-    }
+    left.Advance(static_cast<size_t>(n));
   }
   return absl::OkStatus();
 }

@@ -1,181 +1,33 @@
-#include "transports/msgq/msgq.h"
+// Tests of the SysV message queue transport: the Transport contract, the
+// offer, fragments, wake-ups and deadlines, closing and queue removal.
+// Offers the client refuses: msgq_validation_test.cc; a peer process killed:
+// msgq_process_test.cc. Every test is checked for leaked queues and fds
+// (msgq_test_util.h).
 
-#include <dirent.h>
-#include <sched.h>
-#include <signal.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cstdio>
-#include <fstream>
-#include <iostream>
-#include <set>
-#include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
 #include "gtest/gtest.h"
+#include "transports/msgq/msgq.h"
+#include "transports/msgq/msgq_test_util.h"
 #include "transports/testing/transport_contract.h"
-#include "transports/unix_socket.h"
 
-namespace ipcrpc {
+namespace ipcrpc::msgq_test {
 namespace {
 
 using testing::ReadExactly;
 using testing::WriteAll;
-
-constexpr absl::Duration kPatience = absl::Seconds(20);
-
-// --- Kernel-object bookkeeping ---------------------------------------------
-
-// Ids of every message queue in this IPC namespace (/proc/sysvipc/msg).
-std::set<int> QueueIds() {
-  std::set<int> ids;
-  std::ifstream in("/proc/sysvipc/msg");
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    long key;
-    int id;
-    if (fields >> key >> id) ids.insert(id);
-  }
-  return ids;
-}
-
-// The kernel's count of queues in use (msgctl MSG_INFO), as ipcs reports it.
-int QueueCount() {
-  msginfo info{};
-  if (::msgctl(0, MSG_INFO, reinterpret_cast<msqid_ds*>(&info)) < 0) return -1;
-  return info.msgpool;
-}
-
-bool QueueExists(int id) {
-  msqid_ds ds;
-  return ::msgctl(id, IPC_STAT, &ds) == 0;
-}
-
-// For removals another thread (the watcher) makes while this one returns.
-bool QueueGoneWithin(int id, absl::Duration timeout) {
-  absl::Time give_up = absl::Now() + timeout;
-  while (QueueExists(id)) {
-    if (absl::Now() > give_up) return false;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return true;
-}
-
-int OpenFdCount() {
-  int count = 0;
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (dir == nullptr) return -1;
-  while (dirent* e = ::readdir(dir)) {
-    if (e->d_name[0] != '.') ++count;
-  }
-  ::closedir(dir);
-  return count;
-}
-
-size_t Msgmax() {
-  std::ifstream in("/proc/sys/kernel/msgmax");
-  size_t value = 0;
-  in >> value;
-  return value;
-}
-
-// Checks after every test (the contract suite's too) that it left no message
-// queue and no fd behind. Leaks are reported as a failure of the whole run.
-std::vector<std::string>* g_leaks = new std::vector<std::string>;
-
-class LeakCheckListener : public ::testing::EmptyTestEventListener {
-  void OnTestStart(const ::testing::TestInfo&) override {
-    queues_ = QueueIds();
-    count_ = QueueCount();
-    fds_ = OpenFdCount();
-  }
-  void OnTestEnd(const ::testing::TestInfo& info) override {
-    std::vector<int> leaked;
-    for (int id : QueueIds()) {
-      if (queues_.count(id) == 0) leaked.push_back(id);
-    }
-    std::string name = absl::StrCat(info.test_suite_name(), ".", info.name());
-    if (!leaked.empty()) {
-      g_leaks->push_back(absl::StrCat(name, " left message queues ",
-                                      absl::StrJoin(leaked, ","), " (MSG_INFO count ",
-                                      count_, " -> ", QueueCount(), ")"));
-    }
-    int fds = OpenFdCount();
-    if (fds != fds_) {
-      g_leaks->push_back(absl::StrCat(name, ": open fds ", fds_, " -> ", fds));
-    }
-  }
-  std::set<int> queues_;
-  int count_ = 0;
-  int fds_ = 0;
-};
-
-class LeakCheckEnvironment : public ::testing::Environment {
- public:
-  void TearDown() override {
-    for (const std::string& leak : *g_leaks) ADD_FAILURE() << leak;
-  }
-};
-
-[[maybe_unused]] const bool g_leak_check_installed = [] {
-  ::testing::UnitTest::GetInstance()->listeners().Append(new LeakCheckListener);
-  ::testing::AddGlobalTestEnvironment(new LeakCheckEnvironment);
-  return true;
-}();
-
-// --- Making connected pairs ------------------------------------------------
-
-struct ControlPair {
-  ScopedFd client;
-  ScopedFd server;
-};
-
-ControlPair MakeControlPair() {
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-    ADD_FAILURE() << "socketpair: " << errno;
-    return {};
-  }
-  return {ScopedFd(sv[0]), ScopedFd(sv[1])};
-}
-
-struct MsgqPair {
-  std::unique_ptr<Transport> client;
-  std::unique_ptr<Transport> server;
-  wire::MsgqParams params;  // what the server offered
-};
-
-absl::StatusOr<MsgqPair> MakeMsgqPair(const MsgqOptions& server_options = {},
-                                      const MsgqOptions& client_options = {}) {
-  ControlPair control = MakeControlPair();
-  IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<PendingTransport> pending,
-                          PrepareMsgq(server_options));
-  wire::TransportOffer offer;
-  std::vector<int> fds;
-  pending->FillOffer(&offer, &fds);
-  if (!fds.empty()) return absl::InternalError("msgq offered fds");
-  MsgqPair pair;
-  pair.params = offer.msgq();
-  IPCRPC_ASSIGN_OR_RETURN(pair.client, AttachMsgq(offer, {}, std::move(control.client),
-                                                  client_options));
-  IPCRPC_ASSIGN_OR_RETURN(pair.server, pending->Complete(std::move(control.server),
-                                                         absl::Now() + absl::Seconds(5)));
-  return pair;
-}
 
 absl::StatusOr<testing::TransportPair> MakeContractPair() {
   IPCRPC_ASSIGN_OR_RETURN(MsgqPair pair, MakeMsgqPair());
@@ -186,14 +38,6 @@ using testing::TransportContractTest;
 INSTANTIATE_TEST_SUITE_P(Msgq, TransportContractTest,
                          ::testing::Values(testing::TransportFactory{"msgq", &MakeContractPair}),
                          [](const auto& info) { return info.param.name; });
-
-// --- Helpers ---------------------------------------------------------------
-
-std::string Pattern(size_t n) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 7 + 3) & 0xff);
-  return s;
-}
 
 // --- Set-up and offers -----------------------------------------------------
 
@@ -467,197 +311,5 @@ TEST(MsgqTransportTest, DestroyingBothEndsRemovesBothQueues) {
   EXPECT_FALSE(QueueExists(s2c));
 }
 
-// --- Validation of offers --------------------------------------------------
-
-class MsgqValidationTest : public ::testing::Test {
- protected:
-  void TearDown() override {
-    for (int id : foreign_) ::msgctl(id, IPC_RMID, nullptr);
-  }
-  // A queue made by the test, not by PrepareMsgq.
-  int MakeQueue(int mode) {
-    int id = ::msgget(IPC_PRIVATE, IPC_CREAT | mode);
-    EXPECT_GE(id, 0) << errno;
-    foreign_.push_back(id);
-    return id;
-  }
-  absl::Status Attach(int c2s, int s2c, uint32_t fragment = 4096,
-                      std::vector<ScopedFd> fds = {}) {
-    wire::TransportOffer offer;
-    offer.set_transport("msgq");
-    offer.mutable_msgq()->set_client_to_server_id(c2s);
-    offer.mutable_msgq()->set_server_to_client_id(s2c);
-    offer.mutable_msgq()->set_max_fragment_bytes(fragment);
-    return AttachOffer(offer, std::move(fds));
-  }
-  absl::Status AttachOffer(const wire::TransportOffer& offer, std::vector<ScopedFd> fds = {}) {
-    ControlPair control = MakeControlPair();
-    return AttachMsgq(offer, std::move(fds), std::move(control.client), {}).status();
-  }
-  std::vector<int> foreign_;
-};
-
-TEST_F(MsgqValidationTest, QueueThatDoesNotExist) {
-  int gone = MakeQueue(0600);
-  ASSERT_EQ(::msgctl(gone, IPC_RMID, nullptr), 0);
-  int good = MakeQueue(0600);
-  absl::Status s = Attach(gone, good);
-  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
-  EXPECT_NE(s.message().find("does not exist"), absl::string_view::npos) << s;
-  s = Attach(good, gone);
-  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
-  EXPECT_TRUE(QueueExists(good));  // a failed attach removes nothing
-}
-
-TEST_F(MsgqValidationTest, QueueWithTheWrongMode) {
-  int open_to_all = MakeQueue(0666);
-  int good = MakeQueue(0600);
-  absl::Status s = Attach(open_to_all, good);
-  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
-  EXPECT_NE(s.message().find("mode 0666"), absl::string_view::npos) << s;
-}
-
-TEST_F(MsgqValidationTest, QueueOwnedBySomeoneElse) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a queue away";
-  int foreign = MakeQueue(0600);
-  int good = MakeQueue(0600);
-  msqid_ds ds;
-  ASSERT_EQ(::msgctl(foreign, IPC_STAT, &ds), 0);
-  ds.msg_perm.uid = 12345;
-  if (::msgctl(foreign, IPC_SET, &ds) < 0) {
-    // E.g. under Bazel's sandbox, whose user namespace maps no other uid.
-    GTEST_SKIP() << "cannot give a queue to uid 12345 here (errno " << errno << ")";
-  }
-  absl::Status s = Attach(good, foreign);
-  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
-  EXPECT_NE(s.message().find("owned by uid 12345"), absl::string_view::npos) << s;
-}
-
-TEST_F(MsgqValidationTest, QueueMadeWithAKey) {
-  key_t key = static_cast<key_t>(0x1b5e0000 + (::getpid() & 0xffff));
-  int keyed = ::msgget(key, IPC_CREAT | IPC_EXCL | 0600);
-  ASSERT_GE(keyed, 0) << errno;
-  foreign_.push_back(keyed);
-  absl::Status s = Attach(keyed, MakeQueue(0600));
-  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
-}
-
-TEST_F(MsgqValidationTest, MalformedOffers) {
-  int a = MakeQueue(0600), b = MakeQueue(0600);
-  EXPECT_EQ(Attach(a, a).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Attach(-1, b).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Attach(a, b, /*fragment=*/0).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Attach(a, b, static_cast<uint32_t>(Msgmax() + 1)).code(),
-            absl::StatusCode::kInvalidArgument);
-  std::vector<ScopedFd> fds;
-  fds.emplace_back(::dup(0));
-  EXPECT_EQ(Attach(a, b, 4096, std::move(fds)).code(), absl::StatusCode::kInvalidArgument);
-  wire::TransportOffer fifo;
-  fifo.set_transport("fifo");
-  fifo.mutable_fifo()->set_client_to_server_path("/nonexistent");
-  absl::Status s = AttachOffer(fifo);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
-  EXPECT_TRUE(QueueExists(a));
-  EXPECT_TRUE(QueueExists(b));
-}
-
-// --- Across processes ------------------------------------------------------
-
-// Forks a child that attaches to `offer` over `control.client` and then
-// either echoes what it reads or (echo = false) reads nothing. The child
-// never returns into the test and never runs destructors.
-pid_t ForkClient(const wire::TransportOffer& offer, ControlPair& control, bool echo) {
-  pid_t pid = ::fork();
-  if (pid != 0) {
-    control.client.reset();
-    return pid;
-  }
-  ::close(control.server.release());
-  auto t = AttachMsgq(offer, {}, std::move(control.client), {});
-  if (!t.ok()) ::_exit(2);
-  if (!echo) {
-    for (;;) ::pause();
-  }
-  char buf[4096];
-  for (;;) {
-    auto r = (*t)->Read(absl::MakeSpan(buf, sizeof(buf)), absl::InfiniteFuture());
-    if (!r.ok()) ::_exit(0);
-    absl::string_view chunks[] = {absl::string_view(buf, *r)};
-    if (!(*t)->Write(chunks, absl::InfiniteFuture()).ok()) ::_exit(0);
-  }
-}
-
-struct ChildServer {
-  pid_t pid = -1;
-  std::unique_ptr<Transport> server;
-  wire::MsgqParams params;
-};
-
-ChildServer StartChild(bool echo) {
-  ChildServer child;
-  ControlPair control = MakeControlPair();
-  auto pending = PrepareMsgq({});
-  EXPECT_TRUE(pending.ok()) << pending.status();
-  if (!pending.ok()) return child;
-  wire::TransportOffer offer;
-  std::vector<int> fds;
-  (*pending)->FillOffer(&offer, &fds);
-  child.params = offer.msgq();
-  child.pid = ForkClient(offer, control, echo);
-  EXPECT_GT(child.pid, 0);
-  auto server = (*pending)->Complete(std::move(control.server), absl::Now() + kPatience);
-  EXPECT_TRUE(server.ok()) << server.status();
-  if (server.ok()) child.server = std::move(*server);
-  return child;
-}
-
-TEST(MsgqProcessTest, PeerKilledMidReadIsUnavailableAndTheQueuesAreRemoved) {
-  ChildServer child = StartChild(/*echo=*/true);
-  ASSERT_NE(child.server, nullptr);
-  ASSERT_TRUE(WriteAll(*child.server, "ping").ok());
-  auto echoed = ReadExactly(*child.server, 4);
-  ASSERT_TRUE(echoed.ok()) << echoed.status();
-  EXPECT_EQ(*echoed, "ping");
-
-  absl::Time killed_at;
-  std::thread killer([&] {
-    absl::SleepFor(absl::Milliseconds(100));
-    killed_at = absl::Now();
-    ::kill(child.pid, SIGKILL);
-  });
-  char buf[8];
-  auto r = child.server->Read(absl::MakeSpan(buf, 8), absl::Now() + kPatience);
-  absl::Time returned_at = absl::Now();
-  killer.join();
-  int wstatus = 0;
-  ::waitpid(child.pid, &wstatus, 0);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
-  EXPECT_LT(returned_at - killed_at, absl::Seconds(5));
-  std::cout << "[ info ] Read returned " << (returned_at - killed_at)
-            << " after SIGKILL of the peer\n";
-  // Whoever is still alive removes the queues, before this side closes.
-  EXPECT_TRUE(QueueGoneWithin(child.params.client_to_server_id(), absl::Seconds(5)));
-  EXPECT_TRUE(QueueGoneWithin(child.params.server_to_client_id(), absl::Seconds(5)));
-  EXPECT_EQ(WriteAll(*child.server, "x").code(), absl::StatusCode::kUnavailable);
-}
-
-TEST(MsgqProcessTest, PeerKilledWhileAWriteWaitsForRoomIsUnavailable) {
-  ChildServer child = StartChild(/*echo=*/false);
-  ASSERT_NE(child.server, nullptr);
-  std::thread killer([&] {
-    absl::SleepFor(absl::Milliseconds(100));
-    ::kill(child.pid, SIGKILL);
-  });
-  absl::Time start = absl::Now();
-  absl::Status s = WriteAll(*child.server, Pattern(1 << 20), absl::InfiniteFuture());
-  killer.join();
-  int wstatus = 0;
-  ::waitpid(child.pid, &wstatus, 0);
-  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
-  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
-  EXPECT_TRUE(QueueGoneWithin(child.params.client_to_server_id(), absl::Seconds(5)));
-  EXPECT_TRUE(QueueGoneWithin(child.params.server_to_client_id(), absl::Seconds(5)));
-}
-
 }  // namespace
-}  // namespace ipcrpc
+}  // namespace ipcrpc::msgq_test

@@ -15,8 +15,8 @@
 // Ownership of each word (who stores to it) and the memory ordering used on
 // it are written next to it. Nothing read from this region is trusted: the
 // transport validates every counter before using it as an index (see
-// shm_ring.cc), and the immutable fields (magic ... wake) are checked when
-// the client attaches; the magic also on every Read/Write.
+// ring_transport.cc), and the immutable fields (magic ... wake) are checked
+// when the client attaches; the magic also on every Read/Write.
 //
 // Thread-safety: a layout only; see shm_ring.h.
 

@@ -15,7 +15,7 @@
 //     budget (a probe); a hit turns spinning back on, a miss doubles the
 //     interval (16, 32, ... up to 1024 waits).
 //   * Spins cut short because the peer's last CPU is this CPU, or by the
-//     caller's deadline, count as neither hit nor miss (shm_ring.cc).
+//     caller's deadline, count as neither hit nor miss (ring_transport.cc).
 //
 // The budget never drops below max/2, so the spin is either long enough to
 // cover a wake-up or not done at all.
