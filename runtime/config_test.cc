@@ -42,6 +42,20 @@ TEST(ConfigTest, ParsesAndResolvesNamesPathsAndTheWildcard) {
   EXPECT_EQ(config->server().allowed_transports_size(), 2);
 }
 
+TEST(ConfigTest, MetadataLimitsComeFromTheChannelEntry) {
+  auto config = ParseConfig(
+      R"pb(channel { target: "*" max_metadata_bytes: 1024 max_metadata_entries: 10 })pb", "test");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto plan = PlanChannel("unix:/run/x.sock", {}, *config, "");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->options.max_metadata_bytes, 1024u);
+  EXPECT_EQ(plan->options.max_metadata_entries, 10u);
+  auto defaults = PlanChannel("unix:/run/x.sock", {}, config::Config(), "");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->options.max_metadata_bytes, kDefaultMaxMetadataBytes);
+  EXPECT_EQ(defaults->options.max_metadata_entries, kDefaultMaxMetadataEntries);
+}
+
 TEST(ConfigTest, EnvironmentOverridesEverything) {
   auto config = ParseConfig(kText, "test");
   ASSERT_TRUE(config.ok());
