@@ -1,0 +1,158 @@
+"""Fixtures: generated modules, C++ binaries, and server processes.
+
+Generated code (protoc --python_out + this package's plugin) goes to a
+per-session temp dir that is put on sys.path and on PYTHONPATH of the
+server processes the tests start.  C++ binaries come from bazel-bin (built by
+tools/test_python.sh), or from $IPCRPC_BAZEL_BIN.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+BAZEL_BIN = Path(os.environ.get("IPCRPC_BAZEL_BIN", REPO / "bazel-bin"))
+
+_GEN = Path(tempfile.mkdtemp(prefix="ipcrpc-pytest-gen-"))
+
+
+def _generate() -> None:
+    from ipcrpc.tools import protoc
+
+    for include, proto in (("tests/e2e", "test_service.proto"), ("examples/greeter", "greeter.proto")):
+        rc = protoc.run([f"-I{REPO / include}", f"--python_out={_GEN}", f"--ipcrpc_python_out={_GEN}", str(REPO / include / proto)])
+        if rc != 0:
+            raise RuntimeError(f"generating code for {proto} failed")
+
+
+_generate()
+_PATHS = [str(_GEN), str(HERE), str(REPO / "examples" / "greeter")]
+sys.path[:0] = _PATHS
+
+
+def pytest_sessionfinish(session: object, exitstatus: int) -> None:
+    shutil.rmtree(_GEN, ignore_errors=True)
+
+
+def child_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(_PATHS + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env.pop("IPCRPC_TRANSPORT", None)
+    return env
+
+
+def cpp_binary(label: str) -> Path:
+    path = BAZEL_BIN / label
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"C++ binary {path} is missing: run `bazel build //{label.rsplit('/', 1)[0]}:{label.rsplit('/', 1)[1]}` (tools/test_python.sh does)")
+    return path
+
+
+class ServerProcess:
+    """A server in its own process, listening on a socket in a private temp dir."""
+
+    def __init__(self, argv: List[str], sock: Path, tmpdir: Path) -> None:
+        self.sock = sock
+        self.tmpdir = tmpdir
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(), text=True)
+        deadline = time.monotonic() + 15
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # "READY" (bounded: the process prints or dies)
+        if "READY" not in line:
+            self.proc.kill()
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise RuntimeError(f"server {argv} did not start: {line!r} {err}")
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def address(self, transport: str = "unix") -> str:
+        return f"{transport}:{self.sock}"
+
+    def stop(self, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdout, self.proc.stderr):
+            if f:
+                f.close()
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+def _tmpdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="ipcrpc-pytest-"))
+
+
+def start_cpp_server(extra: Optional[List[str]] = None) -> ServerProcess:
+    d = _tmpdir()
+    sock = d / "s.sock"
+    return ServerProcess([str(cpp_binary("tests/e2e/test_server")), f"unix:{sock}"] + (extra or []), sock, d)
+
+
+def start_py_server(extra: Optional[List[str]] = None) -> ServerProcess:
+    d = _tmpdir()
+    sock = d / "s.sock"
+    return ServerProcess([sys.executable, str(HERE / "serve.py"), f"unix:{sock}"] + (extra or []), sock, d)
+
+
+def _finish(server: ServerProcess) -> None:
+    server.stop()
+    shutil.rmtree(server.tmpdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cpp_server() -> Iterator[ServerProcess]:
+    s = start_cpp_server()
+    yield s
+    _finish(s)
+
+
+@pytest.fixture(scope="module")
+def py_server() -> Iterator[ServerProcess]:
+    s = start_py_server()
+    yield s
+    _finish(s)
+
+
+@pytest.fixture(params=["cpp", "python"], scope="module")
+def any_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    """The same tests against the C++ and the Python TestService."""
+    s = start_cpp_server() if request.param == "cpp" else start_py_server()
+    yield s
+    _finish(s)
+
+
+@pytest.fixture
+def fresh_cpp_server() -> Iterator[ServerProcess]:
+    s = start_cpp_server()
+    yield s
+    _finish(s)
+
+
+@pytest.fixture
+def fresh_py_server() -> Iterator[ServerProcess]:
+    s = start_py_server()
+    yield s
+    _finish(s)
