@@ -21,6 +21,10 @@ run() {
 
 status=0
 run //... || status=1
+# Python package (python/): pytest against the C++ binaries just built, before
+# the sanitizer builds below rebuild them in place. Prints its own counts.
+pylog="$(mktemp)"
+tools/test_python.sh 2>&1 | tee "$pylog"
 run --config=asan --test_tag_filters=-external_workspace //... || status=1
 run --config=tsan --test_tag_filters=-external_workspace -- //... -//bench:smoke_test || status=1
 
@@ -30,6 +34,11 @@ if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   echo "bazel failed before running tests (see above)"
   failed=1
 fi
+
+read -r py_passed _ py_failed _ < <(tail -n 1 "$pylog")
+rm -f "$pylog"
+passed=$((passed + ${py_passed:-0}))
+failed=$((failed + ${py_failed:-1}))
 
 after="$(ls -d /tmp/ipcrpc-* 2>/dev/null | sort)"
 leaked="$(comm -13 <(echo "$before") <(echo "$after") | grep . || true)"

@@ -156,3 +156,33 @@ def fresh_py_server() -> Iterator[ServerProcess]:
     s = start_py_server()
     yield s
     _finish(s)
+
+
+def _ipc_snapshot() -> set:
+    """Names of IPC objects a test could leave behind: temp dirs, /dev/shm, SysV ids."""
+    names = {f"tmp:{p}" for p in os.listdir("/tmp") if p.startswith("ipcrpc-") and not str(_GEN).endswith(p)}
+    names |= {f"shm:{p}" for p in os.listdir("/dev/shm")}
+    for kind in ("q", "m", "s"):
+        try:
+            out = subprocess.run(["ipcs", f"-{kind}"], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) > 2 and parts[0].startswith("0x"):
+                names.add(f"ipcs-{kind}:{parts[1]}")
+    return names
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leaked_ipc_objects() -> Iterator[None]:
+    """Fails the session (as an error at teardown) if the tests left IPC objects behind."""
+    before = _ipc_snapshot()
+    yield
+    leaked: set = set()
+    for _ in range(50):  # processes that were just killed may still be tearing down
+        leaked = _ipc_snapshot() - before
+        if not leaked:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"IPC objects left behind by the tests: {sorted(leaked)}")
