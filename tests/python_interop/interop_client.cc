@@ -232,8 +232,10 @@ Result ClientDeadline(Env& env) {
   absl::Status s = env.stub->WaitForCancel(&ctx, Request(), &resp);
   CHECK_OR_FAIL(s.code() == absl::StatusCode::kDeadlineExceeded, s.ToString());
   CHECK_OR_FAIL(absl::Now() - start < absl::Seconds(5), "took ", absl::FormatDuration(absl::Now() - start));
+  // The client cancels at its deadline, the server's deadline (receipt +
+  // timeout) passes at about the same time: either may be seen first.
   std::string outcome = LastCancel(*env.stub);
-  CHECK_OR_FAIL(outcome == "deadline", outcome);
+  CHECK_OR_FAIL(outcome == "deadline" || outcome == "cancelled", outcome);
   return std::nullopt;
 }
 
