@@ -47,6 +47,7 @@ class _ClientStream:
         self.inbox: Deque[bytes] = collections.deque()
         self.initial_metadata: Optional[MetadataType] = None
         self.send_window = conn.peer_window
+        self.recv_window = conn.our_window  # what the server may still send
         self.unacked = 0  # bytes consumed since our last CREDIT
         self.done = False
         self.code = StatusCode.OK
@@ -141,6 +142,7 @@ class _ClientStream:
                 self.unacked += len(payload)
                 if self.unacked >= self.conn.our_window // 2:
                     credit, self.unacked = self.unacked, 0
+                    self.recv_window += credit
         if credit:
             self.conn.send(_frame.encode_frame(FrameType.CREDIT, self.id, _frame.encode_credit(credit)))
         return payload
@@ -295,6 +297,8 @@ class _Connection:
     def _on_frame(self, frame: _frame.Frame) -> None:
         t = frame.type
         if t == FrameType.PING:
+            if frame.stream_id != 0 or len(frame.payload) != 8:
+                raise ProtocolError(f"PING on stream {frame.stream_id} with {frame.length} payload bytes (must be stream 0, 8 bytes)")
             if not frame.flags & _frame.FLAG_PING_ACK:
                 self.send(_frame.encode_frame(FrameType.PING, 0, frame.payload, _frame.FLAG_PING_ACK))
             return
@@ -317,10 +321,15 @@ class _Connection:
                 s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"response message of {frame.length} bytes exceeds this client's max_receive_message_size of {self.our_max_message} bytes")
                 return
             with s.cond:
-                s.inbox.append(frame.payload)
+                violation = s.recv_window <= 0
+                if not violation:
+                    s.recv_window -= frame.length
+                    s.inbox.append(frame.payload)
                 if s.initial_metadata is None:
                     s.initial_metadata = ()
                 s.cond.notify_all()
+            if violation:
+                s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"protocol violation: the server sent a MESSAGE while the stream's flow-control window ({self.our_window} bytes) was used up")
         elif t == FrameType.HEADERS:
             try:
                 if frame.oversized:

@@ -180,6 +180,7 @@ class _ServerStream:
         self.initial: MetadataType = ()
         self.trailing: MetadataType = ()
         self.send_window = conn.peer_window
+        self.recv_window = conn.server.stream_window  # what the client may still send
         self.unacked = 0
         self.callbacks: List[Callable[[], None]] = []
 
@@ -239,6 +240,7 @@ class _ServerStream:
                 self.unacked += len(payload)
                 if self.unacked >= self.conn.server.stream_window // 2:
                     credit, self.unacked = self.unacked, 0
+                    self.recv_window += credit
         if credit:
             self.conn.send(_frame.encode_frame(FrameType.CREDIT, self.id, _frame.encode_credit(credit)))
         return payload
@@ -547,6 +549,8 @@ class _ServerConnection:
             self._start_call(frame)
             return
         if t == FrameType.PING:
+            if frame.stream_id != 0 or len(frame.payload) != 8:
+                raise ProtocolError(f"PING on stream {frame.stream_id} with {frame.length} payload bytes (must be stream 0, 8 bytes)")
             if not frame.flags & _frame.FLAG_PING_ACK:
                 self.send(_frame.encode_frame(FrameType.PING, 0, frame.payload, _frame.FLAG_PING_ACK))
             return
@@ -557,12 +561,20 @@ class _ServerConnection:
         if s is None:
             return
         if t == FrameType.MESSAGE:
+            error: Optional[Tuple[StatusCode, str]] = None
             with s.cond:
                 if frame.oversized:
-                    s.forced = (StatusCode.RESOURCE_EXHAUSTED, f"request message of {frame.length} bytes exceeds the server's max_message_size of {self.server.max_message_bytes} bytes")
+                    error = (StatusCode.RESOURCE_EXHAUSTED, f"request message of {frame.length} bytes exceeds the server's max_message_size of {self.server.max_message_bytes} bytes")
+                elif s.half_closed:
+                    error = (StatusCode.INTERNAL, "protocol violation: MESSAGE after HALF_CLOSE")
+                elif s.recv_window <= 0:
+                    error = (StatusCode.RESOURCE_EXHAUSTED, f"protocol violation: MESSAGE while the stream's flow-control window ({self.server.stream_window} bytes) was used up")
                 else:
+                    s.recv_window -= frame.length
                     s.inbox.append(frame.payload)
                 s.cond.notify_all()
+            if error is not None:
+                s.finish(*error)
         elif t == FrameType.HALF_CLOSE:
             with s.cond:
                 s.half_closed = True
