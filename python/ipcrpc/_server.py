@@ -488,6 +488,7 @@ class _ServerConnection:
         from . import _shm
 
         pending = _shm.prepare_server(req, self.server.ring_bytes)
+        ok = False
         try:
             offer_frame = _frame.encode_frame(FrameType.TRANSPORT_OFFER, 0, pending.offer.encode(), fd_count=len(pending.fds))
             _transport.send_with_fds(self.sock, offer_frame, pending.fds)
@@ -498,7 +499,10 @@ class _ServerConnection:
             if not ack.ok:
                 raise ConnectionError(f"client could not attach: {ack.error}")
             self.transport = pending.complete(self.sock)
+            ok = True
         finally:
+            if not ok:
+                pending.abandon()
             pending.close_fds()
         return None
 

@@ -1,13 +1,424 @@
-"""Placeholder until the shared-memory transport lands: not available."""
+"""The "shm" transport: two single-producer/single-consumer byte rings in a
+memfd shared with the peer, futex wake-up (docs/transports/shm.md, PROTOCOL.md §12).
+
+Needs the optional C extension ``ipcrpc._native`` for acquire/release atomics
+and shared futexes; :func:`available` says whether it was built.  "shm+sem"
+(POSIX semaphores inside the region) is not offered: it depends on glibc's
+private ``sem_t`` layout.
+
+Threads: one reader (``recv``), writers serialised by the caller, any thread
+may call ``shutdown``.  A watcher thread polls the unix socket the connection
+started on (the liveness channel) and wakes both directions when the peer dies.
+"""
 
 from __future__ import annotations
 
-from typing import Any, List
+import fcntl
+import mmap
+import os
+import select
+import socket
+import stat
+import threading
+import time
+from typing import Any, List, Optional
+
+from . import _wirepb
+from ._transport import Transport
+
+try:
+    from . import _native
+except ImportError:  # built without the C extension
+    _native = None  # type: ignore[assignment]
+
+MAGIC = 0x4D53435052435049  # "IPCRPCSM" little-endian
+VERSION = 1
+HEADER_BYTES = 4096
+WAKE_FUTEX = 1
+MIN_RING, MAX_RING = 4096, 1 << 30
+DEFAULT_RING = 1 << 20
+_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+
+# Header offsets (docs/transports/shm.md).
+_OFF_MAGIC, _OFF_VERSION, _OFF_HEADER_BYTES, _OFF_RING_BYTES, _OFF_WAKE = 0, 8, 12, 16, 24
+SERVER_SIDE, CLIENT_SIDE = 0, 1
+
+
+def _side(i: int) -> int:
+    return 64 + 128 * i
+
+
+_SIDE_CLOSED, _SIDE_ATTACHED, _SIDE_CPU = 0, 4, 64
+
+
+def _ring(r: int) -> int:
+    return 320 + 192 * r
+
+
+_RING_HEAD, _RING_READER_SLEEPING, _RING_TAIL, _RING_WRITER_SLEEPING = 0, 8, 64, 72
+_SLEEP_SLICE = 0.1  # every futex wait is bounded; flags are re-checked after it
+_MAX_SPIN = 50e-6
 
 
 def available() -> bool:
-    return False
+    return _native is not None
 
 
-def attach_client(offer: Any, fds: List[int], sock: Any) -> Any:
-    raise RuntimeError("the shm transport needs the ipcrpc._native extension, which is not built")
+def valid_ring_bytes(n: int) -> bool:
+    return MIN_RING <= n <= MAX_RING and n & (n - 1) == 0
+
+
+class DataLoss(ConnectionError):
+    """The shared region violated the ring's invariants (the peer is broken or hostile)."""
+
+
+class _Spin:
+    """Adaptive spin budget of one waiting role (docs/transports/shm.md "Spinning")."""
+
+    def __init__(self, max_spin: float) -> None:
+        self.max = max_spin
+        self.budget = max_spin
+        self.failures = 0
+        self.waits = 0
+        self.probe_every = 16
+
+    def next_budget(self) -> float:
+        if self.max <= 0:
+            return 0.0
+        if self.budget > 0:
+            return self.budget
+        self.waits += 1
+        return self.max if self.waits % self.probe_every == 0 else 0.0
+
+    def result(self, spun: float, success: bool) -> None:
+        if spun <= 0:
+            return
+        if success:
+            self.budget, self.failures, self.probe_every = self.max, 0, 16
+        elif self.budget > 0:
+            self.failures += 1
+            self.budget = 0.0 if self.failures >= 2 else self.budget / 2
+        else:
+            self.probe_every = min(self.probe_every * 2, 1024)
+
+
+class ShmTransport(Transport):
+    name = "shm"
+
+    def __init__(self, mm: mmap.mmap, ring_bytes: int, is_server: bool, control: socket.socket, max_spin: float = _MAX_SPIN) -> None:
+        assert _native is not None
+        self._mm = mm
+        self._ring = ring_bytes
+        self._mask = ring_bytes - 1
+        self._control = control
+        own = SERVER_SIDE if is_server else CLIENT_SIDE
+        self._own_side = _side(own)
+        self._peer_side = _side(1 - own)
+        prod, cons = (1, 0) if is_server else (0, 1)
+        self._p = _ring(prod)
+        self._c = _ring(cons)
+        self._p_data = HEADER_BYTES + prod * ring_bytes
+        self._c_data = HEADER_BYTES + cons * ring_bytes
+        n = _native
+        self._head = n.load64(mm, self._p + _RING_HEAD)  # producer: bytes written
+        self._last_tail = n.load64(mm, self._p + _RING_TAIL)
+        self._tail = n.load64(mm, self._c + _RING_TAIL)  # consumer: bytes read
+        self._last_head = n.load64(mm, self._c + _RING_HEAD)
+        self._shutdown = False
+        self._peer_gone = False
+        self._broken: Optional[str] = None
+        self._closed = False
+        self._cpu = -2
+        self._read_spin = _Spin(max_spin)
+        self._write_spin = _Spin(max_spin)
+        self._watcher = threading.Thread(target=self._watch, name="ipcrpc-shm-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._watcher.start()
+
+    # -- helpers --
+
+    def _fail(self, why: str) -> None:
+        self._broken = why
+        raise DataLoss(f"shm: {why}")
+
+    def _check(self) -> None:
+        if self._broken is not None:
+            raise DataLoss(f"shm: {self._broken}")
+        if _native.load64(self._mm, _OFF_MAGIC) != MAGIC:  # type: ignore[union-attr]
+            self._fail("the region's magic changed")
+
+    def _note_cpu(self) -> None:
+        cpu = _native.sched_getcpu()  # type: ignore[union-attr]
+        if cpu != self._cpu:
+            self._cpu = cpu
+            _native.store32(self._mm, self._own_side + _SIDE_CPU, cpu & 0xFFFFFFFF)  # type: ignore[union-attr]
+
+    def _may_spin(self) -> bool:
+        peer = _native.load32(self._mm, self._peer_side + _SIDE_CPU)  # type: ignore[union-attr]
+        return not (self._cpu >= 0 and peer == self._cpu)
+
+    def _wake(self, off: int) -> None:
+        n = _native
+        if n.load32(self._mm, off) != 0 and n.exchange32(self._mm, off, 0) == 1:  # type: ignore[union-attr]
+            n.futex_wake(self._mm, off, 1)  # type: ignore[union-attr]
+
+    def _wake_all(self) -> None:
+        for off in (self._c + _RING_READER_SLEEPING, self._c + _RING_WRITER_SLEEPING, self._p + _RING_READER_SLEEPING, self._p + _RING_WRITER_SLEEPING):
+            _native.exchange32(self._mm, off, 0)  # type: ignore[union-attr]
+            _native.futex_wake(self._mm, off, 2)  # type: ignore[union-attr]
+
+    def _copy_in(self, pos: int, data: memoryview) -> None:
+        start = pos & self._mask
+        first = min(len(data), self._ring - start)
+        base = self._p_data
+        self._mm[base + start : base + start + first] = data[:first]
+        if first < len(data):
+            self._mm[base : base + len(data) - first] = data[first:]
+
+    def _copy_out(self, pos: int, n: int) -> bytes:
+        start = pos & self._mask
+        first = min(n, self._ring - start)
+        base = self._c_data
+        out = self._mm[base + start : base + start + first]
+        if first < n:
+            out += self._mm[base : base + n - first]
+        return out
+
+    # -- Transport --
+
+    def recv(self, max_bytes: int) -> bytes:
+        n = _native
+        assert n is not None
+        mm = self._mm
+        head_off = self._c + _RING_HEAD
+        sleep_off = self._c + _RING_READER_SLEEPING
+        self._note_cpu()
+        while True:
+            self._check()
+            peer_closed = n.load32(mm, self._peer_side + _SIDE_CLOSED)  # before head (shm.md)
+            head = n.load64(mm, head_off)
+            if n.load64(mm, self._c + _RING_TAIL) != self._tail:
+                self._fail("the ring's tail changed under its consumer")
+            if head < self._last_head or head - self._tail > self._ring:
+                self._fail(f"impossible head {head} (tail {self._tail}, ring {self._ring})")
+            self._last_head = head
+            if head != self._tail:
+                k = min(head - self._tail, max_bytes)
+                data = self._copy_out(self._tail, k)
+                self._tail += k
+                n.store64(mm, self._c + _RING_TAIL, self._tail)
+                n.fence()
+                self._wake(self._c + _RING_WRITER_SLEEPING)
+                return data
+            if peer_closed or self._peer_gone or self._shutdown:
+                return b""
+            budget = self._read_spin.next_budget() if self._may_spin() else 0.0
+            if budget > 0:
+                got = n.spin_while_eq64(mm, head_off, head, budget)
+                self._read_spin.result(budget, got)
+                if got:
+                    continue
+            n.store32(mm, sleep_off, 1)
+            n.fence()
+            if n.load64(mm, head_off) == head and not (n.load32(mm, self._peer_side + _SIDE_CLOSED) or self._peer_gone or self._shutdown):
+                n.futex_wait(mm, sleep_off, 1, _SLEEP_SLICE)
+            n.store32(mm, sleep_off, 0)
+
+    def send(self, data: bytes) -> None:
+        n = _native
+        assert n is not None
+        mm = self._mm
+        view = memoryview(data)
+        tail_off = self._p + _RING_TAIL
+        sleep_off = self._p + _RING_WRITER_SLEEPING
+        pos = 0
+        self._note_cpu()
+        while pos < len(view):
+            self._check()
+            if self._shutdown:
+                raise ConnectionError("shm: the transport was shut down")
+            if self._peer_gone or n.load32(mm, self._peer_side + _SIDE_CLOSED):
+                raise ConnectionError("shm: the peer closed the connection")
+            if n.load64(mm, self._p + _RING_HEAD) != self._head:
+                self._fail("the ring's head changed under its producer")
+            free = self._ring - (self._head - self._last_tail)
+            if free == 0:
+                tail = n.load64(mm, tail_off)
+                if tail < self._last_tail or tail > self._head:
+                    self._fail(f"impossible tail {tail} (head {self._head})")
+                self._last_tail = tail
+                free = self._ring - (self._head - tail)
+            if free == 0:
+                budget = self._write_spin.next_budget() if self._may_spin() else 0.0
+                if budget > 0:
+                    got = n.spin_while_eq64(mm, tail_off, self._last_tail, budget)
+                    self._write_spin.result(budget, got)
+                    if got:
+                        continue
+                n.store32(mm, sleep_off, 1)
+                n.fence()
+                if n.load64(mm, tail_off) == self._last_tail and not (self._peer_gone or self._shutdown):
+                    n.futex_wait(mm, sleep_off, 1, _SLEEP_SLICE)
+                n.store32(mm, sleep_off, 0)
+                continue
+            k = min(free, len(view) - pos)
+            self._copy_in(self._head, view[pos : pos + k])
+            self._head += k
+            pos += k
+            n.store64(mm, self._p + _RING_HEAD, self._head)
+            n.fence()
+            self._wake(self._p + _RING_READER_SLEEPING)
+
+    def fileno(self) -> int:
+        return -1
+
+    def _watch(self) -> None:
+        poller = select.poll()
+        poller.register(self._control.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR)
+        while not self._shutdown:
+            events = poller.poll(100)
+            if not events:
+                continue
+            try:
+                data = self._control.recv(4096)  # bytes on the control socket are discarded
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                self._peer_gone = True
+                self._wake_all()
+                return
+
+    def shutdown(self) -> None:
+        if self._shutdown:
+            return
+        self._shutdown = True
+        try:
+            _native.store32(self._mm, self._own_side + _SIDE_CLOSED, 1)  # type: ignore[union-attr]
+            _native.fence()  # type: ignore[union-attr]
+            self._wake_all()
+        except ValueError:  # already unmapped
+            pass
+        try:
+            self._control.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.shutdown()
+        if threading.current_thread() is not self._watcher and self._watcher.is_alive():
+            self._watcher.join(1)
+        self._control.close()
+        try:
+            self._mm.close()
+        except BufferError:
+            pass  # another thread is inside a wait; the mapping goes with the last reference
+
+
+# -- set-up (PROTOCOL.md §12) --------------------------------------------------
+
+
+def _region_bytes(ring: int) -> int:
+    return HEADER_BYTES + 2 * ring
+
+
+def attach_client(offer: _wirepb.TransportOffer, fds: List[int], control: socket.socket) -> ShmTransport:
+    """Checks the offer and the memfd, maps it and marks the client attached.
+
+    Closes every fd in ``fds``; raises ValueError naming what is wrong."""
+    try:
+        if _native is None:
+            raise ValueError("the ipcrpc._native extension is not built")
+        p = offer.shm
+        if offer.transport != "shm" or p is None or p.wake != WAKE_FUTEX:
+            raise ValueError("the offer is not shm with futex wake-up")
+        if not valid_ring_bytes(p.ring_bytes):
+            raise ValueError(f"ring_bytes {p.ring_bytes} is not a power of two in [{MIN_RING}, {MAX_RING}]")
+        if len(fds) != 1:
+            raise ValueError(f"{len(fds)} file descriptors came with the offer (expected 1)")
+        fd = fds[0]
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("the descriptor is not a memfd (not a regular file)")
+        try:
+            seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+        except OSError:
+            raise ValueError("the descriptor is not a memfd (it cannot carry seals)") from None
+        if seals & _SEALS != _SEALS:
+            raise ValueError(f"the memfd lacks seals (has {seals:#x}, needs {_SEALS:#x})")
+        size = _region_bytes(p.ring_bytes)
+        if st.st_size != size:
+            raise ValueError(f"the memfd is {st.st_size} bytes, rings of {p.ring_bytes} need {size}")
+        mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    n = _native
+    header = (n.load64(mm, _OFF_MAGIC), n.load32(mm, _OFF_VERSION), n.load32(mm, _OFF_HEADER_BYTES), n.load64(mm, _OFF_RING_BYTES), n.load32(mm, _OFF_WAKE))
+    if header != (MAGIC, VERSION, HEADER_BYTES, p.ring_bytes, WAKE_FUTEX):
+        mm.close()
+        raise ValueError(f"the shared-memory header {header} disagrees with the offer")
+    if n.exchange32(mm, _side(CLIENT_SIDE) + _SIDE_ATTACHED, 1) != 0:
+        mm.close()
+        raise ValueError("a client has already attached to this shared-memory region")
+    n.store32(mm, _side(CLIENT_SIDE) + _SIDE_CPU, 0xFFFFFFFF)
+    return ShmTransport(mm, p.ring_bytes, False, control)
+
+
+class PendingShm:
+    """The server's half-made shm transport between TRANSPORT_OFFER and TRANSPORT_ACK."""
+
+    def __init__(self, ring: int) -> None:
+        assert _native is not None
+        self.ring = ring
+        fd = os.memfd_create("ipcrpc-shm", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        self.fds = [fd]
+        try:
+            size = _region_bytes(ring)
+            os.ftruncate(fd, size)
+            os.posix_fallocate(fd, 0, size)
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+            self.mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except BaseException:
+            self.close_fds()
+            raise
+        n = _native
+        n.store64(self.mm, _OFF_RING_BYTES, ring)
+        n.store32(self.mm, _OFF_VERSION, VERSION)
+        n.store32(self.mm, _OFF_HEADER_BYTES, HEADER_BYTES)
+        n.store32(self.mm, _OFF_WAKE, WAKE_FUTEX)
+        for side in (SERVER_SIDE, CLIENT_SIDE):
+            n.store32(self.mm, _side(side) + _SIDE_CPU, 0xFFFFFFFF)
+        n.store32(self.mm, _side(SERVER_SIDE) + _SIDE_ATTACHED, 1)
+        n.store64(self.mm, _OFF_MAGIC, MAGIC)
+        self.offer = _wirepb.TransportOffer("shm", shm=_wirepb.ShmParams(ring, WAKE_FUTEX))
+
+    def close_fds(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+    def complete(self, control: socket.socket) -> ShmTransport:
+        if _native.load32(self.mm, _side(CLIENT_SIDE) + _SIDE_ATTACHED) != 1:  # type: ignore[union-attr]
+            self.mm.close()
+            raise ConnectionError("shm: the client acknowledged but did not attach")
+        t = ShmTransport(self.mm, self.ring, True, control)
+        t.start()
+        return t
+
+    def abandon(self) -> None:
+        self.close_fds()
+        self.mm.close()
+
+
+def prepare_server(request: _wirepb.TransportRequest, default_ring: int = 0) -> PendingShm:
+    """Creates the region for one connection; honours the client's ring size if valid."""
+    ring = default_ring if valid_ring_bytes(default_ring) else DEFAULT_RING
+    if valid_ring_bytes(request.ring_bytes):
+        ring = request.ring_bytes
+    return PendingShm(ring)

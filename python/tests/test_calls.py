@@ -21,10 +21,19 @@ Code = ipcrpc.StatusCode
 MiB = 1024 * 1024
 
 
+TRANSPORTS = ["unix"] + (["shm"] if "shm" in ipcrpc.available_transports() else [])
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def stub(any_server: ServerProcess) -> Iterator[svc.TestServiceStub]:
-    with ipcrpc.channel(any_server.address()) as ch:
+def stub(any_server: ServerProcess, transport: str) -> Iterator[svc.TestServiceStub]:
+    with ipcrpc.channel(any_server.address(transport)) as ch:
         yield svc.TestServiceStub(ch)
+        assert ch.transport_name() in (None, transport)
 
 
 def test_unary_echo_reaches_the_server_with_our_pid(stub: svc.TestServiceStub) -> None:
@@ -244,9 +253,10 @@ def test_many_threads_share_a_channel(stub: svc.TestServiceStub) -> None:
     assert not errors
 
 
-def test_channel_close_ends_calls_and_fds(any_server: ServerProcess) -> None:
+def test_channel_close_ends_calls_and_fds(any_server: ServerProcess, transport: str) -> None:
     before = len(os.listdir("/proc/self/fd"))
-    ch = ipcrpc.channel(any_server.address())
+    maps_before = open("/proc/self/maps").read().count("memfd:ipcrpc")
+    ch = ipcrpc.channel(any_server.address(transport))
     stub = svc.TestServiceStub(ch)
     call = stub.ServerStream(pb.Request(count=1000, delay_ms=5), timeout=30)
     next(call)
@@ -255,15 +265,20 @@ def test_channel_close_ends_calls_and_fds(any_server: ServerProcess) -> None:
         list(call)
     assert e.value.code() in (Code.UNAVAILABLE, Code.CANCELLED)
     assert len(os.listdir("/proc/self/fd")) == before
+    import gc
+
+    gc.collect()
+    assert open("/proc/self/maps").read().count("memfd:ipcrpc") == maps_before  # the shm mapping is gone
 
 
-def test_server_killed_gives_unavailable_fast(request: pytest.FixtureRequest) -> None:
-    for start in ("cpp", "python"):
+@pytest.mark.parametrize("start", ["cpp", "python"])
+def test_server_killed_gives_unavailable_fast(start: str, transport: str) -> None:
+    if True:
         from conftest import start_cpp_server, start_py_server, _finish
 
         server = start_cpp_server() if start == "cpp" else start_py_server()
         try:
-            with ipcrpc.channel(server.address()) as ch:
+            with ipcrpc.channel(server.address(transport)) as ch:
                 stub = svc.TestServiceStub(ch)
                 stub.Echo(pb.Request(), timeout=5)
                 result: "queue.Queue[object]" = queue.Queue()

@@ -33,16 +33,21 @@ def _run(address: str, case: str, server: ServerProcess) -> subprocess.Completed
     )
 
 
-@pytest.mark.parametrize("transport", ["unix", "auto"])
+import ipcrpc
+
+TRANSPORTS = ["unix", "auto"] + (["shm"] if "shm" in ipcrpc.available_transports() else [])
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("case", CASES)
 def test_cpp_client_against_python_server(py_server: ServerProcess, case: str, transport: str) -> None:
     r = _run(py_server.address(transport), case, py_server)
     assert r.returncode == 0 and f"PASS {case}" in r.stdout, r.stdout + r.stderr
 
 
-def _start_case(server: ServerProcess, case: str) -> subprocess.Popen:
+def _start_case(server: ServerProcess, case: str, transport: str = "unix") -> subprocess.Popen:
     p = subprocess.Popen(
-        [str(cpp_binary("tests/python_interop/interop_client")), server.address(), case, str(server.pid)],
+        [str(cpp_binary("tests/python_interop/interop_client")), server.address(transport), case, str(server.pid)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert p.stdout is not None
@@ -50,10 +55,11 @@ def _start_case(server: ServerProcess, case: str) -> subprocess.Popen:
     return p
 
 
-def test_python_server_killed_gives_cpp_client_unavailable() -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_python_server_killed_gives_cpp_client_unavailable(transport: str) -> None:
     server = start_py_server()
     try:
-        client = _start_case(server, "server_killed")
+        client = _start_case(server, "server_killed", transport)
         time.sleep(0.3)
         server.kill9()
         out, err = client.communicate(timeout=30)
