@@ -144,6 +144,14 @@ def any_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
     _finish(s)
 
 
+@pytest.fixture(scope="module")
+def aio_server() -> Iterator[ServerProcess]:
+    """The Python TestService on ipcrpc.aio.server()."""
+    s = start_py_server(["--service=aio"])
+    yield s
+    _finish(s)
+
+
 @pytest.fixture
 def fresh_cpp_server() -> Iterator[ServerProcess]:
     s = start_cpp_server()

@@ -25,6 +25,8 @@ def main() -> int:
             max_message = int(arg.split("=", 1)[1])
         else:
             address = arg
+    if service == "aio":
+        return serve_aio(address, grace_ms, max_message)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server = ipcrpc.server(max_workers=16, max_message_bytes=max_message)
@@ -44,6 +46,28 @@ def main() -> int:
     while not stop.wait(0.5):
         pass
     server.stop(grace_ms / 1000).wait()
+    return 0
+
+
+def serve_aio(address: str, grace_ms: int, max_message: int) -> int:
+    import asyncio
+
+    import ipcrpc.aio
+    import test_service_ipcrpc
+    from py_aio_test_service import AioTestService
+
+    async def run() -> None:
+        server = ipcrpc.aio.server(max_message_bytes=max_message)
+        test_service_ipcrpc.add_TestServiceServicer_to_server(AioTestService(), server)
+        server.add_listening_address(address)
+        await server.start()
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        print("READY", flush=True)
+        await stop.wait()
+        await server.stop(grace_ms / 1000)
+
+    asyncio.run(run())
     return 0
 
 

@@ -201,7 +201,7 @@ def render_pyi(f: File) -> str:
     out = _prologue(f)
     if not f.services:
         return "\n".join(out) + "\n"
-    out += ["import typing", "", "import ipcrpc", ""] + _import_lines(f) + [""]
+    out += ["import typing", "", "import ipcrpc", "import ipcrpc.aio", ""] + _import_lines(f) + [""]
     callable_names = {
         "unary_unary": "UnaryUnaryMultiCallable",
         "unary_stream": "UnaryStreamMultiCallable",
@@ -209,7 +209,7 @@ def render_pyi(f: File) -> str:
         "stream_stream": "StreamStreamMultiCallable",
     }
     for s in f.services:
-        out += ["", f"class {s.name}Stub:", "    def __init__(self, channel: ipcrpc.Channel) -> None: ..."]
+        out += ["", f"class {s.name}Stub:", "    def __init__(self, channel: typing.Union[ipcrpc.Channel, ipcrpc.aio.Channel]) -> None: ..."]
         for m in s.methods:
             out.append(f"    {m.name}: ipcrpc.{callable_names[m.kind]}[{m.input.ref}, {m.output.ref}]")
         out += ["", f"class {s.name}Servicer:"]
@@ -219,7 +219,7 @@ def render_pyi(f: File) -> str:
             out.append(f"    def {m.name}(self, {name}: {arg}, context: ipcrpc.ServicerContext) -> {ret}: ...")
         if not s.methods:
             out.append("    ...")
-        out += ["", f"def add_{s.name}Servicer_to_server(servicer: {s.name}Servicer, server: ipcrpc.Server) -> None: ..."]
+        out += ["", f"def add_{s.name}Servicer_to_server(servicer: {s.name}Servicer, server: typing.Union[ipcrpc.Server, ipcrpc.aio.Server]) -> None: ..."]
     return "\n".join(out) + "\n"
 
 
