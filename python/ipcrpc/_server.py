@@ -604,7 +604,8 @@ class _ServerConnection:
         else:
             try:
                 start = _wirepb.CallStart.decode(frame.payload)
-                normalize_metadata(start.metadata, reserved_ok=True)
+                if any(not k for k, _ in start.metadata):  # other keys are kept as sent (PROTOCOL.md §8)
+                    raise ProtocolError("metadata entry with an empty key")
             except (ProtocolError, RpcError):
                 refusal = (StatusCode.INTERNAL, "malformed CALL_START frame")
         if refusal is None:

@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 BAZEL_BIN = Path(os.environ.get("IPCRPC_BAZEL_BIN", REPO / "bazel-bin"))
 
 _GEN = Path(tempfile.mkdtemp(prefix="ipcrpc-pytest-gen-"))
+SPAWNED = {os.getpid()}  # processes whose SysV IPC objects the leak check follows
 
 
 def _generate() -> None:
@@ -66,6 +67,7 @@ class ServerProcess:
         self.sock = sock
         self.tmpdir = tmpdir
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(), text=True)
+        SPAWNED.add(self.proc.pid)
         deadline = time.monotonic() + 15
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # "READY" (bounded: the process prints or dies)
@@ -167,18 +169,21 @@ def fresh_py_server() -> Iterator[ServerProcess]:
 
 
 def _ipc_snapshot() -> set:
-    """Names of IPC objects a test could leave behind: temp dirs, /dev/shm, SysV ids."""
-    names = {f"tmp:{p}" for p in os.listdir("/tmp") if p.startswith("ipcrpc-") and not str(_GEN).endswith(p)}
-    names |= {f"shm:{p}" for p in os.listdir("/dev/shm")}
-    for kind in ("q", "m", "s"):
+    """IPC objects these tests could leave behind: their /tmp directories,
+    ipcrpc entries in /dev/shm, SysV objects created by processes they started.
+    (Other objects belong to whatever else runs on the machine.)"""
+    mine = ("ipcrpc-pytest-", "ipcrpc-protoc-", "ipcrpc-pystubs-")
+    names = {f"tmp:{p}" for p in os.listdir("/tmp") if p.startswith(mine) and not str(_GEN).endswith(p)}
+    names |= {f"shm:{p}" for p in os.listdir("/dev/shm") if "ipcrpc" in p}
+    for kind in ("q", "m"):
         try:
-            out = subprocess.run(["ipcs", f"-{kind}"], capture_output=True, text=True, timeout=10).stdout
+            out = subprocess.run(["ipcs", f"-{kind}", "-p"], capture_output=True, text=True, timeout=10).stdout
         except (OSError, subprocess.TimeoutExpired):
             continue
         for line in out.splitlines():
-            parts = line.split()
-            if len(parts) > 2 and parts[0].startswith("0x"):
-                names.add(f"ipcs-{kind}:{parts[1]}")
+            parts = line.split()  # shmid owner cpid lpid | msqid owner lspid lrpid
+            if len(parts) >= 4 and parts[0].isdigit() and {p for p in parts[2:4] if p.isdigit() and int(p) in SPAWNED}:
+                names.add(f"ipcs-{kind}:{parts[0]}")
     return names
 
 
