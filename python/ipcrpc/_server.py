@@ -449,7 +449,7 @@ class _ServerConnection:
             self.going_away = True
             last = self.last_stream_id
             idle = not self.streams
-        self.send(_frame.encode_frame(FrameType.GOAWAY, 0, _wirepb.GoAway(last, 0, reason).encode()))
+        self.send(_frame.encode_frame(FrameType.GOAWAY, 0, _wirepb.GoAway(last, StatusCode.UNAVAILABLE.number, reason).encode()))
         if idle:
             self.shutdown()
 

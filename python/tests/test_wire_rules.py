@@ -69,8 +69,9 @@ class Raw:
             if f.type == FrameType.TRAILERS and f.stream_id == sid:
                 return _wirepb.Trailers.decode(f.payload)
 
-    def closed(self) -> bool:
-        """True if the server closes the connection (frames before that are skipped)."""
+    def closed(self, allow: tuple = ()) -> bool:
+        """True if the server closes the connection; frames before that must be of
+        types in ``allow`` (any frame if ``allow`` is empty)."""
         while True:
             try:
                 f = self.read(10)
@@ -78,6 +79,8 @@ class Raw:
                 return False
             if f is None:
                 return True
+            if allow and f.type not in allow:
+                raise AssertionError(f"unexpected frame {f} before the close")
 
     def close(self) -> None:
         self.sock.close()
@@ -245,3 +248,26 @@ def test_client_that_ignores_the_window(raw: Raw) -> None:
 def test_bad_ping_closes(raw: Raw, sid: int, payload: bytes) -> None:
     raw.send(FrameType.PING, sid, payload)
     assert raw.closed()
+
+
+@pytest.mark.parametrize("kind", ["cpp", "python"])
+def test_goaway_then_drain_deadline(kind: str) -> None:
+    # GOAWAY names the last accepted stream (code UNAVAILABLE); a call still
+    # running at the drain deadline gets no TRAILERS: the connection closes.
+    from conftest import start_cpp_server, start_py_server, _finish
+
+    server = (start_cpp_server if kind == "cpp" else start_py_server)(["--grace_ms=300"])
+    try:
+        r = Raw(server)
+        assert r.read() is not None  # HELLO
+        r.call(3, WAIT, REQ)
+        time.sleep(0.2)
+        server.proc.send_signal(15)
+        f = r.read()
+        assert f is not None and f.type == FrameType.GOAWAY, f
+        g = _wirepb.GoAway.decode(f.payload)
+        assert (g.last_stream_id, g.code) == (3, 14)
+        assert r.closed(allow=(FrameType.PING,))  # no TRAILERS for stream 3: the drain deadline cancelled it
+        r.close()
+    finally:
+        _finish(server)

@@ -291,7 +291,7 @@ class _Connection:
         if self.going_away:
             return
         self.going_away = True
-        await self.send(_frame.encode_frame(FrameType.GOAWAY, 0, _wirepb.GoAway(self.last_id, 0, reason).encode()))
+        await self.send(_frame.encode_frame(FrameType.GOAWAY, 0, _wirepb.GoAway(self.last_id, StatusCode.UNAVAILABLE.number, reason).encode()))
         if not self.streams:
             self.shutdown()
 
