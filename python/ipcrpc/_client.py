@@ -23,6 +23,9 @@ from ._status import MetadataType, RpcError, StatusCode, normalize_metadata
 AGENT = "ipcrpc-python/0.1"
 _MAX_STREAM_ID = 0xFFFFFFFF
 _READ_CHUNK = 256 * 1024
+# A waiter re-checks whether the reader role is free at least this often
+# (it is normally woken at once when the role is handed over).
+_ROLE_POLL = 0.05
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -88,7 +91,12 @@ class _ClientStream:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
     def wait(self, predicate: Callable[[], bool], what: str) -> None:
-        """Waits (holding cond) until predicate() or the deadline; fails the call at the deadline."""
+        """Waits (holding cond) until predicate() or the deadline; fails the call at the deadline.
+
+        There is no reader thread: a waiting caller that finds the reader role
+        free reads the connection itself (for every stream) until its own
+        predicate holds, then hands the role to another waiter."""
+        conn = self.conn
         while not predicate():
             remaining = self._remaining()
             if remaining is not None and remaining <= 0:
@@ -99,7 +107,19 @@ class _ClientStream:
                     self.cond.acquire()
                 continue
             try:
-                self.cond.wait(remaining)
+                if conn.take_reader_role():
+                    self.cond.release()
+                    try:
+                        conn.read_until(self._locked_check(predicate), self.deadline)
+                    finally:
+                        conn.release_reader_role()
+                        self.cond.acquire()
+                    continue
+                conn.add_waiter(self)
+                try:
+                    self.cond.wait(_ROLE_POLL if remaining is None else min(remaining, _ROLE_POLL))
+                finally:
+                    conn.remove_waiter(self)
             except BaseException:
                 # KeyboardInterrupt and friends: abandon the call, then re-raise.
                 self.cond.release()
@@ -108,6 +128,13 @@ class _ClientStream:
                 finally:
                     self.cond.acquire()
                 raise
+
+    def _locked_check(self, predicate: Callable[[], bool]) -> Callable[[], bool]:
+        def check() -> bool:
+            with self.cond:
+                return predicate()
+
+        return check
 
     def send_message(self, payload: bytes, half_close: bool = False) -> None:
         limit = self.conn.peer_max_message
@@ -179,9 +206,10 @@ class _Connection:
         self.usable = True  # false after GOAWAY, a failure, or the last stream id
         self._broken: Optional[str] = None
         self._decoder = _frame.FrameDecoder(max(max_receive, 64 * 1024))
+        self._got_hello = False
+        self._reader_role = threading.Lock()  # held by the caller that reads the connection
+        self._waiters: List[_ClientStream] = []  # callers waiting while someone else reads
         self.send(_frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, max_receive, window, 0, AGENT).encode()))
-        self._reader = threading.Thread(target=self._read_loop, name=f"ipcrpc-client-reader {target}", daemon=True)
-        self._reader.start()
 
     # -- writing --
 
@@ -199,13 +227,88 @@ class _Connection:
     # -- streams --
 
     def wait_ready(self, deadline: Optional[float]) -> None:
-        remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
-        if not self._ready.wait(remaining if remaining is not None else 30.0):
-            if deadline is not None and time.monotonic() >= deadline:
-                raise RpcError(StatusCode.DEADLINE_EXCEEDED, f"deadline exceeded waiting for the server at {self.target} to answer HELLO")
-            self.break_connection(f"the server at {self.target} did not answer HELLO within 30 s")
+        """Waits for the server's HELLO (reading it if nobody else is)."""
+        give_up = time.monotonic() + 30.0 if deadline is None else deadline
+        while not self._ready.is_set():
+            remaining = give_up - time.monotonic()
+            if remaining <= 0:
+                if deadline is not None:
+                    raise RpcError(StatusCode.DEADLINE_EXCEEDED, f"deadline exceeded waiting for the server at {self.target} to answer HELLO")
+                self.break_connection(f"the server at {self.target} did not answer HELLO within 30 s")
+                break
+            if self.take_reader_role():
+                try:
+                    self.read_until(self._ready.is_set, give_up)
+                finally:
+                    self.release_reader_role()
+            else:
+                self._ready.wait(min(remaining, _ROLE_POLL))
         if self._broken is not None:
             raise RpcError(StatusCode.UNAVAILABLE, self._broken)
+
+    # -- the reader role (leader/follower: no reader thread) --
+
+    def take_reader_role(self) -> bool:
+        return self._reader_role.acquire(blocking=False)
+
+    def release_reader_role(self) -> None:
+        self._reader_role.release()
+        with self._lock:
+            nxt = self._waiters[0] if self._waiters else None
+        if nxt is not None:  # hand the role on: wake one waiting caller
+            with nxt.cond:
+                nxt.cond.notify_all()
+
+    def add_waiter(self, s: "_ClientStream") -> None:
+        with self._lock:
+            self._waiters.append(s)
+
+    def remove_waiter(self, s: "_ClientStream") -> None:
+        with self._lock:
+            try:
+                self._waiters.remove(s)
+            except ValueError:
+                pass
+
+    def read_until(self, check: Callable[[], bool], deadline: Optional[float]) -> None:
+        """Reads and dispatches frames until check() holds, the deadline passes or the
+        connection breaks. Only the holder of the reader role calls this."""
+        try:
+            while not check() and self._broken is None:
+                timeout = _ROLE_POLL
+                if deadline is not None:
+                    timeout = min(timeout, deadline - time.monotonic())
+                    if timeout <= 0:
+                        return
+                data = self.transport.recv_within(_READ_CHUNK, timeout)
+                if data is None:
+                    continue
+                if not data:
+                    raise ConnectionError("the server closed the connection")
+                for frame in self._decoder.feed(data):
+                    if not self._got_hello:
+                        self._on_hello(frame)
+                        self._got_hello = True
+                    else:
+                        self._on_frame(frame)
+        except ProtocolError as e:
+            self.break_connection(f"protocol error from {self.target}: {e}")
+        except ConnectionError as e:
+            self.break_connection(f"connection to {self.target} lost: {e}")
+        except Exception as e:  # never leave callers waiting on a broken reader
+            self.break_connection(f"connection to {self.target} failed: {type(e).__name__}: {e}")
+
+    def read_for(self, seconds: float) -> None:
+        """Reads whatever arrives for ``seconds`` without consuming messages (tests)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if self.take_reader_role():
+                try:
+                    self.read_until(lambda: False, end)
+                finally:
+                    self.release_reader_role()
+            else:
+                time.sleep(0.01)
 
     def open_stream(self, method: str, deadline: Optional[float], first_bytes: Callable[[_ClientStream], bytes]) -> Optional[_ClientStream]:
         """A new stream whose first frames (``first_bytes(stream)``) are sent at once, or
@@ -257,31 +360,10 @@ class _Connection:
 
     def close(self) -> None:
         self.break_connection(f"channel to {self.target} closed")
-        if threading.current_thread() is not self._reader:
-            self._reader.join(5)
+        # A caller reading right now sees the shutdown within one poll slice.
+        if self._reader_role.acquire(timeout=5):
+            self._reader_role.release()
         self.transport.close()
-
-    # -- reading --
-
-    def _read_loop(self) -> None:
-        got_hello = False
-        try:
-            while True:
-                data = self.transport.recv(_READ_CHUNK)
-                if not data:
-                    raise ConnectionError("the server closed the connection")
-                for frame in self._decoder.feed(data):
-                    if not got_hello:
-                        self._on_hello(frame)
-                        got_hello = True
-                    else:
-                        self._on_frame(frame)
-        except ProtocolError as e:
-            self.break_connection(f"protocol error from {self.target}: {e}")
-        except ConnectionError as e:
-            self.break_connection(f"connection to {self.target} lost: {e}")
-        except Exception as e:  # never leave callers waiting on a dead reader
-            self.break_connection(f"connection to {self.target} failed: {type(e).__name__}: {e}")
 
     def _on_hello(self, frame: _frame.Frame) -> None:
         if frame.type != FrameType.HELLO or frame.stream_id != 0 or frame.oversized:

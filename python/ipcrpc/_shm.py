@@ -188,9 +188,15 @@ class ShmTransport(Transport):
     # -- Transport --
 
     def recv(self, max_bytes: int) -> bytes:
+        data = self.recv_within(max_bytes, None)
+        assert data is not None
+        return data
+
+    def recv_within(self, max_bytes: int, timeout: Optional[float]) -> Optional[bytes]:  # type: ignore[override]
         n = _native
         assert n is not None
         mm = self._mm
+        give_up = None if timeout is None else time.monotonic() + timeout
         head_off = self._c + _RING_HEAD
         sleep_off = self._c + _RING_READER_SLEEPING
         self._note_cpu()
@@ -213,6 +219,12 @@ class ShmTransport(Transport):
                 return data
             if peer_closed or self._peer_gone or self._shutdown:
                 return b""
+            slice_ = _SLEEP_SLICE
+            if give_up is not None:
+                slice_ = give_up - time.monotonic()
+                if slice_ <= 0:
+                    return None
+                slice_ = min(slice_, _SLEEP_SLICE)
             budget = self._read_spin.next_budget() if self._may_spin() else 0.0
             if budget > 0:
                 got = n.spin_while_eq64(mm, head_off, head, budget)
@@ -222,7 +234,7 @@ class ShmTransport(Transport):
             n.store32(mm, sleep_off, 1)
             n.fence()
             if n.load64(mm, head_off) == head and not (n.load32(mm, self._peer_side + _SIDE_CLOSED) or self._peer_gone or self._shutdown):
-                n.futex_wait(mm, sleep_off, 1, _SLEEP_SLICE)
+                n.futex_wait(mm, sleep_off, 1, slice_)
             n.store32(mm, sleep_off, 0)
 
     def send(self, data: bytes) -> None:

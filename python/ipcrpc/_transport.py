@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import array
 import os
+import select
 import socket
 import struct
 import time
@@ -37,6 +38,10 @@ class Transport:
     def recv(self, max_bytes: int) -> bytes:
         raise NotImplementedError
 
+    def recv_within(self, max_bytes: int, timeout: float) -> Optional[bytes]:
+        """Like recv(), but returns None if nothing arrived within ``timeout`` seconds."""
+        raise NotImplementedError
+
     def fileno(self) -> int:
         """A descriptor that becomes readable when recv() would not block, or -1."""
         return -1
@@ -57,6 +62,8 @@ class UnixTransport(Transport):
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._closed = False
+        self._poller = select.poll()
+        self._poller_ready = False
 
     def send(self, data: bytes) -> None:
         try:
@@ -71,6 +78,25 @@ class UnixTransport(Transport):
             if self._closed:
                 return b""
             raise ConnectionError(f"unix socket recv: {e.strerror or e}") from e
+
+    def recv_within(self, max_bytes: int, timeout: float) -> Optional[bytes]:
+        if self._closed:
+            return b""
+        try:
+            data = self.sock.recv(max_bytes, socket.MSG_DONTWAIT)
+            return data
+        except BlockingIOError:
+            pass
+        except OSError as e:
+            if self._closed:
+                return b""
+            raise ConnectionError(f"unix socket recv: {e.strerror or e}") from e
+        if not self._poller_ready:
+            self._poller.register(self.sock.fileno(), select.POLLIN)
+            self._poller_ready = True
+        if not self._poller.poll(max(0, int(timeout * 1000))):
+            return None
+        return self.recv(max_bytes)
 
     def fileno(self) -> int:
         return self.sock.fileno()

@@ -109,6 +109,10 @@ def test_deadline_and_cancel(address: str) -> None:
         with pytest.raises(ipcrpc.RpcError) as e:
             await stub.WaitForCancel(pb.Request(), timeout=0.2)
         assert e.value.code() is Code.DEADLINE_EXCEEDED and time.monotonic() - t0 < 9
+        for _ in range(500):  # let that handler finish before the next WaitForCancel
+            if (await stub.LastCancel(empty_pb2.Empty(), timeout=5)).text != "waiting":
+                break
+            await asyncio.sleep(0.01)
         call = stub.WaitForCancel(pb.Request(), timeout=30)
         for _ in range(500):
             if (await stub.LastCancel(empty_pb2.Empty(), timeout=5)).text == "waiting":
