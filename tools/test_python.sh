@@ -9,7 +9,6 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
-venv="${IPCRPC_PY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/ipcrpc/py-venv}"
 
 fail() { echo "test_python: $*"; echo "0 passed, 1 failed"; exit 1; }
 
@@ -18,22 +17,14 @@ bazel build --noshow_progress \
     //examples/greeter:greeter_server //examples/greeter:greeter_client \
     || fail "bazel build of the C++ test binaries failed"
 
-if [ ! -x "$venv/bin/python" ]; then
-  /usr/bin/python3 -m venv --system-site-packages "$venv" || fail "cannot create a venv in $venv"
-fi
-# --no-build-isolation and --no-index: build with Debian's setuptools/wheel, take
-# protobuf from Debian's python3-protobuf; nothing is downloaded.
-"$venv/bin/python" -m pip install -q --no-index --no-build-isolation --force-reinstall --no-deps ./python \
-  || fail "pip install ./python failed"
-# pip builds in a copy, but setuptools may leave build/ and egg-info behind.
-rm -rf python/build python/*.egg-info
+py="$(tools/python_venv.sh)" || fail "installing python/ into a venv failed"
 
 xml="$(mktemp)"
 trap 'rm -f "$xml"' EXIT
 # Run from outside the source tree, so tests import the installed package.
-(cd /tmp && "$venv/bin/python" -m pytest -q -p no:cacheprovider --junitxml="$xml" "$repo/python/tests" "$@")
+(cd /tmp && "$py" -m pytest -q -p no:cacheprovider --junitxml="$xml" "$repo/python/tests" "$@")
 rc=$?
-counts="$("$venv/bin/python" - "$xml" <<'PY'
+counts="$("$py" - "$xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
 try:
     root = ET.parse(sys.argv[1]).getroot()

@@ -105,7 +105,7 @@ class Child:
     def __init__(self, argv: List[str], env: Dict[str, str]) -> None:
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
-        if "READY" not in line and "listening" not in line:
+        if "READY" not in line and "ready" not in line:
             self.stop()
             raise RuntimeError(f"{argv[:3]} did not start: {line!r}")
 

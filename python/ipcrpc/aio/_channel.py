@@ -135,6 +135,21 @@ class _Stream:
         return True
 
 
+class _Protocol(asyncio.Protocol):
+    def __init__(self, conn: "_Connection") -> None:
+        self._conn = conn
+
+    def data_received(self, data: bytes) -> None:
+        self._conn._feed(data)
+
+    def eof_received(self) -> Optional[bool]:
+        self._conn.break_connection(f"connection to {self._conn.target} lost: the server closed the connection")
+        return None
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._conn.break_connection(f"connection to {self._conn.target} lost: {exc or 'closed'}")
+
+
 class _Connection:
     def __init__(self, channel: "Channel", loop: asyncio.AbstractEventLoop, t: _transport.Transport) -> None:
         self.channel = channel
@@ -154,16 +169,19 @@ class _Connection:
         self._decoder = _frame.FrameDecoder(max(self.our_max, 64 * 1024))
         self._got_hello = False
         self._unix = isinstance(t, _transport.UnixTransport)
-        self._reader_task: Optional["asyncio.Task[None]"] = None
+        self._atransport: Optional[asyncio.Transport] = None
         self._reader_thread: Optional[threading.Thread] = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
         hello = _frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, self.our_max, self.our_window, 0, AGENT).encode())
         if self._unix:
+            # An asyncio protocol on the socket: one epoll registration for the
+            # connection's life, data_received feeds the decoder, writes are
+            # buffered by the loop in order (no lock, no per-read epoll_ctl).
             sock = self.transport.sock  # type: ignore[attr-defined]
             sock.setblocking(False)
-            self.send_soon(hello)
-            self._reader_task = self.loop.create_task(self._read_unix(sock))
+            self._atransport, _ = await self.loop.connect_accepted_socket(lambda: _Protocol(self), sock)
+            self._atransport.write(hello)
         else:
             self.transport.send(hello)
             self._reader_thread = threading.Thread(target=self._read_thread, name=f"ipcrpc-aio-reader {self.target}", daemon=True)
@@ -174,11 +192,12 @@ class _Connection:
     async def send(self, data: bytes) -> None:
         if self.broken is not None:
             return
+        if self._atransport is not None:
+            self._atransport.write(data)
+            return
         async with self._write_lock:
             try:
-                if self._unix:
-                    await self.loop.sock_sendall(self.transport.sock, data)  # type: ignore[attr-defined]
-                elif len(data) <= 64 * 1024:
+                if len(data) <= 64 * 1024:
                     self.transport.send(data)
                 else:
                     await self.loop.run_in_executor(None, self.transport.send, data)
@@ -187,24 +206,14 @@ class _Connection:
 
     def send_soon(self, data: bytes) -> None:
         """Queues a control frame from synchronous code (frames stay in order)."""
-        if self.broken is None:
+        if self.broken is not None:
+            return
+        if self._atransport is not None:
+            self._atransport.write(data)
+        else:
             self.loop.create_task(self.send(data))
 
     # -- reading --
-
-    async def _read_unix(self, sock: socket.socket) -> None:
-        try:
-            while True:
-                data = await self.loop.sock_recv(sock, _READ_CHUNK)
-                if not data:
-                    raise ConnectionError("the server closed the connection")
-                self._feed(data)
-                if self.broken is not None:
-                    return
-        except asyncio.CancelledError:
-            return
-        except (ConnectionError, OSError) as e:
-            self.break_connection(f"connection to {self.target} lost: {e}")
 
     def _read_thread(self) -> None:
         try:
@@ -314,19 +323,19 @@ class _Connection:
             self.ready.set_result(None)
         for s in list(self.streams.values()):
             s.finish(StatusCode.UNAVAILABLE, reason)
-        self.transport.shutdown()
+        if self._atransport is not None:
+            self._atransport.abort()
+        else:
+            self.transport.shutdown()
 
     async def close(self) -> None:
         self.break_connection(f"channel to {self.target} closed")
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-            try:
-                await self._reader_task
-            except BaseException:
-                pass
         if self._reader_thread is not None:
             await self.loop.run_in_executor(None, self._reader_thread.join, 5)
-        self.transport.close()
+        if self._atransport is None:
+            self.transport.close()
+        else:
+            await asyncio.sleep(0)  # let the loop finish closing the socket
 
 
 class Channel:
@@ -374,7 +383,7 @@ class Channel:
                 try:
                     t = await loop.run_in_executor(None, _transport.connect, self._address, self._transport_name, timeout, self._ring_bytes)
                     conn = _Connection(self, loop, t)
-                    conn.start()
+                    await conn.start()
                     self._conn = conn
                     self._connecting.set_result(conn)
                 except BaseException as e:
