@@ -205,7 +205,7 @@ def available_transports() -> Tuple[str, ...]:
 
     names = []
     for name in KNOWN_TRANSPORTS:
-        if name == "unix" or (name == "shm" and _shm.available()):
+        if name in ("unix", "fifo") or (name == "shm" and _shm.available()):
             names.append(name)
     return tuple(names)
 
@@ -253,16 +253,20 @@ def connect(address: Address, transport: str, timeout: float = 5.0, ring_bytes: 
             if fds:
                 raise ProtocolError("unexpected file descriptors with a unix offer")
             return UnixTransport(sock)
-        if offer.transport == "shm":
+        if offer.transport in ("shm", "fifo"):
+            from . import _fifo
+
+            attach = _shm.attach_client if offer.transport == "shm" else _fifo.attach_client
             try:
-                t = _shm.attach_client(offer, fds, sock)
+                t = attach(offer, fds, sock)
             except Exception as e:
                 reason = str(e) or type(e).__name__
                 sock.sendall(_frame.encode_frame(FrameType.TRANSPORT_ACK, 0, _wirepb.TransportAck(False, reason).encode()))
-                raise RpcError(StatusCode.UNAVAILABLE, f"cannot attach to the shm transport of {address.display}: {reason}") from None
-            fds = []  # attach_client owns (and closed) them
+                raise RpcError(StatusCode.UNAVAILABLE, f"cannot attach to the {offer.transport} transport of {address.display}: {reason}") from None
+            fds = []  # attach owns (and closed) them
             sock.sendall(_frame.encode_frame(FrameType.TRANSPORT_ACK, 0, _wirepb.TransportAck(True).encode()))
-            t.start()
+            if hasattr(t, "start"):
+                t.start()
             return t
         raise ProtocolError(f"offer for unsupported transport {offer.transport!r}")
     except RpcError:

@@ -172,7 +172,7 @@ def _ipc_snapshot() -> set:
     """IPC objects these tests could leave behind: their /tmp directories,
     ipcrpc entries in /dev/shm, SysV objects created by processes they started.
     (Other objects belong to whatever else runs on the machine.)"""
-    mine = ("ipcrpc-pytest-", "ipcrpc-protoc-", "ipcrpc-pystubs-")
+    mine = ("ipcrpc-pytest-", "ipcrpc-protoc-", "ipcrpc-pystubs-", "ipcrpc-fifo-")
     names = {f"tmp:{p}" for p in os.listdir("/tmp") if p.startswith(mine) and not str(_GEN).endswith(p)}
     names |= {f"shm:{p}" for p in os.listdir("/dev/shm") if "ipcrpc" in p}
     for kind in ("q", "m"):

@@ -31,9 +31,9 @@ def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
     _finish(s)
 
 
-@pytest.fixture(params=["unix"] + (["shm"] if "shm" in ipcrpc.available_transports() else []))
+@pytest.fixture(params=["unix", "fifo"] + (["shm"] if "shm" in ipcrpc.available_transports() else []))
 def address(server: ServerProcess, request: pytest.FixtureRequest) -> str:
-    if request.param == "shm" and server.kind == "aio":  # type: ignore[attr-defined]
+    if request.param != "unix" and server.kind == "aio":  # type: ignore[attr-defined]
         pytest.skip("the asyncio server offers unix only")
     return server.address(request.param)
 

@@ -21,7 +21,7 @@ Code = ipcrpc.StatusCode
 MiB = 1024 * 1024
 
 
-TRANSPORTS = ["unix"] + (["shm"] if "shm" in ipcrpc.available_transports() else [])
+TRANSPORTS = ["unix", "fifo"] + (["shm"] if "shm" in ipcrpc.available_transports() else [])
 
 
 @pytest.fixture(params=TRANSPORTS)
