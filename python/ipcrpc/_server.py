@@ -657,6 +657,15 @@ class Server:
         allowed_transports: Optional[Sequence[str]] = None,
         ring_bytes: int = 0,
     ) -> None:
+        from . import _config
+
+        section = _config.server_section()  # IPCRPC_CONFIG's `server` fills what the caller left at its default
+        if allowed_transports is None and section.allowed_transports:
+            allowed_transports = list(section.allowed_transports)
+        if max_message_bytes == _frame.DEFAULT_MAX_MESSAGE and section.max_message_bytes:
+            max_message_bytes = section.max_message_bytes
+        if not ring_bytes and section.tuning.shm.ring_bytes:
+            ring_bytes = section.tuning.shm.ring_bytes
         self._pool = thread_pool or futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ipcrpc-handler")
         self._own_pool = thread_pool is None
         self.maximum_concurrent_rpcs = maximum_concurrent_rpcs

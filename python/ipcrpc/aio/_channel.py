@@ -344,14 +344,16 @@ class Channel:
     def __init__(self, address: str, *, transport: Optional[str] = None, max_send_message_bytes: int = _frame.DEFAULT_MAX_MESSAGE,
                  max_receive_message_bytes: int = _frame.DEFAULT_MAX_MESSAGE, stream_window_bytes: int = _frame.DEFAULT_STREAM_WINDOW,
                  connect_timeout: float = 5.0, ring_bytes: int = 0) -> None:
-        self._address = _transport.parse_address(address)
-        env = os.environ.get("IPCRPC_TRANSPORT")
-        self._transport_name = _transport.check_transport_name(env or transport or self._address.transport)
-        self._max_send = max_send_message_bytes
-        self._max_receive = max_receive_message_bytes
+        from .. import _config
+
+        plan = _config.plan_channel(address)
+        self._address = _transport.parse_address(plan.address)
+        self._transport_name = _transport.check_transport_name(plan.transport or transport or self._address.transport)
+        self._max_send = plan.max_send or max_send_message_bytes
+        self._max_receive = plan.max_receive or max_receive_message_bytes
         self._window = stream_window_bytes
         self._connect_timeout = connect_timeout
-        self._ring_bytes = ring_bytes
+        self._ring_bytes = ring_bytes or plan.ring_bytes
         self._conn: Optional[_Connection] = None
         self._old: List[_Connection] = []
         self._connecting: Optional["asyncio.Future[_Connection]"] = None
