@@ -485,9 +485,14 @@ class _ServerConnection:
             self.sock.sendall(_frame.encode_frame(FrameType.TRANSPORT_OFFER, 0, _wirepb.TransportOffer("unix").encode()))
             self.transport = _transport.UnixTransport(self.sock)
             return None
-        from . import _fifo, _shm
+        from . import _fifo, _msgq, _shm
 
-        pending = _shm.prepare_server(req, self.server.ring_bytes) if chosen == "shm" else _fifo.PendingFifo()
+        if chosen == "shm":
+            pending: Any = _shm.prepare_server(req, self.server.ring_bytes)
+        elif chosen == "msgq":
+            pending = _msgq.PendingMsgq()
+        else:
+            pending = _fifo.PendingFifo()
         ok = False
         try:
             offer_frame = _frame.encode_frame(FrameType.TRANSPORT_OFFER, 0, pending.offer.encode(), fd_count=len(pending.fds))

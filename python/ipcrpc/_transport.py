@@ -203,9 +203,11 @@ def available_transports() -> Tuple[str, ...]:
     """Transports this Python process can speak, in "auto" order."""
     from . import _shm
 
+    from . import _msgq
+
     names = []
     for name in KNOWN_TRANSPORTS:
-        if name in ("unix", "fifo") or (name == "shm" and _shm.available()):
+        if name in ("unix", "fifo") or (name == "shm" and _shm.available()) or (name == "msgq" and _msgq.available()):
             names.append(name)
     return tuple(names)
 
@@ -253,10 +255,10 @@ def connect(address: Address, transport: str, timeout: float = 5.0, ring_bytes: 
             if fds:
                 raise ProtocolError("unexpected file descriptors with a unix offer")
             return UnixTransport(sock)
-        if offer.transport in ("shm", "fifo"):
-            from . import _fifo
+        if offer.transport in ("shm", "fifo", "msgq"):
+            from . import _fifo, _msgq
 
-            attach = _shm.attach_client if offer.transport == "shm" else _fifo.attach_client
+            attach = {"shm": _shm.attach_client, "fifo": _fifo.attach_client, "msgq": _msgq.attach_client}[offer.transport]
             try:
                 t = attach(offer, fds, sock)
             except Exception as e:

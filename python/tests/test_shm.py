@@ -25,7 +25,7 @@ def test_without_the_extension_auto_falls_back_to_unix(cpp_server: ServerProcess
 import sys
 sys.modules["ipcrpc._native"] = None  # as if the C extension had not been built
 import ipcrpc
-assert ipcrpc.available_transports() == ("unix", "fifo"), ipcrpc.available_transports()
+assert ipcrpc.available_transports() == ("unix", "msgq", "fifo"), ipcrpc.available_transports()
 with ipcrpc.channel("auto:{cpp_server.sock}") as ch:
     reply = ch.unary_unary("/ipcrpc.test.TestService/Echo")(b"\\x0a\\x01x", timeout=5)
     assert reply.startswith(b"\\x0a\\x01x"), reply  # Response.text == "x"
