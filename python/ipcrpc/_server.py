@@ -487,8 +487,9 @@ class _ServerConnection:
             return None
         from . import _fifo, _msgq, _shm
 
-        if chosen == "shm":
-            pending: Any = _shm.prepare_server(req, self.server.ring_bytes)
+        if chosen in ("shm", "shm+sem"):
+            wake = _shm.WAKE_FUTEX if chosen == "shm" else _shm.WAKE_SEMAPHORE
+            pending: Any = _shm.prepare_server(req, self.server.ring_bytes, wake)
         elif chosen == "msgq":
             pending = _msgq.PendingMsgq()
         else:

@@ -13,6 +13,7 @@ started on (the liveness channel) and wakes both directions when the peer dies.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import mmap
 import os
@@ -35,6 +36,8 @@ MAGIC = 0x4D53435052435049  # "IPCRPCSM" little-endian
 VERSION = 1
 HEADER_BYTES = 4096
 WAKE_FUTEX = 1
+WAKE_SEMAPHORE = 2
+NAME_FOR_WAKE = {WAKE_FUTEX: "shm", WAKE_SEMAPHORE: "shm+sem"}
 MIN_RING, MAX_RING = 4096, 1 << 30
 DEFAULT_RING = 1 << 20
 _SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
@@ -56,6 +59,50 @@ def _ring(r: int) -> int:
 
 
 _RING_HEAD, _RING_READER_SLEEPING, _RING_TAIL, _RING_WRITER_SLEEPING = 0, 8, 64, 72
+# SEMAPHORE mode: the sem_t each sleeping word goes with.
+_SEM_FOR_WORD = {_RING_READER_SLEEPING: 128, _RING_WRITER_SLEEPING: 160}
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Glibc:
+    """POSIX semaphores through ctypes, for "shm+sem" (glibc's sem_t layout only)."""
+
+    def __init__(self) -> None:
+        lib = ctypes.CDLL(None, use_errno=True)
+        lib.gnu_get_libc_version  # AttributeError if this is not glibc
+        for name in ("sem_post", "sem_trywait"):
+            getattr(lib, name).argtypes = [ctypes.c_void_p]
+        lib.sem_clockwait.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(_Timespec)]
+        lib.sem_init.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint]
+        self.lib = lib
+        probe = ctypes.create_string_buffer(32)
+        lib.sem_init(ctypes.addressof(probe), 1, 0)
+        # glibc keeps the semaphore's flags in the int after its 64-bit counter;
+        # anything else there makes glibc abort on the next sem_post/wait.
+        self.intact_flags = int.from_bytes(probe.raw[8:12], "little")
+
+    def intact(self, mm: mmap.mmap, off: int) -> bool:
+        return int.from_bytes(mm[off + 8 : off + 12], "little") == self.intact_flags
+
+
+_glibc: Optional[_Glibc] = None
+
+
+def _sem() -> Optional[_Glibc]:
+    global _glibc
+    if _glibc is None:
+        try:
+            _glibc = _Glibc()
+        except (OSError, AttributeError):
+            return None
+    return _glibc
+
+
+def semaphores_available() -> bool:
+    return _native is not None and _sem() is not None
 _SLEEP_SLICE = 0.1  # every futex wait is bounded; flags are re-checked after it
 _MAX_SPIN = 50e-6
 
@@ -105,9 +152,17 @@ class _Spin:
 class ShmTransport(Transport):
     name = "shm"
 
-    def __init__(self, mm: mmap.mmap, ring_bytes: int, is_server: bool, control: socket.socket, max_spin: float = _MAX_SPIN) -> None:
+    def __init__(self, mm: mmap.mmap, ring_bytes: int, is_server: bool, control: socket.socket, max_spin: float = _MAX_SPIN, wake: int = WAKE_FUTEX) -> None:
         assert _native is not None
         self._mm = mm
+        self.name = NAME_FOR_WAKE[wake]
+        self._sem = _sem() if wake == WAKE_SEMAPHORE else None
+        self._anchor: Any = None
+        self._base = 0
+        if wake == WAKE_SEMAPHORE:
+            assert self._sem is not None
+            self._anchor = ctypes.c_char.from_buffer(mm)  # pins the mapping while semaphores are in use
+            self._base = ctypes.addressof(self._anchor)
         self._ring = ring_bytes
         self._mask = ring_bytes - 1
         self._control = control
@@ -158,15 +213,56 @@ class ShmTransport(Transport):
         peer = _native.load32(self._mm, self._peer_side + _SIDE_CPU)  # type: ignore[union-attr]
         return not (self._cpu >= 0 and peer == self._cpu)
 
+    def _post(self, word_off: int) -> None:
+        """SEMAPHORE mode: posts the sem_t that goes with a sleeping word."""
+        assert self._sem is not None
+        ring = self._c if word_off in (self._c + _RING_READER_SLEEPING, self._c + _RING_WRITER_SLEEPING) else self._p
+        sem_off = ring + _SEM_FOR_WORD[word_off - ring]
+        if not self._sem.intact(self._mm, sem_off):
+            self._broken = "a semaphore in the shared memory was overwritten"
+            return
+        self._sem.lib.sem_post(self._base + sem_off)
+
     def _wake(self, off: int) -> None:
         n = _native
         if n.load32(self._mm, off) != 0 and n.exchange32(self._mm, off, 0) == 1:  # type: ignore[union-attr]
-            n.futex_wake(self._mm, off, 1)  # type: ignore[union-attr]
+            if self._sem is None:
+                n.futex_wake(self._mm, off, 1)  # type: ignore[union-attr]
+            else:
+                self._post(off)
 
     def _wake_all(self) -> None:
         for off in (self._c + _RING_READER_SLEEPING, self._c + _RING_WRITER_SLEEPING, self._p + _RING_READER_SLEEPING, self._p + _RING_WRITER_SLEEPING):
-            _native.exchange32(self._mm, off, 0)  # type: ignore[union-attr]
-            _native.futex_wake(self._mm, off, 2)  # type: ignore[union-attr]
+            was = _native.exchange32(self._mm, off, 0)  # type: ignore[union-attr]
+            if self._sem is None:
+                _native.futex_wake(self._mm, off, 2)  # type: ignore[union-attr]
+            elif was == 1:
+                self._post(off)
+
+    def _sleep(self, word_off: int, slice_: float) -> None:
+        """Sleeps on a sleeping word (FUTEX) or its semaphore, at most slice_ seconds."""
+        if self._sem is None:
+            _native.futex_wait(self._mm, word_off, 1, slice_)  # type: ignore[union-attr]
+            return
+        ring = self._c if word_off in (self._c + _RING_READER_SLEEPING, self._c + _RING_WRITER_SLEEPING) else self._p
+        sem_off = ring + _SEM_FOR_WORD[word_off - ring]
+        if not self._sem.intact(self._mm, sem_off):
+            self._fail("a semaphore in the shared memory was overwritten")
+        at = time.clock_gettime(time.CLOCK_MONOTONIC) + slice_
+        ts = _Timespec(int(at), int((at - int(at)) * 1e9))
+        self._sem.lib.sem_clockwait(self._base + sem_off, time.CLOCK_MONOTONIC, ctypes.byref(ts))
+
+    def _drain_posts(self, word_off: int) -> None:
+        """SEMAPHORE mode: takes late posts from earlier sleeps before announcing a new one."""
+        if self._sem is None:
+            return
+        ring = self._c if word_off in (self._c + _RING_READER_SLEEPING, self._c + _RING_WRITER_SLEEPING) else self._p
+        sem_off = ring + _SEM_FOR_WORD[word_off - ring]
+        if not self._sem.intact(self._mm, sem_off):
+            self._fail("a semaphore in the shared memory was overwritten")
+        for _ in range(16):
+            if self._sem.lib.sem_trywait(self._base + sem_off) != 0:
+                break
 
     def _copy_in(self, pos: int, data: memoryview) -> None:
         start = pos & self._mask
@@ -231,10 +327,11 @@ class ShmTransport(Transport):
                 self._read_spin.result(budget, got)
                 if got:
                     continue
+            self._drain_posts(sleep_off)
             n.store32(mm, sleep_off, 1)
             n.fence()
             if n.load64(mm, head_off) == head and not (n.load32(mm, self._peer_side + _SIDE_CLOSED) or self._peer_gone or self._shutdown):
-                n.futex_wait(mm, sleep_off, 1, slice_)
+                self._sleep(sleep_off, slice_)
             n.store32(mm, sleep_off, 0)
 
     def send(self, data: bytes) -> None:
@@ -268,10 +365,11 @@ class ShmTransport(Transport):
                     self._write_spin.result(budget, got)
                     if got:
                         continue
+                self._drain_posts(sleep_off)
                 n.store32(mm, sleep_off, 1)
                 n.fence()
                 if n.load64(mm, tail_off) == self._last_tail and not (self._peer_gone or self._shutdown):
-                    n.futex_wait(mm, sleep_off, 1, _SLEEP_SLICE)
+                    self._sleep(sleep_off, _SLEEP_SLICE)
                 n.store32(mm, sleep_off, 0)
                 continue
             k = min(free, len(view) - pos)
@@ -326,6 +424,7 @@ class ShmTransport(Transport):
         if threading.current_thread() is not self._watcher and self._watcher.is_alive():
             self._watcher.join(1)
         self._control.close()
+        self._anchor = None
         try:
             self._mm.close()
         except BufferError:
@@ -347,8 +446,10 @@ def attach_client(offer: _wirepb.TransportOffer, fds: List[int], control: socket
         if _native is None:
             raise ValueError("the ipcrpc._native extension is not built")
         p = offer.shm
-        if offer.transport != "shm" or p is None or p.wake != WAKE_FUTEX:
-            raise ValueError("the offer is not shm with futex wake-up")
+        if p is None or NAME_FOR_WAKE.get(p.wake) != offer.transport:
+            raise ValueError(f"the offer is not shm with futex or shm+sem with semaphore wake-up ({offer.transport!r}, wake {p.wake if p else None})")
+        if p.wake == WAKE_SEMAPHORE and _sem() is None:
+            raise ValueError("shm+sem needs glibc's POSIX semaphores")
         if not valid_ring_bytes(p.ring_bytes):
             raise ValueError(f"ring_bytes {p.ring_bytes} is not a power of two in [{MIN_RING}, {MAX_RING}]")
         if len(fds) != 1:
@@ -372,22 +473,23 @@ def attach_client(offer: _wirepb.TransportOffer, fds: List[int], control: socket
             os.close(fd)
     n = _native
     header = (n.load64(mm, _OFF_MAGIC), n.load32(mm, _OFF_VERSION), n.load32(mm, _OFF_HEADER_BYTES), n.load64(mm, _OFF_RING_BYTES), n.load32(mm, _OFF_WAKE))
-    if header != (MAGIC, VERSION, HEADER_BYTES, p.ring_bytes, WAKE_FUTEX):
+    if header != (MAGIC, VERSION, HEADER_BYTES, p.ring_bytes, p.wake):
         mm.close()
         raise ValueError(f"the shared-memory header {header} disagrees with the offer")
     if n.exchange32(mm, _side(CLIENT_SIDE) + _SIDE_ATTACHED, 1) != 0:
         mm.close()
         raise ValueError("a client has already attached to this shared-memory region")
     n.store32(mm, _side(CLIENT_SIDE) + _SIDE_CPU, 0xFFFFFFFF)
-    return ShmTransport(mm, p.ring_bytes, False, control)
+    return ShmTransport(mm, p.ring_bytes, False, control, wake=p.wake)
 
 
 class PendingShm:
     """The server's half-made shm transport between TRANSPORT_OFFER and TRANSPORT_ACK."""
 
-    def __init__(self, ring: int) -> None:
+    def __init__(self, ring: int, wake: int = WAKE_FUTEX) -> None:
         assert _native is not None
         self.ring = ring
+        self.wake = wake
         fd = os.memfd_create("ipcrpc-shm", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         self.fds = [fd]
         try:
@@ -403,12 +505,20 @@ class PendingShm:
         n.store64(self.mm, _OFF_RING_BYTES, ring)
         n.store32(self.mm, _OFF_VERSION, VERSION)
         n.store32(self.mm, _OFF_HEADER_BYTES, HEADER_BYTES)
-        n.store32(self.mm, _OFF_WAKE, WAKE_FUTEX)
+        n.store32(self.mm, _OFF_WAKE, wake)
+        if wake == WAKE_SEMAPHORE:
+            sem = _sem()
+            assert sem is not None
+            anchor = ctypes.c_char.from_buffer(self.mm)
+            for r in (0, 1):
+                for off in _SEM_FOR_WORD.values():
+                    sem.lib.sem_init(ctypes.addressof(anchor) + _ring(r) + off, 1, 0)
+            del anchor
         for side in (SERVER_SIDE, CLIENT_SIDE):
             n.store32(self.mm, _side(side) + _SIDE_CPU, 0xFFFFFFFF)
         n.store32(self.mm, _side(SERVER_SIDE) + _SIDE_ATTACHED, 1)
         n.store64(self.mm, _OFF_MAGIC, MAGIC)
-        self.offer = _wirepb.TransportOffer("shm", shm=_wirepb.ShmParams(ring, WAKE_FUTEX))
+        self.offer = _wirepb.TransportOffer(NAME_FOR_WAKE[wake], shm=_wirepb.ShmParams(ring, wake))
 
     def close_fds(self) -> None:
         for fd in self.fds:
@@ -419,7 +529,7 @@ class PendingShm:
         if _native.load32(self.mm, _side(CLIENT_SIDE) + _SIDE_ATTACHED) != 1:  # type: ignore[union-attr]
             self.mm.close()
             raise ConnectionError("shm: the client acknowledged but did not attach")
-        t = ShmTransport(self.mm, self.ring, True, control)
+        t = ShmTransport(self.mm, self.ring, True, control, wake=self.wake)
         t.start()
         return t
 
@@ -428,9 +538,9 @@ class PendingShm:
         self.mm.close()
 
 
-def prepare_server(request: _wirepb.TransportRequest, default_ring: int = 0) -> PendingShm:
+def prepare_server(request: _wirepb.TransportRequest, default_ring: int = 0, wake: int = WAKE_FUTEX) -> PendingShm:
     """Creates the region for one connection; honours the client's ring size if valid."""
     ring = default_ring if valid_ring_bytes(default_ring) else DEFAULT_RING
     if valid_ring_bytes(request.ring_bytes):
         ring = request.ring_bytes
-    return PendingShm(ring)
+    return PendingShm(ring, wake)

@@ -207,7 +207,8 @@ def available_transports() -> Tuple[str, ...]:
 
     names = []
     for name in KNOWN_TRANSPORTS:
-        if name in ("unix", "fifo") or (name == "shm" and _shm.available()) or (name == "msgq" and _msgq.available()):
+        if (name in ("unix", "fifo") or (name == "shm" and _shm.available()) or (name == "msgq" and _msgq.available())
+                or (name == "shm+sem" and _shm.semaphores_available())):
             names.append(name)
     return tuple(names)
 
@@ -255,10 +256,10 @@ def connect(address: Address, transport: str, timeout: float = 5.0, ring_bytes: 
             if fds:
                 raise ProtocolError("unexpected file descriptors with a unix offer")
             return UnixTransport(sock)
-        if offer.transport in ("shm", "fifo", "msgq"):
+        if offer.transport in ("shm", "shm+sem", "fifo", "msgq"):
             from . import _fifo, _msgq
 
-            attach = {"shm": _shm.attach_client, "fifo": _fifo.attach_client, "msgq": _msgq.attach_client}[offer.transport]
+            attach = {"shm": _shm.attach_client, "shm+sem": _shm.attach_client, "fifo": _fifo.attach_client, "msgq": _msgq.attach_client}[offer.transport]
             try:
                 t = attach(offer, fds, sock)
             except Exception as e:

@@ -31,7 +31,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
     _finish(s)
 
 
-@pytest.fixture(params=["unix", "fifo"] + [t for t in ("shm", "msgq") if t in ipcrpc.available_transports()])
+@pytest.fixture(params=["unix", "fifo"] + [t for t in ("shm", "shm+sem", "msgq") if t in ipcrpc.available_transports()])
 def address(server: ServerProcess, request: pytest.FixtureRequest) -> str:
     if request.param != "unix" and server.kind == "aio":  # type: ignore[attr-defined]
         pytest.skip("the asyncio server offers unix only")

@@ -21,7 +21,7 @@ Code = ipcrpc.StatusCode
 MiB = 1024 * 1024
 
 
-TRANSPORTS = ["unix", "fifo"] + [t for t in ("shm", "msgq") if t in ipcrpc.available_transports()]
+TRANSPORTS = ["unix", "fifo"] + [t for t in ("shm", "shm+sem", "msgq") if t in ipcrpc.available_transports()]
 
 
 @pytest.fixture(params=TRANSPORTS)

@@ -35,7 +35,7 @@ def _run(address: str, case: str, server: ServerProcess) -> subprocess.Completed
 
 import ipcrpc
 
-TRANSPORTS = ["unix", "auto", "fifo"] + [t for t in ("shm", "msgq") if t in ipcrpc.available_transports()]
+TRANSPORTS = ["unix", "auto", "fifo"] + [t for t in ("shm", "shm+sem", "msgq") if t in ipcrpc.available_transports()]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -25,7 +25,7 @@ def test_without_the_extension_auto_falls_back_to_unix(cpp_server: ServerProcess
 import sys
 sys.modules["ipcrpc._native"] = None  # as if the C extension had not been built
 import ipcrpc
-assert ipcrpc.available_transports() == ("unix", "msgq", "fifo"), ipcrpc.available_transports()
+assert ipcrpc.available_transports() == ("unix", "msgq", "fifo"), ipcrpc.available_transports()  # no shm, no shm+sem
 with ipcrpc.channel("auto:{cpp_server.sock}") as ch:
     reply = ch.unary_unary("/ipcrpc.test.TestService/Echo")(b"\\x0a\\x01x", timeout=5)
     assert reply.startswith(b"\\x0a\\x01x"), reply  # Response.text == "x"
@@ -86,3 +86,19 @@ def test_ring_bytes_validation() -> None:
     assert _shm.valid_ring_bytes(4096) and _shm.valid_ring_bytes(1 << 30)
     for bad in (0, 4095, 6000, 1 << 31, 3 << 12):
         assert not _shm.valid_ring_bytes(bad)
+
+
+@pytest.mark.skipif(not _shm.semaphores_available(), reason="needs ipcrpc._native and glibc")
+def test_overwritten_semaphore_is_a_connection_error(any_server: ServerProcess) -> None:
+    # glibc would abort the process on a corrupted sem_t; the check before each
+    # wait/post turns it into a broken connection instead.
+    with ipcrpc.channel(any_server.address("shm+sem")) as ch:
+        stub = svc.TestServiceStub(ch)
+        assert stub.Echo(pb.Request(text="a"), timeout=5).text == "a"
+        t = ch._conn.transport  # type: ignore[union-attr]
+        assert isinstance(t, _shm.ShmTransport) and t.name == "shm+sem"
+        sem_off = t._c + 128  # this side's data_ready
+        t._mm[sem_off + 8 : sem_off + 12] = b"\xff\xff\xff\xff"
+        with pytest.raises(ipcrpc.RpcError) as e:
+            stub.Echo(pb.Request(delay_ms=300), timeout=10)  # the reader must sleep: checks the semaphore
+        assert e.value.code() is ipcrpc.StatusCode.UNAVAILABLE and "semaphore" in e.value.details()
