@@ -16,7 +16,7 @@ packages=(
   # what pip needs to build the package (and its C extension) offline, pytest;
   # grpcio for bench/'s comparison
   python3-venv python3-dev python3-protobuf python3-setuptools python3-wheel
-  python3-pytest python3-grpcio
+  python3-pytest python3-grpcio mypy
 )
 
 missing=()

@@ -395,9 +395,10 @@ class _Connection:
         if t in (FrameType.HELLO, FrameType.CALL_START, FrameType.CANCEL):
             raise ProtocolError(f"server sent frame type {t} ({FrameType(t).name}), which only clients send")
         with self._lock:
-            s = self._streams.get(frame.stream_id)
-        if s is None:
+            found = self._streams.get(frame.stream_id)
+        if found is None:
             return  # a stream we already finished locally
+        s = found
         if t == FrameType.MESSAGE:
             if frame.oversized:
                 s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"response message of {frame.length} bytes exceeds this client's max_receive_message_size of {self.our_max_message} bytes")

@@ -24,7 +24,7 @@ def load() -> Any:
 
     from ._proto import config_pb2
 
-    cfg = config_pb2.Config()
+    cfg = config_pb2.Config()  # type: ignore[attr-defined]
     path = os.environ.get(CONFIG_ENV)
     if not path:
         return cfg

@@ -385,11 +385,11 @@ def _run_handler(stream: _ServerStream) -> None:
             return
         stream.finish(code, context.details(), last if code is StatusCode.OK else None)
     except Exception as e:
-        code = context.code()
-        if code is None or code is StatusCode.OK:
+        set_code = context.code()
+        if set_code is None or set_code is StatusCode.OK:
             stream.finish(StatusCode.UNKNOWN, f"Exception calling application: {type(e).__name__}: {e}")
         else:
-            stream.finish(code, context.details())
+            stream.finish(set_code, context.details())
     finally:
         if not stream.finished:
             stream.finish(StatusCode.INTERNAL, "handler returned without finishing the call")

@@ -32,7 +32,7 @@ def _generate() -> None:
     from ipcrpc.tools import protoc
 
     for include, proto in (("tests/e2e", "test_service.proto"), ("examples/greeter", "greeter.proto")):
-        rc = protoc.run([f"-I{REPO / include}", f"--python_out={_GEN}", f"--ipcrpc_python_out={_GEN}", str(REPO / include / proto)])
+        rc = protoc.run([f"-I{REPO / include}", f"--python_out={_GEN}", f"--pyi_out={_GEN}", f"--ipcrpc_python_out={_GEN}", str(REPO / include / proto)])
         if rc != 0:
             raise RuntimeError(f"generating code for {proto} failed")
 

@@ -155,11 +155,11 @@ class _Connection:
         self.channel = channel
         self.loop = loop
         self.transport = t
-        self.target = channel.target
-        self.our_window = channel._window
-        self.our_max = channel._max_receive
-        self.peer_max_message = _frame.DEFAULT_MAX_MESSAGE
-        self.peer_window = _frame.DEFAULT_STREAM_WINDOW
+        self.target: str = channel.target
+        self.our_window: int = channel._window
+        self.our_max: int = channel._max_receive
+        self.peer_max_message: int = _frame.DEFAULT_MAX_MESSAGE
+        self.peer_window: int = _frame.DEFAULT_STREAM_WINDOW
         self.streams: Dict[int, _Stream] = {}
         self.next_id = 1
         self.usable = True
@@ -180,8 +180,10 @@ class _Connection:
             # buffered by the loop in order (no lock, no per-read epoll_ctl).
             sock = self.transport.sock  # type: ignore[attr-defined]
             sock.setblocking(False)
-            self._atransport, _ = await self.loop.connect_accepted_socket(lambda: _Protocol(self), sock)
-            self._atransport.write(hello)
+            loop: Any = self.loop  # connect_accepted_socket is on every asyncio loop (3.5.3+)
+            atransport, _ = await loop.connect_accepted_socket(lambda: _Protocol(self), sock)
+            self._atransport = atransport
+            atransport.write(hello)
         else:
             self.transport.send(hello)
             self._reader_thread = threading.Thread(target=self._read_thread, name=f"ipcrpc-aio-reader {self.target}", daemon=True)
@@ -266,9 +268,10 @@ class _Connection:
             return
         if t in (FrameType.HELLO, FrameType.CALL_START, FrameType.CANCEL):
             raise ProtocolError(f"server sent frame type {t}, which only clients send")
-        s = self.streams.get(frame.stream_id)
-        if s is None:
+        found = self.streams.get(frame.stream_id)
+        if found is None:
             return
+        s = found
         if t == FrameType.MESSAGE:
             if frame.oversized:
                 s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"response message of {frame.length} bytes exceeds this client's max_receive_message_size of {self.our_max} bytes")

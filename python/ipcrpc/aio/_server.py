@@ -251,11 +251,11 @@ async def _run(s: _Stream) -> None:
     except asyncio.CancelledError:
         await s.finish(StatusCode.CANCELLED, "the handler was cancelled")
     except Exception as e:
-        code = ctx._code
-        if code is None or code is StatusCode.OK:
+        set_code = ctx._code
+        if set_code is None or set_code is StatusCode.OK:
             await s.finish(StatusCode.UNKNOWN, f"Exception calling application: {type(e).__name__}: {e}")
         else:
-            await s.finish(code, ctx._details)
+            await s.finish(set_code, ctx._details)
 
 
 class _Connection:
@@ -477,7 +477,13 @@ class Server:
             c = _Connection(self, sock)
             task = loop.create_task(c.run())
             self._conns[c] = task
-            task.add_done_callback(lambda _t, c=c: self._conns.pop(c, None))
+            task.add_done_callback(self._forget(c))
+
+    def _forget(self, c: _Connection) -> Any:
+        def done(_task: "asyncio.Task[None]") -> None:
+            self._conns.pop(c, None)
+
+        return done
 
     async def stop(self, grace: Optional[float]) -> None:
         if self._stopping:
