@@ -625,6 +625,8 @@ class _ServerConnection:
             self.last_stream_id = sid
             if refusal is None and (self.going_away or self.server._stopping):
                 refusal = (StatusCode.UNAVAILABLE, "server is shutting down")
+            if refusal is None and self.server.max_concurrent_streams and len(self.streams) >= self.server.max_concurrent_streams:
+                refusal = (StatusCode.RESOURCE_EXHAUSTED, f"too many concurrent calls on one connection (limit {self.server.max_concurrent_streams})")
             if refusal is None and not self.server._admit_call():
                 refusal = (StatusCode.RESOURCE_EXHAUSTED, f"server overloaded: maximum_concurrent_rpcs ({self.server.maximum_concurrent_rpcs}) reached")
             if refusal is None:
@@ -843,7 +845,8 @@ class Server:
         for c in conns:
             c.thread.join(5)
         if self._own_pool:
-            self._pool.shutdown(wait=True)
+            # Handlers that ignore cancellation keep their thread, but do not hold up stop().
+            self._pool.shutdown(wait=False, cancel_futures=True)
         os.close(self._wake_r)
         os.close(self._wake_w)
         self._terminated.set()

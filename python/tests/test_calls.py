@@ -318,3 +318,33 @@ def test_bad_addresses() -> None:
         with pytest.raises(ipcrpc.RpcError) as e:
             ipcrpc.channel(bad)
         assert e.value.code() is Code.INVALID_ARGUMENT, bad
+
+
+def test_python_server_limits(tmp_path: "os.PathLike[str]") -> None:
+    # max_concurrent_streams (announced in HELLO, enforced per connection) and
+    # maximum_concurrent_rpcs (whole server): RESOURCE_EXHAUSTED beyond them.
+    import test_service_ipcrpc
+    from py_test_service import TestService
+
+    for kwargs in ({"max_concurrent_streams": 2}, {"maximum_concurrent_rpcs": 2}):
+        server = ipcrpc.server(max_workers=8, **kwargs)
+        test_service_ipcrpc.add_TestServiceServicer_to_server(TestService(), server)
+        server.add_listening_address(f"unix:{tmp_path}/limits.sock")
+        server.start()
+        try:
+            with ipcrpc.channel(f"unix:{tmp_path}/limits.sock") as ch:
+                stub = svc.TestServiceStub(ch)
+                slow = [stub.ServerStream(pb.Request(count=1, delay_ms=2000), timeout=10) for _ in range(2)]
+                time.sleep(0.2)
+                if "max_concurrent_streams" in kwargs:
+                    # the client knows the server's limit from its HELLO and refuses locally
+                    with pytest.raises(ipcrpc.RpcError) as e:
+                        stub.Echo(pb.Request(), timeout=5)
+                else:
+                    with pytest.raises(ipcrpc.RpcError) as e:
+                        stub.Echo(pb.Request(), timeout=5)
+                assert e.value.code() is Code.RESOURCE_EXHAUSTED, kwargs
+                for c in slow:
+                    c.cancel()
+        finally:
+            server.stop(None).wait(5)
