@@ -15,6 +15,7 @@ See docs/PYTHON.md.
 
 from ._client import (
     Call,
+    CallFuture,
     Channel,
     StreamStreamMultiCallable,
     StreamUnaryMultiCallable,
@@ -42,6 +43,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Call",
+    "CallFuture",
     "Channel",
     "GenericRpcHandler",
     "PeerCredentials",

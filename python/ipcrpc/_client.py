@@ -297,6 +297,10 @@ class _Connection:
             self.break_connection(f"connection to {self.target} lost: {e}")
         except Exception as e:  # never leave callers waiting on a broken reader
             self.break_connection(f"connection to {self.target} failed: {type(e).__name__}: {e}")
+        except BaseException:
+            # KeyboardInterrupt mid-frame: the decoder state is no longer trustworthy.
+            self.break_connection(f"connection to {self.target} abandoned: interrupted while reading")
+            raise
 
     def read_for(self, seconds: float) -> None:
         """Reads whatever arrives for ``seconds`` without consuming messages (tests)."""
@@ -723,6 +727,65 @@ class _MultiCallable(Generic[Req, Resp]):
         return stream
 
 
+class CallFuture(Call, Generic[Resp]):
+    """A unary-response call running in the background (grpcio's ``.future()``):
+    ``result(timeout)``, ``exception()``, ``done()``, ``cancel()``, ``add_done_callback(fn)``.
+
+    One helper thread per future waits for the response (the sync client has
+    no reader thread of its own)."""
+
+    def __init__(self, stream: _ClientStream, deserializer: Callable[[bytes], Any]) -> None:
+        super().__init__(stream, deserializer)
+        self._finished = threading.Event()
+        self._result: Any = None
+        self._error: Optional[RpcError] = None
+        self._done_callbacks: List[Callable[["CallFuture[Resp]"], None]] = []
+        self._cb_lock = threading.Lock()
+        threading.Thread(target=self._run, name=f"ipcrpc-future {stream.method}", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._unary_response()
+        except RpcError as e:
+            self._error = e
+        except Exception as e:  # pragma: no cover - defensive
+            self._error = RpcError(StatusCode.UNKNOWN, f"{type(e).__name__}: {e}")
+        with self._cb_lock:
+            self._finished.set()
+            callbacks, self._done_callbacks = self._done_callbacks, []
+        for cb in callbacks:
+            cb(self)
+
+    def done(self) -> bool:
+        return self._finished.is_set()
+
+    def running(self) -> bool:
+        return not self._finished.is_set()
+
+    def cancelled(self) -> bool:
+        return self._finished.is_set() and self._error is not None and self._error.code() is StatusCode.CANCELLED
+
+    def result(self, timeout: Optional[float] = None) -> Resp:
+        """The response; raises RpcError if the call failed, TimeoutError if ``timeout`` passed first."""
+        if not self._finished.wait(timeout):
+            raise TimeoutError(f"{self._stream.method} did not finish within {timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self._result  # type: ignore[no-any-return]
+
+    def exception(self, timeout: Optional[float] = None) -> Optional[RpcError]:
+        if not self._finished.wait(timeout):
+            raise TimeoutError(f"{self._stream.method} did not finish within {timeout} s")
+        return self._error
+
+    def add_done_callback(self, fn: Callable[["CallFuture[Resp]"], None]) -> None:  # type: ignore[override]
+        with self._cb_lock:
+            if not self._finished.is_set():
+                self._done_callbacks.append(fn)
+                return
+        fn(self)
+
+
 class UnaryUnaryMultiCallable(_MultiCallable[Req, Resp]):
     def __call__(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None) -> Resp:
         return self.with_call(request, timeout, metadata)[0]
@@ -730,6 +793,10 @@ class UnaryUnaryMultiCallable(_MultiCallable[Req, Resp]):
     def with_call(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None) -> Tuple[Resp, Call]:
         call = Call(self._begin_unary_request(request, timeout, metadata), self._deserialize)
         return call._unary_response(), call
+
+    def future(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None) -> CallFuture[Resp]:
+        """Starts the call and returns at once; ``.cancel()`` abandons it from any thread."""
+        return CallFuture(self._begin_unary_request(request, timeout, metadata), self._deserialize)
 
 
 class UnaryStreamMultiCallable(_MultiCallable[Req, Resp]):
@@ -744,6 +811,9 @@ class StreamUnaryMultiCallable(_MultiCallable[Req, Resp]):
     def with_call(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None) -> Tuple[Resp, Call]:
         call = Call(self._begin_stream_request(request_iterator, timeout, metadata), self._deserialize)
         return call._unary_response(), call
+
+    def future(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None) -> CallFuture[Resp]:
+        return CallFuture(self._begin_stream_request(request_iterator, timeout, metadata), self._deserialize)
 
 
 class StreamStreamMultiCallable(_MultiCallable[Req, Resp]):

@@ -348,3 +348,23 @@ def test_python_server_limits(tmp_path: "os.PathLike[str]") -> None:
                     c.cancel()
         finally:
             server.stop(None).wait(5)
+
+
+def test_future_cancel_and_result(stub: svc.TestServiceStub) -> None:
+    f = stub.Echo.future(pb.Request(text="f"), timeout=5)
+    assert f.result(timeout=5).text == "f" and f.done() and f.code() is Code.OK
+    f = stub.WaitForCancel.future(pb.Request(), timeout=30)
+    with pytest.raises(TimeoutError):
+        f.result(timeout=0.05)
+    seen: list = []
+    f.add_done_callback(lambda fut: seen.append(fut.exception().code()))
+    assert f.cancel()
+    with pytest.raises(ipcrpc.RpcError) as e:
+        f.result(timeout=5)
+    assert e.value.code() is Code.CANCELLED and f.cancelled()
+    for _ in range(100):
+        if seen:
+            break
+        time.sleep(0.01)
+    assert seen == [Code.CANCELLED]
+    assert stub.ClientStream.future(iter([pb.Request(text="a")]), timeout=5).result(5).text == "a"
