@@ -485,31 +485,7 @@ class _ServerConnection:
             self.sock.sendall(_frame.encode_frame(FrameType.TRANSPORT_OFFER, 0, _wirepb.TransportOffer("unix").encode()))
             self.transport = _transport.UnixTransport(self.sock)
             return None
-        from . import _fifo, _msgq, _shm
-
-        if chosen in ("shm", "shm+sem"):
-            wake = _shm.WAKE_FUTEX if chosen == "shm" else _shm.WAKE_SEMAPHORE
-            pending: Any = _shm.prepare_server(req, self.server.ring_bytes, wake)
-        elif chosen == "msgq":
-            pending = _msgq.PendingMsgq()
-        else:
-            pending = _fifo.PendingFifo()
-        ok = False
-        try:
-            offer_frame = _frame.encode_frame(FrameType.TRANSPORT_OFFER, 0, pending.offer.encode(), fd_count=len(pending.fds))
-            _transport.send_with_fds(self.sock, offer_frame, pending.fds)
-            ack_frame = _transport.read_frame_exact(self.sock, deadline, 1 << 20)
-            if ack_frame.type != FrameType.TRANSPORT_ACK:
-                raise ProtocolError(f"expected TRANSPORT_ACK, got type {ack_frame.type}")
-            ack = _wirepb.TransportAck.decode(ack_frame.payload)
-            if not ack.ok:
-                raise ConnectionError(f"client could not attach: {ack.error}")
-            self.transport = pending.complete(self.sock)
-            ok = True
-        finally:
-            if not ok:
-                pending.abandon()
-            pending.close_fds()
+        self.transport = upgrade_connection(self.sock, req, chosen, self.server.ring_bytes, deadline, self.server.fifo_parent_dir)
         return None
 
     def _run(self) -> None:
@@ -642,6 +618,40 @@ class _ServerConnection:
             stream.finish(StatusCode.UNAVAILABLE, "server is shutting down")
 
 
+def upgrade_connection(sock: socket.socket, req: _wirepb.TransportRequest, chosen: str, ring_bytes: int, deadline: float,
+                       fifo_parent_dir: str = "") -> _transport.Transport:
+    """Server side of PROTOCOL.md §12 steps 2-4 for a transport other than unix:
+    creates its resources, sends TRANSPORT_OFFER (with fds), waits for
+    TRANSPORT_ACK and finishes. Blocking; ``sock`` becomes the transport's
+    control socket. Raises on any failure (the resources are removed)."""
+    from . import _fifo, _msgq, _shm
+
+    if chosen in ("shm", "shm+sem"):
+        wake = _shm.WAKE_FUTEX if chosen == "shm" else _shm.WAKE_SEMAPHORE
+        pending: Any = _shm.prepare_server(req, ring_bytes, wake)
+    elif chosen == "msgq":
+        pending = _msgq.PendingMsgq()
+    else:
+        pending = _fifo.PendingFifo(fifo_parent_dir or "/tmp")
+    ok = False
+    try:
+        offer_frame = _frame.encode_frame(FrameType.TRANSPORT_OFFER, 0, pending.offer.encode(), fd_count=len(pending.fds))
+        _transport.send_with_fds(sock, offer_frame, pending.fds)
+        ack_frame = _transport.read_frame_exact(sock, deadline, 1 << 20)
+        if ack_frame.type != FrameType.TRANSPORT_ACK:
+            raise ProtocolError(f"expected TRANSPORT_ACK, got type {ack_frame.type}")
+        ack = _wirepb.TransportAck.decode(ack_frame.payload)
+        if not ack.ok:
+            raise ConnectionError(f"client could not attach: {ack.error}")
+        t: _transport.Transport = pending.complete(sock)
+        ok = True
+        return t
+    finally:
+        if not ok:
+            pending.abandon()
+        pending.close_fds()
+
+
 # -- the server ----------------------------------------------------------------
 
 
@@ -674,6 +684,7 @@ class Server:
             max_message_bytes = section.max_message_bytes
         if not ring_bytes and section.tuning.shm.ring_bytes:
             ring_bytes = section.tuning.shm.ring_bytes
+        self.fifo_parent_dir = section.tuning.fifo.parent_dir  # "" = /tmp
         self._pool = thread_pool or futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ipcrpc-handler")
         self._own_pool = thread_pool is None
         self.maximum_concurrent_rpcs = maximum_concurrent_rpcs

@@ -25,6 +25,12 @@ HERE = Path(__file__).resolve().parent
 BAZEL_BIN = Path(os.environ.get("IPCRPC_BAZEL_BIN", REPO / "bazel-bin"))
 
 _GEN = Path(tempfile.mkdtemp(prefix="ipcrpc-pytest-gen-"))
+# The servers these tests start make their FIFO directories here (config
+# `server.tuning.fifo.parent_dir`), not in /tmp, which other test runs share.
+_FIFO_PARENT = _GEN / "fifo"
+_FIFO_PARENT.mkdir()
+_SERVER_CONFIG = _GEN / "server.textproto"
+_SERVER_CONFIG.write_text(f'server {{ tuning {{ fifo {{ parent_dir: "{_FIFO_PARENT}" }} }} }}\n')
 SPAWNED = {os.getpid()}  # processes whose SysV IPC objects the leak check follows
 
 
@@ -50,6 +56,7 @@ def child_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(_PATHS + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     env.pop("IPCRPC_TRANSPORT", None)
+    env["IPCRPC_CONFIG"] = str(_SERVER_CONFIG)
     return env
 
 
@@ -172,8 +179,9 @@ def _ipc_snapshot() -> set:
     """IPC objects these tests could leave behind: their /tmp directories,
     ipcrpc entries in /dev/shm, SysV objects created by processes they started.
     (Other objects belong to whatever else runs on the machine.)"""
-    mine = ("ipcrpc-pytest-", "ipcrpc-protoc-", "ipcrpc-pystubs-", "ipcrpc-fifo-")
+    mine = ("ipcrpc-pytest-", "ipcrpc-protoc-", "ipcrpc-pystubs-")
     names = {f"tmp:{p}" for p in os.listdir("/tmp") if p.startswith(mine) and not str(_GEN).endswith(p)}
+    names |= {f"fifo-dir:{p}" for p in os.listdir(_FIFO_PARENT)}
     names |= {f"shm:{p}" for p in os.listdir("/dev/shm") if "ipcrpc" in p}
     for kind in ("q", "m"):
         try:

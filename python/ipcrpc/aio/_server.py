@@ -2,9 +2,10 @@
 responses) or async generators (streamed responses), run as tasks on the
 event loop; stream-request handlers get an async iterator.
 
-Clients reach it over the unix socket; a TRANSPORT_REQUEST is answered with
-"unix" when the client accepts it (the shared-memory transports need a
-blocking reader per connection and are offered by the sync server only).
+Clients connect to its unix socket and may move to any transport this
+process speaks (PROTOCOL.md §12). A unix connection is read by the loop; an
+upgraded one (shm, shm+sem, fifo, msgq: blocking reads) by one thread per
+connection that hands the bytes to the loop. No thread is started per call.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import inspect
 import os
 import socket
 import struct
+import threading
 import time
 import traceback
-from typing import Any, AsyncIterator, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, AsyncIterator, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .. import _frame, _transport, _wirepb
 from .._frame import FrameType, ProtocolError
-from .._server import AGENT, GenericRpcHandler, PeerCredentials, RpcMethodHandler, _remove_stale_socket, _unlink
+from .._server import AGENT, GenericRpcHandler, PeerCredentials, RpcMethodHandler, _remove_stale_socket, _unlink, upgrade_connection
 from .._status import AbortError, MetadataType, RpcError, StatusCode, normalize_metadata
 
 _READ_CHUNK = 256 * 1024
@@ -271,21 +273,73 @@ class _Connection:
         self.going_away = False
         self._lock = asyncio.Lock()
         self._closed = False
+        # Upgraded connections (shm, shm+sem, fifo, msgq): a blocking transport
+        # read by one thread per connection, which hands bytes to the loop.
+        self.transport: Optional[_transport.Transport] = None
+        self._inq: "asyncio.Queue[bytes]" = asyncio.Queue()
+        self._reader: Optional[threading.Thread] = None
 
     async def send(self, data: bytes) -> None:
         if self._closed:
             return
         async with self._lock:
             try:
-                await self.loop.sock_sendall(self.sock, data)
+                if self.transport is None:
+                    await self.loop.sock_sendall(self.sock, data)
+                elif len(data) <= 64 * 1024:
+                    self.transport.send(data)
+                else:
+                    await self.loop.run_in_executor(None, self.transport.send, data)
             except OSError:
                 self.shutdown()
 
     def shutdown(self) -> None:
+        if self.transport is not None:
+            self.transport.shutdown()
+            return
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    def _read_thread(self) -> None:
+        assert self.transport is not None
+        data = b""
+        try:
+            while True:
+                data = self.transport.recv(_READ_CHUNK)
+                self.loop.call_soon_threadsafe(self._inq.put_nowait, data)
+                if not data:
+                    return
+        except Exception:
+            try:
+                self.loop.call_soon_threadsafe(self._inq.put_nowait, b"")
+            except RuntimeError:  # the loop has closed
+                pass
+
+    async def _recv(self) -> bytes:
+        if self.transport is None:
+            return await self.loop.sock_recv(self.sock, _READ_CHUNK)
+        return await self._inq.get()
+
+    async def _negotiate(self, req: _wirepb.TransportRequest) -> bool:
+        """Answers a TRANSPORT_REQUEST; False if the connection is refused."""
+        allowed = self.server.allowed_transports()
+        chosen = next((t for t in req.transports if t in allowed), "")
+        if not chosen:
+            offer = _wirepb.TransportOffer("", f"none of {req.transports} is allowed; this server allows {', '.join(allowed)}")
+            await self.loop.sock_sendall(self.sock, _frame.encode_frame(FrameType.TRANSPORT_OFFER, 0, offer.encode()))
+            return False
+        if chosen == "unix":
+            await self.loop.sock_sendall(self.sock, _frame.encode_frame(FrameType.TRANSPORT_OFFER, 0, _wirepb.TransportOffer("unix").encode()))
+            return True
+        self.sock.setblocking(True)
+        deadline = time.monotonic() + 5
+        self.transport = await self.loop.run_in_executor(None, upgrade_connection, self.sock, req, chosen, self.server.ring_bytes, deadline,
+                                                         self.server.fifo_parent_dir)
+        self._reader = threading.Thread(target=self._read_thread, name=f"ipcrpc-aio-server-reader pid {self.peer.pid}", daemon=True)
+        self._reader.start()
+        return True
 
     async def go_away(self, reason: str) -> None:
         if self.going_away:
@@ -300,13 +354,15 @@ class _Connection:
         state = "first"
         try:
             first = await asyncio.wait_for(_first_frame(self.loop, self.sock), 5)
-            if first is None:
-                return
+            if isinstance(first, _wirepb.TransportRequest):
+                if not await self._negotiate(first):
+                    return
+                first = b""
             await self.send(_frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, self.server.max_message_bytes, self.server.stream_window, 0, AGENT).encode()))
             data = first
             while True:
                 if not data:
-                    data = await self.loop.sock_recv(self.sock, _READ_CHUNK)
+                    data = await self._recv()
                     if not data:
                         break
                 for f in decoder.feed(data):
@@ -331,7 +387,10 @@ class _Connection:
             for s in list(self.streams.values()):
                 s.cancelled = True
                 s.wake()
-            self.sock.close()
+            if self.transport is not None:
+                self.transport.close()  # also closes the control socket
+            else:
+                self.sock.close()
 
     async def _on_frame(self, f: _frame.Frame) -> None:
         t = f.type
@@ -413,7 +472,18 @@ class Server:
     ``await start()``, ``await stop(grace)``, ``await wait_for_termination()``."""
 
     def __init__(self, *, maximum_concurrent_rpcs: Optional[int] = None, max_message_bytes: int = _frame.DEFAULT_MAX_MESSAGE,
-                 stream_window_bytes: int = _frame.DEFAULT_STREAM_WINDOW) -> None:
+                 stream_window_bytes: int = _frame.DEFAULT_STREAM_WINDOW, allowed_transports: Optional[Sequence[str]] = None,
+                 ring_bytes: int = 0) -> None:
+        from .. import _config
+
+        section = _config.server_section()  # IPCRPC_CONFIG's `server` fills what the caller left at its default
+        if allowed_transports is None and section.allowed_transports:
+            allowed_transports = list(section.allowed_transports)
+        if max_message_bytes == _frame.DEFAULT_MAX_MESSAGE and section.max_message_bytes:
+            max_message_bytes = section.max_message_bytes
+        self.ring_bytes = ring_bytes or section.tuning.shm.ring_bytes
+        self.fifo_parent_dir = section.tuning.fifo.parent_dir  # "" = /tmp
+        self._allowed = list(allowed_transports) if allowed_transports is not None else None
         self.maximum_concurrent_rpcs = maximum_concurrent_rpcs
         self.max_message_bytes = max_message_bytes
         self.stream_window = stream_window_bytes
@@ -435,6 +505,10 @@ class Server:
         return 0
 
     add_insecure_port = add_listening_address
+
+    def allowed_transports(self) -> List[str]:
+        mine = list(_transport.available_transports())
+        return mine if self._allowed is None else [t for t in mine if t in self._allowed]
 
     def _find(self, method: str) -> Optional[RpcMethodHandler]:
         for h in self._handlers:
@@ -533,10 +607,9 @@ async def _recv_exact(loop: asyncio.AbstractEventLoop, sock: socket.socket, n: i
     return data
 
 
-async def _first_frame(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Optional[bytes]:
-    """Reads the client's first frame. A TRANSPORT_REQUEST is answered here
-    (unix only): returns b"" if unix was chosen, None if refused. Otherwise
-    returns the frame's bytes (the HELLO), for the connection to decode."""
+async def _first_frame(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Union[bytes, _wirepb.TransportRequest]:
+    """Reads the client's first frame: its bytes (a HELLO, for the connection to
+    decode) or, when the client negotiates, the TransportRequest."""
     header = await _recv_exact(loop, sock, _frame.HEADER_SIZE)
     f = _frame.decode_header(header)
     if f.length > 1 << 20:
@@ -544,13 +617,7 @@ async def _first_frame(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> 
     payload = await _recv_exact(loop, sock, f.length) if f.length else b""
     if f.type != FrameType.TRANSPORT_REQUEST:
         return header + payload
-    req = _wirepb.TransportRequest.decode(payload)
-    if "unix" in req.transports:
-        await loop.sock_sendall(sock, _frame.encode_frame(FrameType.TRANSPORT_OFFER, 0, _wirepb.TransportOffer("unix").encode()))
-        return b""
-    offer = _wirepb.TransportOffer("", f"none of {req.transports} is allowed; this asyncio server allows unix")
-    await loop.sock_sendall(sock, _frame.encode_frame(FrameType.TRANSPORT_OFFER, 0, offer.encode()))
-    return None
+    return _wirepb.TransportRequest.decode(payload)
 
 
 def server(**kwargs: Any) -> Server:
