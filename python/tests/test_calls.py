@@ -368,3 +368,41 @@ def test_future_cancel_and_result(stub: svc.TestServiceStub) -> None:
         time.sleep(0.01)
     assert seen == [Code.CANCELLED]
     assert stub.ClientStream.future(iter([pb.Request(text="a")]), timeout=5).result(5).text == "a"
+
+
+def test_client_killed_cancels_the_call_on_the_server(any_server: ServerProcess, transport: str) -> None:
+    # A client process that dies (SIGKILL: nothing sent) mid-call: the server
+    # must see the call cancelled (through the socket, on every transport).
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import child_env
+
+    code = f"""
+import sys, ipcrpc, test_service_pb2 as pb, test_service_ipcrpc as svc
+ch = ipcrpc.channel({any_server.address(transport)!r})
+stub = svc.TestServiceStub(ch)
+stub.Echo(pb.Request(), timeout=5)
+print("CALLING", flush=True)
+stub.WaitForCancel(pb.Request(), timeout=60)
+"""
+    with ipcrpc.channel(any_server.address()) as ch:
+        stub = svc.TestServiceStub(ch)
+        _last_cancel(stub)  # an earlier WaitForCancel has finished
+        p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=child_env())
+        try:
+            assert p.stdout is not None and p.stdout.readline().strip() == "CALLING"
+            for _ in range(500):
+                if stub.LastCancel(empty_pb2.Empty(), timeout=5).text == "waiting":
+                    break
+                time.sleep(0.01)
+            p.send_signal(signal.SIGKILL)
+            p.wait(10)
+            assert _last_cancel(stub) == "cancelled"
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            if p.stdout:
+                p.stdout.close()
