@@ -406,3 +406,43 @@ stub.WaitForCancel(pb.Request(), timeout=60)
                 p.wait()
             if p.stdout:
                 p.stdout.close()
+
+
+def test_threads_mix_streams_and_unary_on_one_channel(stub: svc.TestServiceStub) -> None:
+    # The sync client has no reader thread: whichever caller waits reads for
+    # everyone. Streams that are read slowly, unary calls and client streams
+    # from several threads must all finish, whoever holds the reader role.
+    errors: list = []
+
+    def streamer(i: int) -> None:
+        try:
+            n = 0
+            for r in stub.ServerStream(pb.Request(count=40, payload=b"s" * 2048), timeout=30):
+                n += 1
+                if n % 10 == 0:
+                    time.sleep(0.005)  # a slow reader: the others keep going
+            assert n == 40
+        except Exception as e:  # reported below
+            errors.append(("stream", i, e))
+
+    def unary(i: int) -> None:
+        try:
+            for j in range(40):
+                assert stub.Echo(pb.Request(text=f"{i}.{j}"), timeout=30).text == f"{i}.{j}"
+        except Exception as e:
+            errors.append(("unary", i, e))
+
+    def client_stream(i: int) -> None:
+        try:
+            r = stub.ClientStream(iter([pb.Request(text="c")] * 30), timeout=30)
+            assert r.index == 30
+        except Exception as e:
+            errors.append(("client_stream", i, e))
+
+    threads = [threading.Thread(target=f, args=(i,)) for i in range(3) for f in (streamer, unary, client_stream)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors, errors
