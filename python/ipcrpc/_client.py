@@ -630,22 +630,19 @@ class Call:
             return True
 
     def _unary_response(self) -> Any:
+        """Waits for the end of the call (one wait: the single response and the
+        TRAILERS normally arrive in one read) and returns the response."""
         s = self._stream
-        first = s.next_message()
-        if first is not None:
-            # a second response (or the trailers) must follow
+        if not s.done:
             with s.cond:
-                s.wait(lambda: s.done or bool(s.inbox), "waiting for the call to finish")
-                extra = bool(s.inbox)
-            if extra:
-                s.fail_locally(StatusCode.INTERNAL, "the server sent more than one response to a unary-response call")
-        s.wait_done()
+                s.wait(lambda: s.done, "waiting for the response")
         if s.code is not StatusCode.OK:
             raise s.error()
-        if first is None:
-            raise RpcError(StatusCode.INTERNAL, "the server ended the call OK without a response", s.trailing_metadata, s.initial_metadata or (), s.method)
+        if len(s.inbox) != 1:
+            what = "without a response" if not s.inbox else f"with {len(s.inbox)} responses"
+            raise RpcError(StatusCode.INTERNAL, f"the server ended a unary-response call OK {what}", s.trailing_metadata, s.initial_metadata or (), s.method)
         try:
-            return self._deserialize(first)
+            return self._deserialize(s.inbox[0])
         except Exception as e:
             raise RpcError(StatusCode.INTERNAL, f"cannot parse the response: {e}", s.trailing_metadata, s.initial_metadata or (), s.method) from None
 

@@ -529,18 +529,15 @@ class Call:
 
     async def _unary_response(self) -> Any:
         s = await self._s()
-        first = await s.next_message()
-        if first is not None:
-            await s.wait(lambda: s.done or bool(s.inbox))
-            if s.inbox:
-                s.fail_locally(StatusCode.INTERNAL, "the server sent more than one response to a unary-response call")
-        await s.wait(lambda: s.done)
+        if not s.done:
+            await s.wait(lambda: s.done)
         if s.code is not StatusCode.OK:
             raise s.error()
-        if first is None:
-            raise RpcError(StatusCode.INTERNAL, "the server ended the call OK without a response", s.trailing, s.initial_metadata or (), s.method)
+        if len(s.inbox) != 1:
+            what = "without a response" if not s.inbox else f"with {len(s.inbox)} responses"
+            raise RpcError(StatusCode.INTERNAL, f"the server ended a unary-response call OK {what}", s.trailing, s.initial_metadata or (), s.method)
         try:
-            return self._deserialize(first)
+            return self._deserialize(s.inbox[0])
         except Exception as e:
             raise RpcError(StatusCode.INTERNAL, f"cannot parse the response: {e}", s.trailing, s.initial_metadata or (), s.method) from None
 
