@@ -76,6 +76,14 @@ class FifoTransport(Transport):
         self._closed = False
         self._had_data = False
 
+    @property
+    def read_fd(self) -> int:
+        return self._r
+
+    @property
+    def control_fd(self) -> int:
+        return self._control.fileno()
+
     def _control_events(self, revents: int) -> None:
         if revents:
             self._gone = True  # hang-up, error, or bytes on a socket that must stay silent

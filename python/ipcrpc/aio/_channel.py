@@ -19,6 +19,7 @@ from typing import Any, AsyncIterable, AsyncIterator, Callable, Deque, Dict, Gen
 
 from .. import _frame, _transport, _wirepb
 from .._client import AGENT, MetadataArg
+from .._fifo import FifoTransport as _FifoTransport
 from .._frame import FrameType, ProtocolError
 from .._status import MetadataType, RpcError, StatusCode, normalize_metadata
 
@@ -171,6 +172,7 @@ class _Connection:
         self._unix = isinstance(t, _transport.UnixTransport)
         self._atransport: Optional[asyncio.Transport] = None
         self._reader_thread: Optional[threading.Thread] = None
+        self._fifo_fds: Optional[Tuple[int, int]] = None
 
     async def start(self) -> None:
         hello = _frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, self.our_max, self.our_window, 0, AGENT).encode())
@@ -184,10 +186,42 @@ class _Connection:
             atransport, _ = await loop.connect_accepted_socket(lambda: _Protocol(self), sock)
             self._atransport = atransport
             atransport.write(hello)
+        elif isinstance(self.transport, _FifoTransport):
+            # FIFOs and the control socket can be polled: the loop reads them, no thread.
+            self.transport.send(hello)
+            self._fifo_fds = (self.transport.read_fd, self.transport.control_fd)
+            self.loop.add_reader(self._fifo_fds[0], self._on_fifo_readable)
+            self.loop.add_reader(self._fifo_fds[1], self._on_control_readable)
         else:
             self.transport.send(hello)
             self._reader_thread = threading.Thread(target=self._read_thread, name=f"ipcrpc-aio-reader {self.target}", daemon=True)
             self._reader_thread.start()
+
+    def _on_fifo_readable(self) -> None:
+        fds = self._fifo_fds
+        if fds is None:
+            return
+        try:
+            data = os.read(fds[0], _READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            self.break_connection(f"connection to {self.target} lost: {e}")
+            return
+        if not data:  # the loop saw it readable: the writer came and went
+            self.break_connection(f"connection to {self.target} lost: the server closed the connection")
+            return
+        self._feed(data)
+
+    def _on_control_readable(self) -> None:
+        # The control socket must stay silent: readable means the server closed or died.
+        self.break_connection(f"connection to {self.target} lost: the server closed the connection")
+
+    def _stop_fifo_readers(self) -> None:
+        if self._fifo_fds is not None:
+            for fd in self._fifo_fds:
+                self.loop.remove_reader(fd)
+            self._fifo_fds = None
 
     # -- writing (ordered: one writer at a time) --
 
@@ -329,6 +363,7 @@ class _Connection:
         if self._atransport is not None:
             self._atransport.abort()
         else:
+            self._stop_fifo_readers()
             self.transport.shutdown()
 
     async def close(self) -> None:
