@@ -35,10 +35,15 @@ if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1
 fi
 
-read -r py_passed _ py_failed _ < <(tail -n 1 "$pylog")
+py_counts="$(tail -n 1 "$pylog")"
 rm -f "$pylog"
-passed=$((passed + ${py_passed:-0}))
-failed=$((failed + ${py_failed:-1}))
+if [[ "$py_counts" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+  passed=$((passed + BASH_REMATCH[1]))
+  failed=$((failed + BASH_REMATCH[2]))
+else
+  echo "tools/test_python.sh did not report its counts"
+  failed=$((failed + 1))
+fi
 
 after="$(ls -d /tmp/ipcrpc-* 2>/dev/null | sort)"
 leaked="$(comm -13 <(echo "$before") <(echo "$after") | grep . || true)"
