@@ -38,6 +38,8 @@ print(t - bad - skipped, bad)
 PY
 )"
 read -r passed failed <<<"$counts"
+passed="${passed:-0}"
+failed="${failed:-1}"
 # pytest exit 5 = no tests collected; any other non-zero without a counted failure is a failure too.
 if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
   echo "test_python: pytest exited with $rc"
