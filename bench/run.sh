@@ -16,4 +16,12 @@ tools/setup.sh  # includes gRPC 1.51 and gnuplot
 
 bazel build -c opt //bench:binaries
 bin_dir="$(bazel info -c opt bazel-bin 2>/dev/null)/bench"
-exec /usr/bin/python3 bench/run.py --bin_dir="$bin_dir" --command="bench/run.sh${*:+ $*}" "$@"
+/usr/bin/python3 bench/run.py --bin_dir="$bin_dir" --command="bench/run.sh${*:+ $*}" "$@"
+
+# The Python package (python/) against the same C++ binaries, and grpcio <->
+# grpcio, in one more run: bench/results/<date>-python[-quick].md.
+quick=""
+for a in "$@"; do [ "$a" = "--quick" ] && quick="--quick"; done
+py="$(tools/python_venv.sh)"
+"$py" bench/python/py_bench.py --bin_dir="$bin_dir" $quick \
+    --out="bench/results/$(date +%Y-%m-%d)-python${quick:+-quick}.md"

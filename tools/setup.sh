@@ -14,6 +14,11 @@ packages=(
   clang-14 libclang-rt-14-dev
   # bench/: gRPC C++ (the comparison), gnuplot (the chart)
   libgrpc++-dev protobuf-compiler-grpc gnuplot-nox
+  # python/: Debian's interpreter with a protobuf runtime matching protoc 3.21.12,
+  # what pip needs to build the package (and its C extension) offline, pytest;
+  # grpcio for bench/'s comparison
+  python3-venv python3-dev python3-protobuf python3-setuptools python3-wheel
+  python3-pytest python3-grpcio mypy
 )
 
 missing=()

@@ -23,6 +23,10 @@ run() {
 
 status=0
 run //... || status=1
+# Python package (python/): pytest against the C++ binaries just built, before
+# the sanitizer builds below rebuild them in place. Prints its own counts.
+pylog="$(mktemp)"
+tools/test_python.sh 2>&1 | tee "$pylog"
 run --config=asan --test_tag_filters=-external_workspace //... || status=1
 run --config=tsan --test_tag_filters=-external_workspace -- //... -//bench:smoke_test || status=1
 run --config=ubsan --test_tag_filters=-external_workspace //... || status=1
@@ -34,6 +38,16 @@ failed=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|INCOMPLETE)
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   echo "bazel failed before running tests (see above)"
   failed=1
+fi
+
+py_counts="$(tail -n 1 "$pylog")"
+rm -f "$pylog"
+if [[ "$py_counts" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+  passed=$((passed + BASH_REMATCH[1]))
+  failed=$((failed + BASH_REMATCH[2]))
+else
+  echo "tools/test_python.sh did not report its counts"
+  failed=$((failed + 1))
 fi
 
 after="$(ls -d /tmp/ipcrpc-* 2>/dev/null | sort)"

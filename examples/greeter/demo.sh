@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The ipcrpc demo: starts greeter_server on a unix socket in a private temp
 # directory, runs greeter_client against it (every RPC kind, an async call, an
-# error, a latency measurement, a spawned worker), then stops the server and
-# checks that nothing is left behind.
+# error, a latency measurement, a spawned worker), then the Python client
+# (greeter_client.py, with the stubs ipcrpc_py_library generated), then stops
+# the server and checks that nothing is left behind.
 set -euo pipefail
 
 here="${RUNFILES_DIR:-$0.runfiles}/ipcrpc/examples/greeter"
@@ -34,6 +35,11 @@ done
 # against the same server, then a spawned worker on a socketpair.
 "$client_bin" "$address" --calls="${DEMO_CALLS:-5000}" --compare_transports \
     --spawn_worker="$server_bin"
+
+# The same server from Python (the ipcrpc package in python/, Debian's
+# python3 with python3-protobuf).
+root="$(cd "$here/../.." && pwd)"
+PYTHONPATH="$root/python:$root:$here" /usr/bin/python3 "$here/greeter_client.py" "$address"
 
 kill -TERM "$server_pid"
 wait "$server_pid"

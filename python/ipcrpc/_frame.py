@@ -1,0 +1,149 @@
+"""The frame layer of the ipcrpc wire protocol (docs/PROTOCOL.md §1-2, §7).
+
+A frame is a 16-byte little-endian header followed by ``length`` payload
+bytes.  :class:`FrameDecoder` turns an arbitrary split byte stream back into
+frames; :func:`encode_frame` builds one.  Pure functions and a decoder object
+owned by one reader; no locking here.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+from typing import Iterator, List, Optional
+
+HEADER_SIZE = 16
+MAGIC = b"IR"
+VERSION = 1
+FLAG_PING_ACK = 0x0001
+# Default limits from PROTOCOL.md §3 (Hello fields with value 0).
+DEFAULT_MAX_MESSAGE = 4 * 1024 * 1024
+DEFAULT_STREAM_WINDOW = 1024 * 1024
+
+_HEADER = struct.Struct("<2sBBIIHBB")
+assert _HEADER.size == HEADER_SIZE
+
+
+class FrameType(enum.IntEnum):
+    HELLO = 1
+    CALL_START = 2
+    MESSAGE = 3
+    HALF_CLOSE = 4
+    TRAILERS = 5
+    CANCEL = 6
+    CREDIT = 7
+    PING = 8
+    GOAWAY = 9
+    HEADERS = 10
+    TRANSPORT_REQUEST = 11
+    TRANSPORT_OFFER = 12
+    TRANSPORT_ACK = 13
+
+
+KNOWN_TYPES = frozenset(int(t) for t in FrameType)
+
+
+class ProtocolError(Exception):
+    """The peer broke the protocol; the connection must be closed."""
+
+
+@dataclass
+class Frame:
+    """One decoded frame.  ``type`` is an int so unknown types survive."""
+
+    type: int
+    stream_id: int
+    payload: bytes
+    flags: int = 0
+    fd_count: int = 0
+    # True when the payload was larger than the decoder's limit: it was read
+    # and dropped (``payload`` is empty) and ``length`` says how big it was.
+    oversized: bool = False
+    length: int = 0
+
+
+def encode_header(type_: int, stream_id: int, length: int, flags: int = 0, fd_count: int = 0) -> bytes:
+    return _HEADER.pack(MAGIC, VERSION, type_, stream_id, length, flags, fd_count, 0)
+
+
+def encode_frame(type_: int, stream_id: int, payload: bytes = b"", flags: int = 0, fd_count: int = 0) -> bytes:
+    return _HEADER.pack(MAGIC, VERSION, type_, stream_id, len(payload), flags, fd_count, 0) + payload
+
+
+def decode_header(data: bytes) -> Frame:
+    """Parses 16 header bytes; raises ProtocolError on bad magic or version."""
+    magic, version, type_, stream_id, length, flags, fd_count, _ = _HEADER.unpack(data)
+    if magic != MAGIC:
+        raise ProtocolError(f"bad frame magic {magic.hex()} (expected 4952)")
+    if version != VERSION:
+        raise ProtocolError(f"unsupported frame version {version} (expected {VERSION})")
+    return Frame(type_, stream_id, b"", flags, fd_count, False, length)
+
+
+def encode_credit(n: int) -> bytes:
+    return struct.pack("<I", n)
+
+
+def decode_credit(payload: bytes) -> int:
+    if len(payload) != 4:
+        raise ProtocolError(f"CREDIT payload of {len(payload)} bytes (must be 4)")
+    return struct.unpack("<I", payload)[0]
+
+
+class FrameDecoder:
+    """Incremental decoder: feed() bytes as they arrive, get whole frames.
+
+    Payloads larger than ``max_payload`` are discarded as they stream past
+    (never buffered) and reported with ``oversized=True``.
+    """
+
+    def __init__(self, max_payload: int = DEFAULT_MAX_MESSAGE) -> None:
+        self.max_payload = max_payload
+        self._buf = bytearray()
+        self._pending: Optional[Frame] = None  # header read, payload not complete
+        self._skip = 0  # bytes of an oversized payload still to drop
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held that do not form a whole frame yet."""
+        return len(self._buf)
+
+    @property
+    def mid_frame(self) -> bool:
+        return self._pending is not None or bool(self._buf)
+
+    def feed(self, data: bytes) -> List[Frame]:
+        self._buf += data
+        return list(self._drain())
+
+    def _drain(self) -> Iterator[Frame]:
+        buf = self._buf
+        pos = 0
+        try:
+            while True:
+                if self._pending is None:
+                    if len(buf) - pos < HEADER_SIZE:
+                        break
+                    frame = decode_header(bytes(buf[pos : pos + HEADER_SIZE]))
+                    pos += HEADER_SIZE
+                    if frame.length > self.max_payload:
+                        frame.oversized = True
+                        self._skip = frame.length
+                    self._pending = frame
+                frame = self._pending
+                if frame.oversized:
+                    take = min(self._skip, len(buf) - pos)
+                    pos += take
+                    self._skip -= take
+                    if self._skip:
+                        break
+                else:
+                    if len(buf) - pos < frame.length:
+                        break
+                    frame.payload = bytes(buf[pos : pos + frame.length])
+                    pos += frame.length
+                self._pending = None
+                yield frame
+        finally:
+            del buf[:pos]

@@ -1,0 +1,283 @@
+"""Byte-stream transports (PROTOCOL.md §1, §12) and address parsing.
+
+A :class:`Transport` carries one ordered, reliable byte stream in each
+direction.  ``recv`` blocks until bytes arrive, the peer closes (``b""``) or
+``shutdown()`` is called from another thread (``b""`` too).  ``send`` writes
+every byte or raises ``ConnectionError``.  One reader thread and any number
+of writers (serialised by the caller) may use a transport at once.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import select
+import socket
+import struct
+import time
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+from . import _frame, _wirepb
+from ._frame import FrameType, ProtocolError
+from ._status import RpcError, StatusCode
+
+# In "auto" preference order, as the C++ implementation (docs/TRANSPORTS.md).
+KNOWN_TRANSPORTS = ("shm", "shm+sem", "unix", "msgq", "fifo")
+_ALL_NAMES = KNOWN_TRANSPORTS + ("auto",)
+
+
+class Transport:
+    """Interface of a byte-stream transport."""
+
+    name = "?"
+
+    def send(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def recv(self, max_bytes: int) -> bytes:
+        raise NotImplementedError
+
+    def recv_within(self, max_bytes: int, timeout: float) -> Optional[bytes]:
+        """Like recv(), but returns None if nothing arrived within ``timeout`` seconds."""
+        raise NotImplementedError
+
+    def fileno(self) -> int:
+        """A descriptor that becomes readable when recv() would not block, or -1."""
+        return -1
+
+    def shutdown(self) -> None:
+        """Wakes a blocked recv() (it returns b"") and fails later sends."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class UnixTransport(Transport):
+    """The unix socket itself carries the byte stream."""
+
+    name = "unix"
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._closed = False
+        self._poller = select.poll()
+        self._poller_ready = False
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError as e:
+            raise ConnectionError(f"unix socket send: {e.strerror or e}") from e
+
+    def recv(self, max_bytes: int) -> bytes:
+        try:
+            return self.sock.recv(max_bytes)
+        except OSError as e:
+            if self._closed:
+                return b""
+            raise ConnectionError(f"unix socket recv: {e.strerror or e}") from e
+
+    def recv_within(self, max_bytes: int, timeout: float) -> Optional[bytes]:
+        if self._closed:
+            return b""
+        try:
+            data = self.sock.recv(max_bytes, socket.MSG_DONTWAIT)
+            return data
+        except BlockingIOError:
+            pass
+        except OSError as e:
+            if self._closed:
+                return b""
+            raise ConnectionError(f"unix socket recv: {e.strerror or e}") from e
+        if not self._poller_ready:
+            self._poller.register(self.sock.fileno(), select.POLLIN)
+            self._poller_ready = True
+        if not self._poller.poll(max(0, int(timeout * 1000))):
+            return None
+        return self.recv(max_bytes)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def shutdown(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.shutdown()
+            self.sock.close()
+
+
+# -- addresses ---------------------------------------------------------------
+
+
+@dataclass
+class Address:
+    transport: str  # a name from KNOWN_TRANSPORTS or "auto"
+    socket_path: str  # filesystem path, or "\0name" for the abstract namespace
+
+    @property
+    def display(self) -> str:
+        p = "@" + self.socket_path[1:] if self.socket_path.startswith("\0") else self.socket_path
+        return f"{self.transport}:{p}"
+
+
+def parse_address(address: str) -> Address:
+    """Parses ``TRANSPORT:SOCKET`` (SOCKET a path or ``@name``); raises RpcError(INVALID_ARGUMENT)."""
+    scheme, sep, rest = address.partition(":")
+    if not sep:
+        raise RpcError(StatusCode.INVALID_ARGUMENT, f"address {address!r} has no transport prefix; use one of {', '.join(_ALL_NAMES)} (e.g. unix:/run/app.sock)")
+    if scheme == "unix-abstract":
+        scheme, rest = "unix", "@" + rest
+    if scheme not in _ALL_NAMES:
+        raise RpcError(StatusCode.INVALID_ARGUMENT, f"unknown transport {scheme!r} in {address!r}; valid: {', '.join(_ALL_NAMES)}")
+    if not rest or rest == "@":
+        raise RpcError(StatusCode.INVALID_ARGUMENT, f"address {address!r} names no socket")
+    path = "\0" + rest[1:] if rest.startswith("@") else rest
+    return Address(scheme, path)
+
+
+def check_transport_name(name: str) -> str:
+    if name not in _ALL_NAMES:
+        raise RpcError(StatusCode.INVALID_ARGUMENT, f"unknown transport {name!r}; valid: {', '.join(_ALL_NAMES)}")
+    return name
+
+
+# -- negotiation helpers (exact reads on the socket, no read-ahead) ----------
+
+
+def recv_exact(sock: socket.socket, n: int, deadline: float, fds: Optional[List[int]] = None) -> bytes:
+    """Reads exactly n bytes (collecting SCM_RIGHTS fds into ``fds``)."""
+    out = bytearray()
+    while len(out) < n:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out during transport negotiation")
+        sock.settimeout(remaining)
+        try:
+            data, ancdata, _flags, _addr = sock.recvmsg(n - len(out), socket.CMSG_SPACE(16 * 4))
+        except socket.timeout:
+            raise TimeoutError("timed out during transport negotiation") from None
+        finally:
+            sock.settimeout(None)
+        for level, type_, cdata in ancdata:
+            if level == socket.SOL_SOCKET and type_ == socket.SCM_RIGHTS:
+                a = array.array("i")
+                a.frombytes(cdata[: len(cdata) - (len(cdata) % a.itemsize)])
+                if fds is None:
+                    for fd in a:
+                        os.close(fd)
+                else:
+                    fds.extend(a)
+        if not data:
+            raise ConnectionError("the server closed the socket during transport negotiation")
+        out += data
+    return bytes(out)
+
+
+def read_frame_exact(sock: socket.socket, deadline: float, max_payload: int, fds: Optional[List[int]] = None) -> _frame.Frame:
+    frame = _frame.decode_header(recv_exact(sock, _frame.HEADER_SIZE, deadline, fds))
+    if frame.length > max_payload:
+        raise ProtocolError(f"negotiation frame of {frame.length} bytes is too large")
+    frame.payload = recv_exact(sock, frame.length, deadline, fds) if frame.length else b""
+    return frame
+
+
+def send_with_fds(sock: socket.socket, data: bytes, fds: Sequence[int]) -> None:
+    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())] if fds else []
+    sent = sock.sendmsg([data], anc)
+    if sent < len(data):
+        sock.sendall(data[sent:])
+
+
+# -- client side -------------------------------------------------------------
+
+
+def available_transports() -> Tuple[str, ...]:
+    """Transports this Python process can speak, in "auto" order."""
+    from . import _shm
+
+    from . import _msgq
+
+    names = []
+    for name in KNOWN_TRANSPORTS:
+        if (name in ("unix", "fifo") or (name == "shm" and _shm.available()) or (name == "msgq" and _msgq.available())
+                or (name == "shm+sem" and _shm.semaphores_available())):
+            names.append(name)
+    return tuple(names)
+
+
+def connect(address: Address, transport: str, timeout: float = 5.0, ring_bytes: int = 0) -> Transport:
+    """Connects to the server's socket and negotiates ``transport`` (§12).
+
+    Raises RpcError: UNAVAILABLE if the server cannot be reached,
+    FAILED_PRECONDITION if it refuses the transport.
+    """
+    from . import _shm
+
+    deadline = time.monotonic() + timeout
+    if transport not in _ALL_NAMES:
+        raise RpcError(StatusCode.INVALID_ARGUMENT, f"unknown transport {transport!r}; valid: {', '.join(_ALL_NAMES)}")
+    if transport == "auto":
+        preference = list(available_transports())
+    elif transport in available_transports():
+        preference = [transport]
+    else:
+        raise RpcError(StatusCode.FAILED_PRECONDITION, f"transport {transport!r} is not available in this Python process (available: {', '.join(available_transports())})")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        sock.connect(address.socket_path)
+        sock.settimeout(None)
+    except OSError as e:
+        sock.close()
+        raise RpcError(StatusCode.UNAVAILABLE, f"cannot connect to {address.display}: {e.strerror or e}") from None
+    if preference == ["unix"]:
+        return UnixTransport(sock)
+    fds: List[int] = []
+    try:
+        req = _wirepb.TransportRequest(preference, ring_bytes)
+        sock.sendall(_frame.encode_frame(FrameType.TRANSPORT_REQUEST, 0, req.encode()))
+        frame = read_frame_exact(sock, deadline, 1 << 20, fds)
+        if frame.type != FrameType.TRANSPORT_OFFER or frame.stream_id != 0:
+            raise ProtocolError(f"expected TRANSPORT_OFFER, got frame type {frame.type}")
+        offer = _wirepb.TransportOffer.decode(frame.payload)
+        if not offer.transport:
+            raise RpcError(StatusCode.FAILED_PRECONDITION, f"server at {address.display} refused transports {preference}: {offer.error}")
+        if offer.transport not in preference:
+            raise ProtocolError(f"server offered {offer.transport!r}, which was not requested")
+        if offer.transport == "unix":
+            if fds:
+                raise ProtocolError("unexpected file descriptors with a unix offer")
+            return UnixTransport(sock)
+        if offer.transport in ("shm", "shm+sem", "fifo", "msgq"):
+            from . import _fifo, _msgq
+
+            attach = {"shm": _shm.attach_client, "shm+sem": _shm.attach_client, "fifo": _fifo.attach_client, "msgq": _msgq.attach_client}[offer.transport]
+            try:
+                t = attach(offer, fds, sock)
+            except Exception as e:
+                reason = str(e) or type(e).__name__
+                sock.sendall(_frame.encode_frame(FrameType.TRANSPORT_ACK, 0, _wirepb.TransportAck(False, reason).encode()))
+                raise RpcError(StatusCode.UNAVAILABLE, f"cannot attach to the {offer.transport} transport of {address.display}: {reason}") from None
+            fds = []  # attach owns (and closed) them
+            sock.sendall(_frame.encode_frame(FrameType.TRANSPORT_ACK, 0, _wirepb.TransportAck(True).encode()))
+            if hasattr(t, "start"):
+                t.start()
+            return t
+        raise ProtocolError(f"offer for unsupported transport {offer.transport!r}")
+    except RpcError:
+        sock.close()
+        raise
+    except (ProtocolError, TimeoutError, ConnectionError, OSError) as e:
+        sock.close()
+        raise RpcError(StatusCode.UNAVAILABLE, f"transport negotiation with {address.display} failed: {e}") from None
+    finally:
+        for fd in fds:
+            os.close(fd)

@@ -1,0 +1,726 @@
+"""The asyncio client (grpc.aio-shaped): calls are awaitables and async
+iterators driven by the event loop; no thread per call.
+
+Over the unix socket a connection's frames are read by one task on the loop.
+Over shm (whose futex cannot be awaited) one reader thread per *connection*
+hands received bytes to the loop.  Everything else runs on the loop thread,
+so no locks guard the call state.  A channel belongs to the loop that first
+uses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import socket
+import threading
+from typing import Any, AsyncIterable, AsyncIterator, Callable, Deque, Dict, Generic, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
+
+from .. import _frame, _transport, _wirepb
+from .._client import AGENT, MetadataArg
+from .._fifo import FifoTransport as _FifoTransport
+from .._frame import FrameType, ProtocolError
+from .._status import MetadataType, RpcError, StatusCode, normalize_metadata
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+_READ_CHUNK = 256 * 1024
+_MAX_STREAM_ID = 0xFFFFFFFF
+
+
+class _EOF:
+    def __repr__(self) -> str:
+        return "ipcrpc.aio.EOF"
+
+
+EOF = _EOF()  # returned by read() at the end of a response stream, like grpc.aio.EOF
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+class _Stream:
+    """One call's state; touched only on the loop thread."""
+
+    def __init__(self, conn: "_Connection", sid: int, method: str, deadline: Optional[float]) -> None:
+        self.conn = conn
+        self.id = sid
+        self.method = method
+        self.deadline = deadline  # loop.time() based
+        self.inbox: Deque[bytes] = collections.deque()
+        self.initial_metadata: Optional[MetadataType] = None
+        self.done = False
+        self.code = StatusCode.OK
+        self.details = ""
+        self.trailing: MetadataType = ()
+        self.send_window = conn.peer_window
+        self.recv_window = conn.our_window
+        self.unacked = 0
+        self._waiters: List["asyncio.Future[None]"] = []
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self.callbacks: List[Callable[[], None]] = []
+        if deadline is not None:
+            self._timer = conn.loop.call_at(deadline, self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        self.fail_locally(StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
+
+    def wake(self) -> None:
+        for f in self._waiters:
+            if not f.done():
+                f.set_result(None)
+        self._waiters.clear()
+
+    async def wait(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            fut = self.conn.loop.create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                self.fail_locally(StatusCode.CANCELLED, "the awaiting task was cancelled")
+                raise
+
+    def finish(self, code: StatusCode, details: str, trailing: MetadataType = ()) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.code, self.details, self.trailing = code, details, trailing
+        if self.initial_metadata is None:
+            self.initial_metadata = ()
+        if self._timer is not None:
+            self._timer.cancel()
+        self.conn.streams.pop(self.id, None)
+        self.wake()
+        cbs, self.callbacks = self.callbacks, []
+        for cb in cbs:
+            try:
+                cb()
+            except Exception:
+                pass
+
+    def fail_locally(self, code: StatusCode, details: str) -> None:
+        if self.done:
+            return
+        self.finish(code, details)
+        self.conn.send_soon(_frame.encode_frame(FrameType.CANCEL, self.id))
+
+    def error(self) -> RpcError:
+        return RpcError(self.code, self.details, self.trailing, self.initial_metadata or (), self.method)
+
+    async def next_message(self) -> Optional[bytes]:
+        await self.wait(lambda: bool(self.inbox) or self.done)
+        if not self.inbox:
+            return None
+        payload = self.inbox.popleft()
+        if not self.done:
+            self.unacked += len(payload)
+            if self.unacked >= self.conn.our_window // 2:
+                credit, self.unacked = self.unacked, 0
+                self.recv_window += credit
+                self.conn.send_soon(_frame.encode_frame(FrameType.CREDIT, self.id, _frame.encode_credit(credit)))
+        return payload
+
+    async def send_message(self, payload: bytes) -> bool:
+        if len(payload) > self.conn.peer_max_message or len(payload) > self.conn.channel._max_send:
+            limit = min(self.conn.peer_max_message, self.conn.channel._max_send)
+            self.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds the limit of {limit} bytes")
+            return False
+        await self.wait(lambda: self.send_window > 0 or self.done)
+        if self.done:
+            return False
+        self.send_window -= len(payload)
+        await self.conn.send(_frame.encode_frame(FrameType.MESSAGE, self.id, payload))
+        return True
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, conn: "_Connection") -> None:
+        self._conn = conn
+
+    def data_received(self, data: bytes) -> None:
+        self._conn._feed(data)
+
+    def eof_received(self) -> Optional[bool]:
+        self._conn.break_connection(f"connection to {self._conn.target} lost: the server closed the connection")
+        return None
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._conn.break_connection(f"connection to {self._conn.target} lost: {exc or 'closed'}")
+
+
+class _Connection:
+    def __init__(self, channel: "Channel", loop: asyncio.AbstractEventLoop, t: _transport.Transport) -> None:
+        self.channel = channel
+        self.loop = loop
+        self.transport = t
+        self.target: str = channel.target
+        self.our_window: int = channel._window
+        self.our_max: int = channel._max_receive
+        self.peer_max_message: int = _frame.DEFAULT_MAX_MESSAGE
+        self.peer_window: int = _frame.DEFAULT_STREAM_WINDOW
+        self.streams: Dict[int, _Stream] = {}
+        self.next_id = 1
+        self.usable = True
+        self.broken: Optional[str] = None
+        self.ready: "asyncio.Future[None]" = loop.create_future()
+        self._write_lock = asyncio.Lock()
+        self._decoder = _frame.FrameDecoder(max(self.our_max, 64 * 1024))
+        self._got_hello = False
+        self._unix = isinstance(t, _transport.UnixTransport)
+        self._atransport: Optional[asyncio.Transport] = None
+        self._reader_thread: Optional[threading.Thread] = None
+        self._fifo_fds: Optional[Tuple[int, int]] = None
+
+    async def start(self) -> None:
+        hello = _frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, self.our_max, self.our_window, 0, AGENT).encode())
+        if self._unix:
+            # An asyncio protocol on the socket: one epoll registration for the
+            # connection's life, data_received feeds the decoder, writes are
+            # buffered by the loop in order (no lock, no per-read epoll_ctl).
+            sock = self.transport.sock  # type: ignore[attr-defined]
+            sock.setblocking(False)
+            loop: Any = self.loop  # connect_accepted_socket is on every asyncio loop (3.5.3+)
+            atransport, _ = await loop.connect_accepted_socket(lambda: _Protocol(self), sock)
+            self._atransport = atransport
+            atransport.write(hello)
+        elif isinstance(self.transport, _FifoTransport):
+            # FIFOs and the control socket can be polled: the loop reads them, no thread.
+            self.transport.send(hello)
+            self._fifo_fds = (self.transport.read_fd, self.transport.control_fd)
+            self.loop.add_reader(self._fifo_fds[0], self._on_fifo_readable)
+            self.loop.add_reader(self._fifo_fds[1], self._on_control_readable)
+        else:
+            self.transport.send(hello)
+            self._reader_thread = threading.Thread(target=self._read_thread, name=f"ipcrpc-aio-reader {self.target}", daemon=True)
+            self._reader_thread.start()
+
+    def _on_fifo_readable(self) -> None:
+        fds = self._fifo_fds
+        if fds is None:
+            return
+        try:
+            data = os.read(fds[0], _READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            self.break_connection(f"connection to {self.target} lost: {e}")
+            return
+        if not data:  # the loop saw it readable: the writer came and went
+            self.break_connection(f"connection to {self.target} lost: the server closed the connection")
+            return
+        self._feed(data)
+
+    def _on_control_readable(self) -> None:
+        # The control socket must stay silent: readable means the server closed or died.
+        self.break_connection(f"connection to {self.target} lost: the server closed the connection")
+
+    def _stop_fifo_readers(self) -> None:
+        if self._fifo_fds is not None:
+            for fd in self._fifo_fds:
+                self.loop.remove_reader(fd)
+            self._fifo_fds = None
+
+    # -- writing (ordered: one writer at a time) --
+
+    async def send(self, data: bytes) -> None:
+        if self.broken is not None:
+            return
+        if self._atransport is not None:
+            self._atransport.write(data)
+            return
+        async with self._write_lock:
+            try:
+                if len(data) <= 64 * 1024:
+                    self.transport.send(data)
+                else:
+                    await self.loop.run_in_executor(None, self.transport.send, data)
+            except (ConnectionError, OSError) as e:
+                self.break_connection(f"connection to {self.target} lost: {e}")
+
+    def send_soon(self, data: bytes) -> None:
+        """Queues a control frame from synchronous code (frames stay in order)."""
+        if self.broken is not None:
+            return
+        if self._atransport is not None:
+            self._atransport.write(data)
+        else:
+            self.loop.create_task(self.send(data))
+
+    # -- reading --
+
+    def _read_thread(self) -> None:
+        try:
+            while True:
+                data = self.transport.recv(_READ_CHUNK)
+                if not data:
+                    raise ConnectionError("the server closed the connection")
+                self.loop.call_soon_threadsafe(self._feed, data)
+        except Exception as e:
+            try:
+                self.loop.call_soon_threadsafe(self.break_connection, f"connection to {self.target} lost: {e}")
+            except RuntimeError:  # the loop is closed
+                pass
+
+    def _feed(self, data: bytes) -> None:
+        if self.broken is not None:
+            return
+        try:
+            for frame in self._decoder.feed(data):
+                self._on_frame(frame)
+        except ProtocolError as e:
+            self.break_connection(f"protocol error from {self.target}: {e}")
+
+    def _on_frame(self, frame: _frame.Frame) -> None:
+        t = frame.type
+        if not self._got_hello:
+            if t != FrameType.HELLO or frame.stream_id != 0 or frame.oversized:
+                raise ProtocolError(f"expected HELLO as the server's first frame, got type {t}")
+            h = _wirepb.Hello.decode(frame.payload)
+            if h.protocol_version != 1:
+                raise ProtocolError(f"server speaks protocol version {h.protocol_version}")
+            self.peer_max_message = h.max_message_size or _frame.DEFAULT_MAX_MESSAGE
+            self.peer_window = h.initial_stream_window or _frame.DEFAULT_STREAM_WINDOW
+            self._got_hello = True
+            if not self.ready.done():
+                self.ready.set_result(None)
+            return
+        if t == FrameType.PING:
+            if frame.stream_id != 0 or len(frame.payload) != 8:
+                raise ProtocolError("malformed PING")
+            if not frame.flags & _frame.FLAG_PING_ACK:
+                self.send_soon(_frame.encode_frame(FrameType.PING, 0, frame.payload, _frame.FLAG_PING_ACK))
+            return
+        if t == FrameType.GOAWAY:
+            g = _wirepb.GoAway.decode(frame.payload) if not frame.oversized else _wirepb.GoAway()
+            self.usable = False
+            for sid, s in list(self.streams.items()):
+                if sid > g.last_stream_id:
+                    s.finish(StatusCode.UNAVAILABLE, f"server is shutting down: {g.reason}")
+            return
+        if t in (FrameType.HELLO, FrameType.CALL_START, FrameType.CANCEL):
+            raise ProtocolError(f"server sent frame type {t}, which only clients send")
+        found = self.streams.get(frame.stream_id)
+        if found is None:
+            return
+        s = found
+        if t == FrameType.MESSAGE:
+            if frame.oversized:
+                s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"response message of {frame.length} bytes exceeds this client's max_receive_message_size of {self.our_max} bytes")
+            elif s.recv_window <= 0:
+                s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, "protocol violation: the server ignored the flow-control window")
+            else:
+                s.recv_window -= frame.length
+                s.inbox.append(frame.payload)
+                if s.initial_metadata is None:
+                    s.initial_metadata = ()
+                s.wake()
+        elif t == FrameType.HEADERS:
+            try:
+                s.initial_metadata = _wirepb.Headers.decode(frame.payload).metadata
+                s.wake()
+            except ProtocolError:
+                s.fail_locally(StatusCode.INTERNAL, "malformed HEADERS frame from the server")
+        elif t == FrameType.TRAILERS:
+            try:
+                tr = _wirepb.Trailers.decode(frame.payload) if not frame.oversized else None
+            except ProtocolError:
+                tr = None
+            if tr is None:
+                s.finish(StatusCode.INTERNAL, "malformed TRAILERS frame from the server")
+            else:
+                code = StatusCode.from_number(tr.code)
+                details = tr.message if code is not StatusCode.UNKNOWN or tr.code == 2 else f"server sent unknown status code {tr.code}: {tr.message}"
+                s.finish(code, details, tr.metadata)
+        elif t == FrameType.CREDIT:
+            s.send_window += _frame.decode_credit(frame.payload)
+            s.wake()
+
+    # -- lifecycle --
+
+    def open_stream(self, method: str, deadline: Optional[float]) -> Optional[_Stream]:
+        if not self.usable or self.broken is not None:
+            return None
+        sid = self.next_id
+        self.next_id += 1
+        if sid >= _MAX_STREAM_ID:
+            self.usable = False
+        s = _Stream(self, sid, method, deadline)
+        self.streams[sid] = s
+        return s
+
+    def break_connection(self, reason: str) -> None:
+        if self.broken is not None:
+            return
+        self.broken = reason
+        self.usable = False
+        if not self.ready.done():
+            self.ready.set_result(None)
+        for s in list(self.streams.values()):
+            s.finish(StatusCode.UNAVAILABLE, reason)
+        if self._atransport is not None:
+            self._atransport.abort()
+        else:
+            self._stop_fifo_readers()
+            self.transport.shutdown()
+
+    async def close(self) -> None:
+        self.break_connection(f"channel to {self.target} closed")
+        if self._reader_thread is not None:
+            await self.loop.run_in_executor(None, self._reader_thread.join, 5)
+        if self._atransport is None:
+            self.transport.close()
+        else:
+            await asyncio.sleep(0)  # let the loop finish closing the socket
+
+
+class Channel:
+    """An asyncio channel; ``async with ipcrpc.aio.channel(addr) as ch`` or ``await ch.close()``."""
+
+    def __init__(self, address: str, *, transport: Optional[str] = None, max_send_message_bytes: int = _frame.DEFAULT_MAX_MESSAGE,
+                 max_receive_message_bytes: int = _frame.DEFAULT_MAX_MESSAGE, stream_window_bytes: int = _frame.DEFAULT_STREAM_WINDOW,
+                 connect_timeout: float = 5.0, ring_bytes: int = 0) -> None:
+        from .. import _config
+
+        plan = _config.plan_channel(address)
+        self._address = _transport.parse_address(plan.address)
+        self._transport_name = _transport.check_transport_name(plan.transport or transport or self._address.transport)
+        self._max_send = plan.max_send or max_send_message_bytes
+        self._max_receive = plan.max_receive or max_receive_message_bytes
+        self._window = stream_window_bytes
+        self._connect_timeout = connect_timeout
+        self._ring_bytes = ring_bytes or plan.ring_bytes
+        self._conn: Optional[_Connection] = None
+        self._old: List[_Connection] = []
+        self._connecting: Optional["asyncio.Future[_Connection]"] = None
+        self._closed = False
+
+    @property
+    def target(self) -> str:
+        return f"{self._transport_name}:{self._address.display.split(':', 1)[1]}"
+
+    def transport_name(self) -> Optional[str]:
+        return self._conn.transport.name if self._conn is not None else None
+
+    async def _connection(self, deadline: Optional[float]) -> _Connection:
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._closed:
+                raise RpcError(StatusCode.CANCELLED, "the channel is closed")
+            c = self._conn
+            if c is not None and c.usable and c.broken is None:
+                return c
+            if c is not None:
+                self._old.append(c)
+                self._conn = None
+            if self._connecting is None:
+                self._connecting = loop.create_future()
+                timeout = self._connect_timeout
+                if deadline is not None:
+                    timeout = max(min(timeout, deadline - loop.time()), 0.001)
+                try:
+                    t = await loop.run_in_executor(None, _transport.connect, self._address, self._transport_name, timeout, self._ring_bytes)
+                    conn = _Connection(self, loop, t)
+                    await conn.start()
+                    self._conn = conn
+                    self._connecting.set_result(conn)
+                except BaseException as e:
+                    self._connecting.set_exception(e)
+                    self._connecting.exception()  # retrieved: no "never retrieved" warning
+                    self._connecting = None
+                    raise
+                self._connecting = None
+            else:
+                await asyncio.shield(self._connecting)
+
+    async def _start(self, method: str, timeout: Optional[float], first: Callable[[_Stream], bytes]) -> _Stream:
+        loop = asyncio.get_running_loop()
+        if timeout is not None and timeout <= 0:
+            raise RpcError(StatusCode.DEADLINE_EXCEEDED, "deadline had passed before the call started", method=method)
+        deadline = None if timeout is None else loop.time() + timeout
+        for _ in range(3):
+            conn = await self._connection(deadline)
+            if not conn.ready.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(conn.ready), None if deadline is None else max(deadline - loop.time(), 0))
+                except asyncio.TimeoutError:
+                    raise RpcError(StatusCode.DEADLINE_EXCEEDED, "deadline exceeded waiting for the server's HELLO", method=method) from None
+            if conn.broken is not None:
+                raise RpcError(StatusCode.UNAVAILABLE, conn.broken, method=method)
+            s = conn.open_stream(method, deadline)
+            if s is not None:
+                await conn.send(first(s))
+                return s
+        raise RpcError(StatusCode.UNAVAILABLE, f"could not open a stream to {self.target}", method=method)
+
+    def _call_start(self, s: _Stream, md: MetadataType) -> bytes:
+        timeout_us = 0 if s.deadline is None else max(1, int((s.deadline - s.conn.loop.time()) * 1e6))
+        return _frame.encode_frame(FrameType.CALL_START, s.id, _wirepb.CallStart(s.method, timeout_us, md).encode())
+
+    def unary_unary(self, method: str, request_serializer: Any = None, response_deserializer: Any = None) -> "UnaryUnaryMultiCallable":
+        return UnaryUnaryMultiCallable(self, method, request_serializer, response_deserializer)
+
+    def unary_stream(self, method: str, request_serializer: Any = None, response_deserializer: Any = None) -> "UnaryStreamMultiCallable":
+        return UnaryStreamMultiCallable(self, method, request_serializer, response_deserializer)
+
+    def stream_unary(self, method: str, request_serializer: Any = None, response_deserializer: Any = None) -> "StreamUnaryMultiCallable":
+        return StreamUnaryMultiCallable(self, method, request_serializer, response_deserializer)
+
+    def stream_stream(self, method: str, request_serializer: Any = None, response_deserializer: Any = None) -> "StreamStreamMultiCallable":
+        return StreamStreamMultiCallable(self, method, request_serializer, response_deserializer)
+
+    async def close(self, grace: Optional[float] = None) -> None:
+        self._closed = True
+        conns = ([self._conn] if self._conn else []) + self._old
+        self._conn, self._old = None, []
+        for c in conns:
+            await c.close()
+
+    async def __aenter__(self) -> "Channel":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def channel(address: str, **kwargs: Any) -> Channel:
+    return Channel(address, **kwargs)
+
+
+# -- calls -----------------------------------------------------------------------
+
+
+class Call:
+    """A running call (grpc.aio.Call): cancel(), done(), and awaitable outcome getters."""
+
+    def __init__(self, channel: Channel, method: str, deserialize: Callable[[bytes], Any]) -> None:
+        self._channel = channel
+        self._method = method
+        self._deserialize = deserialize
+        self._stream: Optional[_Stream] = None
+        self._ready = asyncio.get_running_loop().create_future()
+        self._start_error: Optional[BaseException] = None
+
+    async def _s(self) -> _Stream:
+        if self._stream is None:
+            await asyncio.shield(self._ready)
+        if self._stream is None:
+            assert self._start_error is not None
+            raise self._start_error
+        return self._stream
+
+    def _started(self, s: Optional[_Stream], error: Optional[BaseException] = None) -> None:
+        self._stream, self._start_error = s, error
+        if not self._ready.done():
+            self._ready.set_result(None)
+
+    def cancel(self) -> bool:
+        s = self._stream
+        if s is None or s.done:
+            return False
+        s.fail_locally(StatusCode.CANCELLED, "cancelled by the client")
+        return True
+
+    def cancelled(self) -> bool:
+        return self._stream is not None and self._stream.done and self._stream.code is StatusCode.CANCELLED
+
+    def done(self) -> bool:
+        return self._stream is not None and self._stream.done
+
+    def time_remaining(self) -> Optional[float]:
+        s = self._stream
+        if s is None or s.deadline is None:
+            return None
+        return max(0.0, s.deadline - s.conn.loop.time())
+
+    async def code(self) -> StatusCode:
+        s = await self._s()
+        await s.wait(lambda: s.done)
+        return s.code
+
+    async def details(self) -> str:
+        s = await self._s()
+        await s.wait(lambda: s.done)
+        return s.details
+
+    async def initial_metadata(self) -> MetadataType:
+        s = await self._s()
+        await s.wait(lambda: s.initial_metadata is not None or s.done)
+        return s.initial_metadata or ()
+
+    async def trailing_metadata(self) -> MetadataType:
+        s = await self._s()
+        await s.wait(lambda: s.done)
+        return s.trailing
+
+    def add_done_callback(self, callback: Callable[["Call"], None]) -> None:
+        s = self._stream
+        if s is not None and s.done:
+            callback(self)
+        elif s is not None:
+            s.callbacks.append(lambda: callback(self))
+
+    async def _unary_response(self) -> Any:
+        s = await self._s()
+        if not s.done:
+            await s.wait(lambda: s.done)
+        if s.code is not StatusCode.OK:
+            raise s.error()
+        if len(s.inbox) != 1:
+            what = "without a response" if not s.inbox else f"with {len(s.inbox)} responses"
+            raise RpcError(StatusCode.INTERNAL, f"the server ended a unary-response call OK {what}", s.trailing, s.initial_metadata or (), s.method)
+        try:
+            return self._deserialize(s.inbox[0])
+        except Exception as e:
+            raise RpcError(StatusCode.INTERNAL, f"cannot parse the response: {e}", s.trailing, s.initial_metadata or (), s.method) from None
+
+    async def read(self) -> Any:
+        """The next response, or ipcrpc.aio.EOF at the end; raises RpcError on failure."""
+        s = await self._s()
+        payload = await s.next_message()
+        if payload is None:
+            if s.code is StatusCode.OK:
+                return EOF
+            raise s.error()
+        try:
+            return self._deserialize(payload)
+        except Exception as e:
+            s.fail_locally(StatusCode.INTERNAL, f"cannot parse a response: {e}")
+            raise s.error() from None
+
+    async def _aiter(self) -> AsyncIterator[Any]:
+        while True:
+            r = await self.read()
+            if r is EOF:
+                return
+            yield r
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._aiter()
+
+
+class _RequestWriter:
+    """write()/done_writing() for stream-request calls, and request-iterator pumping."""
+
+    _call: Call
+    _serialize: Callable[[Any], bytes]
+
+    async def write(self, request: Any) -> None:
+        s = await self._call._s()
+        if s.done:
+            raise s.error() if s.code is not StatusCode.OK else RpcError(StatusCode.INTERNAL, "write after the call ended")
+        if not await s.send_message(self._serialize(request)):
+            raise s.error()
+
+    async def done_writing(self) -> None:
+        s = await self._call._s()
+        if not s.done:
+            await s.conn.send(_frame.encode_frame(FrameType.HALF_CLOSE, s.id))
+
+
+async def _pump(call: Call, requests: Union[Iterable[Any], AsyncIterable[Any]], serialize: Callable[[Any], bytes]) -> None:
+    try:
+        s = await call._s()
+    except RpcError:
+        return
+    try:
+        if hasattr(requests, "__aiter__"):
+            async for r in requests:  # type: ignore[union-attr]
+                if s.done or not await s.send_message(serialize(r)):
+                    return
+        else:
+            for r in requests:  # type: ignore[union-attr]
+                if s.done or not await s.send_message(serialize(r)):
+                    return
+        if not s.done:
+            await s.conn.send(_frame.encode_frame(FrameType.HALF_CLOSE, s.id))
+    except asyncio.CancelledError:
+        s.fail_locally(StatusCode.CANCELLED, "request iterator cancelled")
+    except Exception as e:
+        s.fail_locally(StatusCode.UNKNOWN, f"the request iterator raised {type(e).__name__}: {e}")
+
+
+class UnaryUnaryCall(Call, Generic[Resp]):
+    def __await__(self) -> Any:
+        return self._unary_response().__await__()
+
+
+class UnaryStreamCall(Call, Generic[Resp]):
+    pass
+
+
+class StreamUnaryCall(Call, _RequestWriter, Generic[Req, Resp]):
+    def __await__(self) -> Any:
+        return self._unary_response().__await__()
+
+
+class StreamStreamCall(Call, _RequestWriter, Generic[Req, Resp]):
+    pass
+
+
+class _MultiCallable(Generic[Req, Resp]):
+    def __init__(self, channel: Channel, method: str, serializer: Any, deserializer: Any) -> None:
+        self._channel = channel
+        self._method = method
+        self._serialize: Callable[[Any], bytes] = serializer or _identity
+        self._deserialize: Callable[[bytes], Any] = deserializer or _identity
+
+    def _begin(self, call: Call, timeout: Optional[float], metadata: MetadataArg, payload: Optional[bytes]) -> None:
+        md = normalize_metadata(metadata)
+        ch = self._channel
+
+        def first(s: _Stream) -> bytes:
+            data = ch._call_start(s, md)
+            if payload is not None:
+                s.send_window -= len(payload)
+                data += _frame.encode_frame(FrameType.MESSAGE, s.id, payload) + _frame.encode_frame(FrameType.HALF_CLOSE, s.id)
+            return data
+
+        async def go() -> None:
+            try:
+                if payload is not None and len(payload) > ch._max_send:
+                    raise RpcError(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds this channel's max_send_message_bytes of {ch._max_send} bytes", method=self._method)
+                s = await ch._start(self._method, timeout, first)
+                if payload is not None and len(payload) > s.conn.peer_max_message:
+                    s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds the server's max_message_size of {s.conn.peer_max_message} bytes")
+                call._started(s)
+            except BaseException as e:
+                call._started(None, e)
+
+        asyncio.get_running_loop().create_task(go())
+
+
+class UnaryUnaryMultiCallable(_MultiCallable[Req, Resp]):
+    def __call__(self, request: Req, *, timeout: Optional[float] = None, metadata: MetadataArg = None) -> UnaryUnaryCall[Resp]:
+        call: UnaryUnaryCall[Resp] = UnaryUnaryCall(self._channel, self._method, self._deserialize)
+        self._begin(call, timeout, metadata, self._serialize(request))
+        return call
+
+
+class UnaryStreamMultiCallable(_MultiCallable[Req, Resp]):
+    def __call__(self, request: Req, *, timeout: Optional[float] = None, metadata: MetadataArg = None) -> UnaryStreamCall[Resp]:
+        call: UnaryStreamCall[Resp] = UnaryStreamCall(self._channel, self._method, self._deserialize)
+        self._begin(call, timeout, metadata, self._serialize(request))
+        return call
+
+
+class StreamUnaryMultiCallable(_MultiCallable[Req, Resp]):
+    def __call__(self, request_iterator: Optional[Union[Iterable[Req], AsyncIterable[Req]]] = None, *, timeout: Optional[float] = None, metadata: MetadataArg = None) -> StreamUnaryCall[Req, Resp]:
+        call: StreamUnaryCall[Req, Resp] = StreamUnaryCall(self._channel, self._method, self._deserialize)
+        call._call, call._serialize = call, self._serialize
+        self._begin(call, timeout, metadata, None)
+        if request_iterator is not None:
+            asyncio.get_running_loop().create_task(_pump(call, request_iterator, self._serialize))
+        return call
+
+
+class StreamStreamMultiCallable(_MultiCallable[Req, Resp]):
+    def __call__(self, request_iterator: Optional[Union[Iterable[Req], AsyncIterable[Req]]] = None, *, timeout: Optional[float] = None, metadata: MetadataArg = None) -> StreamStreamCall[Req, Resp]:
+        call: StreamStreamCall[Req, Resp] = StreamStreamCall(self._channel, self._method, self._deserialize)
+        call._call, call._serialize = call, self._serialize
+        self._begin(call, timeout, metadata, None)
+        if request_iterator is not None:
+            asyncio.get_running_loop().create_task(_pump(call, request_iterator, self._serialize))
+        return call

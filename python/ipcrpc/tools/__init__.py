@@ -1,0 +1,1 @@
+"""Command-line tools: the protoc plugin and a protoc wrapper."""

@@ -1,0 +1,371 @@
+// A C++ client that checks one behaviour of a TestService server, for the
+// Python package's interop tests (python/tests/test_cpp_client.py), which
+// run it against a Python server in another process.
+//
+//   interop_client ADDRESS CASE [SERVER_PID]
+//
+// Prints "PASS CASE" and exits 0, or "FAIL CASE: why" and exits 1. CASE is
+// one of the names in kCases below.
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/empty.pb.h"
+#include "runtime/ipcrpc.h"
+#include "tests/e2e/test_service.ipcrpc.pb.h"
+
+namespace ipcrpc::test {
+namespace {
+
+using Stub = TestService::Stub;
+
+// A failed check: the message says what differed.
+struct Failure {
+  std::string message;
+};
+
+#define CHECK_OR_FAIL(cond, ...)                                             \
+  do {                                                                       \
+    if (!(cond)) return Failure{absl::StrCat(#cond, ": ", __VA_ARGS__)};     \
+  } while (0)
+
+using Result = std::optional<Failure>;
+
+struct Env {
+  std::string address;
+  int server_pid = 0;
+  Stub* stub = nullptr;
+};
+
+std::string LastCancel(Stub& stub) {
+  for (int i = 0; i < 500; ++i) {
+    ClientContext ctx;
+    Response r;
+    if (!stub.LastCancel(&ctx, google::protobuf::Empty(), &r).ok()) return "error";
+    if (r.text() != "waiting") return r.text();
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return "waiting";
+}
+
+void AwaitWaiting(Stub& stub) {
+  for (int i = 0; i < 500; ++i) {
+    ClientContext ctx;
+    Response r;
+    if (stub.LastCancel(&ctx, google::protobuf::Empty(), &r).ok() && r.text() == "waiting") return;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+}
+
+Result Unary(Env& env) {
+  ClientContext ctx;
+  Request req;
+  req.set_text("hello");
+  req.set_payload(std::string("\0\xff", 2));
+  Response resp;
+  absl::Status s = env.stub->Echo(&ctx, req, &resp);
+  CHECK_OR_FAIL(s.ok(), s.ToString());
+  CHECK_OR_FAIL(resp.text() == "hello", resp.text());
+  CHECK_OR_FAIL(resp.payload() == req.payload(), "payload differs");
+  CHECK_OR_FAIL(resp.peer_pid() == getpid(), resp.peer_pid());
+  if (env.server_pid != 0) CHECK_OR_FAIL(ctx.peer().pid == env.server_pid, ctx.peer().pid);
+  return std::nullopt;
+}
+
+Result Metadata(Env& env) {
+  ClientContext ctx;
+  ctx.AddMetadata("echo-color", "blue");
+  ctx.AddMetadata("echo-bytes", std::string("\0\xff", 2));
+  Response resp;
+  absl::Status s = env.stub->Echo(&ctx, Request(), &resp);
+  CHECK_OR_FAIL(s.ok(), s.ToString());
+  const auto& initial = ctx.GetServerInitialMetadata();
+  const auto& trailing = ctx.GetServerTrailingMetadata();
+  CHECK_OR_FAIL(initial.count("initial-color") == 1, initial.size());
+  CHECK_OR_FAIL(initial.find("initial-color")->second == "blue", "initial-color");
+  CHECK_OR_FAIL(trailing.count("trailing-bytes") == 1, trailing.size());
+  CHECK_OR_FAIL(trailing.find("trailing-bytes")->second == std::string("\0\xff", 2), "trailing-bytes");
+  return std::nullopt;
+}
+
+Result EveryErrorCode(Env& env) {
+  for (int code = 1; code <= 16; ++code) {
+    ClientContext ctx;
+    Request req;
+    req.set_status_code(code);
+    req.set_status_message(absl::StrCat("failure ", code));
+    Response resp;
+    absl::Status s = env.stub->Echo(&ctx, req, &resp);
+    CHECK_OR_FAIL(static_cast<int>(s.code()) == code, s.ToString());
+    CHECK_OR_FAIL(s.message() == absl::StrCat("failure ", code), s.ToString());
+  }
+  return std::nullopt;
+}
+
+Result ServerStream(Env& env) {
+  ClientContext ctx;
+  Request req;
+  req.set_count(50);
+  auto reader = env.stub->ServerStream(&ctx, req);
+  Response r;
+  int n = 0;
+  while (reader->Read(&r)) {
+    CHECK_OR_FAIL(r.index() == n, r.index());
+    ++n;
+  }
+  absl::Status s = reader->Finish();
+  CHECK_OR_FAIL(s.ok(), s.ToString());
+  CHECK_OR_FAIL(n == 50, n);
+  return std::nullopt;
+}
+
+Result ServerStreamError(Env& env) {
+  ClientContext ctx;
+  Request req;
+  req.set_count(3);
+  req.set_status_code(static_cast<int>(absl::StatusCode::kAborted));
+  req.set_status_message("stopped");
+  auto reader = env.stub->ServerStream(&ctx, req);
+  Response r;
+  int n = 0;
+  while (reader->Read(&r)) ++n;
+  absl::Status s = reader->Finish();
+  CHECK_OR_FAIL(n == 3, n);
+  CHECK_OR_FAIL(s.code() == absl::StatusCode::kAborted && s.message() == "stopped", s.ToString());
+  return std::nullopt;
+}
+
+Result ClientStream(Env& env) {
+  ClientContext ctx;
+  Response resp;
+  auto writer = env.stub->ClientStream(&ctx, &resp);
+  for (int i = 0; i < 20; ++i) {
+    Request req;
+    req.set_text(std::to_string(i % 10));
+    CHECK_OR_FAIL(writer->Write(req), i);
+  }
+  CHECK_OR_FAIL(writer->WritesDone(), "WritesDone");
+  absl::Status s = writer->Finish();
+  CHECK_OR_FAIL(s.ok(), s.ToString());
+  CHECK_OR_FAIL(resp.index() == 20 && resp.text() == "01234567890123456789", resp.text());
+  return std::nullopt;
+}
+
+Result Bidi(Env& env) {
+  ClientContext ctx;
+  auto stream = env.stub->Bidi(&ctx);
+  for (int i = 0; i < 10; ++i) {
+    Request req;
+    req.set_text(absl::StrCat("m", i));
+    CHECK_OR_FAIL(stream->Write(req), i);
+    Response resp;
+    CHECK_OR_FAIL(stream->Read(&resp), i);
+    CHECK_OR_FAIL(resp.text() == absl::StrCat("m", i) && resp.index() == i, resp.text());
+  }
+  stream->WritesDone();
+  Response extra;
+  CHECK_OR_FAIL(!stream->Read(&extra), "a response after WritesDone");
+  absl::Status s = stream->Finish();
+  CHECK_OR_FAIL(s.ok(), s.ToString());
+  return std::nullopt;
+}
+
+// 16 MiB through a bidi stream, read on another thread: flow control both ways.
+Result BidiFlowControl(Env& env) {
+  ClientContext ctx;
+  auto stream = env.stub->Bidi(&ctx);
+  constexpr int kCount = 64;
+  std::string payload(256 * 1024, 'p');
+  std::atomic<int> read{0};
+  std::atomic<bool> sizes_ok{true};
+  std::thread reader([&] {
+    Response r;
+    while (stream->Read(&r)) {
+      if (r.payload().size() != payload.size()) sizes_ok = false;
+      ++read;
+    }
+  });
+  Request req;
+  req.set_payload(payload);
+  bool wrote = true;
+  for (int i = 0; i < kCount && wrote; ++i) wrote = stream->Write(req);
+  stream->WritesDone();
+  reader.join();
+  absl::Status s = stream->Finish();
+  CHECK_OR_FAIL(wrote, "a Write failed");
+  CHECK_OR_FAIL(s.ok(), s.ToString());
+  CHECK_OR_FAIL(read.load() == kCount && sizes_ok, read.load());
+  return std::nullopt;
+}
+
+Result Unimplemented(Env& env) {
+  auto channel = CreateChannel(env.address);
+  CHECK_OR_FAIL(channel.ok(), channel.status().ToString());
+  Response resp;
+  ClientContext c1;
+  MethodDescriptor unknown_method{"/ipcrpc.test.TestService/NoSuch", RpcKind::kUnary};
+  absl::Status s = internal::BlockingUnaryCall(**channel, unknown_method, &c1, Request(), &resp);
+  CHECK_OR_FAIL(s.code() == absl::StatusCode::kUnimplemented, s.ToString());
+  CHECK_OR_FAIL(s.message().find("NoSuch") != std::string::npos, s.ToString());
+  ClientContext c2;
+  MethodDescriptor unknown_service{"/ipcrpc.test.Nope/Echo", RpcKind::kUnary};
+  s = internal::BlockingUnaryCall(**channel, unknown_service, &c2, Request(), &resp);
+  CHECK_OR_FAIL(s.code() == absl::StatusCode::kUnimplemented, s.ToString());
+  return std::nullopt;
+}
+
+Result ClientDeadline(Env& env) {
+  ClientContext ctx;
+  ctx.set_timeout(absl::Milliseconds(200));
+  Response resp;
+  absl::Time start = absl::Now();
+  absl::Status s = env.stub->WaitForCancel(&ctx, Request(), &resp);
+  CHECK_OR_FAIL(s.code() == absl::StatusCode::kDeadlineExceeded, s.ToString());
+  CHECK_OR_FAIL(absl::Now() - start < absl::Seconds(5), "took ", absl::FormatDuration(absl::Now() - start));
+  // The client cancels at its deadline, the server's deadline (receipt +
+  // timeout) passes at about the same time: either may be seen first.
+  std::string outcome = LastCancel(*env.stub);
+  CHECK_OR_FAIL(outcome == "deadline" || outcome == "cancelled", outcome);
+  return std::nullopt;
+}
+
+Result Cancel(Env& env) {
+  ClientContext ctx;
+  Response resp;
+  absl::Status s;
+  std::thread call([&] { s = env.stub->WaitForCancel(&ctx, Request(), &resp); });
+  AwaitWaiting(*env.stub);
+  ctx.TryCancel();
+  call.join();
+  CHECK_OR_FAIL(s.code() == absl::StatusCode::kCancelled, s.ToString());
+  std::string outcome = LastCancel(*env.stub);
+  CHECK_OR_FAIL(outcome == "cancelled", outcome);
+  return std::nullopt;
+}
+
+Result LargeMessages(Env& env) {
+  // The largest request the server accepts (4 MiB serialized) and the reply
+  // that is then too large for this client's default 4 MiB receive limit.
+  Request req;
+  req.set_payload(std::string((4 << 20) - 5, 'x'));
+  CHECK_OR_FAIL(req.ByteSizeLong() == (4u << 20), req.ByteSizeLong());
+  ClientContext c1;
+  Response resp;
+  absl::Status s = env.stub->Echo(&c1, req, &resp);
+  CHECK_OR_FAIL(s.code() == absl::StatusCode::kResourceExhausted, s.ToString());
+  req.set_payload(std::string((4 << 20) - 64, 'y'));
+  ClientContext c2;
+  s = env.stub->Echo(&c2, req, &resp);
+  CHECK_OR_FAIL(s.ok(), s.ToString());
+  CHECK_OR_FAIL(resp.payload() == req.payload(), "payload differs");
+  // Over the server's limit, with a client that allows itself more.
+  ChannelOptions big;
+  big.max_send_message_size = 8 << 20;
+  big.max_receive_message_size = 8 << 20;
+  auto channel = CreateChannel(env.address, big);
+  CHECK_OR_FAIL(channel.ok(), channel.status().ToString());
+  auto stub = TestService::NewStub(*channel);
+  req.set_payload(std::string((4 << 20) + 1, 'z'));
+  ClientContext c3;
+  s = stub->Echo(&c3, req, &resp);
+  CHECK_OR_FAIL(s.code() == absl::StatusCode::kResourceExhausted, s.ToString());
+  ClientContext c4;
+  req.set_payload("ok");
+  s = stub->Echo(&c4, req, &resp);
+  CHECK_OR_FAIL(s.ok(), "connection unusable after an oversized request: ", s.ToString());
+  return std::nullopt;
+}
+
+// Blocks in a call until the test kills the server: UNAVAILABLE, quickly.
+Result ServerKilled(Env& env) {
+  ClientContext ctx;
+  ctx.set_timeout(absl::Seconds(60));
+  Response resp;
+  std::printf("CALLING\n");
+  std::fflush(stdout);
+  absl::Time start = absl::Now();
+  absl::Status s = env.stub->WaitForCancel(&ctx, Request(), &resp);
+  CHECK_OR_FAIL(s.code() == absl::StatusCode::kUnavailable, s.ToString());
+  CHECK_OR_FAIL(absl::Now() - start < absl::Seconds(30), absl::FormatDuration(absl::Now() - start));
+  return std::nullopt;
+}
+
+// Calls until the server shuts down gracefully: in-flight call completes.
+Result GracefulStop(Env& env) {
+  ClientContext ctx;
+  Request req;
+  req.set_delay_ms(500);
+  req.set_text("drained");
+  Response resp;
+  std::printf("CALLING\n");
+  std::fflush(stdout);
+  absl::Status s = env.stub->Echo(&ctx, req, &resp);
+  CHECK_OR_FAIL(s.ok(), s.ToString());
+  CHECK_OR_FAIL(resp.text() == "drained", resp.text());
+  return std::nullopt;
+}
+
+const std::map<std::string, std::function<Result(Env&)>>& Cases() {
+  static const auto* cases = new std::map<std::string, std::function<Result(Env&)>>{
+      {"unary", Unary},
+      {"metadata", Metadata},
+      {"every_error_code", EveryErrorCode},
+      {"server_stream", ServerStream},
+      {"server_stream_error", ServerStreamError},
+      {"client_stream", ClientStream},
+      {"bidi", Bidi},
+      {"bidi_flow_control", BidiFlowControl},
+      {"unimplemented", Unimplemented},
+      {"client_deadline", ClientDeadline},
+      {"cancel", Cancel},
+      {"large_messages", LargeMessages},
+      {"server_killed", ServerKilled},
+      {"graceful_stop", GracefulStop},
+  };
+  return *cases;
+}
+
+int Main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: interop_client ADDRESS CASE [SERVER_PID]\n");
+    return 2;
+  }
+  Env env;
+  env.address = argv[1];
+  std::string name = argv[2];
+  if (argc > 3 && !absl::SimpleAtoi(argv[3], &env.server_pid)) return 2;
+  auto it = Cases().find(name);
+  if (it == Cases().end()) {
+    std::fprintf(stderr, "unknown case %s\n", name.c_str());
+    return 2;
+  }
+  auto channel = CreateChannel(env.address);
+  if (!channel.ok()) {
+    std::printf("FAIL %s: %s\n", name.c_str(), channel.status().ToString().c_str());
+    return 1;
+  }
+  auto stub = TestService::NewStub(*channel);
+  env.stub = stub.get();
+  Result r = it->second(env);
+  if (r.has_value()) {
+    std::printf("FAIL %s: %s\n", name.c_str(), r->message.c_str());
+    return 1;
+  }
+  std::printf("PASS %s\n", name.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace ipcrpc::test
+
+int main(int argc, char** argv) { return ipcrpc::test::Main(argc, argv); }
