@@ -6,6 +6,7 @@
 #include "base/status_macros.h"
 #include "connect/address.h"
 #include "runtime/config.h"
+#include "runtime/generic_service.h"
 #include "runtime/internal/server_core.h"
 
 namespace ipcrpc {
@@ -44,6 +45,11 @@ ServerBuilder& ServerBuilder::RegisterService(Service* service) {
   return *this;
 }
 
+ServerBuilder& ServerBuilder::RegisterGenericService(GenericService* service) {
+  generic_services_.push_back(service);
+  return *this;
+}
+
 ServerBuilder& ServerBuilder::SetConfig(const config::ServerConfig& config) {
   config_ = config;
   return *this;
@@ -61,6 +67,16 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
   }
   for (Service* s : services_) {
     if (s == nullptr) return absl::InvalidArgumentError("RegisterService(nullptr)");
+  }
+  if (generic_services_.size() > 1) {
+    return absl::AlreadyExistsError("more than one generic service registered");
+  }
+  const Service::RegisteredMethod* generic_method = nullptr;
+  if (!generic_services_.empty()) {
+    if (generic_services_[0] == nullptr) {
+      return absl::InvalidArgumentError("RegisterGenericService(nullptr)");
+    }
+    generic_method = &generic_services_[0]->method_;
   }
   if (!config_.has_value()) {
     IPCRPC_ASSIGN_OR_RETURN(config::Config file, LoadConfigFromEnvironment());
@@ -83,7 +99,7 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
   }
   std::vector<std::string> allowed(config_->allowed_transports().begin(),
                                    config_->allowed_transports().end());
-  auto core = std::make_unique<internal::ServerCore>(options_, services_);
+  auto core = std::make_unique<internal::ServerCore>(options_, services_, generic_method);
   IPCRPC_RETURN_IF_ERROR(core->Init());
   std::vector<std::unique_ptr<Listener>> listeners = std::move(listeners_);
   listeners_.clear();

@@ -40,6 +40,8 @@
 
 namespace ipcrpc {
 
+class GenericService;
+
 namespace internal {
 class ServerCore;
 }  // namespace internal
@@ -109,6 +111,10 @@ class ServerBuilder {
   ServerBuilder& AddListener(std::unique_ptr<Listener> listener);
   // Registers `service` (not owned; must outlive the server).
   ServerBuilder& RegisterService(Service* service);
+  // Serves every method no registered service serves with `service`
+  // (runtime/generic_service.h; not owned; must outlive the server). At most
+  // one per server. Without one, such calls fail with UNIMPLEMENTED.
+  ServerBuilder& RegisterGenericService(GenericService* service);
   ServerBuilder& SetOptions(const ServerOptions& options);
   // Uses `config` (its `server` section: allowed transports, tuning, message
   // limit) instead of the file IPCRPC_CONFIG names.
@@ -124,6 +130,7 @@ class ServerBuilder {
   std::vector<std::unique_ptr<Transport>> transports_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<Service*> services_;
+  std::vector<GenericService*> generic_services_;  // BuildAndStart accepts one
   ServerOptions options_;
   std::optional<config::ServerConfig> config_;
 };

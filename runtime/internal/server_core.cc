@@ -48,6 +48,11 @@ ServerStream::ServerStream(std::shared_ptr<ServerConnection> connection, uint32_
   send_window_ = connection_->peer_hello_.initial_stream_window();
 }
 
+void ServerStream::KeepMethodName(absl::string_view method) {
+  kept_method_ = std::string(method);
+  context_.method_ = kept_method_;
+}
+
 bool ServerStream::cancelled() const {
   if (cancelled_.load(std::memory_order_acquire)) return true;
   return context_.deadline_ != absl::InfiniteFuture() && absl::Now() >= context_.deadline_;
@@ -371,6 +376,7 @@ void ServerConnection::StartCall(uint32_t stream_id, absl::string_view payload) 
           m.descriptor.kind == RpcKind::kUnary || m.descriptor.kind == RpcKind::kServerStreaming;
       stream = std::make_shared<ServerStream>(shared_from_this(), stream_id, m.descriptor.name,
                                               deadline, std::move(metadata));
+      if (m.descriptor.name.empty()) stream->KeepMethodName(start.method());  // generic
       streams_[stream_id] = stream;
       if (single_request) stream->deferred_handler_ = handler;
     }
@@ -535,8 +541,9 @@ bool ServerConnection::finished() {
 // ---------------------------------------------------------------------------
 // ServerCore
 
-ServerCore::ServerCore(const ServerOptions& options, std::vector<Service*> services)
-    : options_(options), services_(std::move(services)) {}
+ServerCore::ServerCore(const ServerOptions& options, std::vector<Service*> services,
+                       const Service::RegisteredMethod* generic_method)
+    : options_(options), services_(std::move(services)), generic_method_(generic_method) {}
 
 ServerCore::~ServerCore() { Shutdown(absl::Now()); }
 
@@ -562,6 +569,7 @@ absl::StatusOr<const Service::RegisteredMethod*> ServerCore::FindMethod(
     absl::string_view name) const {
   auto it = methods_.find(name);
   if (it != methods_.end()) return it->second;
+  if (const Service::RegisteredMethod* generic = FindGenericMethod()) return generic;
   // "/pkg.Service/Method": say whether the service or only the method is unknown.
   size_t slash = name.rfind('/');
   if (name.size() < 3 || name[0] != '/' || slash == 0 || slash == absl::string_view::npos) {

@@ -54,6 +54,9 @@ class ServerStream final : public ServerCall {
   ServerContext& context() override { return context_; }
 
   bool cancelled() const;
+  // A generic call (runtime/generic_service.h) has no registered name to
+  // point at: the stream keeps its own copy of the wire name.
+  void KeepMethodName(absl::string_view method);
   // After the handler returned: ends a call the handler did not finish
   // (INTERNAL). Costs nothing when it did.
   void FinishIfHandlerDidNot();
@@ -67,6 +70,7 @@ class ServerStream final : public ServerCall {
 
   const std::shared_ptr<ServerConnection> connection_;
   const uint32_t id_;
+  std::string kept_method_;  // see KeepMethodName
   ServerContext context_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> finish_called_{false};  // Finish() has been entered
@@ -159,7 +163,10 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
 
 class ServerCore {
  public:
-  ServerCore(const ServerOptions& options, std::vector<Service*> services);
+  // `generic_method`, if not null, serves every method no service serves
+  // (see FindGenericMethod).
+  ServerCore(const ServerOptions& options, std::vector<Service*> services,
+             const Service::RegisteredMethod* generic_method = nullptr);
   ~ServerCore();
 
   // Checks the method table (duplicate service names); call once before use.
@@ -173,6 +180,10 @@ class ServerCore {
   const ServerOptions& options() const { return options_; }
   // Looks a method up; UNIMPLEMENTED with a precise message if absent.
   absl::StatusOr<const Service::RegisteredMethod*> FindMethod(absl::string_view name) const;
+  // Generic dispatch: the method serving names no service serves, or null.
+  // A call it serves has its stream keep the wire name (ServerStream::KeepMethodName),
+  // since its descriptor's name is empty.
+  const Service::RegisteredMethod* FindGenericMethod() const { return generic_method_; }
   ThreadPool& pool() { return *pool_; }
   // Handlers run inline on reading threads, at most num_threads at once
   // across all connections; beyond that they go to the pool.
@@ -190,6 +201,7 @@ class ServerCore {
 
   const ServerOptions options_;
   const std::vector<Service*> services_;
+  const Service::RegisteredMethod* const generic_method_;  // may be null
   absl::flat_hash_map<std::string, const Service::RegisteredMethod*> methods_;
   absl::flat_hash_set<std::string> service_names_;
   std::unique_ptr<ThreadPool> pool_;
