@@ -7,6 +7,8 @@
 // unknown methods when asked:
 //   --generic_echo          echoes every message of any other method (see
 //                           GenericEcho)
+//   --health                serves grpc.health.v1.Health (EnableHealthService);
+//                           TestService.SetHealth changes statuses
 //   --proxy_to=ADDRESS      forwards every method, byte for byte, to the
 //                           server at ADDRESS (see GenericProxy); TestService
 //                           is then not served here
@@ -142,6 +144,14 @@ class TestServiceImpl final : public TestService::Service {
     return absl::CancelledError(last_cancel_);
   }
 
+  absl::Status SetHealth(ServerContext* ctx, const Request* request, Response* response) override {
+    HealthService* health = health_.load();
+    if (health == nullptr) return absl::FailedPreconditionError("started without --health");
+    health->SetServingStatus(request->text(), request->count() == 1);
+    return absl::OkStatus();
+  }
+  void set_health(HealthService* health) { health_ = health; }
+
   absl::Status LastCancel(ServerContext* ctx, const google::protobuf::Empty* request,
                           Response* response) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -152,6 +162,7 @@ class TestServiceImpl final : public TestService::Service {
  private:
   std::mutex mu_;  // std::mutex: visible to ThreadSanitizer, unlike Debian's Abseil
   std::string last_cancel_ = "none";
+  std::atomic<HealthService*> health_{nullptr};
 };
 
 // Any method: echoes each message as it arrives. Client metadata "echo-*"
@@ -251,11 +262,14 @@ int Main(int argc, char** argv) {
   std::string address;
   int grace_ms = 2000;
   bool generic_echo = false;
+  bool health = false;
   std::string proxy_to;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (absl::ConsumePrefix(&arg, "--grace_ms=")) {
       if (!absl::SimpleAtoi(arg, &grace_ms)) return 2;
+    } else if (arg == "--health") {
+      health = true;
     } else if (arg == "--generic_echo") {
       generic_echo = true;
     } else if (absl::ConsumePrefix(&arg, "--proxy_to=")) {
@@ -269,6 +283,7 @@ int Main(int argc, char** argv) {
   ServerBuilder builder;
   // A proxy serves everything through its generic service.
   if (proxy_to.empty()) builder.RegisterService(&service);
+  if (health) builder.EnableHealthService();
   GenericEcho echo;
   std::unique_ptr<GenericProxy> proxy;
   if (generic_echo) builder.RegisterGenericService(&echo);
@@ -298,6 +313,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "test_server: %s\n", server.status().ToString().c_str());
     return 1;
   }
+  service.set_health((*server)->health_service());
   std::printf("READY\n");
   std::fflush(stdout);
   std::thread waiter([&] {
