@@ -199,7 +199,10 @@ class GenericEcho final : public GenericService {
 
 // Any method: forwarded to another server as a bidi stream of bytes (whatever
 // its kind), with the client's metadata and deadline; the upstream's
-// metadata and status come back.
+// metadata and status come back. Limitation (enough for the tests): if the
+// upstream ends a call while the client keeps its side open without sending,
+// the request thread waits in Read until the client half-closes or cancels
+// (a handler cannot interrupt its own pending Read).
 class GenericProxy final : public GenericService {
  public:
   explicit GenericProxy(std::shared_ptr<Channel> upstream) : stub_(std::move(upstream)) {}
