@@ -28,6 +28,9 @@
 #include "runtime/channel.h"         // IWYU pragma: export
 #include "runtime/client_context.h"  // IWYU pragma: export
 #include "runtime/config.h"          // IWYU pragma: export
+#include "runtime/generic_service.h" // IWYU pragma: export
+#include "runtime/generic_stub.h"    // IWYU pragma: export
+#include "runtime/health.h"          // IWYU pragma: export
 #include "runtime/server.h"          // IWYU pragma: export
 #include "runtime/server_context.h"  // IWYU pragma: export
 

@@ -6,17 +6,26 @@
 #include "base/status_macros.h"
 #include "connect/address.h"
 #include "runtime/config.h"
+#include "runtime/generic_service.h"
+#include "runtime/health.h"
 #include "runtime/internal/server_core.h"
 
 namespace ipcrpc {
 
-Server::Server(std::unique_ptr<internal::ServerCore> core) : core_(std::move(core)) {}
+Server::Server(std::unique_ptr<HealthService> health, std::unique_ptr<internal::ServerCore> core)
+    : health_(std::move(health)), core_(std::move(core)) {}
 
-Server::~Server() { core_->Shutdown(absl::Now()); }
+Server::~Server() { Shutdown(absl::Now()); }
 
 void Server::Wait() { core_->Wait(); }
 
-void Server::Shutdown(absl::Time deadline) { core_->Shutdown(deadline); }
+void Server::Shutdown(absl::Time deadline) {
+  if (health_ != nullptr) {  // health clients learn first, and Watch calls do not hold the drain
+    health_->Shutdown();
+    health_->EndWatches();
+  }
+  core_->Shutdown(deadline);
+}
 
 absl::Status Server::AddTransport(std::unique_ptr<Transport> transport) {
   return core_->AddTransport(std::move(transport));
@@ -44,6 +53,16 @@ ServerBuilder& ServerBuilder::RegisterService(Service* service) {
   return *this;
 }
 
+ServerBuilder& ServerBuilder::RegisterGenericService(GenericService* service) {
+  generic_services_.push_back(service);
+  return *this;
+}
+
+ServerBuilder& ServerBuilder::EnableHealthService() {
+  health_enabled_ = true;
+  return *this;
+}
+
 ServerBuilder& ServerBuilder::SetConfig(const config::ServerConfig& config) {
   config_ = config;
   return *this;
@@ -61,6 +80,16 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
   }
   for (Service* s : services_) {
     if (s == nullptr) return absl::InvalidArgumentError("RegisterService(nullptr)");
+  }
+  if (generic_services_.size() > 1) {
+    return absl::AlreadyExistsError("more than one generic service registered");
+  }
+  const Service::RegisteredMethod* generic_method = nullptr;
+  if (!generic_services_.empty()) {
+    if (generic_services_[0] == nullptr) {
+      return absl::InvalidArgumentError("RegisterGenericService(nullptr)");
+    }
+    generic_method = &generic_services_[0]->method_;
   }
   if (!config_.has_value()) {
     IPCRPC_ASSIGN_OR_RETURN(config::Config file, LoadConfigFromEnvironment());
@@ -87,7 +116,15 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
   }
   std::vector<std::string> allowed(config_->allowed_transports().begin(),
                                    config_->allowed_transports().end());
-  auto core = std::make_unique<internal::ServerCore>(options_, services_);
+  std::unique_ptr<HealthService> health;
+  std::vector<Service*> services = services_;
+  if (health_enabled_) {
+    health = std::make_unique<HealthService>();
+    health->SetServingStatus("", true);
+    for (Service* s : services_) health->SetServingStatus(s->name(), true);
+    services.push_back(health.get());
+  }
+  auto core = std::make_unique<internal::ServerCore>(options_, std::move(services), generic_method);
   IPCRPC_RETURN_IF_ERROR(core->Init());
   std::vector<std::unique_ptr<Listener>> listeners = std::move(listeners_);
   listeners_.clear();
@@ -103,7 +140,7 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
   for (auto& l : listeners) core->AddListener(std::move(l));
   for (auto& t : transports_) IPCRPC_RETURN_IF_ERROR(core->AddTransport(std::move(t)));
   transports_.clear();
-  return std::unique_ptr<Server>(new Server(std::move(core)));
+  return std::unique_ptr<Server>(new Server(std::move(health), std::move(core)));
 }
 
 }  // namespace ipcrpc

@@ -50,6 +50,9 @@
 
 namespace ipcrpc {
 
+class GenericService;
+class HealthService;
+
 namespace internal {
 class ServerCore;
 }  // namespace internal
@@ -108,9 +111,15 @@ class Server {
   // The addresses being listened on, as given to the builder.
   std::vector<std::string> addresses() const;
 
+  // The health service (runtime/health.h) if the builder enabled it, else
+  // null. Shutdown() makes every status NOT_SERVING and ends its Watch calls
+  // first.
+  HealthService* health_service() const { return health_.get(); }
+
  private:
   friend class ServerBuilder;
-  explicit Server(std::unique_ptr<internal::ServerCore> core);
+  Server(std::unique_ptr<HealthService> health, std::unique_ptr<internal::ServerCore> core);
+  std::unique_ptr<HealthService> health_;  // outlives core_, whose handlers use it
   std::unique_ptr<internal::ServerCore> core_;
 };
 
@@ -127,6 +136,14 @@ class ServerBuilder {
   ServerBuilder& AddListener(std::unique_ptr<Listener> listener);
   // Registers `service` (not owned; must outlive the server).
   ServerBuilder& RegisterService(Service* service);
+  // Serves every method no registered service serves with `service`
+  // (runtime/generic_service.h; not owned; must outlive the server). At most
+  // one per server. Without one, such calls fail with UNIMPLEMENTED.
+  ServerBuilder& RegisterGenericService(GenericService* service);
+  // Serves grpc.health.v1.Health (runtime/health.h) with a HealthService the
+  // server owns: "" and every registered service start SERVING; change them
+  // through Server::health_service().
+  ServerBuilder& EnableHealthService();
   ServerBuilder& SetOptions(const ServerOptions& options);
   // Uses `config` (its `server` section: allowed transports, tuning, message
   // limit) instead of the file IPCRPC_CONFIG names.
@@ -142,6 +159,8 @@ class ServerBuilder {
   std::vector<std::unique_ptr<Transport>> transports_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<Service*> services_;
+  std::vector<GenericService*> generic_services_;  // BuildAndStart accepts one
+  bool health_enabled_ = false;
   ServerOptions options_;
   std::optional<config::ServerConfig> config_;
 };

@@ -129,6 +129,7 @@ void ServerConnection::StartCall(uint32_t stream_id, const Frame& frame) {
           m.descriptor.kind == RpcKind::kUnary || m.descriptor.kind == RpcKind::kServerStreaming;
       stream = std::make_shared<ServerStream>(shared_from_this(), stream_id, m.descriptor.name,
                                               deadline, std::move(metadata));
+      if (m.descriptor.name.empty()) stream->KeepMethodName(call.method);  // generic
       streams_[stream_id] = stream;
       if (single_request) stream->deferred_handler_ = handler;
     }

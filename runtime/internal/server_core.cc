@@ -10,8 +10,9 @@
 namespace ipcrpc::internal {
 
 
-ServerCore::ServerCore(const ServerOptions& options, std::vector<Service*> services)
-    : options_(options), services_(std::move(services)) {}
+ServerCore::ServerCore(const ServerOptions& options, std::vector<Service*> services,
+                       const Service::RegisteredMethod* generic_method)
+    : options_(options), services_(std::move(services)), generic_method_(generic_method) {}
 
 ServerCore::~ServerCore() { Shutdown(absl::Now()); }
 
@@ -39,6 +40,7 @@ absl::StatusOr<const Service::RegisteredMethod*> ServerCore::FindMethod(
     absl::string_view name) const {
   auto it = methods_.find(name);
   if (it != methods_.end()) return it->second;
+  if (const Service::RegisteredMethod* generic = FindGenericMethod()) return generic;
   // "/pkg.Service/Method": say whether the service or only the method is unknown.
   size_t slash = name.rfind('/');
   if (name.size() < 3 || name[0] != '/' || slash == 0 || slash == absl::string_view::npos) {

@@ -51,7 +51,10 @@ class ServerConnection;
 
 class ServerCore {
  public:
-  ServerCore(const ServerOptions& options, std::vector<Service*> services);
+  // `generic_method`, if not null, serves every method no service serves
+  // (see FindGenericMethod).
+  ServerCore(const ServerOptions& options, std::vector<Service*> services,
+             const Service::RegisteredMethod* generic_method = nullptr);
   ~ServerCore();
 
   // Checks the method table (duplicate service names) and starts the pool and
@@ -66,6 +69,10 @@ class ServerCore {
   const ServerOptions& options() const { return options_; }
   // Looks a method up; UNIMPLEMENTED with a precise message if absent.
   absl::StatusOr<const Service::RegisteredMethod*> FindMethod(absl::string_view name) const;
+  // Generic dispatch: the method serving names no service serves, or null.
+  // A call it serves has its stream keep the wire name
+  // (ServerStream::KeepMethodName), since its descriptor's name is empty.
+  const Service::RegisteredMethod* FindGenericMethod() const { return generic_method_; }
   ThreadPool& pool() { return *pool_; }
   // Counts the handlers running inline (at most num_threads across all
   // connections) and hands orphaned reading roles to standby threads.
@@ -88,6 +95,7 @@ class ServerCore {
 
   const ServerOptions options_;
   const std::vector<Service*> services_;
+  const Service::RegisteredMethod* const generic_method_;  // may be null
   absl::flat_hash_map<std::string, const Service::RegisteredMethod*> methods_;
   absl::flat_hash_set<std::string> service_names_;
   std::unique_ptr<ThreadPool> pool_;

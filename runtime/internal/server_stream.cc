@@ -49,6 +49,11 @@ ServerStream::ServerStream(std::shared_ptr<ServerConnection> connection, uint32_
   send_window_ = connection_->peer_hello_.initial_stream_window();
 }
 
+void ServerStream::KeepMethodName(absl::string_view method) {
+  kept_method_ = std::string(method);
+  context_.method_ = kept_method_;
+}
+
 bool ServerStream::cancelled() const {
   if (cancelled_.load(std::memory_order_acquire)) return true;
   return context_.deadline_ != absl::InfiniteFuture() && absl::Now() >= context_.deadline_;

@@ -66,6 +66,9 @@ class ServerStream final : public ServerCall {
 
   // The client cancelled, the connection ended, the server cancelled the
   // call at shutdown, or the deadline passed.
+  // A generic call (runtime/generic_service.h) has no registered name to
+  // point at: the stream keeps its own copy of the wire name.
+  void KeepMethodName(absl::string_view method);
   bool cancelled() const;
   // After the handler returned: ends a call the handler did not finish
   // (INTERNAL). Costs nothing when it did.
@@ -89,6 +92,7 @@ class ServerStream final : public ServerCall {
 
   const std::shared_ptr<ServerConnection> connection_;
   const uint32_t id_;
+  std::string kept_method_;  // see KeepMethodName
   ServerContext context_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> finish_called_{false};  // Finish() has been entered

@@ -45,6 +45,58 @@ TEST(ServerBuilderTest, DuplicateServiceName) {
   EXPECT_EQ(server.status().code(), absl::StatusCode::kAlreadyExists) << server.status();
 }
 
+class NullGeneric final : public GenericService {
+  absl::Status HandleCall(ServerContext*, GenericServerReaderWriter*) override {
+    return absl::OkStatus();
+  }
+};
+
+TEST(ServerBuilderTest, AtMostOneGenericService) {
+  testing::ScopedTempDir dir;
+  NullGeneric a, b;
+  ServerBuilder two;
+  two.AddListeningAddress("unix:" + dir.File("s.sock"))
+      .RegisterGenericService(&a)
+      .RegisterGenericService(&b);
+  EXPECT_EQ(two.BuildAndStart().status().code(), absl::StatusCode::kAlreadyExists);
+  ServerBuilder null;
+  null.AddListeningAddress("unix:" + dir.File("t.sock")).RegisterGenericService(nullptr);
+  EXPECT_EQ(null.BuildAndStart().status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ServerBuilderTest, HealthServiceIsOwnedAndEnabledByOneLine) {
+  testing::ScopedTempDir dir;
+  TestService::Service service;
+  ServerBuilder plain;
+  plain.AddListeningAddress("unix:" + dir.File("p.sock")).RegisterService(&service);
+  auto without = plain.BuildAndStart();
+  ASSERT_TRUE(without.ok()) << without.status();
+  EXPECT_EQ((*without)->health_service(), nullptr);
+
+  ServerBuilder builder;
+  builder.AddListeningAddress("unix:" + dir.File("h.sock"))
+      .RegisterService(&service)
+      .EnableHealthService();
+  auto server = builder.BuildAndStart();
+  ASSERT_TRUE(server.ok()) << server.status();
+  HealthService* health = (*server)->health_service();
+  ASSERT_NE(health, nullptr);
+  using Status = grpc::health::v1::HealthCheckResponse;
+  EXPECT_EQ(health->GetServingStatus(""), Status::SERVING);
+  EXPECT_EQ(health->GetServingStatus("ipcrpc.test.TestService"), Status::SERVING);
+  EXPECT_EQ(health->GetServingStatus("no.Such"), Status::SERVICE_UNKNOWN);
+  health->SetServingStatus("extra.Service", false);
+  EXPECT_EQ(health->GetServingStatus("extra.Service"), Status::NOT_SERVING);
+  health->SetServingStatus(false);
+  EXPECT_EQ(health->GetServingStatus(""), Status::NOT_SERVING);
+  health->SetServingStatus(true);
+  EXPECT_EQ(health->GetServingStatus(""), Status::SERVING);
+  health->Shutdown();  // NOT_SERVING for good
+  EXPECT_EQ(health->GetServingStatus(""), Status::NOT_SERVING);
+  health->SetServingStatus("", true);
+  EXPECT_EQ(health->GetServingStatus(""), Status::NOT_SERVING);
+}
+
 TEST(ServerBuilderTest, BadAndBusyAddresses) {
   testing::ScopedTempDir dir;
   TestService::Service service;

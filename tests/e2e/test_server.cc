@@ -3,6 +3,16 @@
 //   test_server unix:/path.sock [--grace_ms=N]   listen on an address
 //   (spawned with an inherited socketpair)        serve that connection
 //
+// Besides TestService, a generic service (runtime/generic_service.h) serves
+// unknown methods when asked:
+//   --generic_echo          echoes every message of any other method (see
+//                           GenericEcho)
+//   --health                serves grpc.health.v1.Health (EnableHealthService);
+//                           TestService.SetHealth changes statuses
+//   --proxy_to=ADDRESS      forwards every method, byte for byte, to the
+//                           server at ADDRESS (see GenericProxy); TestService
+//                           is then not served here
+//
 // SIGTERM shuts the server down with a drain deadline of --grace_ms
 // (default 2000). Prints "READY" on stdout once serving.
 
@@ -23,6 +33,8 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "connect/address.h"
+#include "runtime/generic_service.h"
+#include "runtime/generic_stub.h"
 #include "runtime/ipcrpc.h"
 #include "tests/e2e/test_service.ipcrpc.pb.h"
 
@@ -138,6 +150,14 @@ class TestServiceImpl final : public TestService::Service {
     return absl::CancelledError(last_cancel_);
   }
 
+  absl::Status SetHealth(ServerContext* ctx, const Request* request, Response* response) override {
+    HealthService* health = health_.load();
+    if (health == nullptr) return absl::FailedPreconditionError("started without --health");
+    health->SetServingStatus(request->text(), request->count() == 1);
+    return absl::OkStatus();
+  }
+  void set_health(HealthService* health) { health_ = health; }
+
   absl::Status LastCancel(ServerContext* ctx, const google::protobuf::Empty* request,
                           Response* response) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -211,6 +231,101 @@ class TestServiceImpl final : public TestService::Service {
   std::string last_cancel_ = "none";
   std::string last_relay_ = "none";
   std::vector<std::thread> detached_;
+  std::atomic<HealthService*> health_{nullptr};
+};
+
+// Any method: echoes each message as it arrives. Client metadata "echo-*"
+// comes back as "initial-*" / "trailing-*"; the trailing metadata "method"
+// is the wire name called. Metadata "fail-code" (a number) and
+// "fail-message" make the call end with that status after echoing.
+class GenericEcho final : public GenericService {
+ public:
+  absl::Status HandleCall(ServerContext* ctx, GenericServerReaderWriter* stream) override {
+    int fail_code = 0;
+    std::string fail_message;
+    for (const auto& [key, value] : ctx->client_metadata()) {
+      if (absl::StartsWith(key, "echo-")) {
+        ctx->AddInitialMetadata("initial-" + key.substr(5), value);
+        ctx->AddTrailingMetadata("trailing-" + key.substr(5), value);
+      } else if (key == "fail-code") {
+        if (!absl::SimpleAtoi(value, &fail_code)) fail_code = 0;
+      } else if (key == "fail-message") {
+        fail_message = value;
+      }
+    }
+    ctx->AddTrailingMetadata("method", std::string(ctx->method()));
+    ByteBuffer message;
+    while (stream->Read(&message)) {
+      if (!stream->Write(message)) return absl::CancelledError("client went away");
+    }
+    if (ctx->IsCancelled()) return absl::CancelledError("cancelled");
+    if (fail_code != 0) {
+      return absl::Status(static_cast<absl::StatusCode>(fail_code), fail_message);
+    }
+    return absl::OkStatus();
+  }
+};
+
+// Any method: forwarded to another server as a bidi stream of bytes (whatever
+// its kind), with the client's metadata and deadline; the upstream's
+// metadata and status come back. Limitation (enough for the tests): if the
+// upstream ends a call while the client keeps its side open without sending,
+// the request thread waits in Read until the client half-closes or cancels
+// (a handler cannot interrupt its own pending Read).
+class GenericProxy final : public GenericService {
+ public:
+  explicit GenericProxy(std::shared_ptr<Channel> upstream) : stub_(std::move(upstream)) {}
+
+  absl::Status HandleCall(ServerContext* ctx, GenericServerReaderWriter* stream) override {
+    ClientContext upstream_ctx;
+    upstream_ctx.set_deadline(ctx->deadline());
+    for (const auto& [key, value] : ctx->client_metadata()) upstream_ctx.AddMetadata(key, value);
+    std::unique_ptr<GenericClientReaderWriter> upstream =
+        stub_.BidiStreamingCall(&upstream_ctx, ctx->method());
+    // Requests go up on a second thread while this one brings responses down.
+    std::thread requests([&] {
+      ByteBuffer request;
+      while (stream->Read(&request)) {
+        if (!upstream->Write(request)) break;
+      }
+      if (ctx->IsCancelled()) {
+        upstream_ctx.TryCancel();
+      } else {
+        upstream->WritesDone();
+      }
+    });
+    ByteBuffer response;
+    bool first = true;
+    bool client_gone = false;
+    while (upstream->Read(&response)) {
+      if (first) {
+        for (const auto& [key, value] : upstream_ctx.GetServerInitialMetadata()) {
+          ctx->AddInitialMetadata(key, value);
+        }
+        first = false;
+      }
+      if (!stream->Write(response)) {
+        client_gone = true;
+        upstream_ctx.TryCancel();
+        break;
+      }
+    }
+    absl::Status status = upstream->Finish();
+    requests.join();
+    if (first) {
+      for (const auto& [key, value] : upstream_ctx.GetServerInitialMetadata()) {
+        ctx->AddInitialMetadata(key, value);
+      }
+    }
+    for (const auto& [key, value] : upstream_ctx.GetServerTrailingMetadata()) {
+      ctx->AddTrailingMetadata(key, value);
+    }
+    if (client_gone) return absl::CancelledError("client went away");
+    return status;
+  }
+
+ private:
+  GenericStub stub_;
 };
 
 std::atomic<bool> g_terminate{false};
@@ -218,10 +333,19 @@ std::atomic<bool> g_terminate{false};
 int Main(int argc, char** argv) {
   std::string address;
   int grace_ms = 2000;
+  bool generic_echo = false;
+  bool health = false;
+  std::string proxy_to;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (absl::ConsumePrefix(&arg, "--grace_ms=")) {
       if (!absl::SimpleAtoi(arg, &grace_ms)) return 2;
+    } else if (arg == "--health") {
+      health = true;
+    } else if (arg == "--generic_echo") {
+      generic_echo = true;
+    } else if (absl::ConsumePrefix(&arg, "--proxy_to=")) {
+      proxy_to = std::string(arg);
     } else {
       address = std::string(arg);
     }
@@ -229,7 +353,21 @@ int Main(int argc, char** argv) {
   signal(SIGTERM, [](int) { g_terminate = true; });
   TestServiceImpl service;
   ServerBuilder builder;
-  builder.RegisterService(&service);
+  // A proxy serves everything through its generic service.
+  if (proxy_to.empty()) builder.RegisterService(&service);
+  if (health) builder.EnableHealthService();
+  GenericEcho echo;
+  std::unique_ptr<GenericProxy> proxy;
+  if (generic_echo) builder.RegisterGenericService(&echo);
+  if (!proxy_to.empty()) {
+    absl::StatusOr<std::shared_ptr<Channel>> upstream = CreateChannel(proxy_to);
+    if (!upstream.ok()) {
+      std::fprintf(stderr, "test_server: %s\n", upstream.status().ToString().c_str());
+      return 1;
+    }
+    proxy = std::make_unique<GenericProxy>(*upstream);
+    builder.RegisterGenericService(proxy.get());
+  }
   if (address.empty()) {
     absl::StatusOr<std::unique_ptr<UnixSocketTransport>> socket = TakeInheritedSocket();
     absl::StatusOr<std::unique_ptr<Transport>> t =
@@ -247,6 +385,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "test_server: %s\n", server.status().ToString().c_str());
     return 1;
   }
+  service.set_health((*server)->health_service());
   std::printf("READY\n");
   std::fflush(stdout);
   std::thread waiter([&] {
