@@ -1,3 +1,8 @@
+// The C++ templates of protoc-gen-ipcrpc, printed from the model (model.h):
+// the header's and the source's pieces per service and per method. Over 500
+// lines because every template of the two output files is kept here side by
+// side, each short, so that a change to one generated shape is one place.
+
 #include "codegen/generator.h"
 
 #include <map>

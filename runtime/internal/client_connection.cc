@@ -1,3 +1,9 @@
+// ClientConnection and ClientStream: one connection's stream table, its
+// reading role (leader/follower: a waiting caller reads for everyone) and the
+// frame dispatch that feeds the streams. Over 500 lines because the three
+// share one lock and one state machine; the async poller lives apart
+// (async_poller.cc).
+
 #include "runtime/internal/client_connection.h"
 
 #include <time.h>

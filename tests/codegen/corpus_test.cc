@@ -2,7 +2,8 @@
 // wire names, the methods a Service registers, the UNIMPLEMENTED defaults,
 // the exact C++ signatures, renamed identifiers, and the calls stubs make into
 // a Channel (a recording fake, so no transport or server is involved), and a
-// stub faked through StubInterface.
+// stub faked through StubInterface. Over 500 lines: one test per corpus file,
+// all against the same recording fake.
 
 #include <functional>
 #include <iterator>
