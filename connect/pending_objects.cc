@@ -80,6 +80,16 @@ void RemoveFifoDir(const std::string& dir) {
 
 bool ProcessExists(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
 
+// This process's PID namespace (the inode number of /proc/self/ns/pid), so
+// that a record's pid is only ever judged in the namespace it was taken in:
+// containers that share /tmp and the IPC namespace but not PIDs must not
+// sweep each other's live negotiations. "0" if it cannot be read.
+std::string PidNamespace() {
+  struct stat st;
+  if (::stat("/proc/self/ns/pid", &st) != 0) return "0";
+  return absl::StrCat(st.st_ino);
+}
+
 }  // namespace
 
 std::string PendingObjectsDir() {
@@ -97,7 +107,8 @@ PendingObjectRecord::PendingObjectRecord(const wire::TransportOffer& offer) {
   // mkdir and open.
   for (int attempt = 0; attempt < 2 && path_.empty(); ++attempt) {
     if (!UsableDir(dir)) return;
-    std::string path = absl::StrCat(dir, "/", ::getpid(), "-", serial.fetch_add(1));
+    std::string path =
+        absl::StrCat(dir, "/", PidNamespace(), "-", ::getpid(), "-", serial.fetch_add(1));
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) continue;
     bool written = ::write(fd, content.data(), content.size()) ==
@@ -132,11 +143,12 @@ int SweepStalePendingObjects() {
     ::closedir(d);
   }
   int swept = 0;
+  const std::string pid_namespace = PidNamespace();
   for (const std::string& name : names) {
     int pid = 0;
-    std::vector<std::string> parts = absl::StrSplit(name, '-');
-    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &pid) || pid <= 0 ||
-        ProcessExists(pid)) {
+    std::vector<std::string> parts = absl::StrSplit(name, '-');  // PIDNS-PID-SERIAL
+    if (parts.size() != 3 || parts[0] != pid_namespace || !absl::SimpleAtoi(parts[1], &pid) ||
+        pid <= 0 || ProcessExists(pid)) {
       continue;
     }
     const std::string path = absl::StrCat(dir, "/", name);

@@ -11,10 +11,12 @@
 //
 // So the server records each such negotiation in a per-user directory
 // (PendingObjectsDir(): $IPCRPC_PENDING_DIR, or /tmp/ipcrpc-pending-EUID,
-// mode 0700), as one small file named after its pid, removed again when the
-// negotiation ends either way. Every server that starts listening
+// mode 0700), as one small file named after its PID namespace and pid,
+// removed again when the negotiation ends either way. Every server that starts listening
 // (MakeListener) sweeps the directory: records of processes that no longer
-// exist are read, their objects removed — queues only if this user created
+// exist (judged only for records made in the sweeper's own PID namespace:
+// containers sharing /tmp but not PIDs leave each other alone) are read,
+// their objects removed — queues only if this user created
 // them with mode 0600, FIFO directories only if this user owns them and they
 // are named ipcrpc-fifo-*, and then only the FIFOs inside — and the records
 // deleted. The directory is removed whenever it is empty, so it exists only

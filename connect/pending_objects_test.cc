@@ -109,18 +109,36 @@ TEST_F(PendingObjectsTest, ADeadProcesssObjectsAreSweptAndOnlyTheirs) {
   ::msgctl(bystander, IPC_RMID, nullptr);
 }
 
+// A record made in another PID namespace (a container sharing /tmp and the
+// IPC namespace) names a pid this process cannot judge: it is left alone.
+TEST_F(PendingObjectsTest, RecordsOfAnotherPidNamespaceAreLeftAlone) {
+  int queue = ::msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+  ASSERT_GE(queue, 0);
+  ASSERT_EQ(::mkdir(dir_.c_str(), 0700), 0);
+  const std::string record = dir_ + "/1-999999999-0";  // namespace "1": not ours
+  FILE* f = std::fopen(record.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fprintf(f, "msgq %d\n", queue);
+  std::fclose(f);
+  EXPECT_EQ(SweepStalePendingObjects(), 0);
+  EXPECT_TRUE(QueueExists(queue));
+  ::unlink(record.c_str());
+  ::rmdir(dir_.c_str());
+  ::msgctl(queue, IPC_RMID, nullptr);
+}
+
 TEST_F(PendingObjectsTest, ADirectoryOthersCanWriteIsNeitherUsedNorSwept) {
   ASSERT_EQ(::mkdir(dir_.c_str(), 0777), 0);
   ASSERT_EQ(::chmod(dir_.c_str(), 0777), 0);
   wire::TransportOffer offer;
   offer.mutable_msgq()->set_client_to_server_id(1);
   EXPECT_TRUE(PendingObjectRecord(offer).path().empty());
-  FILE* f = std::fopen((dir_ + "/999999999-0").c_str(), "w");
+  FILE* f = std::fopen((dir_ + "/0-999999999-0").c_str(), "w");
   ASSERT_NE(f, nullptr);
   std::fputs("fifo /etc\n", f);
   std::fclose(f);
   EXPECT_EQ(SweepStalePendingObjects(), 0);
-  ::unlink((dir_ + "/999999999-0").c_str());
+  ::unlink((dir_ + "/0-999999999-0").c_str());
   ::rmdir(dir_.c_str());
 }
 
