@@ -209,7 +209,16 @@ class _Connection:
         self._got_hello = False
         self._reader_role = threading.Lock()  # held by the caller that reads the connection
         self._waiters: List[_ClientStream] = []  # callers waiting while someone else reads
-        self.send(_frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, max_receive, window, 0, AGENT).encode()))
+        self._broken_code = StatusCode.UNAVAILABLE
+        try:
+            transport.send(_frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, max_receive, window, 0, AGENT).encode()))
+        except ConnectionError as e:
+            # A refusing server may have closed before our HELLO went out (§4): its GOAWAY comes first.
+            refusal = _transport.read_refusal(transport, target)
+            if refusal is not None:
+                self.break_connection(refusal.details(), refusal.code())
+            else:
+                self.break_connection(f"connection to {target} lost: {e}")
 
     # -- writing --
 
@@ -244,7 +253,7 @@ class _Connection:
             else:
                 self._ready.wait(min(remaining, _ROLE_POLL))
         if self._broken is not None:
-            raise RpcError(StatusCode.UNAVAILABLE, self._broken)
+            raise RpcError(self._broken_code, self._broken)
 
     # -- the reader role (leader/follower: no reader thread) --
 
@@ -287,6 +296,10 @@ class _Connection:
                     raise ConnectionError("the server closed the connection")
                 for frame in self._decoder.feed(data):
                     if not self._got_hello:
+                        if _transport.is_refusal(frame):
+                            refusal = _transport.refusal_error(frame, self.target)
+                            self.break_connection(refusal.details(), refusal.code())
+                            return
                         self._on_hello(frame)
                         self._got_hello = True
                     else:
@@ -345,18 +358,19 @@ class _Connection:
         with self._lock:
             self._streams.pop(stream_id, None)
 
-    def break_connection(self, reason: str) -> None:
+    def break_connection(self, reason: str, code: StatusCode = StatusCode.UNAVAILABLE) -> None:
         with self._lock:
             if self._broken is not None:
                 return
             self._broken = reason
+            self._broken_code = code
             self.usable = False
             streams = list(self._streams.values())
             self._streams.clear()
         self._ready.set()
         self.transport.shutdown()
         for s in streams:
-            s.finish(StatusCode.UNAVAILABLE, reason)
+            s.finish(code, reason)
 
     @property
     def broken(self) -> bool:

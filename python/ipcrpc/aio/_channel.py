@@ -165,6 +165,7 @@ class _Connection:
         self.next_id = 1
         self.usable = True
         self.broken: Optional[str] = None
+        self.broken_code = StatusCode.UNAVAILABLE
         self.ready: "asyncio.Future[None]" = loop.create_future()
         self._write_lock = asyncio.Lock()
         self._decoder = _frame.FrameDecoder(max(self.our_max, 64 * 1024))
@@ -181,11 +182,21 @@ class _Connection:
             # connection's life, data_received feeds the decoder, writes are
             # buffered by the loop in order (no lock, no per-read epoll_ctl).
             sock = self.transport.sock  # type: ignore[attr-defined]
+            try:
+                # Written before asyncio owns the socket, so that a refusing server
+                # that closed before our HELLO went out is still read (§4).
+                sock.sendall(hello)
+            except OSError as e:
+                refusal = await self.loop.run_in_executor(None, _transport.read_refusal, self.transport, self.target)
+                if refusal is not None:
+                    self.break_connection(refusal.details(), refusal.code())
+                else:
+                    self.break_connection(f"connection to {self.target} lost: {e.strerror or e}")
+                return
             sock.setblocking(False)
             loop: Any = self.loop  # connect_accepted_socket is on every asyncio loop (3.5.3+)
             atransport, _ = await loop.connect_accepted_socket(lambda: _Protocol(self), sock)
             self._atransport = atransport
-            atransport.write(hello)
         elif isinstance(self.transport, _FifoTransport):
             # FIFOs and the control socket can be polled: the loop reads them, no thread.
             self.transport.send(hello)
@@ -276,6 +287,10 @@ class _Connection:
     def _on_frame(self, frame: _frame.Frame) -> None:
         t = frame.type
         if not self._got_hello:
+            if _transport.is_refusal(frame):
+                refusal = _transport.refusal_error(frame, self.target)
+                self.break_connection(refusal.details(), refusal.code())
+                return
             if t != FrameType.HELLO or frame.stream_id != 0 or frame.oversized:
                 raise ProtocolError(f"expected HELLO as the server's first frame, got type {t}")
             h = _wirepb.Hello.decode(frame.payload)
@@ -351,10 +366,11 @@ class _Connection:
         self.streams[sid] = s
         return s
 
-    def break_connection(self, reason: str) -> None:
+    def break_connection(self, reason: str, code: StatusCode = StatusCode.UNAVAILABLE) -> None:
         if self.broken is not None:
             return
         self.broken = reason
+        self.broken_code = code
         self.usable = False
         if not self.ready.done():
             self.ready.set_result(None)
@@ -432,6 +448,7 @@ class Channel:
                     self._connecting = None
                     raise
                 self._connecting = None
+                return conn  # even if already broken (a refusal): the caller reports why
             else:
                 await asyncio.shield(self._connecting)
 
@@ -448,7 +465,7 @@ class Channel:
                 except asyncio.TimeoutError:
                     raise RpcError(StatusCode.DEADLINE_EXCEEDED, "deadline exceeded waiting for the server's HELLO", method=method) from None
             if conn.broken is not None:
-                raise RpcError(StatusCode.UNAVAILABLE, conn.broken, method=method)
+                raise RpcError(conn.broken_code, conn.broken, method=method)
             s = conn.open_stream(method, deadline)
             if s is not None:
                 await conn.send(first(s))
