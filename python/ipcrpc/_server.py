@@ -15,15 +15,15 @@ import os
 import select
 import socket
 import stat
-import struct
 import threading
 import time
 import traceback
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from . import _frame, _transport, _wirepb
+from . import _access, _frame, _transport, _wirepb
+from ._access import PeerCredentials
 from ._frame import FrameType, ProtocolError
 from ._status import AbortError, MetadataType, RpcError, StatusCode, normalize_metadata
 
@@ -85,14 +85,6 @@ def method_handlers_generic_handler(service: str, method_handlers: Dict[str, Rpc
 
 
 # -- the servicer context ----------------------------------------------------
-
-
-class PeerCredentials(NamedTuple):
-    """The client process as the kernel reports it (SO_PEERCRED)."""
-
-    pid: int
-    uid: int
-    gid: int
 
 
 class ServicerContext:
@@ -403,7 +395,7 @@ class _ServerConnection:
         self.server = server
         self.sock = sock
         self.transport: Optional[_transport.Transport] = None
-        self.peer = PeerCredentials(*struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)))
+        self.peer = _access.peer_credentials(sock)
         self.peer_max_message = _frame.DEFAULT_MAX_MESSAGE
         self.peer_window = _frame.DEFAULT_STREAM_WINDOW
         self._lock = threading.Lock()
@@ -674,10 +666,16 @@ class Server:
         max_concurrent_streams: int = 0,
         allowed_transports: Optional[Sequence[str]] = None,
         ring_bytes: int = 0,
+        socket_mode: Optional[int] = None,
+        allowed_uids: Optional[Iterable[int]] = None,
+        allowed_gids: Optional[Iterable[int]] = None,
+        allow_any_peer: bool = False,
     ) -> None:
         from . import _config
 
         section = _config.server_section()  # IPCRPC_CONFIG's `server` fills what the caller left at its default
+        self.socket_mode = _access.socket_mode_from(socket_mode, section)
+        self.access_policy = _access.policy_from(allowed_uids, allowed_gids, allow_any_peer, section)
         if allowed_transports is None and section.allowed_transports:
             allowed_transports = list(section.allowed_transports)
         if max_message_bytes == _frame.DEFAULT_MAX_MESSAGE and section.max_message_bytes:
@@ -694,7 +692,7 @@ class Server:
         self.ring_bytes = ring_bytes
         self._allowed = list(allowed_transports) if allowed_transports is not None else None
         self._handlers: List[GenericRpcHandler] = []
-        self._addresses: List[_transport.Address] = []
+        self._addresses: List[Tuple[_transport.Address, int]] = []
         self._listeners: List[Tuple[socket.socket, str]] = []
         self._lock = threading.Lock()
         self._connections: List[_ServerConnection] = []
@@ -711,11 +709,13 @@ class Server:
     def add_generic_rpc_handlers(self, handlers: Iterable[GenericRpcHandler]) -> None:
         self._handlers.extend(handlers)
 
-    def add_listening_address(self, address: str) -> int:
-        """Listens on ``address``'s unix socket when started (``unix:/path``, ``auto:@name``, ...)."""
+    def add_listening_address(self, address: str, socket_mode: Optional[int] = None) -> int:
+        """Listens on ``address``'s unix socket when started (``unix:/path``, ``auto:@name``, ...);
+        a socket file gets ``socket_mode`` (default: the server's, 0600)."""
         if self._started:
             raise RuntimeError("add_listening_address after start()")
-        self._addresses.append(_transport.parse_address(address))
+        mode = self.socket_mode if socket_mode is None else _access.socket_mode_from(socket_mode, None)
+        self._addresses.append((_transport.parse_address(address), mode))
         return 0
 
     add_insecure_port = add_listening_address
@@ -774,16 +774,12 @@ class Server:
             raise RuntimeError("server already started")
         if not self._addresses:
             raise RuntimeError("no listening address: call add_listening_address first")
-        for a in self._addresses:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        for a, mode in self._addresses:
             try:
                 if not a.socket_path.startswith("\0"):
                     _remove_stale_socket(a.socket_path)
-                sock.bind(a.socket_path)
-                sock.listen(128)
-                sock.setblocking(False)
+                sock = _access.listen(a.socket_path, mode)
             except OSError as e:
-                sock.close()
                 for s, p in self._listeners:
                     s.close()
                     _unlink(p)
@@ -810,6 +806,8 @@ class Server:
                     continue
                 except OSError:
                     continue
+                if _access.admit(conn_sock, self.access_policy) is None:
+                    continue  # refused (PROTOCOL.md §4)
                 conn_sock.setblocking(True)
                 c = _ServerConnection(self, conn_sock)
                 with self._lock:

@@ -1,15 +1,17 @@
 """Refused connections (PROTOCOL.md §4 "Refusing a connection").
 
-The C++ test_server refuses a peer its access policy does not admit (by
-default: another uid than its own, except root) with one GOAWAY as the first
-frame.  The client here runs as uid 65534 in a forked child, so these tests
-need root.
+The C++ test_server and the Python servers refuse a peer their access policy
+does not admit (by default: another uid than their own, except root) with one
+GOAWAY as the first frame.  The client here runs as uid 65534 in a forked
+child, so these tests need root.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -29,20 +31,27 @@ from google.protobuf import text_format  # noqa: F401  (imported before the fork
 from ipcrpc import _client, _fifo, _msgq, _shm, _transport  # noqa: F401  may not read the venv)
 from ipcrpc._proto import config_pb2  # noqa: F401
 
-from conftest import SPAWNED, child_env, cpp_binary
+from conftest import HERE, SPAWNED, child_env, cpp_binary, start_py_server
 
 NOBODY = 65534
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="runs a client as uid 65534: needs root")
 
 
-def _start_cpp_server(config: str) -> Tuple[subprocess.Popen, str, Path]:
-    """The C++ test_server on a fresh abstract address, with ``config`` as its IPCRPC_CONFIG."""
+SERVERS = {
+    "cpp": lambda: [str(cpp_binary("tests/e2e/test_server"))],
+    "python": lambda: [sys.executable, str(HERE / "serve.py")],
+    "python-aio": lambda: [sys.executable, str(HERE / "serve.py"), "--service=aio"],
+}
+
+
+def _start_server(kind: str, config: str) -> Tuple[subprocess.Popen, str, Path]:
+    """A TestService server on a fresh abstract address, with ``config`` as its IPCRPC_CONFIG."""
     d = Path(tempfile.mkdtemp(prefix="ipcrpc-pytest-"))
     (d / "config.textproto").write_text(config)
     env = child_env()
     env["IPCRPC_CONFIG"] = str(d / "config.textproto")
     name = f"ipcrpc-pytest-{uuid.uuid4().hex[:12]}"
-    proc = subprocess.Popen([str(cpp_binary("tests/e2e/test_server")), f"unix:@{name}"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen(SERVERS[kind]() + [f"unix:@{name}"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, text=True)
     SPAWNED.add(proc.pid)
     assert proc.stdout is not None
@@ -70,16 +79,18 @@ def _stop(proc: subprocess.Popen, d: Path) -> None:
     d.rmdir()
 
 
-@pytest.fixture(scope="module")
-def default_server() -> Iterator[str]:
-    proc, name, d = _start_cpp_server("")
+@pytest.fixture(scope="module", params=list(SERVERS))
+def default_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    proc, name, d = _start_server(request.param, "")
     yield name
     _stop(proc, d)
 
 
-@pytest.fixture(scope="module")
-def nobody_allowed_server() -> Iterator[str]:
-    proc, name, d = _start_cpp_server(f"server {{ allowed_uids: {NOBODY} }}\n")
+@pytest.fixture(scope="module", params=[(k, rule) for k in SERVERS for rule in ("allowed_uids", "allowed_gids")],
+                ids=lambda p: f"{p[0]}-{p[1]}")
+def nobody_allowed_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    kind, rule = request.param
+    proc, name, d = _start_server(kind, f"server {{ {rule}: {NOBODY} }}\n")
     yield name
     _stop(proc, d)
 
@@ -151,6 +162,36 @@ def test_allowed_uid_is_served(nobody_allowed_server: str, transport: str, use_a
 @needs_root
 def test_root_is_served_by_default(default_server: str) -> None:
     assert _call(f"unix:@{default_server}", use_aio=False) == "OK hi"
+
+
+@pytest.mark.parametrize("service", ["test", "aio"])
+def test_python_server_socket_file_is_0600_by_default(service: str) -> None:
+    s = start_py_server([f"--service={service}"])
+    try:
+        assert stat.S_IMODE(os.stat(s.sock).st_mode) == 0o600
+    finally:
+        s.stop()
+        shutil.rmtree(s.tmpdir, ignore_errors=True)
+
+
+def test_python_server_socket_mode_from_the_config_file() -> None:
+    d = Path(tempfile.mkdtemp(prefix="ipcrpc-pytest-"))
+    try:
+        (d / "config.textproto").write_text(f"server {{ socket_mode: {0o660} }}\n")
+        env = child_env()
+        env["IPCRPC_CONFIG"] = str(d / "config.textproto")
+        proc = subprocess.Popen([sys.executable, str(HERE / "serve.py"), f"unix:{d / 's.sock'}"], stdout=subprocess.PIPE, env=env, text=True)
+        SPAWNED.add(proc.pid)
+        try:
+            assert proc.stdout is not None and "READY" in proc.stdout.readline()
+            assert stat.S_IMODE(os.stat(d / "s.sock").st_mode) == 0o660
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            if proc.stdout:
+                proc.stdout.close()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 _REFUSING_SERVER = textwrap.dedent("""

@@ -15,13 +15,12 @@ import collections
 import inspect
 import os
 import socket
-import struct
 import threading
 import time
 import traceback
 from typing import Any, AsyncIterator, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .. import _frame, _transport, _wirepb
+from .. import _access, _frame, _transport, _wirepb
 from .._frame import FrameType, ProtocolError
 from .._server import AGENT, GenericRpcHandler, PeerCredentials, RpcMethodHandler, _remove_stale_socket, _unlink, upgrade_connection
 from .._status import AbortError, MetadataType, RpcError, StatusCode, normalize_metadata
@@ -265,7 +264,7 @@ class _Connection:
         self.server = server
         self.sock = sock
         self.loop = asyncio.get_running_loop()
-        self.peer = PeerCredentials(*struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)))
+        self.peer = _access.peer_credentials(sock)
         self.peer_max_message = _frame.DEFAULT_MAX_MESSAGE
         self.peer_window = _frame.DEFAULT_STREAM_WINDOW
         self.streams: Dict[int, _Stream] = {}
@@ -473,10 +472,13 @@ class Server:
 
     def __init__(self, *, maximum_concurrent_rpcs: Optional[int] = None, max_message_bytes: int = _frame.DEFAULT_MAX_MESSAGE,
                  stream_window_bytes: int = _frame.DEFAULT_STREAM_WINDOW, allowed_transports: Optional[Sequence[str]] = None,
-                 ring_bytes: int = 0) -> None:
+                 ring_bytes: int = 0, socket_mode: Optional[int] = None, allowed_uids: Optional[Iterable[int]] = None,
+                 allowed_gids: Optional[Iterable[int]] = None, allow_any_peer: bool = False) -> None:
         from .. import _config
 
         section = _config.server_section()  # IPCRPC_CONFIG's `server` fills what the caller left at its default
+        self.socket_mode = _access.socket_mode_from(socket_mode, section)
+        self.access_policy = _access.policy_from(allowed_uids, allowed_gids, allow_any_peer, section)
         if allowed_transports is None and section.allowed_transports:
             allowed_transports = list(section.allowed_transports)
         if max_message_bytes == _frame.DEFAULT_MAX_MESSAGE and section.max_message_bytes:
@@ -488,7 +490,7 @@ class Server:
         self.max_message_bytes = max_message_bytes
         self.stream_window = stream_window_bytes
         self._handlers: List[GenericRpcHandler] = []
-        self._addresses: List[_transport.Address] = []
+        self._addresses: List[Tuple[_transport.Address, int]] = []
         self._listeners: List[Tuple[socket.socket, str]] = []
         self._accept_tasks: List["asyncio.Task[None]"] = []
         self._conns: Dict[_Connection, "asyncio.Task[None]"] = {}
@@ -500,8 +502,10 @@ class Server:
     def add_generic_rpc_handlers(self, handlers: Iterable[GenericRpcHandler]) -> None:
         self._handlers.extend(handlers)
 
-    def add_listening_address(self, address: str) -> int:
-        self._addresses.append(_transport.parse_address(address))
+    def add_listening_address(self, address: str, socket_mode: Optional[int] = None) -> int:
+        """As the sync server's: a socket file gets ``socket_mode`` (default: the server's, 0600)."""
+        mode = self.socket_mode if socket_mode is None else _access.socket_mode_from(socket_mode, None)
+        self._addresses.append((_transport.parse_address(address), mode))
         return 0
 
     add_insecure_port = add_listening_address
@@ -524,16 +528,12 @@ class Server:
 
     async def start(self) -> None:
         self._terminated = asyncio.Event()
-        for a in self._addresses:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        for a, mode in self._addresses:
             try:
                 if not a.socket_path.startswith("\0"):
                     _remove_stale_socket(a.socket_path)
-                sock.bind(a.socket_path)
-                sock.listen(128)
-                sock.setblocking(False)
+                sock = _access.listen(a.socket_path, mode)
             except OSError as e:
-                sock.close()
                 raise RpcError(StatusCode.UNAVAILABLE, f"cannot listen on {a.display}: {e.strerror or e}") from None
             self._listeners.append((sock, a.socket_path))
             self._accept_tasks.append(asyncio.get_running_loop().create_task(self._accept(sock)))
@@ -547,6 +547,8 @@ class Server:
                 return
             except OSError:
                 continue
+            if _access.admit(sock, self.access_policy) is None:
+                continue  # refused (PROTOCOL.md §4)
             sock.setblocking(False)
             c = _Connection(self, sock)
             task = loop.create_task(c.run())
