@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, Generic, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
-from . import _frame, _transport, _wirepb
+from . import _frame, _limits, _transport, _wirepb
 from ._frame import FrameType, ProtocolError
 from ._status import MetadataType, RpcError, StatusCode, normalize_metadata
 
@@ -190,7 +190,8 @@ class _ClientStream:
 class _Connection:
     """One connection to a server: a transport, its reader thread and its streams."""
 
-    def __init__(self, transport: _transport.Transport, target: str, max_receive: int, window: int) -> None:
+    def __init__(self, transport: _transport.Transport, target: str, max_receive: int, window: int,
+                 limits: _limits.MetadataLimits = _limits.MetadataLimits()) -> None:
         self.transport = transport
         self.target = target
         self.our_max_message = max_receive
@@ -205,7 +206,8 @@ class _Connection:
         self._ready = threading.Event()
         self.usable = True  # false after GOAWAY, a failure, or the last stream id
         self._broken: Optional[str] = None
-        self._decoder = _frame.FrameDecoder(max(max_receive, 64 * 1024))
+        self.limits = limits
+        self._decoder = _frame.FrameDecoder(max_receive, limits.control_frame_limit)
         self._got_hello = False
         self._reader_role = threading.Lock()  # held by the caller that reads the connection
         self._waiters: List[_ClientStream] = []  # callers waiting while someone else reads
@@ -432,23 +434,33 @@ class _Connection:
             if violation:
                 s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"protocol violation: the server sent a MESSAGE while the stream's flow-control window ({self.our_window} bytes) was used up")
         elif t == FrameType.HEADERS:
+            if frame.oversized:
+                s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, self.limits.oversized(frame, "client"))
+                return
             try:
-                if frame.oversized:
-                    raise ProtocolError("oversized HEADERS")
                 md = _wirepb.Headers.decode(frame.payload).metadata
             except ProtocolError:
                 s.fail_locally(StatusCode.INTERNAL, "malformed HEADERS frame from the server")
+                return
+            err = self.limits.check(md, "the server's initial metadata")
+            if err:
+                s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, err)
                 return
             with s.cond:
                 s.initial_metadata = md
                 s.cond.notify_all()
         elif t == FrameType.TRAILERS:
+            if frame.oversized:
+                s.finish(StatusCode.RESOURCE_EXHAUSTED, self.limits.oversized(frame, "client"))
+                return
             try:
-                if frame.oversized:
-                    raise ProtocolError("oversized TRAILERS")
                 tr = _wirepb.Trailers.decode(frame.payload)
             except ProtocolError:
                 s.finish(StatusCode.INTERNAL, "malformed TRAILERS frame from the server")
+                return
+            err = self.limits.check(tr.metadata, "the server's trailing metadata")
+            if err:
+                s.finish(StatusCode.RESOURCE_EXHAUSTED, err)
                 return
             code = StatusCode.from_number(tr.code)
             details = tr.message
@@ -481,6 +493,8 @@ class Channel:
         stream_window_bytes: int = _frame.DEFAULT_STREAM_WINDOW,
         connect_timeout: float = 5.0,
         ring_bytes: int = 0,
+        max_metadata_bytes: Optional[int] = None,
+        max_metadata_entries: Optional[int] = None,
     ) -> None:
         from . import _config
 
@@ -493,6 +507,7 @@ class Channel:
         self._window = stream_window_bytes
         self._connect_timeout = connect_timeout
         self._ring_bytes = ring_bytes or plan.ring_bytes
+        self._limits = _limits.MetadataLimits.of(max_metadata_bytes, max_metadata_entries, plan)
         self._lock = threading.Lock()
         self._conn: Optional[_Connection] = None
         self._old: List[_Connection] = []
@@ -521,7 +536,7 @@ class Channel:
                 if deadline is not None:
                     timeout = min(timeout, max(deadline - time.monotonic(), 0.001))
                 t = _transport.connect(self._address, self._transport_name, timeout, self._ring_bytes)
-                conn = self._conn = _Connection(t, self.target, self._max_receive, self._window)
+                conn = self._conn = _Connection(t, self.target, self._max_receive, self._window, self._limits)
         return conn
 
     def _start(self, method: str, timeout: Optional[float], first_bytes: Callable[[_ClientStream], bytes]) -> _ClientStream:
@@ -708,8 +723,15 @@ class _MultiCallable(Generic[Req, Resp]):
         self._serialize: Callable[[Any], bytes] = serializer or _identity
         self._deserialize: Callable[[bytes], Any] = deserializer or _identity
 
-    def _begin_unary_request(self, request: Any, timeout: Optional[float], metadata: MetadataArg) -> _ClientStream:
+    def _metadata(self, metadata: MetadataArg) -> MetadataType:
         md = normalize_metadata(metadata)
+        err = self._channel._limits.check(md, "request metadata")
+        if err:  # PROTOCOL.md §5 "Limits": failed before anything is sent
+            raise RpcError(StatusCode.RESOURCE_EXHAUSTED, err, method=self._method)
+        return md
+
+    def _begin_unary_request(self, request: Any, timeout: Optional[float], metadata: MetadataArg) -> _ClientStream:
+        md = self._metadata(metadata)
         payload = self._serialize(request)
         ch = self._channel
         if len(payload) > ch._max_send:
@@ -731,7 +753,7 @@ class _MultiCallable(Generic[Req, Resp]):
         return stream
 
     def _begin_stream_request(self, requests: Iterable[Any], timeout: Optional[float], metadata: MetadataArg) -> _ClientStream:
-        md = normalize_metadata(metadata)
+        md = self._metadata(metadata)
         ch = self._channel
         stream = ch._start(self._method, timeout, lambda s: ch._call_start_frame(s, md))
         threading.Thread(target=_send_requests, args=(ch, stream, requests, self._serialize), name=f"ipcrpc-requests {self._method}", daemon=True).start()

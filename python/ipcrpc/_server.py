@@ -22,7 +22,7 @@ from concurrent import futures
 from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from . import _access, _frame, _transport, _wirepb
+from . import _access, _frame, _limits, _transport, _wirepb
 from ._access import PeerCredentials
 from ._frame import FrameType, ProtocolError
 from ._status import AbortError, MetadataType, RpcError, StatusCode, normalize_metadata
@@ -247,6 +247,10 @@ class _ServerStream:
             if self.headers_sent or self.finished or self.cancelled:
                 return
             self.headers_sent = True
+            err = self.conn.server.metadata_limits.check(metadata, "initial metadata")
+            if err:
+                self.forced = self.forced or (StatusCode.RESOURCE_EXHAUSTED, err)
+                return
         self.conn.send(_frame.encode_frame(FrameType.HEADERS, self.id, _wirepb.Headers(metadata).encode()))
 
     def _headers_frame_locked(self) -> bytes:
@@ -254,6 +258,10 @@ class _ServerStream:
             return b""
         self.headers_sent = True
         if not self.initial:
+            return b""
+        err = self.conn.server.metadata_limits.check(self.initial, "initial metadata")
+        if err:  # the call fails instead (PROTOCOL.md §5 "Limits")
+            self.forced = self.forced or (StatusCode.RESOURCE_EXHAUSTED, err)
             return b""
         return _frame.encode_frame(FrameType.HEADERS, self.id, _wirepb.Headers(self.initial).encode())
 
@@ -276,6 +284,8 @@ class _ServerStream:
                 return False
             self.send_window -= len(payload)
             data = self._headers_frame_locked()
+            if self.forced is not None:
+                return False
         self.conn.send(data + _frame.encode_frame(FrameType.MESSAGE, self.id, payload))
         return True
 
@@ -285,9 +295,14 @@ class _ServerStream:
             if self.finished:
                 return
             self.finished = True
+            send = not self.cancelled
+            data = self._headers_frame_locked() if send else b""
             if self.forced is not None:
                 code, details = self.forced
-            send = not self.cancelled
+            trailing = self.trailing
+            err = self.conn.server.metadata_limits.check(trailing, "trailing metadata")
+            if err:
+                code, details, trailing = StatusCode.RESOURCE_EXHAUSTED, err, ()
             if send and self.deadline is not None and time.monotonic() >= self.deadline:
                 code, details = StatusCode.DEADLINE_EXCEEDED, "deadline exceeded on the server"
             if code is not StatusCode.OK:
@@ -296,12 +311,11 @@ class _ServerStream:
                 err = self.check_send_size(len(last))
                 if err:
                     code, details, last = StatusCode.RESOURCE_EXHAUSTED, err, None
-            data = self._headers_frame_locked() if send else b""
             self.cond.notify_all()
         if send:
             if last is not None:
                 data += _frame.encode_frame(FrameType.MESSAGE, self.id, last)
-            trailers = b"" if code is StatusCode.OK and not details and not self.trailing else _wirepb.Trailers(code.number, details, self.trailing).encode()
+            trailers = b"" if code is StatusCode.OK and not details and not trailing else _wirepb.Trailers(code.number, details, trailing).encode()
             self.conn.send(data + _frame.encode_frame(FrameType.TRAILERS, self.id, trailers))
         self.conn.stream_finished(self)
         self._run_callbacks()
@@ -487,7 +501,7 @@ class _ServerConnection:
             self.server._register_connection(self)
             hello = _wirepb.Hello(1, self.server.max_message_bytes, self.server.stream_window, self.server.max_concurrent_streams, AGENT)
             self.send(_frame.encode_frame(FrameType.HELLO, 0, hello.encode()))
-            decoder = _frame.FrameDecoder(self.server.max_message_bytes)
+            decoder = _frame.FrameDecoder(self.server.max_message_bytes, self.server.metadata_limits.control_frame_limit)
             got_hello = False
             data = early or b""
             while True:
@@ -573,12 +587,16 @@ class _ServerConnection:
         refusal: Optional[Tuple[StatusCode, str]] = None
         start = _wirepb.CallStart()
         handler: Optional[RpcMethodHandler] = None
+        limits = self.server.metadata_limits
         if frame.oversized:
-            refusal = (StatusCode.RESOURCE_EXHAUSTED, "CALL_START frame too large")
+            refusal = (StatusCode.RESOURCE_EXHAUSTED, limits.oversized(frame, "server"))
         else:
             try:
                 start = _wirepb.CallStart.decode(frame.payload)
-                if any(not k for k, _ in start.metadata):  # other keys are kept as sent (PROTOCOL.md §8)
+                err = limits.check(start.metadata, "request metadata")
+                if err:
+                    refusal = (StatusCode.RESOURCE_EXHAUSTED, err)
+                elif any(not k for k, _ in start.metadata):  # other keys are kept as sent (PROTOCOL.md §8)
                     raise ProtocolError("metadata entry with an empty key")
             except (ProtocolError, RpcError):
                 refusal = (StatusCode.INTERNAL, "malformed CALL_START frame")
@@ -670,10 +688,13 @@ class Server:
         allowed_uids: Optional[Iterable[int]] = None,
         allowed_gids: Optional[Iterable[int]] = None,
         allow_any_peer: bool = False,
+        max_metadata_bytes: Optional[int] = None,
+        max_metadata_entries: Optional[int] = None,
     ) -> None:
         from . import _config
 
         section = _config.server_section()  # IPCRPC_CONFIG's `server` fills what the caller left at its default
+        self.metadata_limits = _limits.MetadataLimits.of(max_metadata_bytes, max_metadata_entries, section)
         self.socket_mode = _access.socket_mode_from(socket_mode, section)
         self.access_policy = _access.policy_from(allowed_uids, allowed_gids, allow_any_peer, section)
         if allowed_transports is None and section.allowed_transports:

@@ -19,7 +19,7 @@ import textwrap
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator, Tuple
+from typing import Iterator
 
 import pytest
 
@@ -31,52 +31,10 @@ from google.protobuf import text_format  # noqa: F401  (imported before the fork
 from ipcrpc import _client, _fifo, _msgq, _shm, _transport  # noqa: F401  may not read the venv)
 from ipcrpc._proto import config_pb2  # noqa: F401
 
-from conftest import HERE, SPAWNED, child_env, cpp_binary, start_py_server
+from conftest import HERE, SERVERS, SPAWNED, child_env, start_py_server, start_server_with_config as _start_server, stop_server_with_config as _stop
 
 NOBODY = 65534
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="runs a client as uid 65534: needs root")
-
-
-SERVERS = {
-    "cpp": lambda: [str(cpp_binary("tests/e2e/test_server"))],
-    "python": lambda: [sys.executable, str(HERE / "serve.py")],
-    "python-aio": lambda: [sys.executable, str(HERE / "serve.py"), "--service=aio"],
-}
-
-
-def _start_server(kind: str, config: str) -> Tuple[subprocess.Popen, str, Path]:
-    """A TestService server on a fresh abstract address, with ``config`` as its IPCRPC_CONFIG."""
-    d = Path(tempfile.mkdtemp(prefix="ipcrpc-pytest-"))
-    (d / "config.textproto").write_text(config)
-    env = child_env()
-    env["IPCRPC_CONFIG"] = str(d / "config.textproto")
-    name = f"ipcrpc-pytest-{uuid.uuid4().hex[:12]}"
-    proc = subprocess.Popen(SERVERS[kind]() + [f"unix:@{name}"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, text=True)
-    SPAWNED.add(proc.pid)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "READY" not in line:
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"test_server did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
-    return proc, name, d
-
-
-def _stop(proc: subprocess.Popen, d: Path) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    for f in (proc.stdout, proc.stderr):
-        if f:
-            f.close()
-    for p in d.iterdir():
-        p.unlink()
-    d.rmdir()
 
 
 @pytest.fixture(scope="module", params=list(SERVERS))

@@ -17,7 +17,7 @@ import socket
 import threading
 from typing import Any, AsyncIterable, AsyncIterator, Callable, Deque, Dict, Generic, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
-from .. import _frame, _transport, _wirepb
+from .. import _frame, _limits, _transport, _wirepb
 from .._client import AGENT, MetadataArg
 from .._fifo import FifoTransport as _FifoTransport
 from .._frame import FrameType, ProtocolError
@@ -168,7 +168,8 @@ class _Connection:
         self.broken_code = StatusCode.UNAVAILABLE
         self.ready: "asyncio.Future[None]" = loop.create_future()
         self._write_lock = asyncio.Lock()
-        self._decoder = _frame.FrameDecoder(max(self.our_max, 64 * 1024))
+        self.limits: _limits.MetadataLimits = channel._limits
+        self._decoder = _frame.FrameDecoder(self.our_max, self.limits.control_frame_limit)
         self._got_hello = False
         self._unix = isinstance(t, _transport.UnixTransport)
         self._atransport: Optional[asyncio.Transport] = None
@@ -333,18 +334,33 @@ class _Connection:
                     s.initial_metadata = ()
                 s.wake()
         elif t == FrameType.HEADERS:
+            if frame.oversized:
+                s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, self.limits.oversized(frame, "client"))
+                return
             try:
-                s.initial_metadata = _wirepb.Headers.decode(frame.payload).metadata
-                s.wake()
+                md = _wirepb.Headers.decode(frame.payload).metadata
             except ProtocolError:
                 s.fail_locally(StatusCode.INTERNAL, "malformed HEADERS frame from the server")
+                return
+            err = self.limits.check(md, "the server's initial metadata")
+            if err:
+                s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, err)
+                return
+            s.initial_metadata = md
+            s.wake()
         elif t == FrameType.TRAILERS:
+            if frame.oversized:
+                s.finish(StatusCode.RESOURCE_EXHAUSTED, self.limits.oversized(frame, "client"))
+                return
             try:
-                tr = _wirepb.Trailers.decode(frame.payload) if not frame.oversized else None
+                tr = _wirepb.Trailers.decode(frame.payload)
             except ProtocolError:
                 tr = None
+            err = None if tr is None else self.limits.check(tr.metadata, "the server's trailing metadata")
             if tr is None:
                 s.finish(StatusCode.INTERNAL, "malformed TRAILERS frame from the server")
+            elif err:
+                s.finish(StatusCode.RESOURCE_EXHAUSTED, err)
             else:
                 code = StatusCode.from_number(tr.code)
                 details = tr.message if code is not StatusCode.UNKNOWN or tr.code == 2 else f"server sent unknown status code {tr.code}: {tr.message}"
@@ -397,7 +413,8 @@ class Channel:
 
     def __init__(self, address: str, *, transport: Optional[str] = None, max_send_message_bytes: int = _frame.DEFAULT_MAX_MESSAGE,
                  max_receive_message_bytes: int = _frame.DEFAULT_MAX_MESSAGE, stream_window_bytes: int = _frame.DEFAULT_STREAM_WINDOW,
-                 connect_timeout: float = 5.0, ring_bytes: int = 0) -> None:
+                 connect_timeout: float = 5.0, ring_bytes: int = 0, max_metadata_bytes: Optional[int] = None,
+                 max_metadata_entries: Optional[int] = None) -> None:
         from .. import _config
 
         plan = _config.plan_channel(address)
@@ -408,6 +425,7 @@ class Channel:
         self._window = stream_window_bytes
         self._connect_timeout = connect_timeout
         self._ring_bytes = ring_bytes or plan.ring_bytes
+        self._limits = _limits.MetadataLimits.of(max_metadata_bytes, max_metadata_entries, plan)
         self._conn: Optional[_Connection] = None
         self._old: List[_Connection] = []
         self._connecting: Optional["asyncio.Future[_Connection]"] = None
@@ -697,6 +715,9 @@ class _MultiCallable(Generic[Req, Resp]):
 
         async def go() -> None:
             try:
+                err = ch._limits.check(md, "request metadata")
+                if err:  # PROTOCOL.md §5 "Limits": failed before anything is sent
+                    raise RpcError(StatusCode.RESOURCE_EXHAUSTED, err, method=self._method)
                 if payload is not None and len(payload) > ch._max_send:
                     raise RpcError(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds this channel's max_send_message_bytes of {ch._max_send} bytes", method=self._method)
                 s = await ch._start(self._method, timeout, first)

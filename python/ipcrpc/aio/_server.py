@@ -20,7 +20,7 @@ import time
 import traceback
 from typing import Any, AsyncIterator, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .. import _access, _frame, _transport, _wirepb
+from .. import _access, _frame, _limits, _transport, _wirepb
 from .._frame import FrameType, ProtocolError
 from .._server import AGENT, GenericRpcHandler, PeerCredentials, RpcMethodHandler, _remove_stale_socket, _unlink, upgrade_connection
 from .._status import AbortError, MetadataType, RpcError, StatusCode, normalize_metadata
@@ -93,6 +93,7 @@ class _Stream:
         self.headers_sent = False
         self.initial: MetadataType = ()
         self.trailing: MetadataType = ()
+        self.headers_error: Optional[str] = None  # initial metadata beyond the limits: the call fails
         self.send_window = conn.peer_window
         self.recv_window = conn.server.stream_window
         self.unacked = 0
@@ -136,7 +137,10 @@ class _Stream:
         if self.headers_sent:
             return b""
         self.headers_sent = True
-        return _frame.encode_frame(FrameType.HEADERS, self.id, _wirepb.Headers(self.initial).encode()) if self.initial else b""
+        if not self.initial:
+            return b""
+        self.headers_error = self.conn.server.metadata_limits.check(self.initial, "initial metadata")
+        return b"" if self.headers_error else _frame.encode_frame(FrameType.HEADERS, self.id, _wirepb.Headers(self.initial).encode())
 
     async def send_headers(self) -> None:
         if not self.finished and not self.cancelled:
@@ -156,7 +160,11 @@ class _Stream:
         if not await self.wait(lambda: self.send_window > 0):
             return False
         self.send_window -= len(payload)
-        await self.conn.send(self._headers() + _frame.encode_frame(FrameType.MESSAGE, self.id, payload))
+        headers = self._headers()
+        if self.headers_error:
+            await self.finish(StatusCode.RESOURCE_EXHAUSTED, self.headers_error)
+            return False
+        await self.conn.send(headers + _frame.encode_frame(FrameType.MESSAGE, self.id, payload))
         return True
 
     async def finish(self, code: StatusCode, details: str, last: Optional[bytes] = None) -> None:
@@ -167,16 +175,20 @@ class _Stream:
             self._timer.cancel()
         self.wake()
         if not self.cancelled:
+            data = self._headers()
+            trailing = self.trailing
+            err = self.headers_error or self.conn.server.metadata_limits.check(trailing, "trailing metadata")
+            if err:  # PROTOCOL.md §5 "Limits": the call fails instead
+                code, details, last, trailing = StatusCode.RESOURCE_EXHAUSTED, err, None, ()
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 code, details, last = StatusCode.DEADLINE_EXCEEDED, "deadline exceeded on the server", None
             if code is not StatusCode.OK:
                 last = None
             if last is not None and self._size_error(len(last)):
                 code, details, last = StatusCode.RESOURCE_EXHAUSTED, self._size_error(len(last)) or "", None
-            data = self._headers()
             if last is not None:
                 data += _frame.encode_frame(FrameType.MESSAGE, self.id, last)
-            tr = b"" if code is StatusCode.OK and not details and not self.trailing else _wirepb.Trailers(code.number, details, self.trailing).encode()
+            tr = b"" if code is StatusCode.OK and not details and not trailing else _wirepb.Trailers(code.number, details, trailing).encode()
             await self.conn.send(data + _frame.encode_frame(FrameType.TRAILERS, self.id, tr))
         self.conn.streams.pop(self.id, None)
         self.conn.server._call_ended()
@@ -349,7 +361,7 @@ class _Connection:
             self.shutdown()
 
     async def run(self) -> None:
-        decoder = _frame.FrameDecoder(max(self.server.max_message_bytes, 1 << 20))
+        decoder = _frame.FrameDecoder(self.server.max_message_bytes, self.server.metadata_limits.control_frame_limit)
         state = "first"
         try:
             first = await asyncio.wait_for(_first_frame(self.loop, self.sock), 5)
@@ -438,12 +450,16 @@ class _Connection:
         refusal: Optional[Tuple[StatusCode, str]] = None
         start = _wirepb.CallStart()
         handler = None
+        limits = self.server.metadata_limits
         if f.oversized:
-            refusal = (StatusCode.RESOURCE_EXHAUSTED, "CALL_START frame too large")
+            refusal = (StatusCode.RESOURCE_EXHAUSTED, limits.oversized(f, "server"))
         else:
             try:
                 start = _wirepb.CallStart.decode(f.payload)
-                if any(not k for k, _ in start.metadata):  # other keys are kept as sent (PROTOCOL.md §8)
+                err = limits.check(start.metadata, "request metadata")
+                if err:
+                    refusal = (StatusCode.RESOURCE_EXHAUSTED, err)
+                elif any(not k for k, _ in start.metadata):  # other keys are kept as sent (PROTOCOL.md §8)
                     raise ProtocolError("metadata entry with an empty key")
             except (ProtocolError, RpcError):
                 refusal = (StatusCode.INTERNAL, "malformed CALL_START frame")
@@ -473,10 +489,12 @@ class Server:
     def __init__(self, *, maximum_concurrent_rpcs: Optional[int] = None, max_message_bytes: int = _frame.DEFAULT_MAX_MESSAGE,
                  stream_window_bytes: int = _frame.DEFAULT_STREAM_WINDOW, allowed_transports: Optional[Sequence[str]] = None,
                  ring_bytes: int = 0, socket_mode: Optional[int] = None, allowed_uids: Optional[Iterable[int]] = None,
-                 allowed_gids: Optional[Iterable[int]] = None, allow_any_peer: bool = False) -> None:
+                 allowed_gids: Optional[Iterable[int]] = None, allow_any_peer: bool = False,
+                 max_metadata_bytes: Optional[int] = None, max_metadata_entries: Optional[int] = None) -> None:
         from .. import _config
 
         section = _config.server_section()  # IPCRPC_CONFIG's `server` fills what the caller left at its default
+        self.metadata_limits = _limits.MetadataLimits.of(max_metadata_bytes, max_metadata_entries, section)
         self.socket_mode = _access.socket_mode_from(socket_mode, section)
         self.access_policy = _access.policy_from(allowed_uids, allowed_gids, allow_any_peer, section)
         if allowed_transports is None and section.allowed_transports:
