@@ -434,45 +434,51 @@ class _Connection:
             if violation:
                 s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"protocol violation: the server sent a MESSAGE while the stream's flow-control window ({self.our_window} bytes) was used up")
         elif t == FrameType.HEADERS:
-            if frame.oversized:
-                s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, self.limits.oversized(frame, "client"))
-                return
-            try:
-                md = _wirepb.Headers.decode(frame.payload).metadata
-            except ProtocolError:
-                s.fail_locally(StatusCode.INTERNAL, "malformed HEADERS frame from the server")
-                return
-            err = self.limits.check(md, "the server's initial metadata")
-            if err:
-                s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, err)
+            md, error = decode_headers(frame, self.limits)
+            if error is not None:
+                s.fail_locally(*error)
                 return
             with s.cond:
                 s.initial_metadata = md
                 s.cond.notify_all()
         elif t == FrameType.TRAILERS:
-            if frame.oversized:
-                s.finish(StatusCode.RESOURCE_EXHAUSTED, self.limits.oversized(frame, "client"))
-                return
-            try:
-                tr = _wirepb.Trailers.decode(frame.payload)
-            except ProtocolError:
-                s.finish(StatusCode.INTERNAL, "malformed TRAILERS frame from the server")
-                return
-            err = self.limits.check(tr.metadata, "the server's trailing metadata")
-            if err:
-                s.finish(StatusCode.RESOURCE_EXHAUSTED, err)
-                return
-            code = StatusCode.from_number(tr.code)
-            details = tr.message
-            if code is StatusCode.UNKNOWN and tr.code != 2:
-                details = f"server sent unknown status code {tr.code}: {tr.message}"
-            s.finish(code, details, tr.metadata)
+            s.finish(*decode_trailers(frame, self.limits))
         elif t == FrameType.CREDIT:
             credit = _frame.decode_credit(frame.payload)
             with s.cond:
                 s.send_window += credit
                 s.cond.notify_all()
         # other types (unknown, or client-only ones we tolerate) are skipped
+
+
+def decode_headers(frame: _frame.Frame, limits: _limits.MetadataLimits) -> Tuple[MetadataType, Optional[Tuple[StatusCode, str]]]:
+    """A HEADERS frame's metadata, or why the call fails (the client then cancels it)."""
+    if frame.oversized:
+        return (), (StatusCode.RESOURCE_EXHAUSTED, limits.oversized(frame, "client"))
+    try:
+        md = _wirepb.Headers.decode(frame.payload).metadata
+    except ProtocolError:
+        return (), (StatusCode.INTERNAL, "malformed HEADERS frame from the server")
+    err = limits.check(md, "the server's initial metadata")
+    return (md, None) if err is None else ((), (StatusCode.RESOURCE_EXHAUSTED, err))
+
+
+def decode_trailers(frame: _frame.Frame, limits: _limits.MetadataLimits) -> Tuple[StatusCode, str, MetadataType]:
+    """How a TRAILERS frame ends its call: code, details, trailing metadata."""
+    if frame.oversized:
+        return StatusCode.RESOURCE_EXHAUSTED, limits.oversized(frame, "client"), ()
+    try:
+        tr = _wirepb.Trailers.decode(frame.payload)
+    except ProtocolError:
+        return StatusCode.INTERNAL, "malformed TRAILERS frame from the server", ()
+    err = limits.check(tr.metadata, "the server's trailing metadata")
+    if err:
+        return StatusCode.RESOURCE_EXHAUSTED, err, ()
+    code = StatusCode.from_number(tr.code)
+    details = tr.message
+    if code is StatusCode.UNKNOWN and tr.code != 2:
+        details = f"server sent unknown status code {tr.code}: {tr.message}"
+    return code, details, tr.metadata
 
 
 class Channel:

@@ -87,14 +87,13 @@ def method_handlers_generic_handler(service: str, method_handlers: Dict[str, Rpc
 # -- the servicer context ----------------------------------------------------
 
 
-class ServicerContext:
-    """What a handler knows about its call (grpcio's ``grpc.ServicerContext``).
+class ServicerContextBase:
+    """What the sync and the asyncio servicer contexts share: the call's
+    identity, metadata and status, read from the server's per-call stream
+    (which has ``conn.peer``, ``metadata``, ``method``, ``trailing``,
+    ``deadline`` and ``active()``)."""
 
-    Used by the handler's thread; ``is_active()``, ``time_remaining()`` and
-    ``add_callback()`` may be called from any thread.
-    """
-
-    def __init__(self, stream: "_ServerStream") -> None:
+    def __init__(self, stream: Any) -> None:
         self._stream = stream
         self._code: Optional[StatusCode] = None
         self._details = ""
@@ -104,16 +103,13 @@ class ServicerContext:
         return f"pid:{c.pid},uid:{c.uid},gid:{c.gid}"
 
     def peer_credentials(self) -> PeerCredentials:
-        return self._stream.conn.peer
+        return self._stream.conn.peer  # type: ignore[no-any-return]
 
     def invocation_metadata(self) -> MetadataType:
-        return self._stream.metadata
+        return self._stream.metadata  # type: ignore[no-any-return]
 
     def method(self) -> str:
-        return self._stream.method
-
-    def send_initial_metadata(self, metadata: Sequence[Tuple[str, Any]]) -> None:
-        self._stream.send_headers(normalize_metadata(metadata))
+        return self._stream.method  # type: ignore[no-any-return]
 
     def set_trailing_metadata(self, metadata: Sequence[Tuple[str, Any]]) -> None:
         self._stream.trailing = normalize_metadata(metadata)
@@ -130,18 +126,35 @@ class ServicerContext:
     def details(self) -> str:
         return self._details
 
-    def abort(self, code: StatusCode, details: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
-        """Ends the call with ``code`` (not OK) and ``details``; raises, never returns."""
-        if code is StatusCode.OK:
-            raise ValueError("abort() needs a code other than OK")
-        raise AbortError(code, details)
-
     def is_active(self) -> bool:
-        return self._stream.active()
+        return self._stream.active()  # type: ignore[no-any-return]
 
     def time_remaining(self) -> Optional[float]:
         d = self._stream.deadline
         return None if d is None else max(0.0, d - time.monotonic())
+
+    @staticmethod
+    def _abort_error(code: StatusCode, details: str) -> AbortError:
+        if code is StatusCode.OK:
+            raise ValueError("abort() needs a code other than OK")
+        return AbortError(code, details)
+
+
+class ServicerContext(ServicerContextBase):
+    """What a handler knows about its call (grpcio's ``grpc.ServicerContext``).
+
+    Used by the handler's thread; ``is_active()``, ``time_remaining()`` and
+    ``add_callback()`` may be called from any thread.
+    """
+
+    _stream: "_ServerStream"
+
+    def send_initial_metadata(self, metadata: Sequence[Tuple[str, Any]]) -> None:
+        self._stream.send_headers(normalize_metadata(metadata))
+
+    def abort(self, code: StatusCode, details: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+        """Ends the call with ``code`` (not OK) and ``details``; raises, never returns."""
+        raise self._abort_error(code, details)
 
     def add_callback(self, callback: Callable[[], None]) -> bool:
         """Runs ``callback`` when the call ends (cancelled, deadline, or finished)."""
@@ -584,22 +597,8 @@ class _ServerConnection:
 
     def _start_call(self, frame: _frame.Frame) -> None:
         sid = frame.stream_id
-        refusal: Optional[Tuple[StatusCode, str]] = None
-        start = _wirepb.CallStart()
         handler: Optional[RpcMethodHandler] = None
-        limits = self.server.metadata_limits
-        if frame.oversized:
-            refusal = (StatusCode.RESOURCE_EXHAUSTED, limits.oversized(frame, "server"))
-        else:
-            try:
-                start = _wirepb.CallStart.decode(frame.payload)
-                err = limits.check(start.metadata, "request metadata")
-                if err:
-                    refusal = (StatusCode.RESOURCE_EXHAUSTED, err)
-                elif any(not k for k, _ in start.metadata):  # other keys are kept as sent (PROTOCOL.md §8)
-                    raise ProtocolError("metadata entry with an empty key")
-            except (ProtocolError, RpcError):
-                refusal = (StatusCode.INTERNAL, "malformed CALL_START frame")
+        start, refusal = parse_call_start(frame, self.server.metadata_limits)
         if refusal is None:
             handler = self.server._find(start.method)
             if handler is None:
@@ -626,6 +625,23 @@ class _ServerConnection:
             self.server._pool.submit(_run_handler, stream)
         except RuntimeError:
             stream.finish(StatusCode.UNAVAILABLE, "server is shutting down")
+
+
+def parse_call_start(frame: _frame.Frame, limits: _limits.MetadataLimits) -> Tuple[_wirepb.CallStart, Optional[Tuple[StatusCode, str]]]:
+    """A CALL_START's contents, and why the call is refused if it is
+    (PROTOCOL.md §5 "Refusals and request errors", "Limits")."""
+    if frame.oversized:
+        return _wirepb.CallStart(), (StatusCode.RESOURCE_EXHAUSTED, limits.oversized(frame, "server"))
+    try:
+        start = _wirepb.CallStart.decode(frame.payload)
+    except (ProtocolError, RpcError):
+        return _wirepb.CallStart(), (StatusCode.INTERNAL, "malformed CALL_START frame")
+    err = limits.check(start.metadata, "request metadata")
+    if err:
+        return start, (StatusCode.RESOURCE_EXHAUSTED, err)
+    if any(not k for k, _ in start.metadata):  # other keys are kept as sent (PROTOCOL.md §8)
+        return start, (StatusCode.INTERNAL, "malformed CALL_START frame")
+    return start, None
 
 
 def upgrade_connection(sock: socket.socket, req: _wirepb.TransportRequest, chosen: str, ring_bytes: int, deadline: float,

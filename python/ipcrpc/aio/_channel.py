@@ -18,7 +18,7 @@ import threading
 from typing import Any, AsyncIterable, AsyncIterator, Callable, Deque, Dict, Generic, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from .. import _frame, _limits, _transport, _wirepb
-from .._client import AGENT, MetadataArg
+from .._client import AGENT, MetadataArg, decode_headers, decode_trailers
 from .._fifo import FifoTransport as _FifoTransport
 from .._frame import FrameType, ProtocolError
 from .._status import MetadataType, RpcError, StatusCode, normalize_metadata
@@ -334,37 +334,14 @@ class _Connection:
                     s.initial_metadata = ()
                 s.wake()
         elif t == FrameType.HEADERS:
-            if frame.oversized:
-                s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, self.limits.oversized(frame, "client"))
-                return
-            try:
-                md = _wirepb.Headers.decode(frame.payload).metadata
-            except ProtocolError:
-                s.fail_locally(StatusCode.INTERNAL, "malformed HEADERS frame from the server")
-                return
-            err = self.limits.check(md, "the server's initial metadata")
-            if err:
-                s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, err)
+            md, error = decode_headers(frame, self.limits)
+            if error is not None:
+                s.fail_locally(*error)
                 return
             s.initial_metadata = md
             s.wake()
         elif t == FrameType.TRAILERS:
-            if frame.oversized:
-                s.finish(StatusCode.RESOURCE_EXHAUSTED, self.limits.oversized(frame, "client"))
-                return
-            try:
-                tr = _wirepb.Trailers.decode(frame.payload)
-            except ProtocolError:
-                tr = None
-            err = None if tr is None else self.limits.check(tr.metadata, "the server's trailing metadata")
-            if tr is None:
-                s.finish(StatusCode.INTERNAL, "malformed TRAILERS frame from the server")
-            elif err:
-                s.finish(StatusCode.RESOURCE_EXHAUSTED, err)
-            else:
-                code = StatusCode.from_number(tr.code)
-                details = tr.message if code is not StatusCode.UNKNOWN or tr.code == 2 else f"server sent unknown status code {tr.code}: {tr.message}"
-                s.finish(code, details, tr.metadata)
+            s.finish(*decode_trailers(frame, self.limits))
         elif t == FrameType.CREDIT:
             s.send_window += _frame.decode_credit(frame.payload)
             s.wake()

@@ -22,60 +22,30 @@ from typing import Any, AsyncIterator, Deque, Dict, Iterable, List, Optional, Se
 
 from .. import _access, _frame, _limits, _transport, _wirepb
 from .._frame import FrameType, ProtocolError
-from .._server import AGENT, GenericRpcHandler, PeerCredentials, RpcMethodHandler, _remove_stale_socket, _unlink, upgrade_connection
+from .._server import (AGENT, GenericRpcHandler, PeerCredentials, RpcMethodHandler, ServicerContextBase, _remove_stale_socket, _unlink,
+                       parse_call_start, upgrade_connection)
 from .._status import AbortError, MetadataType, RpcError, StatusCode, normalize_metadata
 
 _READ_CHUNK = 256 * 1024
 
 
-class ServicerContext:
+class ServicerContext(ServicerContextBase):
     """grpc.aio.ServicerContext's shape; used on the loop thread."""
 
-    def __init__(self, stream: "_Stream") -> None:
-        self._s = stream
-        self._code: Optional[StatusCode] = None
-        self._details = ""
-
-    def peer(self) -> str:
-        c = self._s.conn.peer
-        return f"pid:{c.pid},uid:{c.uid},gid:{c.gid}"
-
-    def peer_credentials(self) -> PeerCredentials:
-        return self._s.conn.peer
-
-    def invocation_metadata(self) -> MetadataType:
-        return self._s.metadata
+    _stream: "_Stream"
 
     async def send_initial_metadata(self, metadata: Sequence[Tuple[str, Any]]) -> None:
-        self._s.initial = normalize_metadata(metadata)
-        await self._s.send_headers()
-
-    def set_trailing_metadata(self, metadata: Sequence[Tuple[str, Any]]) -> None:
-        self._s.trailing = normalize_metadata(metadata)
-
-    def set_code(self, code: StatusCode) -> None:
-        self._code = code
-
-    def set_details(self, details: str) -> None:
-        self._details = details
+        self._stream.initial = normalize_metadata(metadata)
+        await self._stream.send_headers()
 
     async def abort(self, code: StatusCode, details: str = "") -> None:
-        if code is StatusCode.OK:
-            raise ValueError("abort() needs a code other than OK")
-        raise AbortError(code, details)
-
-    def is_active(self) -> bool:
-        return self._s.active()
+        raise self._abort_error(code, details)
 
     def cancelled(self) -> bool:
-        return self._s.cancelled
+        return self._stream.cancelled
 
     def done(self) -> bool:
-        return self._s.finished
-
-    def time_remaining(self) -> Optional[float]:
-        d = self._s.deadline
-        return None if d is None else max(0.0, d - time.monotonic())
+        return self._stream.finished
 
 
 class _Stream:
@@ -447,22 +417,8 @@ class _Connection:
         if sid <= self.last_id:
             raise ProtocolError(f"stream id {sid} does not increase")
         self.last_id = sid
-        refusal: Optional[Tuple[StatusCode, str]] = None
-        start = _wirepb.CallStart()
         handler = None
-        limits = self.server.metadata_limits
-        if f.oversized:
-            refusal = (StatusCode.RESOURCE_EXHAUSTED, limits.oversized(f, "server"))
-        else:
-            try:
-                start = _wirepb.CallStart.decode(f.payload)
-                err = limits.check(start.metadata, "request metadata")
-                if err:
-                    refusal = (StatusCode.RESOURCE_EXHAUSTED, err)
-                elif any(not k for k, _ in start.metadata):  # other keys are kept as sent (PROTOCOL.md §8)
-                    raise ProtocolError("metadata entry with an empty key")
-            except (ProtocolError, RpcError):
-                refusal = (StatusCode.INTERNAL, "malformed CALL_START frame")
+        start, refusal = parse_call_start(f, self.server.metadata_limits)
         if refusal is None:
             handler = self.server._find(start.method)
             if handler is None:
