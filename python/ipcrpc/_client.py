@@ -545,20 +545,30 @@ class Channel:
                 conn = self._conn = _Connection(t, self.target, self._max_receive, self._window, self._limits)
         return conn
 
-    def _start(self, method: str, timeout: Optional[float], first_bytes: Callable[[_ClientStream], bytes]) -> _ClientStream:
+    def _start(self, method: str, timeout: Optional[float], first_bytes: Callable[[_ClientStream], bytes], wait_for_ready: bool = False) -> _ClientStream:
         deadline = None if timeout is None else time.monotonic() + timeout
         if deadline is not None and timeout is not None and timeout <= 0:
             raise RpcError(StatusCode.DEADLINE_EXCEEDED, "deadline had passed before the call started", method=method)
-        for _ in range(3):
-            conn = self._connection(deadline)
+        backoff = _transport.Backoff()
+        attempts = 0
+        while attempts < 3:
             try:
+                conn = self._connection(deadline)
                 conn.wait_ready(deadline)
             except RpcError as e:
                 e._method = method
-                raise
+                if not wait_for_ready or e.code() is not StatusCode.UNAVAILABLE:
+                    raise
+                # wait_for_ready: the server is not there (yet); try again until the deadline.
+                pause = backoff.next_pause(deadline, time.monotonic())
+                if pause is None:
+                    raise _transport.not_ready_error(self.target, e, method) from None
+                time.sleep(pause)
+                continue
             stream = conn.open_stream(method, deadline, first_bytes)
             if stream is not None:
                 return stream
+            attempts += 1
         raise RpcError(StatusCode.UNAVAILABLE, f"could not open a stream to {self.target}", method=method)
 
     def _call_start_frame(self, stream: _ClientStream, md: MetadataType) -> bytes:
@@ -736,7 +746,7 @@ class _MultiCallable(Generic[Req, Resp]):
             raise RpcError(StatusCode.RESOURCE_EXHAUSTED, err, method=self._method)
         return md
 
-    def _begin_unary_request(self, request: Any, timeout: Optional[float], metadata: MetadataArg) -> _ClientStream:
+    def _begin_unary_request(self, request: Any, timeout: Optional[float], metadata: MetadataArg, wait_for_ready: Optional[bool] = None) -> _ClientStream:
         md = self._metadata(metadata)
         payload = self._serialize(request)
         ch = self._channel
@@ -752,16 +762,16 @@ class _MultiCallable(Generic[Req, Resp]):
             stream.send_window -= len(payload)
             return start + _frame.encode_frame(FrameType.MESSAGE, stream.id, payload) + _frame.encode_frame(FrameType.HALF_CLOSE, stream.id)
 
-        stream = ch._start(self._method, timeout, first_bytes)
+        stream = ch._start(self._method, timeout, first_bytes, bool(wait_for_ready))
         if too_big:
             stream.finish(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds the server's max_message_size of {too_big[0]} bytes")
             raise stream.error()
         return stream
 
-    def _begin_stream_request(self, requests: Iterable[Any], timeout: Optional[float], metadata: MetadataArg) -> _ClientStream:
+    def _begin_stream_request(self, requests: Iterable[Any], timeout: Optional[float], metadata: MetadataArg, wait_for_ready: Optional[bool] = None) -> _ClientStream:
         md = self._metadata(metadata)
         ch = self._channel
-        stream = ch._start(self._method, timeout, lambda s: ch._call_start_frame(s, md))
+        stream = ch._start(self._method, timeout, lambda s: ch._call_start_frame(s, md), bool(wait_for_ready))
         threading.Thread(target=_send_requests, args=(ch, stream, requests, self._serialize), name=f"ipcrpc-requests {self._method}", daemon=True).start()
         return stream
 
@@ -826,35 +836,35 @@ class CallFuture(Call, Generic[Resp]):
 
 
 class UnaryUnaryMultiCallable(_MultiCallable[Req, Resp]):
-    def __call__(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None) -> Resp:
-        return self.with_call(request, timeout, metadata)[0]
+    def __call__(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> Resp:
+        return self.with_call(request, timeout, metadata, wait_for_ready)[0]
 
-    def with_call(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None) -> Tuple[Resp, Call]:
-        call = Call(self._begin_unary_request(request, timeout, metadata), self._deserialize)
+    def with_call(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> Tuple[Resp, Call]:
+        call = Call(self._begin_unary_request(request, timeout, metadata, wait_for_ready), self._deserialize)
         return call._unary_response(), call
 
-    def future(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None) -> CallFuture[Resp]:
+    def future(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> CallFuture[Resp]:
         """Starts the call and returns at once; ``.cancel()`` abandons it from any thread."""
-        return CallFuture(self._begin_unary_request(request, timeout, metadata), self._deserialize)
+        return CallFuture(self._begin_unary_request(request, timeout, metadata, wait_for_ready), self._deserialize)
 
 
 class UnaryStreamMultiCallable(_MultiCallable[Req, Resp]):
-    def __call__(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None) -> _StreamingCall[Resp]:
-        return _StreamingCall(self._begin_unary_request(request, timeout, metadata), self._deserialize)
+    def __call__(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> _StreamingCall[Resp]:
+        return _StreamingCall(self._begin_unary_request(request, timeout, metadata, wait_for_ready), self._deserialize)
 
 
 class StreamUnaryMultiCallable(_MultiCallable[Req, Resp]):
-    def __call__(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None) -> Resp:
-        return self.with_call(request_iterator, timeout, metadata)[0]
+    def __call__(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> Resp:
+        return self.with_call(request_iterator, timeout, metadata, wait_for_ready)[0]
 
-    def with_call(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None) -> Tuple[Resp, Call]:
-        call = Call(self._begin_stream_request(request_iterator, timeout, metadata), self._deserialize)
+    def with_call(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> Tuple[Resp, Call]:
+        call = Call(self._begin_stream_request(request_iterator, timeout, metadata, wait_for_ready), self._deserialize)
         return call._unary_response(), call
 
-    def future(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None) -> CallFuture[Resp]:
-        return CallFuture(self._begin_stream_request(request_iterator, timeout, metadata), self._deserialize)
+    def future(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> CallFuture[Resp]:
+        return CallFuture(self._begin_stream_request(request_iterator, timeout, metadata, wait_for_ready), self._deserialize)
 
 
 class StreamStreamMultiCallable(_MultiCallable[Req, Resp]):
-    def __call__(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None) -> _StreamingCall[Resp]:
-        return _StreamingCall(self._begin_stream_request(request_iterator, timeout, metadata), self._deserialize)
+    def __call__(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> _StreamingCall[Resp]:
+        return _StreamingCall(self._begin_stream_request(request_iterator, timeout, metadata, wait_for_ready), self._deserialize)

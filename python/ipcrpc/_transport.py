@@ -149,6 +149,28 @@ def check_transport_name(name: str) -> str:
     return name
 
 
+# -- waiting for a server (wait_for_ready) -------------------------------------
+
+
+class Backoff:
+    """Pauses between connection attempts of a ``wait_for_ready`` call: 50 ms,
+    growing by 1.6 up to 1 s, never past the call's deadline."""
+
+    def __init__(self) -> None:
+        self._delay = 0.05
+
+    def next_pause(self, deadline: Optional[float], now: float) -> Optional[float]:
+        """Seconds to wait before the next attempt, or None once the deadline has passed."""
+        pause, self._delay = self._delay, min(self._delay * 1.6, 1.0)
+        if deadline is None:
+            return pause
+        return None if now >= deadline else min(pause, deadline - now)
+
+
+def not_ready_error(target: str, last: RpcError, method: str) -> RpcError:
+    return RpcError(StatusCode.DEADLINE_EXCEEDED, f"deadline exceeded waiting for the server at {target} to be ready (last attempt: {last.details()})", method=method)
+
+
 # -- refusals (§4 "Refusing a connection") -----------------------------------
 
 # How long a client whose first write failed looks for the server's refusal (as C++).

@@ -447,25 +447,48 @@ class Channel:
             else:
                 await asyncio.shield(self._connecting)
 
-    async def _start(self, method: str, timeout: Optional[float], first: Callable[[_Stream], bytes]) -> _Stream:
+    async def _start(self, method: str, timeout: Optional[float], first: Callable[[_Stream], bytes], wait_for_ready: bool = False) -> _Stream:
         loop = asyncio.get_running_loop()
         if timeout is not None and timeout <= 0:
             raise RpcError(StatusCode.DEADLINE_EXCEEDED, "deadline had passed before the call started", method=method)
         deadline = None if timeout is None else loop.time() + timeout
-        for _ in range(3):
-            conn = await self._connection(deadline)
-            if not conn.ready.done():
-                try:
-                    await asyncio.wait_for(asyncio.shield(conn.ready), None if deadline is None else max(deadline - loop.time(), 0))
-                except asyncio.TimeoutError:
-                    raise RpcError(StatusCode.DEADLINE_EXCEEDED, "deadline exceeded waiting for the server's HELLO", method=method) from None
-            if conn.broken is not None:
-                raise RpcError(conn.broken_code, conn.broken, method=method)
+        backoff = _transport.Backoff()
+        attempts = 0
+        while attempts < 3:
+            try:
+                conn = await self._ready_connection(deadline, method)
+            except RpcError as e:
+                if not wait_for_ready or e.code() is not StatusCode.UNAVAILABLE:
+                    raise
+                # wait_for_ready: the server is not there (yet); try again until the deadline.
+                pause = backoff.next_pause(deadline, loop.time())
+                if pause is None:
+                    raise _transport.not_ready_error(self.target, e, method) from None
+                await asyncio.sleep(pause)
+                continue
+            attempts += 1
             s = conn.open_stream(method, deadline)
             if s is not None:
                 await conn.send(first(s))
                 return s
         raise RpcError(StatusCode.UNAVAILABLE, f"could not open a stream to {self.target}", method=method)
+
+    async def _ready_connection(self, deadline: Optional[float], method: str) -> _Connection:
+        """A connection whose server answered HELLO; RpcError if there is none."""
+        loop = asyncio.get_running_loop()
+        try:
+            conn = await self._connection(deadline)
+        except RpcError as e:
+            e._method = method
+            raise
+        if not conn.ready.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(conn.ready), None if deadline is None else max(deadline - loop.time(), 0))
+            except asyncio.TimeoutError:
+                raise RpcError(StatusCode.DEADLINE_EXCEEDED, "deadline exceeded waiting for the server's HELLO", method=method) from None
+        if conn.broken is not None:
+            raise RpcError(conn.broken_code, conn.broken, method=method)
+        return conn
 
     def _call_start(self, s: _Stream, md: MetadataType) -> bytes:
         timeout_us = 0 if s.deadline is None else max(1, int((s.deadline - s.conn.loop.time()) * 1e6))
@@ -679,7 +702,7 @@ class _MultiCallable(Generic[Req, Resp]):
         self._serialize: Callable[[Any], bytes] = serializer or _identity
         self._deserialize: Callable[[bytes], Any] = deserializer or _identity
 
-    def _begin(self, call: Call, timeout: Optional[float], metadata: MetadataArg, payload: Optional[bytes]) -> None:
+    def _begin(self, call: Call, timeout: Optional[float], metadata: MetadataArg, payload: Optional[bytes], wait_for_ready: Optional[bool] = None) -> None:
         md = normalize_metadata(metadata)
         ch = self._channel
 
@@ -697,7 +720,7 @@ class _MultiCallable(Generic[Req, Resp]):
                     raise RpcError(StatusCode.RESOURCE_EXHAUSTED, err, method=self._method)
                 if payload is not None and len(payload) > ch._max_send:
                     raise RpcError(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds this channel's max_send_message_bytes of {ch._max_send} bytes", method=self._method)
-                s = await ch._start(self._method, timeout, first)
+                s = await ch._start(self._method, timeout, first, bool(wait_for_ready))
                 if payload is not None and len(payload) > s.conn.peer_max_message:
                     s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds the server's max_message_size of {s.conn.peer_max_message} bytes")
                 call._started(s)
@@ -708,34 +731,34 @@ class _MultiCallable(Generic[Req, Resp]):
 
 
 class UnaryUnaryMultiCallable(_MultiCallable[Req, Resp]):
-    def __call__(self, request: Req, *, timeout: Optional[float] = None, metadata: MetadataArg = None) -> UnaryUnaryCall[Resp]:
+    def __call__(self, request: Req, *, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> UnaryUnaryCall[Resp]:
         call: UnaryUnaryCall[Resp] = UnaryUnaryCall(self._channel, self._method, self._deserialize)
-        self._begin(call, timeout, metadata, self._serialize(request))
+        self._begin(call, timeout, metadata, self._serialize(request), wait_for_ready)
         return call
 
 
 class UnaryStreamMultiCallable(_MultiCallable[Req, Resp]):
-    def __call__(self, request: Req, *, timeout: Optional[float] = None, metadata: MetadataArg = None) -> UnaryStreamCall[Resp]:
+    def __call__(self, request: Req, *, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> UnaryStreamCall[Resp]:
         call: UnaryStreamCall[Resp] = UnaryStreamCall(self._channel, self._method, self._deserialize)
-        self._begin(call, timeout, metadata, self._serialize(request))
+        self._begin(call, timeout, metadata, self._serialize(request), wait_for_ready)
         return call
 
 
 class StreamUnaryMultiCallable(_MultiCallable[Req, Resp]):
-    def __call__(self, request_iterator: Optional[Union[Iterable[Req], AsyncIterable[Req]]] = None, *, timeout: Optional[float] = None, metadata: MetadataArg = None) -> StreamUnaryCall[Req, Resp]:
+    def __call__(self, request_iterator: Optional[Union[Iterable[Req], AsyncIterable[Req]]] = None, *, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> StreamUnaryCall[Req, Resp]:
         call: StreamUnaryCall[Req, Resp] = StreamUnaryCall(self._channel, self._method, self._deserialize)
         call._call, call._serialize = call, self._serialize
-        self._begin(call, timeout, metadata, None)
+        self._begin(call, timeout, metadata, None, wait_for_ready)
         if request_iterator is not None:
             asyncio.get_running_loop().create_task(_pump(call, request_iterator, self._serialize))
         return call
 
 
 class StreamStreamMultiCallable(_MultiCallable[Req, Resp]):
-    def __call__(self, request_iterator: Optional[Union[Iterable[Req], AsyncIterable[Req]]] = None, *, timeout: Optional[float] = None, metadata: MetadataArg = None) -> StreamStreamCall[Req, Resp]:
+    def __call__(self, request_iterator: Optional[Union[Iterable[Req], AsyncIterable[Req]]] = None, *, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> StreamStreamCall[Req, Resp]:
         call: StreamStreamCall[Req, Resp] = StreamStreamCall(self._channel, self._method, self._deserialize)
         call._call, call._serialize = call, self._serialize
-        self._begin(call, timeout, metadata, None)
+        self._begin(call, timeout, metadata, None, wait_for_ready)
         if request_iterator is not None:
             asyncio.get_running_loop().create_task(_pump(call, request_iterator, self._serialize))
         return call
