@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, Generic, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
-from . import _frame, _transport, _wirepb
+from . import _frame, _limits, _transport, _wirepb
 from ._frame import FrameType, ProtocolError
 from ._status import MetadataType, RpcError, StatusCode, normalize_metadata
 
@@ -190,7 +190,8 @@ class _ClientStream:
 class _Connection:
     """One connection to a server: a transport, its reader thread and its streams."""
 
-    def __init__(self, transport: _transport.Transport, target: str, max_receive: int, window: int) -> None:
+    def __init__(self, transport: _transport.Transport, target: str, max_receive: int, window: int,
+                 limits: _limits.MetadataLimits = _limits.MetadataLimits()) -> None:
         self.transport = transport
         self.target = target
         self.our_max_message = max_receive
@@ -205,11 +206,21 @@ class _Connection:
         self._ready = threading.Event()
         self.usable = True  # false after GOAWAY, a failure, or the last stream id
         self._broken: Optional[str] = None
-        self._decoder = _frame.FrameDecoder(max(max_receive, 64 * 1024))
+        self.limits = limits
+        self._decoder = _frame.FrameDecoder(max_receive, limits.control_frame_limit)
         self._got_hello = False
         self._reader_role = threading.Lock()  # held by the caller that reads the connection
         self._waiters: List[_ClientStream] = []  # callers waiting while someone else reads
-        self.send(_frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, max_receive, window, 0, AGENT).encode()))
+        self._broken_code = StatusCode.UNAVAILABLE
+        try:
+            transport.send(_frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, max_receive, window, 0, AGENT).encode()))
+        except ConnectionError as e:
+            # A refusing server may have closed before our HELLO went out (§4): its GOAWAY comes first.
+            refusal = _transport.read_refusal(transport, target)
+            if refusal is not None:
+                self.break_connection(refusal.details(), refusal.code())
+            else:
+                self.break_connection(f"connection to {target} lost: {e}")
 
     # -- writing --
 
@@ -244,7 +255,7 @@ class _Connection:
             else:
                 self._ready.wait(min(remaining, _ROLE_POLL))
         if self._broken is not None:
-            raise RpcError(StatusCode.UNAVAILABLE, self._broken)
+            raise RpcError(self._broken_code, self._broken)
 
     # -- the reader role (leader/follower: no reader thread) --
 
@@ -287,6 +298,10 @@ class _Connection:
                     raise ConnectionError("the server closed the connection")
                 for frame in self._decoder.feed(data):
                     if not self._got_hello:
+                        if _transport.is_refusal(frame):
+                            refusal = _transport.refusal_error(frame, self.target)
+                            self.break_connection(refusal.details(), refusal.code())
+                            return
                         self._on_hello(frame)
                         self._got_hello = True
                     else:
@@ -345,18 +360,19 @@ class _Connection:
         with self._lock:
             self._streams.pop(stream_id, None)
 
-    def break_connection(self, reason: str) -> None:
+    def break_connection(self, reason: str, code: StatusCode = StatusCode.UNAVAILABLE) -> None:
         with self._lock:
             if self._broken is not None:
                 return
             self._broken = reason
+            self._broken_code = code
             self.usable = False
             streams = list(self._streams.values())
             self._streams.clear()
         self._ready.set()
         self.transport.shutdown()
         for s in streams:
-            s.finish(StatusCode.UNAVAILABLE, reason)
+            s.finish(code, reason)
 
     @property
     def broken(self) -> bool:
@@ -418,35 +434,51 @@ class _Connection:
             if violation:
                 s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"protocol violation: the server sent a MESSAGE while the stream's flow-control window ({self.our_window} bytes) was used up")
         elif t == FrameType.HEADERS:
-            try:
-                if frame.oversized:
-                    raise ProtocolError("oversized HEADERS")
-                md = _wirepb.Headers.decode(frame.payload).metadata
-            except ProtocolError:
-                s.fail_locally(StatusCode.INTERNAL, "malformed HEADERS frame from the server")
+            md, error = decode_headers(frame, self.limits)
+            if error is not None:
+                s.fail_locally(*error)
                 return
             with s.cond:
                 s.initial_metadata = md
                 s.cond.notify_all()
         elif t == FrameType.TRAILERS:
-            try:
-                if frame.oversized:
-                    raise ProtocolError("oversized TRAILERS")
-                tr = _wirepb.Trailers.decode(frame.payload)
-            except ProtocolError:
-                s.finish(StatusCode.INTERNAL, "malformed TRAILERS frame from the server")
-                return
-            code = StatusCode.from_number(tr.code)
-            details = tr.message
-            if code is StatusCode.UNKNOWN and tr.code != 2:
-                details = f"server sent unknown status code {tr.code}: {tr.message}"
-            s.finish(code, details, tr.metadata)
+            s.finish(*decode_trailers(frame, self.limits))
         elif t == FrameType.CREDIT:
             credit = _frame.decode_credit(frame.payload)
             with s.cond:
                 s.send_window += credit
                 s.cond.notify_all()
         # other types (unknown, or client-only ones we tolerate) are skipped
+
+
+def decode_headers(frame: _frame.Frame, limits: _limits.MetadataLimits) -> Tuple[MetadataType, Optional[Tuple[StatusCode, str]]]:
+    """A HEADERS frame's metadata, or why the call fails (the client then cancels it)."""
+    if frame.oversized:
+        return (), (StatusCode.RESOURCE_EXHAUSTED, limits.oversized(frame, "client"))
+    try:
+        md = _wirepb.Headers.decode(frame.payload).metadata
+    except ProtocolError:
+        return (), (StatusCode.INTERNAL, "malformed HEADERS frame from the server")
+    err = limits.check(md, "the server's initial metadata")
+    return (md, None) if err is None else ((), (StatusCode.RESOURCE_EXHAUSTED, err))
+
+
+def decode_trailers(frame: _frame.Frame, limits: _limits.MetadataLimits) -> Tuple[StatusCode, str, MetadataType]:
+    """How a TRAILERS frame ends its call: code, details, trailing metadata."""
+    if frame.oversized:
+        return StatusCode.RESOURCE_EXHAUSTED, limits.oversized(frame, "client"), ()
+    try:
+        tr = _wirepb.Trailers.decode(frame.payload)
+    except ProtocolError:
+        return StatusCode.INTERNAL, "malformed TRAILERS frame from the server", ()
+    err = limits.check(tr.metadata, "the server's trailing metadata")
+    if err:
+        return StatusCode.RESOURCE_EXHAUSTED, err, ()
+    code = StatusCode.from_number(tr.code)
+    details = tr.message
+    if code is StatusCode.UNKNOWN and tr.code != 2:
+        details = f"server sent unknown status code {tr.code}: {tr.message}"
+    return code, details, tr.metadata
 
 
 class Channel:
@@ -467,6 +499,8 @@ class Channel:
         stream_window_bytes: int = _frame.DEFAULT_STREAM_WINDOW,
         connect_timeout: float = 5.0,
         ring_bytes: int = 0,
+        max_metadata_bytes: Optional[int] = None,
+        max_metadata_entries: Optional[int] = None,
     ) -> None:
         from . import _config
 
@@ -479,6 +513,7 @@ class Channel:
         self._window = stream_window_bytes
         self._connect_timeout = connect_timeout
         self._ring_bytes = ring_bytes or plan.ring_bytes
+        self._limits = _limits.MetadataLimits.of(max_metadata_bytes, max_metadata_entries, plan)
         self._lock = threading.Lock()
         self._conn: Optional[_Connection] = None
         self._old: List[_Connection] = []
@@ -507,23 +542,33 @@ class Channel:
                 if deadline is not None:
                     timeout = min(timeout, max(deadline - time.monotonic(), 0.001))
                 t = _transport.connect(self._address, self._transport_name, timeout, self._ring_bytes)
-                conn = self._conn = _Connection(t, self.target, self._max_receive, self._window)
+                conn = self._conn = _Connection(t, self.target, self._max_receive, self._window, self._limits)
         return conn
 
-    def _start(self, method: str, timeout: Optional[float], first_bytes: Callable[[_ClientStream], bytes]) -> _ClientStream:
+    def _start(self, method: str, timeout: Optional[float], first_bytes: Callable[[_ClientStream], bytes], wait_for_ready: bool = False) -> _ClientStream:
         deadline = None if timeout is None else time.monotonic() + timeout
         if deadline is not None and timeout is not None and timeout <= 0:
             raise RpcError(StatusCode.DEADLINE_EXCEEDED, "deadline had passed before the call started", method=method)
-        for _ in range(3):
-            conn = self._connection(deadline)
+        backoff = _transport.Backoff()
+        attempts = 0
+        while attempts < 3:
             try:
+                conn = self._connection(deadline)
                 conn.wait_ready(deadline)
             except RpcError as e:
                 e._method = method
-                raise
+                if not wait_for_ready or e.code() is not StatusCode.UNAVAILABLE:
+                    raise
+                # wait_for_ready: the server is not there (yet); try again until the deadline.
+                pause = backoff.next_pause(deadline, time.monotonic())
+                if pause is None:
+                    raise _transport.not_ready_error(self.target, e, method) from None
+                time.sleep(pause)
+                continue
             stream = conn.open_stream(method, deadline, first_bytes)
             if stream is not None:
                 return stream
+            attempts += 1
         raise RpcError(StatusCode.UNAVAILABLE, f"could not open a stream to {self.target}", method=method)
 
     def _call_start_frame(self, stream: _ClientStream, md: MetadataType) -> bytes:
@@ -694,8 +739,15 @@ class _MultiCallable(Generic[Req, Resp]):
         self._serialize: Callable[[Any], bytes] = serializer or _identity
         self._deserialize: Callable[[bytes], Any] = deserializer or _identity
 
-    def _begin_unary_request(self, request: Any, timeout: Optional[float], metadata: MetadataArg) -> _ClientStream:
+    def _metadata(self, metadata: MetadataArg) -> MetadataType:
         md = normalize_metadata(metadata)
+        err = self._channel._limits.check(md, "request metadata")
+        if err:  # PROTOCOL.md §5 "Limits": failed before anything is sent
+            raise RpcError(StatusCode.RESOURCE_EXHAUSTED, err, method=self._method)
+        return md
+
+    def _begin_unary_request(self, request: Any, timeout: Optional[float], metadata: MetadataArg, wait_for_ready: Optional[bool] = None) -> _ClientStream:
+        md = self._metadata(metadata)
         payload = self._serialize(request)
         ch = self._channel
         if len(payload) > ch._max_send:
@@ -710,16 +762,16 @@ class _MultiCallable(Generic[Req, Resp]):
             stream.send_window -= len(payload)
             return start + _frame.encode_frame(FrameType.MESSAGE, stream.id, payload) + _frame.encode_frame(FrameType.HALF_CLOSE, stream.id)
 
-        stream = ch._start(self._method, timeout, first_bytes)
+        stream = ch._start(self._method, timeout, first_bytes, bool(wait_for_ready))
         if too_big:
             stream.finish(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds the server's max_message_size of {too_big[0]} bytes")
             raise stream.error()
         return stream
 
-    def _begin_stream_request(self, requests: Iterable[Any], timeout: Optional[float], metadata: MetadataArg) -> _ClientStream:
-        md = normalize_metadata(metadata)
+    def _begin_stream_request(self, requests: Iterable[Any], timeout: Optional[float], metadata: MetadataArg, wait_for_ready: Optional[bool] = None) -> _ClientStream:
+        md = self._metadata(metadata)
         ch = self._channel
-        stream = ch._start(self._method, timeout, lambda s: ch._call_start_frame(s, md))
+        stream = ch._start(self._method, timeout, lambda s: ch._call_start_frame(s, md), bool(wait_for_ready))
         threading.Thread(target=_send_requests, args=(ch, stream, requests, self._serialize), name=f"ipcrpc-requests {self._method}", daemon=True).start()
         return stream
 
@@ -784,35 +836,35 @@ class CallFuture(Call, Generic[Resp]):
 
 
 class UnaryUnaryMultiCallable(_MultiCallable[Req, Resp]):
-    def __call__(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None) -> Resp:
-        return self.with_call(request, timeout, metadata)[0]
+    def __call__(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> Resp:
+        return self.with_call(request, timeout, metadata, wait_for_ready)[0]
 
-    def with_call(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None) -> Tuple[Resp, Call]:
-        call = Call(self._begin_unary_request(request, timeout, metadata), self._deserialize)
+    def with_call(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> Tuple[Resp, Call]:
+        call = Call(self._begin_unary_request(request, timeout, metadata, wait_for_ready), self._deserialize)
         return call._unary_response(), call
 
-    def future(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None) -> CallFuture[Resp]:
+    def future(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> CallFuture[Resp]:
         """Starts the call and returns at once; ``.cancel()`` abandons it from any thread."""
-        return CallFuture(self._begin_unary_request(request, timeout, metadata), self._deserialize)
+        return CallFuture(self._begin_unary_request(request, timeout, metadata, wait_for_ready), self._deserialize)
 
 
 class UnaryStreamMultiCallable(_MultiCallable[Req, Resp]):
-    def __call__(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None) -> _StreamingCall[Resp]:
-        return _StreamingCall(self._begin_unary_request(request, timeout, metadata), self._deserialize)
+    def __call__(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> _StreamingCall[Resp]:
+        return _StreamingCall(self._begin_unary_request(request, timeout, metadata, wait_for_ready), self._deserialize)
 
 
 class StreamUnaryMultiCallable(_MultiCallable[Req, Resp]):
-    def __call__(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None) -> Resp:
-        return self.with_call(request_iterator, timeout, metadata)[0]
+    def __call__(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> Resp:
+        return self.with_call(request_iterator, timeout, metadata, wait_for_ready)[0]
 
-    def with_call(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None) -> Tuple[Resp, Call]:
-        call = Call(self._begin_stream_request(request_iterator, timeout, metadata), self._deserialize)
+    def with_call(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> Tuple[Resp, Call]:
+        call = Call(self._begin_stream_request(request_iterator, timeout, metadata, wait_for_ready), self._deserialize)
         return call._unary_response(), call
 
-    def future(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None) -> CallFuture[Resp]:
-        return CallFuture(self._begin_stream_request(request_iterator, timeout, metadata), self._deserialize)
+    def future(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> CallFuture[Resp]:
+        return CallFuture(self._begin_stream_request(request_iterator, timeout, metadata, wait_for_ready), self._deserialize)
 
 
 class StreamStreamMultiCallable(_MultiCallable[Req, Resp]):
-    def __call__(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None) -> _StreamingCall[Resp]:
-        return _StreamingCall(self._begin_stream_request(request_iterator, timeout, metadata), self._deserialize)
+    def __call__(self, request_iterator: Iterable[Req], timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> _StreamingCall[Resp]:
+        return _StreamingCall(self._begin_stream_request(request_iterator, timeout, metadata, wait_for_ready), self._deserialize)

@@ -47,6 +47,8 @@ class ChannelPlan:
     ring_bytes: int = 0
     max_send: int = 0  # 0: the caller's value
     max_receive: int = 0
+    max_metadata_bytes: int = 0  # 0: the caller's value
+    max_metadata_entries: int = 0
 
 
 def plan_channel(target: str, config: Any = None) -> ChannelPlan:
@@ -74,6 +76,8 @@ def plan_channel(target: str, config: Any = None) -> ChannelPlan:
         plan.ring_bytes = entry.tuning.shm.ring_bytes
         plan.max_send = entry.max_send_message_bytes
         plan.max_receive = entry.max_receive_message_bytes
+        plan.max_metadata_bytes = entry.max_metadata_bytes
+        plan.max_metadata_entries = entry.max_metadata_entries
     env = os.environ.get(TRANSPORT_ENV)
     if env:
         plan.transport = env

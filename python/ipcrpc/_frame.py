@@ -94,12 +94,15 @@ def decode_credit(payload: bytes) -> int:
 class FrameDecoder:
     """Incremental decoder: feed() bytes as they arrive, get whole frames.
 
-    Payloads larger than ``max_payload`` are discarded as they stream past
-    (never buffered) and reported with ``oversized=True``.
+    ``MESSAGE`` payloads larger than ``max_payload``, and those of other frames
+    larger than ``max_control`` (default: ``max_payload``), are discarded as
+    they stream past (never buffered) and reported with ``oversized=True``.
+    Memory is held only for bytes that arrived, never for a declared length.
     """
 
-    def __init__(self, max_payload: int = DEFAULT_MAX_MESSAGE) -> None:
+    def __init__(self, max_payload: int = DEFAULT_MAX_MESSAGE, max_control: Optional[int] = None) -> None:
         self.max_payload = max_payload
+        self.max_control = max_payload if max_control is None else max_control
         self._buf = bytearray()
         self._pending: Optional[Frame] = None  # header read, payload not complete
         self._skip = 0  # bytes of an oversized payload still to drop
@@ -127,7 +130,7 @@ class FrameDecoder:
                         break
                     frame = decode_header(bytes(buf[pos : pos + HEADER_SIZE]))
                     pos += HEADER_SIZE
-                    if frame.length > self.max_payload:
+                    if frame.length > (self.max_payload if frame.type == FrameType.MESSAGE else self.max_control):
                         frame.oversized = True
                         self._skip = frame.length
                     self._pending = frame

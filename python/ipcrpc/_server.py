@@ -15,15 +15,15 @@ import os
 import select
 import socket
 import stat
-import struct
 import threading
 import time
 import traceback
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from . import _frame, _transport, _wirepb
+from . import _access, _frame, _limits, _transport, _wirepb
+from ._access import PeerCredentials
 from ._frame import FrameType, ProtocolError
 from ._status import AbortError, MetadataType, RpcError, StatusCode, normalize_metadata
 
@@ -87,22 +87,13 @@ def method_handlers_generic_handler(service: str, method_handlers: Dict[str, Rpc
 # -- the servicer context ----------------------------------------------------
 
 
-class PeerCredentials(NamedTuple):
-    """The client process as the kernel reports it (SO_PEERCRED)."""
+class ServicerContextBase:
+    """What the sync and the asyncio servicer contexts share: the call's
+    identity, metadata and status, read from the server's per-call stream
+    (which has ``conn.peer``, ``metadata``, ``method``, ``trailing``,
+    ``deadline`` and ``active()``)."""
 
-    pid: int
-    uid: int
-    gid: int
-
-
-class ServicerContext:
-    """What a handler knows about its call (grpcio's ``grpc.ServicerContext``).
-
-    Used by the handler's thread; ``is_active()``, ``time_remaining()`` and
-    ``add_callback()`` may be called from any thread.
-    """
-
-    def __init__(self, stream: "_ServerStream") -> None:
+    def __init__(self, stream: Any) -> None:
         self._stream = stream
         self._code: Optional[StatusCode] = None
         self._details = ""
@@ -112,16 +103,13 @@ class ServicerContext:
         return f"pid:{c.pid},uid:{c.uid},gid:{c.gid}"
 
     def peer_credentials(self) -> PeerCredentials:
-        return self._stream.conn.peer
+        return self._stream.conn.peer  # type: ignore[no-any-return]
 
     def invocation_metadata(self) -> MetadataType:
-        return self._stream.metadata
+        return self._stream.metadata  # type: ignore[no-any-return]
 
     def method(self) -> str:
-        return self._stream.method
-
-    def send_initial_metadata(self, metadata: Sequence[Tuple[str, Any]]) -> None:
-        self._stream.send_headers(normalize_metadata(metadata))
+        return self._stream.method  # type: ignore[no-any-return]
 
     def set_trailing_metadata(self, metadata: Sequence[Tuple[str, Any]]) -> None:
         self._stream.trailing = normalize_metadata(metadata)
@@ -138,18 +126,35 @@ class ServicerContext:
     def details(self) -> str:
         return self._details
 
-    def abort(self, code: StatusCode, details: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
-        """Ends the call with ``code`` (not OK) and ``details``; raises, never returns."""
-        if code is StatusCode.OK:
-            raise ValueError("abort() needs a code other than OK")
-        raise AbortError(code, details)
-
     def is_active(self) -> bool:
-        return self._stream.active()
+        return self._stream.active()  # type: ignore[no-any-return]
 
     def time_remaining(self) -> Optional[float]:
         d = self._stream.deadline
         return None if d is None else max(0.0, d - time.monotonic())
+
+    @staticmethod
+    def _abort_error(code: StatusCode, details: str) -> AbortError:
+        if code is StatusCode.OK:
+            raise ValueError("abort() needs a code other than OK")
+        return AbortError(code, details)
+
+
+class ServicerContext(ServicerContextBase):
+    """What a handler knows about its call (grpcio's ``grpc.ServicerContext``).
+
+    Used by the handler's thread; ``is_active()``, ``time_remaining()`` and
+    ``add_callback()`` may be called from any thread.
+    """
+
+    _stream: "_ServerStream"
+
+    def send_initial_metadata(self, metadata: Sequence[Tuple[str, Any]]) -> None:
+        self._stream.send_headers(normalize_metadata(metadata))
+
+    def abort(self, code: StatusCode, details: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+        """Ends the call with ``code`` (not OK) and ``details``; raises, never returns."""
+        raise self._abort_error(code, details)
 
     def add_callback(self, callback: Callable[[], None]) -> bool:
         """Runs ``callback`` when the call ends (cancelled, deadline, or finished)."""
@@ -255,6 +260,10 @@ class _ServerStream:
             if self.headers_sent or self.finished or self.cancelled:
                 return
             self.headers_sent = True
+            err = self.conn.server.metadata_limits.check(metadata, "initial metadata")
+            if err:
+                self.forced = self.forced or (StatusCode.RESOURCE_EXHAUSTED, err)
+                return
         self.conn.send(_frame.encode_frame(FrameType.HEADERS, self.id, _wirepb.Headers(metadata).encode()))
 
     def _headers_frame_locked(self) -> bytes:
@@ -262,6 +271,10 @@ class _ServerStream:
             return b""
         self.headers_sent = True
         if not self.initial:
+            return b""
+        err = self.conn.server.metadata_limits.check(self.initial, "initial metadata")
+        if err:  # the call fails instead (PROTOCOL.md §5 "Limits")
+            self.forced = self.forced or (StatusCode.RESOURCE_EXHAUSTED, err)
             return b""
         return _frame.encode_frame(FrameType.HEADERS, self.id, _wirepb.Headers(self.initial).encode())
 
@@ -284,6 +297,8 @@ class _ServerStream:
                 return False
             self.send_window -= len(payload)
             data = self._headers_frame_locked()
+            if self.forced is not None:
+                return False
         self.conn.send(data + _frame.encode_frame(FrameType.MESSAGE, self.id, payload))
         return True
 
@@ -293,9 +308,14 @@ class _ServerStream:
             if self.finished:
                 return
             self.finished = True
+            send = not self.cancelled
+            data = self._headers_frame_locked() if send else b""
             if self.forced is not None:
                 code, details = self.forced
-            send = not self.cancelled
+            trailing = self.trailing
+            err = self.conn.server.metadata_limits.check(trailing, "trailing metadata")
+            if err:
+                code, details, trailing = StatusCode.RESOURCE_EXHAUSTED, err, ()
             if send and self.deadline is not None and time.monotonic() >= self.deadline:
                 code, details = StatusCode.DEADLINE_EXCEEDED, "deadline exceeded on the server"
             if code is not StatusCode.OK:
@@ -304,12 +324,11 @@ class _ServerStream:
                 err = self.check_send_size(len(last))
                 if err:
                     code, details, last = StatusCode.RESOURCE_EXHAUSTED, err, None
-            data = self._headers_frame_locked() if send else b""
             self.cond.notify_all()
         if send:
             if last is not None:
                 data += _frame.encode_frame(FrameType.MESSAGE, self.id, last)
-            trailers = b"" if code is StatusCode.OK and not details and not self.trailing else _wirepb.Trailers(code.number, details, self.trailing).encode()
+            trailers = b"" if code is StatusCode.OK and not details and not trailing else _wirepb.Trailers(code.number, details, trailing).encode()
             self.conn.send(data + _frame.encode_frame(FrameType.TRAILERS, self.id, trailers))
         self.conn.stream_finished(self)
         self._run_callbacks()
@@ -403,7 +422,7 @@ class _ServerConnection:
         self.server = server
         self.sock = sock
         self.transport: Optional[_transport.Transport] = None
-        self.peer = PeerCredentials(*struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)))
+        self.peer = _access.peer_credentials(sock)
         self.peer_max_message = _frame.DEFAULT_MAX_MESSAGE
         self.peer_window = _frame.DEFAULT_STREAM_WINDOW
         self._lock = threading.Lock()
@@ -495,7 +514,7 @@ class _ServerConnection:
             self.server._register_connection(self)
             hello = _wirepb.Hello(1, self.server.max_message_bytes, self.server.stream_window, self.server.max_concurrent_streams, AGENT)
             self.send(_frame.encode_frame(FrameType.HELLO, 0, hello.encode()))
-            decoder = _frame.FrameDecoder(self.server.max_message_bytes)
+            decoder = _frame.FrameDecoder(self.server.max_message_bytes, self.server.metadata_limits.control_frame_limit)
             got_hello = False
             data = early or b""
             while True:
@@ -578,18 +597,8 @@ class _ServerConnection:
 
     def _start_call(self, frame: _frame.Frame) -> None:
         sid = frame.stream_id
-        refusal: Optional[Tuple[StatusCode, str]] = None
-        start = _wirepb.CallStart()
         handler: Optional[RpcMethodHandler] = None
-        if frame.oversized:
-            refusal = (StatusCode.RESOURCE_EXHAUSTED, "CALL_START frame too large")
-        else:
-            try:
-                start = _wirepb.CallStart.decode(frame.payload)
-                if any(not k for k, _ in start.metadata):  # other keys are kept as sent (PROTOCOL.md §8)
-                    raise ProtocolError("metadata entry with an empty key")
-            except (ProtocolError, RpcError):
-                refusal = (StatusCode.INTERNAL, "malformed CALL_START frame")
+        start, refusal = parse_call_start(frame, self.server.metadata_limits)
         if refusal is None:
             handler = self.server._find(start.method)
             if handler is None:
@@ -616,6 +625,23 @@ class _ServerConnection:
             self.server._pool.submit(_run_handler, stream)
         except RuntimeError:
             stream.finish(StatusCode.UNAVAILABLE, "server is shutting down")
+
+
+def parse_call_start(frame: _frame.Frame, limits: _limits.MetadataLimits) -> Tuple[_wirepb.CallStart, Optional[Tuple[StatusCode, str]]]:
+    """A CALL_START's contents, and why the call is refused if it is
+    (PROTOCOL.md §5 "Refusals and request errors", "Limits")."""
+    if frame.oversized:
+        return _wirepb.CallStart(), (StatusCode.RESOURCE_EXHAUSTED, limits.oversized(frame, "server"))
+    try:
+        start = _wirepb.CallStart.decode(frame.payload)
+    except (ProtocolError, RpcError):
+        return _wirepb.CallStart(), (StatusCode.INTERNAL, "malformed CALL_START frame")
+    err = limits.check(start.metadata, "request metadata")
+    if err:
+        return start, (StatusCode.RESOURCE_EXHAUSTED, err)
+    if any(not k for k, _ in start.metadata):  # other keys are kept as sent (PROTOCOL.md §8)
+        return start, (StatusCode.INTERNAL, "malformed CALL_START frame")
+    return start, None
 
 
 def upgrade_connection(sock: socket.socket, req: _wirepb.TransportRequest, chosen: str, ring_bytes: int, deadline: float,
@@ -674,10 +700,19 @@ class Server:
         max_concurrent_streams: int = 0,
         allowed_transports: Optional[Sequence[str]] = None,
         ring_bytes: int = 0,
+        socket_mode: Optional[int] = None,
+        allowed_uids: Optional[Iterable[int]] = None,
+        allowed_gids: Optional[Iterable[int]] = None,
+        allow_any_peer: bool = False,
+        max_metadata_bytes: Optional[int] = None,
+        max_metadata_entries: Optional[int] = None,
     ) -> None:
         from . import _config
 
         section = _config.server_section()  # IPCRPC_CONFIG's `server` fills what the caller left at its default
+        self.metadata_limits = _limits.MetadataLimits.of(max_metadata_bytes, max_metadata_entries, section)
+        self.socket_mode = _access.socket_mode_from(socket_mode, section)
+        self.access_policy = _access.policy_from(allowed_uids, allowed_gids, allow_any_peer, section)
         if allowed_transports is None and section.allowed_transports:
             allowed_transports = list(section.allowed_transports)
         if max_message_bytes == _frame.DEFAULT_MAX_MESSAGE and section.max_message_bytes:
@@ -694,7 +729,7 @@ class Server:
         self.ring_bytes = ring_bytes
         self._allowed = list(allowed_transports) if allowed_transports is not None else None
         self._handlers: List[GenericRpcHandler] = []
-        self._addresses: List[_transport.Address] = []
+        self._addresses: List[Tuple[_transport.Address, int]] = []
         self._listeners: List[Tuple[socket.socket, str]] = []
         self._lock = threading.Lock()
         self._connections: List[_ServerConnection] = []
@@ -711,11 +746,13 @@ class Server:
     def add_generic_rpc_handlers(self, handlers: Iterable[GenericRpcHandler]) -> None:
         self._handlers.extend(handlers)
 
-    def add_listening_address(self, address: str) -> int:
-        """Listens on ``address``'s unix socket when started (``unix:/path``, ``auto:@name``, ...)."""
+    def add_listening_address(self, address: str, socket_mode: Optional[int] = None) -> int:
+        """Listens on ``address``'s unix socket when started (``unix:/path``, ``auto:@name``, ...);
+        a socket file gets ``socket_mode`` (default: the server's, 0600)."""
         if self._started:
             raise RuntimeError("add_listening_address after start()")
-        self._addresses.append(_transport.parse_address(address))
+        mode = self.socket_mode if socket_mode is None else _access.socket_mode_from(socket_mode, None)
+        self._addresses.append((_transport.parse_address(address), mode))
         return 0
 
     add_insecure_port = add_listening_address
@@ -774,16 +811,12 @@ class Server:
             raise RuntimeError("server already started")
         if not self._addresses:
             raise RuntimeError("no listening address: call add_listening_address first")
-        for a in self._addresses:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        for a, mode in self._addresses:
             try:
                 if not a.socket_path.startswith("\0"):
                     _remove_stale_socket(a.socket_path)
-                sock.bind(a.socket_path)
-                sock.listen(128)
-                sock.setblocking(False)
+                sock = _access.listen(a.socket_path, mode)
             except OSError as e:
-                sock.close()
                 for s, p in self._listeners:
                     s.close()
                     _unlink(p)
@@ -810,6 +843,8 @@ class Server:
                     continue
                 except OSError:
                     continue
+                if _access.admit(conn_sock, self.access_policy) is None:
+                    continue  # refused (PROTOCOL.md §4)
                 conn_sock.setblocking(True)
                 c = _ServerConnection(self, conn_sock)
                 with self._lock:

@@ -149,6 +149,71 @@ def check_transport_name(name: str) -> str:
     return name
 
 
+# -- waiting for a server (wait_for_ready) -------------------------------------
+
+
+class Backoff:
+    """Pauses between connection attempts of a ``wait_for_ready`` call: 50 ms,
+    growing by 1.6 up to 1 s, never past the call's deadline."""
+
+    def __init__(self) -> None:
+        self._delay = 0.05
+
+    def next_pause(self, deadline: Optional[float], now: float) -> Optional[float]:
+        """Seconds to wait before the next attempt, or None once the deadline has passed."""
+        pause, self._delay = self._delay, min(self._delay * 1.6, 1.0)
+        if deadline is None:
+            return pause
+        return None if now >= deadline else min(pause, deadline - now)
+
+
+def not_ready_error(target: str, last: RpcError, method: str) -> RpcError:
+    return RpcError(StatusCode.DEADLINE_EXCEEDED, f"deadline exceeded waiting for the server at {target} to be ready (last attempt: {last.details()})", method=method)
+
+
+# -- refusals (§4 "Refusing a connection") -----------------------------------
+
+# How long a client whose first write failed looks for the server's refusal (as C++).
+REFUSAL_GRACE = 0.1
+
+
+def is_refusal(frame: _frame.Frame) -> bool:
+    """Whether ``frame``, read where the server's first frame is expected, is a refusal."""
+    return frame.type == FrameType.GOAWAY and frame.stream_id == 0
+
+
+def refusal_error(frame: _frame.Frame, target: str) -> RpcError:
+    """The RpcError for a refusing GOAWAY: its code and reason, or UNAVAILABLE
+    when the code is 0 or out of range."""
+    goaway = _wirepb.GoAway.decode(frame.payload) if not frame.oversized else _wirepb.GoAway()
+    if 1 <= goaway.code <= 16:
+        return RpcError(StatusCode.from_number(goaway.code), f"the server at {target} refused the connection: {goaway.reason}")
+    return RpcError(StatusCode.UNAVAILABLE, f"the server at {target} closed the connection without a reason")
+
+
+def read_refusal(transport: "Transport", target: str, grace: float = REFUSAL_GRACE) -> Optional[RpcError]:
+    """After a failed first write: the server's refusal if it is already readable
+    (looked for up to ``grace`` seconds), else None."""
+    decoder = _frame.FrameDecoder(64 * 1024)
+    end = time.monotonic() + grace
+    while True:
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            return None
+        try:
+            data = transport.recv_within(64 * 1024, remaining)
+        except (ConnectionError, OSError):
+            return None
+        if not data:
+            return None  # timed out (None) or closed with nothing more (b"")
+        try:
+            frames = decoder.feed(data)
+        except ProtocolError:
+            return None
+        for frame in frames:
+            return refusal_error(frame, target) if is_refusal(frame) else None
+
+
 # -- negotiation helpers (exact reads on the socket, no read-ahead) ----------
 
 
@@ -243,8 +308,17 @@ def connect(address: Address, transport: str, timeout: float = 5.0, ring_bytes: 
     fds: List[int] = []
     try:
         req = _wirepb.TransportRequest(preference, ring_bytes)
-        sock.sendall(_frame.encode_frame(FrameType.TRANSPORT_REQUEST, 0, req.encode()))
+        try:
+            sock.sendall(_frame.encode_frame(FrameType.TRANSPORT_REQUEST, 0, req.encode()))
+        except OSError:
+            # The server may have refused us and closed before our request went out.
+            refusal = read_refusal(UnixTransport(sock), address.display)
+            if refusal is not None:
+                raise refusal from None
+            raise
         frame = read_frame_exact(sock, deadline, 1 << 20, fds)
+        if is_refusal(frame):
+            raise refusal_error(frame, address.display)
         if frame.type != FrameType.TRANSPORT_OFFER or frame.stream_id != 0:
             raise ProtocolError(f"expected TRANSPORT_OFFER, got frame type {frame.type}")
         offer = _wirepb.TransportOffer.decode(frame.payload)

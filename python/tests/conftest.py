@@ -15,8 +15,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -124,6 +125,48 @@ def start_py_server(extra: Optional[List[str]] = None) -> ServerProcess:
     d = _tmpdir()
     sock = d / "s.sock"
     return ServerProcess([sys.executable, str(HERE / "serve.py"), f"unix:{sock}"] + (extra or []), sock, d)
+
+
+SERVERS = {
+    "cpp": lambda: [str(cpp_binary("tests/e2e/test_server"))],
+    "python": lambda: [sys.executable, str(HERE / "serve.py")],
+    "python-aio": lambda: [sys.executable, str(HERE / "serve.py"), "--service=aio"],
+}
+
+
+def start_server_with_config(kind: str, config: str) -> Tuple[subprocess.Popen, str, Path]:
+    """A TestService server on a fresh abstract address, with ``config`` as its IPCRPC_CONFIG."""
+    d = Path(tempfile.mkdtemp(prefix="ipcrpc-pytest-"))
+    (d / "config.textproto").write_text(config)
+    env = child_env()
+    env["IPCRPC_CONFIG"] = str(d / "config.textproto")
+    name = f"ipcrpc-pytest-{uuid.uuid4().hex[:12]}"
+    proc = subprocess.Popen(SERVERS[kind]() + [f"unix:@{name}"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, text=True)
+    SPAWNED.add(proc.pid)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "READY" not in line:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"test_server did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
+    return proc, name, d
+
+
+def stop_server_with_config(proc: subprocess.Popen, d: Path) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for f in (proc.stdout, proc.stderr):
+        if f:
+            f.close()
+    for p in d.iterdir():
+        p.unlink()
+    d.rmdir()
 
 
 def _finish(server: ServerProcess) -> None:

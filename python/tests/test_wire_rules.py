@@ -217,16 +217,21 @@ def test_first_frame_must_be_hello(any_server: ServerProcess) -> None:
 
 
 def test_call_start_size_limit(raw: Raw) -> None:
-    # PROTOCOL.md §2 "Frame size limits" and §5 "Limits": a CALL_START within
-    # the limits is served, one beyond them is refused RESOURCE_EXHAUSTED, and
-    # the connection stays usable. (C++: 8 KiB of metadata, 24 KiB control
-    # frames; Python: still the 4 MiB message limit for every frame.)
+    # PROTOCOL.md §2 "Frame size limits" and §5 "Limits" (C++ and Python: 8 KiB
+    # and 256 entries of metadata, 24 KiB control frames): a CALL_START within
+    # the limits is served; beyond them it is refused RESOURCE_EXHAUSTED (an
+    # oversized frame is discarded unread), and the connection stays usable.
     raw.call(1, ECHO, REQ, metadata=(("big", b"v" * (4 << 10)),))
     assert raw.trailers(1).code == 0
-    raw.call(3, ECHO, REQ, metadata=(("big", b"v" * (5 << 20)),))
+    raw.call(3, ECHO, REQ, metadata=(("big", b"v" * (12 << 10)),))  # over 8 KiB, under 24 KiB
     assert raw.trailers(3).code == 8  # RESOURCE_EXHAUSTED
-    raw.call(5, ECHO, REQ)
-    assert raw.trailers(5).code == 0
+    raw.call(5, ECHO, REQ, metadata=tuple((f"k{i}", b"") for i in range(257)))  # 257 entries (~8.7 KiB)
+    assert raw.trailers(5).code == 8
+    raw.call(7, ECHO, REQ, metadata=(("big", b"v" * (5 << 20)),))  # over the control-frame limit
+    t = raw.trailers(7)
+    assert t.code == 8 and "control-frame limit" in t.message
+    raw.call(9, ECHO, REQ)
+    assert raw.trailers(9).code == 0
 
 
 @python_only

@@ -17,8 +17,8 @@ import socket
 import threading
 from typing import Any, AsyncIterable, AsyncIterator, Callable, Deque, Dict, Generic, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
-from .. import _frame, _transport, _wirepb
-from .._client import AGENT, MetadataArg
+from .. import _frame, _limits, _transport, _wirepb
+from .._client import AGENT, MetadataArg, decode_headers, decode_trailers
 from .._fifo import FifoTransport as _FifoTransport
 from .._frame import FrameType, ProtocolError
 from .._status import MetadataType, RpcError, StatusCode, normalize_metadata
@@ -165,9 +165,11 @@ class _Connection:
         self.next_id = 1
         self.usable = True
         self.broken: Optional[str] = None
+        self.broken_code = StatusCode.UNAVAILABLE
         self.ready: "asyncio.Future[None]" = loop.create_future()
         self._write_lock = asyncio.Lock()
-        self._decoder = _frame.FrameDecoder(max(self.our_max, 64 * 1024))
+        self.limits: _limits.MetadataLimits = channel._limits
+        self._decoder = _frame.FrameDecoder(self.our_max, self.limits.control_frame_limit)
         self._got_hello = False
         self._unix = isinstance(t, _transport.UnixTransport)
         self._atransport: Optional[asyncio.Transport] = None
@@ -181,11 +183,21 @@ class _Connection:
             # connection's life, data_received feeds the decoder, writes are
             # buffered by the loop in order (no lock, no per-read epoll_ctl).
             sock = self.transport.sock  # type: ignore[attr-defined]
+            try:
+                # Written before asyncio owns the socket, so that a refusing server
+                # that closed before our HELLO went out is still read (§4).
+                sock.sendall(hello)
+            except OSError as e:
+                refusal = await self.loop.run_in_executor(None, _transport.read_refusal, self.transport, self.target)
+                if refusal is not None:
+                    self.break_connection(refusal.details(), refusal.code())
+                else:
+                    self.break_connection(f"connection to {self.target} lost: {e.strerror or e}")
+                return
             sock.setblocking(False)
             loop: Any = self.loop  # connect_accepted_socket is on every asyncio loop (3.5.3+)
             atransport, _ = await loop.connect_accepted_socket(lambda: _Protocol(self), sock)
             self._atransport = atransport
-            atransport.write(hello)
         elif isinstance(self.transport, _FifoTransport):
             # FIFOs and the control socket can be polled: the loop reads them, no thread.
             self.transport.send(hello)
@@ -276,6 +288,10 @@ class _Connection:
     def _on_frame(self, frame: _frame.Frame) -> None:
         t = frame.type
         if not self._got_hello:
+            if _transport.is_refusal(frame):
+                refusal = _transport.refusal_error(frame, self.target)
+                self.break_connection(refusal.details(), refusal.code())
+                return
             if t != FrameType.HELLO or frame.stream_id != 0 or frame.oversized:
                 raise ProtocolError(f"expected HELLO as the server's first frame, got type {t}")
             h = _wirepb.Hello.decode(frame.payload)
@@ -318,22 +334,14 @@ class _Connection:
                     s.initial_metadata = ()
                 s.wake()
         elif t == FrameType.HEADERS:
-            try:
-                s.initial_metadata = _wirepb.Headers.decode(frame.payload).metadata
-                s.wake()
-            except ProtocolError:
-                s.fail_locally(StatusCode.INTERNAL, "malformed HEADERS frame from the server")
+            md, error = decode_headers(frame, self.limits)
+            if error is not None:
+                s.fail_locally(*error)
+                return
+            s.initial_metadata = md
+            s.wake()
         elif t == FrameType.TRAILERS:
-            try:
-                tr = _wirepb.Trailers.decode(frame.payload) if not frame.oversized else None
-            except ProtocolError:
-                tr = None
-            if tr is None:
-                s.finish(StatusCode.INTERNAL, "malformed TRAILERS frame from the server")
-            else:
-                code = StatusCode.from_number(tr.code)
-                details = tr.message if code is not StatusCode.UNKNOWN or tr.code == 2 else f"server sent unknown status code {tr.code}: {tr.message}"
-                s.finish(code, details, tr.metadata)
+            s.finish(*decode_trailers(frame, self.limits))
         elif t == FrameType.CREDIT:
             s.send_window += _frame.decode_credit(frame.payload)
             s.wake()
@@ -351,10 +359,11 @@ class _Connection:
         self.streams[sid] = s
         return s
 
-    def break_connection(self, reason: str) -> None:
+    def break_connection(self, reason: str, code: StatusCode = StatusCode.UNAVAILABLE) -> None:
         if self.broken is not None:
             return
         self.broken = reason
+        self.broken_code = code
         self.usable = False
         if not self.ready.done():
             self.ready.set_result(None)
@@ -381,7 +390,8 @@ class Channel:
 
     def __init__(self, address: str, *, transport: Optional[str] = None, max_send_message_bytes: int = _frame.DEFAULT_MAX_MESSAGE,
                  max_receive_message_bytes: int = _frame.DEFAULT_MAX_MESSAGE, stream_window_bytes: int = _frame.DEFAULT_STREAM_WINDOW,
-                 connect_timeout: float = 5.0, ring_bytes: int = 0) -> None:
+                 connect_timeout: float = 5.0, ring_bytes: int = 0, max_metadata_bytes: Optional[int] = None,
+                 max_metadata_entries: Optional[int] = None) -> None:
         from .. import _config
 
         plan = _config.plan_channel(address)
@@ -392,6 +402,7 @@ class Channel:
         self._window = stream_window_bytes
         self._connect_timeout = connect_timeout
         self._ring_bytes = ring_bytes or plan.ring_bytes
+        self._limits = _limits.MetadataLimits.of(max_metadata_bytes, max_metadata_entries, plan)
         self._conn: Optional[_Connection] = None
         self._old: List[_Connection] = []
         self._connecting: Optional["asyncio.Future[_Connection]"] = None
@@ -432,28 +443,52 @@ class Channel:
                     self._connecting = None
                     raise
                 self._connecting = None
+                return conn  # even if already broken (a refusal): the caller reports why
             else:
                 await asyncio.shield(self._connecting)
 
-    async def _start(self, method: str, timeout: Optional[float], first: Callable[[_Stream], bytes]) -> _Stream:
+    async def _start(self, method: str, timeout: Optional[float], first: Callable[[_Stream], bytes], wait_for_ready: bool = False) -> _Stream:
         loop = asyncio.get_running_loop()
         if timeout is not None and timeout <= 0:
             raise RpcError(StatusCode.DEADLINE_EXCEEDED, "deadline had passed before the call started", method=method)
         deadline = None if timeout is None else loop.time() + timeout
-        for _ in range(3):
-            conn = await self._connection(deadline)
-            if not conn.ready.done():
-                try:
-                    await asyncio.wait_for(asyncio.shield(conn.ready), None if deadline is None else max(deadline - loop.time(), 0))
-                except asyncio.TimeoutError:
-                    raise RpcError(StatusCode.DEADLINE_EXCEEDED, "deadline exceeded waiting for the server's HELLO", method=method) from None
-            if conn.broken is not None:
-                raise RpcError(StatusCode.UNAVAILABLE, conn.broken, method=method)
+        backoff = _transport.Backoff()
+        attempts = 0
+        while attempts < 3:
+            try:
+                conn = await self._ready_connection(deadline, method)
+            except RpcError as e:
+                if not wait_for_ready or e.code() is not StatusCode.UNAVAILABLE:
+                    raise
+                # wait_for_ready: the server is not there (yet); try again until the deadline.
+                pause = backoff.next_pause(deadline, loop.time())
+                if pause is None:
+                    raise _transport.not_ready_error(self.target, e, method) from None
+                await asyncio.sleep(pause)
+                continue
+            attempts += 1
             s = conn.open_stream(method, deadline)
             if s is not None:
                 await conn.send(first(s))
                 return s
         raise RpcError(StatusCode.UNAVAILABLE, f"could not open a stream to {self.target}", method=method)
+
+    async def _ready_connection(self, deadline: Optional[float], method: str) -> _Connection:
+        """A connection whose server answered HELLO; RpcError if there is none."""
+        loop = asyncio.get_running_loop()
+        try:
+            conn = await self._connection(deadline)
+        except RpcError as e:
+            e._method = method
+            raise
+        if not conn.ready.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(conn.ready), None if deadline is None else max(deadline - loop.time(), 0))
+            except asyncio.TimeoutError:
+                raise RpcError(StatusCode.DEADLINE_EXCEEDED, "deadline exceeded waiting for the server's HELLO", method=method) from None
+        if conn.broken is not None:
+            raise RpcError(conn.broken_code, conn.broken, method=method)
+        return conn
 
     def _call_start(self, s: _Stream, md: MetadataType) -> bytes:
         timeout_us = 0 if s.deadline is None else max(1, int((s.deadline - s.conn.loop.time()) * 1e6))
@@ -667,7 +702,7 @@ class _MultiCallable(Generic[Req, Resp]):
         self._serialize: Callable[[Any], bytes] = serializer or _identity
         self._deserialize: Callable[[bytes], Any] = deserializer or _identity
 
-    def _begin(self, call: Call, timeout: Optional[float], metadata: MetadataArg, payload: Optional[bytes]) -> None:
+    def _begin(self, call: Call, timeout: Optional[float], metadata: MetadataArg, payload: Optional[bytes], wait_for_ready: Optional[bool] = None) -> None:
         md = normalize_metadata(metadata)
         ch = self._channel
 
@@ -680,9 +715,12 @@ class _MultiCallable(Generic[Req, Resp]):
 
         async def go() -> None:
             try:
+                err = ch._limits.check(md, "request metadata")
+                if err:  # PROTOCOL.md §5 "Limits": failed before anything is sent
+                    raise RpcError(StatusCode.RESOURCE_EXHAUSTED, err, method=self._method)
                 if payload is not None and len(payload) > ch._max_send:
                     raise RpcError(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds this channel's max_send_message_bytes of {ch._max_send} bytes", method=self._method)
-                s = await ch._start(self._method, timeout, first)
+                s = await ch._start(self._method, timeout, first, bool(wait_for_ready))
                 if payload is not None and len(payload) > s.conn.peer_max_message:
                     s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds the server's max_message_size of {s.conn.peer_max_message} bytes")
                 call._started(s)
@@ -693,34 +731,34 @@ class _MultiCallable(Generic[Req, Resp]):
 
 
 class UnaryUnaryMultiCallable(_MultiCallable[Req, Resp]):
-    def __call__(self, request: Req, *, timeout: Optional[float] = None, metadata: MetadataArg = None) -> UnaryUnaryCall[Resp]:
+    def __call__(self, request: Req, *, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> UnaryUnaryCall[Resp]:
         call: UnaryUnaryCall[Resp] = UnaryUnaryCall(self._channel, self._method, self._deserialize)
-        self._begin(call, timeout, metadata, self._serialize(request))
+        self._begin(call, timeout, metadata, self._serialize(request), wait_for_ready)
         return call
 
 
 class UnaryStreamMultiCallable(_MultiCallable[Req, Resp]):
-    def __call__(self, request: Req, *, timeout: Optional[float] = None, metadata: MetadataArg = None) -> UnaryStreamCall[Resp]:
+    def __call__(self, request: Req, *, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> UnaryStreamCall[Resp]:
         call: UnaryStreamCall[Resp] = UnaryStreamCall(self._channel, self._method, self._deserialize)
-        self._begin(call, timeout, metadata, self._serialize(request))
+        self._begin(call, timeout, metadata, self._serialize(request), wait_for_ready)
         return call
 
 
 class StreamUnaryMultiCallable(_MultiCallable[Req, Resp]):
-    def __call__(self, request_iterator: Optional[Union[Iterable[Req], AsyncIterable[Req]]] = None, *, timeout: Optional[float] = None, metadata: MetadataArg = None) -> StreamUnaryCall[Req, Resp]:
+    def __call__(self, request_iterator: Optional[Union[Iterable[Req], AsyncIterable[Req]]] = None, *, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> StreamUnaryCall[Req, Resp]:
         call: StreamUnaryCall[Req, Resp] = StreamUnaryCall(self._channel, self._method, self._deserialize)
         call._call, call._serialize = call, self._serialize
-        self._begin(call, timeout, metadata, None)
+        self._begin(call, timeout, metadata, None, wait_for_ready)
         if request_iterator is not None:
             asyncio.get_running_loop().create_task(_pump(call, request_iterator, self._serialize))
         return call
 
 
 class StreamStreamMultiCallable(_MultiCallable[Req, Resp]):
-    def __call__(self, request_iterator: Optional[Union[Iterable[Req], AsyncIterable[Req]]] = None, *, timeout: Optional[float] = None, metadata: MetadataArg = None) -> StreamStreamCall[Req, Resp]:
+    def __call__(self, request_iterator: Optional[Union[Iterable[Req], AsyncIterable[Req]]] = None, *, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> StreamStreamCall[Req, Resp]:
         call: StreamStreamCall[Req, Resp] = StreamStreamCall(self._channel, self._method, self._deserialize)
         call._call, call._serialize = call, self._serialize
-        self._begin(call, timeout, metadata, None)
+        self._begin(call, timeout, metadata, None, wait_for_ready)
         if request_iterator is not None:
             asyncio.get_running_loop().create_task(_pump(call, request_iterator, self._serialize))
         return call

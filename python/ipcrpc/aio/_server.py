@@ -15,68 +15,37 @@ import collections
 import inspect
 import os
 import socket
-import struct
 import threading
 import time
 import traceback
 from typing import Any, AsyncIterator, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .. import _frame, _transport, _wirepb
+from .. import _access, _frame, _limits, _transport, _wirepb
 from .._frame import FrameType, ProtocolError
-from .._server import AGENT, GenericRpcHandler, PeerCredentials, RpcMethodHandler, _remove_stale_socket, _unlink, upgrade_connection
+from .._server import (AGENT, GenericRpcHandler, PeerCredentials, RpcMethodHandler, ServicerContextBase, _remove_stale_socket, _unlink,
+                       parse_call_start, upgrade_connection)
 from .._status import AbortError, MetadataType, RpcError, StatusCode, normalize_metadata
 
 _READ_CHUNK = 256 * 1024
 
 
-class ServicerContext:
+class ServicerContext(ServicerContextBase):
     """grpc.aio.ServicerContext's shape; used on the loop thread."""
 
-    def __init__(self, stream: "_Stream") -> None:
-        self._s = stream
-        self._code: Optional[StatusCode] = None
-        self._details = ""
-
-    def peer(self) -> str:
-        c = self._s.conn.peer
-        return f"pid:{c.pid},uid:{c.uid},gid:{c.gid}"
-
-    def peer_credentials(self) -> PeerCredentials:
-        return self._s.conn.peer
-
-    def invocation_metadata(self) -> MetadataType:
-        return self._s.metadata
+    _stream: "_Stream"
 
     async def send_initial_metadata(self, metadata: Sequence[Tuple[str, Any]]) -> None:
-        self._s.initial = normalize_metadata(metadata)
-        await self._s.send_headers()
-
-    def set_trailing_metadata(self, metadata: Sequence[Tuple[str, Any]]) -> None:
-        self._s.trailing = normalize_metadata(metadata)
-
-    def set_code(self, code: StatusCode) -> None:
-        self._code = code
-
-    def set_details(self, details: str) -> None:
-        self._details = details
+        self._stream.initial = normalize_metadata(metadata)
+        await self._stream.send_headers()
 
     async def abort(self, code: StatusCode, details: str = "") -> None:
-        if code is StatusCode.OK:
-            raise ValueError("abort() needs a code other than OK")
-        raise AbortError(code, details)
-
-    def is_active(self) -> bool:
-        return self._s.active()
+        raise self._abort_error(code, details)
 
     def cancelled(self) -> bool:
-        return self._s.cancelled
+        return self._stream.cancelled
 
     def done(self) -> bool:
-        return self._s.finished
-
-    def time_remaining(self) -> Optional[float]:
-        d = self._s.deadline
-        return None if d is None else max(0.0, d - time.monotonic())
+        return self._stream.finished
 
 
 class _Stream:
@@ -94,6 +63,7 @@ class _Stream:
         self.headers_sent = False
         self.initial: MetadataType = ()
         self.trailing: MetadataType = ()
+        self.headers_error: Optional[str] = None  # initial metadata beyond the limits: the call fails
         self.send_window = conn.peer_window
         self.recv_window = conn.server.stream_window
         self.unacked = 0
@@ -137,7 +107,10 @@ class _Stream:
         if self.headers_sent:
             return b""
         self.headers_sent = True
-        return _frame.encode_frame(FrameType.HEADERS, self.id, _wirepb.Headers(self.initial).encode()) if self.initial else b""
+        if not self.initial:
+            return b""
+        self.headers_error = self.conn.server.metadata_limits.check(self.initial, "initial metadata")
+        return b"" if self.headers_error else _frame.encode_frame(FrameType.HEADERS, self.id, _wirepb.Headers(self.initial).encode())
 
     async def send_headers(self) -> None:
         if not self.finished and not self.cancelled:
@@ -157,7 +130,11 @@ class _Stream:
         if not await self.wait(lambda: self.send_window > 0):
             return False
         self.send_window -= len(payload)
-        await self.conn.send(self._headers() + _frame.encode_frame(FrameType.MESSAGE, self.id, payload))
+        headers = self._headers()
+        if self.headers_error:
+            await self.finish(StatusCode.RESOURCE_EXHAUSTED, self.headers_error)
+            return False
+        await self.conn.send(headers + _frame.encode_frame(FrameType.MESSAGE, self.id, payload))
         return True
 
     async def finish(self, code: StatusCode, details: str, last: Optional[bytes] = None) -> None:
@@ -168,16 +145,20 @@ class _Stream:
             self._timer.cancel()
         self.wake()
         if not self.cancelled:
+            data = self._headers()
+            trailing = self.trailing
+            err = self.headers_error or self.conn.server.metadata_limits.check(trailing, "trailing metadata")
+            if err:  # PROTOCOL.md §5 "Limits": the call fails instead
+                code, details, last, trailing = StatusCode.RESOURCE_EXHAUSTED, err, None, ()
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 code, details, last = StatusCode.DEADLINE_EXCEEDED, "deadline exceeded on the server", None
             if code is not StatusCode.OK:
                 last = None
             if last is not None and self._size_error(len(last)):
                 code, details, last = StatusCode.RESOURCE_EXHAUSTED, self._size_error(len(last)) or "", None
-            data = self._headers()
             if last is not None:
                 data += _frame.encode_frame(FrameType.MESSAGE, self.id, last)
-            tr = b"" if code is StatusCode.OK and not details and not self.trailing else _wirepb.Trailers(code.number, details, self.trailing).encode()
+            tr = b"" if code is StatusCode.OK and not details and not trailing else _wirepb.Trailers(code.number, details, trailing).encode()
             await self.conn.send(data + _frame.encode_frame(FrameType.TRAILERS, self.id, tr))
         self.conn.streams.pop(self.id, None)
         self.conn.server._call_ended()
@@ -265,7 +246,7 @@ class _Connection:
         self.server = server
         self.sock = sock
         self.loop = asyncio.get_running_loop()
-        self.peer = PeerCredentials(*struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)))
+        self.peer = _access.peer_credentials(sock)
         self.peer_max_message = _frame.DEFAULT_MAX_MESSAGE
         self.peer_window = _frame.DEFAULT_STREAM_WINDOW
         self.streams: Dict[int, _Stream] = {}
@@ -350,7 +331,7 @@ class _Connection:
             self.shutdown()
 
     async def run(self) -> None:
-        decoder = _frame.FrameDecoder(max(self.server.max_message_bytes, 1 << 20))
+        decoder = _frame.FrameDecoder(self.server.max_message_bytes, self.server.metadata_limits.control_frame_limit)
         state = "first"
         try:
             first = await asyncio.wait_for(_first_frame(self.loop, self.sock), 5)
@@ -436,18 +417,8 @@ class _Connection:
         if sid <= self.last_id:
             raise ProtocolError(f"stream id {sid} does not increase")
         self.last_id = sid
-        refusal: Optional[Tuple[StatusCode, str]] = None
-        start = _wirepb.CallStart()
         handler = None
-        if f.oversized:
-            refusal = (StatusCode.RESOURCE_EXHAUSTED, "CALL_START frame too large")
-        else:
-            try:
-                start = _wirepb.CallStart.decode(f.payload)
-                if any(not k for k, _ in start.metadata):  # other keys are kept as sent (PROTOCOL.md §8)
-                    raise ProtocolError("metadata entry with an empty key")
-            except (ProtocolError, RpcError):
-                refusal = (StatusCode.INTERNAL, "malformed CALL_START frame")
+        start, refusal = parse_call_start(f, self.server.metadata_limits)
         if refusal is None:
             handler = self.server._find(start.method)
             if handler is None:
@@ -473,10 +444,15 @@ class Server:
 
     def __init__(self, *, maximum_concurrent_rpcs: Optional[int] = None, max_message_bytes: int = _frame.DEFAULT_MAX_MESSAGE,
                  stream_window_bytes: int = _frame.DEFAULT_STREAM_WINDOW, allowed_transports: Optional[Sequence[str]] = None,
-                 ring_bytes: int = 0) -> None:
+                 ring_bytes: int = 0, socket_mode: Optional[int] = None, allowed_uids: Optional[Iterable[int]] = None,
+                 allowed_gids: Optional[Iterable[int]] = None, allow_any_peer: bool = False,
+                 max_metadata_bytes: Optional[int] = None, max_metadata_entries: Optional[int] = None) -> None:
         from .. import _config
 
         section = _config.server_section()  # IPCRPC_CONFIG's `server` fills what the caller left at its default
+        self.metadata_limits = _limits.MetadataLimits.of(max_metadata_bytes, max_metadata_entries, section)
+        self.socket_mode = _access.socket_mode_from(socket_mode, section)
+        self.access_policy = _access.policy_from(allowed_uids, allowed_gids, allow_any_peer, section)
         if allowed_transports is None and section.allowed_transports:
             allowed_transports = list(section.allowed_transports)
         if max_message_bytes == _frame.DEFAULT_MAX_MESSAGE and section.max_message_bytes:
@@ -488,7 +464,7 @@ class Server:
         self.max_message_bytes = max_message_bytes
         self.stream_window = stream_window_bytes
         self._handlers: List[GenericRpcHandler] = []
-        self._addresses: List[_transport.Address] = []
+        self._addresses: List[Tuple[_transport.Address, int]] = []
         self._listeners: List[Tuple[socket.socket, str]] = []
         self._accept_tasks: List["asyncio.Task[None]"] = []
         self._conns: Dict[_Connection, "asyncio.Task[None]"] = {}
@@ -500,8 +476,10 @@ class Server:
     def add_generic_rpc_handlers(self, handlers: Iterable[GenericRpcHandler]) -> None:
         self._handlers.extend(handlers)
 
-    def add_listening_address(self, address: str) -> int:
-        self._addresses.append(_transport.parse_address(address))
+    def add_listening_address(self, address: str, socket_mode: Optional[int] = None) -> int:
+        """As the sync server's: a socket file gets ``socket_mode`` (default: the server's, 0600)."""
+        mode = self.socket_mode if socket_mode is None else _access.socket_mode_from(socket_mode, None)
+        self._addresses.append((_transport.parse_address(address), mode))
         return 0
 
     add_insecure_port = add_listening_address
@@ -524,16 +502,12 @@ class Server:
 
     async def start(self) -> None:
         self._terminated = asyncio.Event()
-        for a in self._addresses:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        for a, mode in self._addresses:
             try:
                 if not a.socket_path.startswith("\0"):
                     _remove_stale_socket(a.socket_path)
-                sock.bind(a.socket_path)
-                sock.listen(128)
-                sock.setblocking(False)
+                sock = _access.listen(a.socket_path, mode)
             except OSError as e:
-                sock.close()
                 raise RpcError(StatusCode.UNAVAILABLE, f"cannot listen on {a.display}: {e.strerror or e}") from None
             self._listeners.append((sock, a.socket_path))
             self._accept_tasks.append(asyncio.get_running_loop().create_task(self._accept(sock)))
@@ -547,6 +521,8 @@ class Server:
                 return
             except OSError:
                 continue
+            if _access.admit(sock, self.access_policy) is None:
+                continue  # refused (PROTOCOL.md §4)
             sock.setblocking(False)
             c = _Connection(self, sock)
             task = loop.create_task(c.run())
