@@ -137,7 +137,7 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
     if (!l.ok()) return l.status();  // listeners made so far close on return
     listeners.push_back(std::move(*l));
   }
-  for (auto& l : listeners) core->AddListener(std::move(l));
+  for (auto& l : listeners) IPCRPC_RETURN_IF_ERROR(core->AddListener(std::move(l)));
   for (auto& t : transports_) IPCRPC_RETURN_IF_ERROR(core->AddTransport(std::move(t)));
   transports_.clear();
   return std::unique_ptr<Server>(new Server(std::move(health), std::move(core)));

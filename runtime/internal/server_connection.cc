@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "runtime/internal/call_limits.h"
 #include "runtime/internal/server_core.h"
+#include "wire/refusal.h"
 
 namespace ipcrpc::internal {
 
@@ -19,7 +20,22 @@ ServerConnection::ServerConnection(ServerCore& core, std::unique_ptr<Transport> 
 
 ServerConnection::~ServerConnection() { Join(); }
 
-void ServerConnection::Start() { reading_role_.Start(); }
+absl::Status ServerConnection::Start() {
+  absl::Status started = reading_role_.Start();
+  if (!started.ok()) {
+    reading_role_.Close();  // no thread: finished() at once
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "server cannot start a thread for a new connection: ", started.message()));
+  }
+  return started;
+}
+
+void ServerConnection::Refuse(const absl::Status& status) {
+  std::string out;
+  AppendRefusalFrame(status, &out);
+  framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
+  framed_.transport().Shutdown();
+}
 
 void ServerConnection::ThreadMain(bool first) {
   if (first ? !Handshake() : !reading_role_.Acquire()) return;

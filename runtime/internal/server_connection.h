@@ -45,8 +45,13 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   ServerConnection(ServerCore& core, std::unique_ptr<Transport> transport);
   ~ServerConnection();
 
-  // Starts reading (the first thread exchanges HELLO).
-  void Start();
+  // Starts reading (the first thread exchanges HELLO). RESOURCE_EXHAUSTED if
+  // the connection's thread cannot start: nothing reads it then; Refuse() it.
+  absl::Status Start();
+  // Tells the client why its connection is not served (the refusal GOAWAY
+  // before HELLO, wire/refusal.h) and closes the transport. For a connection
+  // whose Start() failed.
+  void Refuse(const absl::Status& status);
   // Refuses new calls and tells the client (GOAWAY).
   // Waits for a write in progress no longer than `deadline`.
   void GoAway(absl::string_view reason, absl::Time deadline);

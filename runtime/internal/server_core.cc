@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/thread.h"
 #include "runtime/internal/server_connection.h"
 
 namespace ipcrpc::internal {
@@ -29,10 +30,16 @@ absl::Status ServerCore::Init() {
   if (options_.num_threads < 1) {
     return absl::InvalidArgumentError("ServerOptions::num_threads must be at least 1");
   }
-  pool_ = std::make_unique<ThreadPool>(options_.num_threads, options_.max_queued_calls);
+  pool_ = std::make_unique<ThreadPool>(options_.max_queued_calls);
+  absl::Status started = pool_->Start(options_.num_threads);
+  if (!started.ok()) return started;
   watchdog_ = std::make_unique<ReadingRole::Watchdog>(
       options_.num_threads, [this](absl::Time released_before) { HandOffOrphanedRoles(released_before); });
-  watchdog_->Start();
+  started = watchdog_->Start();
+  if (!started.ok()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot start the server's watchdog: ", started.message()));
+  }
   return absl::OkStatus();
 }
 
@@ -56,10 +63,16 @@ absl::StatusOr<const Service::RegisteredMethod*> ServerCore::FindMethod(
       absl::StrCat("unknown method ", name.substr(slash + 1), " for service ", service));
 }
 
-void ServerCore::AddListener(std::unique_ptr<Listener> listener) {
+absl::Status ServerCore::AddListener(std::unique_ptr<Listener> listener) {
   Listener* l = listener.get();
+  absl::StatusOr<std::thread> t = StartThread([this, l] { AcceptLoop(l); });
+  if (!t.ok()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "cannot start the accept thread for ", l->address(), ": ", t.status().message()));
+  }
   listeners_.push_back(std::move(listener));
-  accept_threads_.emplace_back([this, l] { AcceptLoop(l); });
+  accept_threads_.push_back(std::move(*t));
+  return absl::OkStatus();
 }
 
 std::vector<std::string> ServerCore::addresses() const {
@@ -77,19 +90,30 @@ void ServerCore::AcceptLoop(Listener* listener) {
       absl::SleepFor(absl::Milliseconds(10));
       continue;
     }
-    if (!AddTransport(std::move(*t)).ok()) return;
+    absl::Status added = AddTransport(std::move(*t));
+    if (absl::IsFailedPrecondition(added)) return;  // shutting down
+    // RESOURCE_EXHAUSTED (no thread for it): that client was refused; go on.
   }
 }
 
 absl::Status ServerCore::AddTransport(std::unique_ptr<Transport> transport) {
-  internal::MutexLock lock(&mu_);
-  if (shutting_down_) return absl::FailedPreconditionError("server is shutting down");
-  ReapFinishedConnectionsLocked();
-  auto connection = std::make_shared<ServerConnection>(*this, std::move(transport));
-  connections_.push_back(connection);
-  ++live_connections_;
-  connection->Start();
-  return absl::OkStatus();
+  std::shared_ptr<ServerConnection> connection;
+  absl::Status started;
+  {
+    internal::MutexLock lock(&mu_);
+    if (shutting_down_) return absl::FailedPreconditionError("server is shutting down");
+    ReapFinishedConnectionsLocked();
+    connection = std::make_shared<ServerConnection>(*this, std::move(transport));
+    started = connection->Start();
+    if (started.ok()) {
+      connections_.push_back(connection);
+      ++live_connections_;
+      return started;
+    }
+  }
+  // Written outside mu_: the refusal may wait for a slow client.
+  connection->Refuse(started);
+  return started;
 }
 
 void ServerCore::ReapFinishedConnectionsLocked() {

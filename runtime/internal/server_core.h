@@ -60,7 +60,11 @@ class ServerCore {
   // Checks the method table (duplicate service names) and starts the pool and
   // the watchdog; call once before use.
   absl::Status Init();
-  void AddListener(std::unique_ptr<Listener> listener);
+  // RESOURCE_EXHAUSTED if the listener's accept thread cannot start.
+  absl::Status AddListener(std::unique_ptr<Listener> listener);
+  // Serves `transport` as a new connection. FAILED_PRECONDITION once shutting
+  // down; RESOURCE_EXHAUSTED if its thread cannot start (the client is then
+  // refused with that status and the transport closed; the server goes on).
   absl::Status AddTransport(std::unique_ptr<Transport> transport);
   void Wait();
   void Shutdown(absl::Time deadline);
