@@ -114,6 +114,10 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
   if (config_->max_metadata_entries() != 0) {
     options_.max_metadata_entries = config_->max_metadata_entries();
   }
+  if (config_->max_connections() != 0) options_.max_connections = config_->max_connections();
+  if (config_->max_connections_per_uid() != 0) {
+    options_.max_connections_per_uid = config_->max_connections_per_uid();
+  }
   std::vector<std::string> allowed(config_->allowed_transports().begin(),
                                    config_->allowed_transports().end());
   std::unique_ptr<HealthService> health;

@@ -88,6 +88,11 @@ struct ServerOptions {
   // initial or trailing metadata exceeds them ends RESOURCE_EXHAUSTED.
   size_t max_metadata_bytes = kDefaultMaxMetadataBytes;
   size_t max_metadata_entries = kDefaultMaxMetadataEntries;
+  // Most connections served at once, in all and from one peer uid; a
+  // connection beyond either is refused before HELLO with RESOURCE_EXHAUSTED
+  // (the client's call gets it). Each connection costs a thread and ~2 fds.
+  size_t max_connections = 1024;
+  size_t max_connections_per_uid = 1024;
 };
 
 class Server {

@@ -14,6 +14,7 @@ namespace ipcrpc::internal {
 
 ServerConnection::ServerConnection(ServerCore& core, std::unique_ptr<Transport> transport)
     : core_(core),
+      peer_uid_(transport->peer().uid),
       framed_(std::move(transport), core.options().max_message_size,
               ControlFrameLimit(MetadataLimitsOf(core.options()))),
       reading_role_([this](bool first) { ThreadMain(first); }) {}
@@ -99,7 +100,7 @@ void ServerConnection::EndConnection() {
   }
   reading_role_.Close();
   CancelAll();  // the client is gone: every call of this connection ends
-  core_.ConnectionEnded();
+  core_.ConnectionEnded(peer_uid_);
 }
 
 void ServerConnection::RefuseCall(uint32_t stream_id, const absl::Status& status) {

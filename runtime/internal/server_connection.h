@@ -61,6 +61,8 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   void Close();
   void Join();
   bool finished();  // closed, every thread gone, no stream left
+  // The peer's uid (per-uid connection accounting).
+  uid_t peer_uid() const { return peer_uid_; }
 
   // Called by the server's watchdog (ReadingRole::Watchdog).
   void HandOffIfOrphaned(absl::Time released_before) {
@@ -94,6 +96,7 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   void RunHandler(std::shared_ptr<ServerStream> stream, MethodHandler* handler);
 
   ServerCore& core_;
+  const uid_t peer_uid_;
   FramedConnection framed_;
   wire::Hello peer_hello_;
 

@@ -40,6 +40,12 @@ absl::Status ServerCore::Init() {
     return absl::ResourceExhaustedError(
         absl::StrCat("cannot start the server's watchdog: ", started.message()));
   }
+  absl::StatusOr<std::thread> reaper = StartThread([this] { ReapLoop(); });
+  if (!reaper.ok()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot start the server's reaper: ", reaper.status().message()));
+  }
+  reaper_ = std::move(*reaper);
   return absl::OkStatus();
 }
 
@@ -103,17 +109,50 @@ absl::Status ServerCore::AddTransport(std::unique_ptr<Transport> transport) {
     internal::MutexLock lock(&mu_);
     if (shutting_down_) return absl::FailedPreconditionError("server is shutting down");
     ReapFinishedConnectionsLocked();
+    const uid_t uid = transport->peer().uid;
     connection = std::make_shared<ServerConnection>(*this, std::move(transport));
-    started = connection->Start();
+    started = AdmitLocked(uid);
+    if (started.ok()) started = connection->Start();
     if (started.ok()) {
       connections_.push_back(connection);
       ++live_connections_;
+      ++live_connections_per_uid_[uid];
       return started;
     }
   }
   // Written outside mu_: the refusal may wait for a slow client.
   connection->Refuse(started);
   return started;
+}
+
+absl::Status ServerCore::AdmitLocked(uid_t uid) {
+  if (live_connections_ >= options_.max_connections) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "server has too many connections (max_connections ", options_.max_connections, ")"));
+  }
+  auto it = live_connections_per_uid_.find(uid);
+  if (it != live_connections_per_uid_.end() && it->second >= options_.max_connections_per_uid) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("server has too many connections from uid ", uid,
+                     " (max_connections_per_uid ", options_.max_connections_per_uid, ")"));
+  }
+  return absl::OkStatus();
+}
+
+void ServerCore::ReapLoop() {
+  internal::MutexLock lock(&mu_);
+  while (!shutting_down_) {
+    if (connections_.size() > live_connections_) {
+      ReapFinishedConnectionsLocked();
+      // An ended connection finishes once its threads and calls are done:
+      // look again soon while any is left.
+      if (connections_.size() > live_connections_) {
+        reap_cv_.WaitWithTimeout(&mu_, absl::Milliseconds(10));
+      }
+    } else {
+      reap_cv_.Wait(&mu_);
+    }
+  }
 }
 
 void ServerCore::ReapFinishedConnectionsLocked() {
@@ -134,9 +173,14 @@ void ServerCore::HandOffOrphanedRoles(absl::Time released_before) {
   for (auto& c : connections) c->HandOffIfOrphaned(released_before);
 }
 
-void ServerCore::ConnectionEnded() {
+void ServerCore::ConnectionEnded(uid_t peer_uid) {
   internal::MutexLock lock(&mu_);
   --live_connections_;
+  auto it = live_connections_per_uid_.find(peer_uid);
+  if (it != live_connections_per_uid_.end() && --it->second == 0) {
+    live_connections_per_uid_.erase(it);
+  }
+  reap_cv_.Signal();
 }
 
 bool ServerCore::IdleWithoutListenersLocked() const {
@@ -158,7 +202,9 @@ void ServerCore::Shutdown(absl::Time deadline) {
       return;
     }
     shutting_down_ = true;
+    reap_cv_.Signal();
   }
+  if (reaper_.joinable()) reaper_.join();
   for (auto& l : listeners_) l->Close();
   for (auto& t : accept_threads_) t.join();
   accept_threads_.clear();

@@ -88,10 +88,19 @@ class ServerCore {
       internal::MutexLock lock(&mu_);  // the unlock wakes Wait()/Shutdown() to re-check
     }
   }
-  void ConnectionEnded();
+  // A connection's reading ended (its threads and calls may still finish);
+  // wakes the reaper.
+  void ConnectionEnded(uid_t peer_uid);
 
  private:
   void AcceptLoop(Listener* listener);
+  // Joins and drops finished connections as they finish, so their fds are
+  // released whether or not accept() still succeeds (it fails while fds run
+  // out). Runs on its own thread until shutdown.
+  void ReapLoop();
+  // OK, or RESOURCE_EXHAUSTED if a new connection from `uid` would exceed
+  // max_connections or max_connections_per_uid.
+  absl::Status AdmitLocked(uid_t uid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReapFinishedConnectionsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool IdleWithoutListenersLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The watchdog's tick: every connection's ReadingRole::HandOffIfOrphaned.
@@ -107,13 +116,18 @@ class ServerCore {
 
   std::vector<std::unique_ptr<Listener>> listeners_;  // fixed after start
   std::vector<std::thread> accept_threads_;
+  std::thread reaper_;
 
   mutable internal::Mutex mu_;
   std::vector<std::shared_ptr<ServerConnection>> connections_ ABSL_GUARDED_BY(mu_);
   // Not guarded, so starting and ending a call takes no lock; CallEnded locks
   // mu_ when the count reaches zero, so Await()s on it re-check.
   std::atomic<int> active_calls_{0};
-  int live_connections_ ABSL_GUARDED_BY(mu_) = 0;
+  // Connections whose reading has not ended; connections_ holds these and
+  // the ended ones not reaped yet.
+  size_t live_connections_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<uid_t, size_t> live_connections_per_uid_ ABSL_GUARDED_BY(mu_);
+  internal::CondVar reap_cv_;  // with mu_: a connection ended, or shutdown
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };

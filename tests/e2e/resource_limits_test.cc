@@ -1,7 +1,8 @@
 // Server resource limits in real processes (issue 9, "bounded resources per
-// peer"): what happens when the system refuses the server a thread. The
-// server (test_server) runs as uid 65534 under a small RLIMIT_NPROC, which
-// needs root to set up; skipped otherwise. No assertion depends on timing.
+// peer"): what happens when the system refuses the server a thread (the
+// server runs as uid 65534 under a small RLIMIT_NPROC, which needs root to set
+// up; skipped otherwise) or fds (a small RLIMIT_NOFILE), and the connection
+// caps. No assertion depends on timing.
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -28,6 +30,11 @@ absl::Status Echo(TestService::Stub& stub) {
   request.set_text("hi");
   Response response;
   return stub.Echo(&ctx, request, &response);
+}
+
+// HELLO with protocol_version 1 and defaults for the rest (docs/PROTOCOL.md).
+std::string HelloFrame() {
+  return absl::HexStringToBytes("495201010000000002000000000000000801");
 }
 
 // The server process has not exited (WNOWAIT: it stays ServerProcess's to reap).
@@ -80,6 +87,88 @@ TEST(ResourceLimitsTest, AServerOutOfThreadsRefusesConnectionsAndKeepsServing) {
   }
   EXPECT_TRUE(last.ok()) << "no call served after the connections closed: " << last;
   EXPECT_TRUE(Alive(server));
+}
+
+// Echo on a fresh channel until one is served (up to ~30 s); the last status.
+absl::Status EchoUntilServed(const std::string& address) {
+  absl::Status last;
+  for (int attempt = 0; attempt < 60; ++attempt) {
+    ChannelOptions options;
+    options.connect_timeout = absl::Seconds(1);
+    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(address, options);
+    if (!channel.ok()) return channel.status();
+    last = Echo(*TestService::NewStub(*channel));
+    if (last.ok()) return last;
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  return last;
+}
+
+// Before: finished connections were reaped only when accept() succeeded;
+// once fds ran out, accept() kept failing (EMFILE) and the dead connections
+// kept their fds: the server refused every client for good. After: a reaper
+// releases them as they finish, and the server serves again.
+TEST(ResourceLimitsTest, AServerThatRanOutOfFdsServesAgainOnceConnectionsClose) {
+  ServerProcess server({"--max_fds=64"});
+  // Connections held open until the server answers one no more (its fds
+  // are all in use: accept() fails EMFILE), then all closed.
+  std::vector<int> fds;
+  const std::string hello = HelloFrame();
+  bool exhausted = false;
+  for (int i = 0; i < 100 && !exhausted; ++i) {
+    int fd = ConnectRaw(server.socket_path());
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+    ASSERT_TRUE(SendAll(fd, hello));
+    exhausted = ReceiveFrame(fd).empty();  // no HELLO within 10 s: not accepted
+  }
+  EXPECT_TRUE(exhausted) << "the server never ran out of fds";
+  std::fprintf(stderr, "the server stopped accepting at connection %zu\n", fds.size());
+  for (int fd : fds) ::close(fd);
+  absl::Status s = EchoUntilServed(server.address());
+  EXPECT_TRUE(s.ok()) << "the server never served again after running out of fds: " << s;
+  EXPECT_TRUE(Alive(server));
+}
+
+// The connection caps refuse the excess before HELLO, with a clear status.
+TEST(ResourceLimitsTest, ConnectionsBeyondMaxConnectionsAreRefusedResourceExhausted) {
+  ServerProcess server({}, "server { max_connections: 3 }");
+  std::vector<std::unique_ptr<TestService::Stub>> held;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+    ASSERT_TRUE(channel.ok());
+    held.push_back(TestService::NewStub(*channel));
+    ASSERT_TRUE(Echo(*held.back()).ok());
+  }
+  absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+  ASSERT_TRUE(channel.ok());
+  absl::Status refused = Echo(*TestService::NewStub(*channel));
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_NE(refused.message().find("max_connections 3"), absl::string_view::npos) << refused;
+  EXPECT_TRUE(Echo(*held.front()).ok()) << "the connections already served still are";
+  held.pop_back();  // closes one connection: room for another
+  absl::Status s = EchoUntilServed(server.address());
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST(ResourceLimitsTest, ConnectionsFromOneUidBeyondItsCapAreRefusedResourceExhausted) {
+  ServerProcess server({}, "server { max_connections_per_uid: 2 }");
+  std::vector<std::unique_ptr<TestService::Stub>> held;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+    ASSERT_TRUE(channel.ok());
+    held.push_back(TestService::NewStub(*channel));
+    ASSERT_TRUE(Echo(*held.back()).ok());
+  }
+  absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+  ASSERT_TRUE(channel.ok());
+  absl::Status refused = Echo(*TestService::NewStub(*channel));
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_NE(refused.message().find(absl::StrCat("from uid ", ::getuid())),
+            absl::string_view::npos)
+      << refused;
+  EXPECT_NE(refused.message().find("max_connections_per_uid 2"), absl::string_view::npos)
+      << refused;
 }
 
 }  // namespace

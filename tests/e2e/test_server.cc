@@ -14,6 +14,7 @@
 //                           is then not served here
 //
 // Resource limits, applied once the server runs (before READY):
+//   --max_fds=N             RLIMIT_NOFILE = N (set before the server starts)
 //   --nproc_headroom=N      drops to uid/gid 65534 (needs root) with
 //                           RLIMIT_NPROC = the process's threads now + N, so
 //                           the N+1st new thread is refused by the kernel
@@ -371,6 +372,14 @@ int Main(int argc, char** argv) {
     absl::string_view arg = argv[i];
     if (absl::ConsumePrefix(&arg, "--grace_ms=")) {
       if (!absl::SimpleAtoi(arg, &grace_ms)) return 2;
+    } else if (absl::ConsumePrefix(&arg, "--max_fds=")) {
+      int max_fds = 0;
+      if (!absl::SimpleAtoi(arg, &max_fds)) return 2;
+      struct rlimit rl = {static_cast<rlim_t>(max_fds), static_cast<rlim_t>(max_fds)};
+      if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        std::perror("test_server: --max_fds");
+        return 1;
+      }
     } else if (absl::ConsumePrefix(&arg, "--nproc_headroom=")) {
       if (!absl::SimpleAtoi(arg, &nproc_headroom)) return 2;
     } else if (arg == "--health") {
