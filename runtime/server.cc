@@ -118,6 +118,18 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
   if (config_->max_connections_per_uid() != 0) {
     options_.max_connections_per_uid = config_->max_connections_per_uid();
   }
+  if (config_->has_handshake_timeout_ms()) {
+    options_.handshake_timeout = absl::Milliseconds(config_->handshake_timeout_ms());
+  }
+  if (config_->has_idle_timeout_ms()) {
+    options_.idle_timeout = absl::Milliseconds(config_->idle_timeout_ms());
+  }
+  if (config_->has_keepalive_time_ms()) {
+    options_.keepalive_time = absl::Milliseconds(config_->keepalive_time_ms());
+  }
+  if (config_->has_keepalive_timeout_ms()) {
+    options_.keepalive_timeout = absl::Milliseconds(config_->keepalive_timeout_ms());
+  }
   std::vector<std::string> allowed(config_->allowed_transports().begin(),
                                    config_->allowed_transports().end());
   std::unique_ptr<HealthService> health;

@@ -93,6 +93,17 @@ struct ServerOptions {
   // (the client's call gets it). Each connection costs a thread and ~2 fds.
   size_t max_connections = 1024;
   size_t max_connections_per_uid = 1024;
+  // A connection must complete HELLO within handshake_timeout, or it is
+  // closed. A connection without calls for idle_timeout is sent GOAWAY and
+  // closed (a client's next call reconnects); zero disables. A connection
+  // without calls for keepalive_time is sent a PING; unanswered within
+  // keepalive_timeout, it is closed too (zero keepalive_time disables).
+  // Checked every quarter of the shortest of these (at least 5 ms, at most
+  // 1 s), so they are met within that much.
+  absl::Duration handshake_timeout = absl::Seconds(10);
+  absl::Duration idle_timeout = absl::Minutes(30);
+  absl::Duration keepalive_time = absl::Hours(2);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
 };
 
 class Server {

@@ -54,12 +54,13 @@ bool ServerConnection::Handshake() {
   ours.set_max_concurrent_streams(core_.options().max_concurrent_streams_per_connection);
   ours.set_agent(kAgent);
   absl::StatusOr<wire::Hello> theirs =
-      framed_.ExchangeHello(ours, absl::Now() + absl::Seconds(10));
+      framed_.ExchangeHello(ours, absl::Now() + core_.options().handshake_timeout);
   if (!theirs.ok()) {
     EndConnection();
     return false;
   }
   peer_hello_ = std::move(*theirs);
+  hello_done_.store(true, std::memory_order_release);
   return true;
 }
 
@@ -177,7 +178,9 @@ void ServerConnection::HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* 
       StartCall(h.stream_id, frame);  // refused in TRAILERS if oversized
       return;
     case FrameType::kPing:
-      if (!(h.flags & kFlagPingAck)) {
+      if (h.flags & kFlagPingAck) {
+        ping_acked_.store(true, std::memory_order_relaxed);
+      } else {
         std::string out;
         AppendFrame(FrameType::kPing, 0, frame.payload, &out, kFlagPingAck);
         framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
@@ -289,6 +292,53 @@ void ServerConnection::GoAway(absl::string_view reason, absl::Time deadline) {
 }
 
 void ServerConnection::Close() { framed_.transport().Shutdown(); }
+
+void ServerConnection::CheckIdle(absl::Time now) {
+  if (!hello_done_.load(std::memory_order_acquire)) return;  // handshake_timeout applies
+  bool idle;
+  {
+    internal::MutexLock lock(&mu_);
+    if (going_away_) return;
+    // Idle: no call open now, and none started since the last check.
+    idle = streams_.empty() && last_stream_id_ == idle_check_stream_id_;
+    idle_check_stream_id_ = last_stream_id_;
+  }
+  const ServerOptions& options = core_.options();
+  if (!idle || idle_since_ == absl::InfinitePast()) {
+    idle_since_ = now;
+    ping_sent_at_ = absl::InfinitePast();
+    pinged_ok_at_ = absl::InfinitePast();
+    return;
+  }
+  // Short waits for the write turn: one stuck connection must not hold up
+  // the others' checks (what is not sent is made good by the close).
+  const absl::Time write_deadline = now + absl::Milliseconds(100);
+  if (options.idle_timeout > absl::ZeroDuration() && now - idle_since_ >= options.idle_timeout) {
+    GoAway(absl::StrCat("connection idle for ", absl::FormatDuration(options.idle_timeout)),
+           write_deadline);
+    Close();
+    return;
+  }
+  if (options.keepalive_time <= absl::ZeroDuration()) return;
+  if (ping_sent_at_ != absl::InfinitePast()) {
+    if (ping_acked_.exchange(false, std::memory_order_relaxed)) {
+      pinged_ok_at_ = now;
+      ping_sent_at_ = absl::InfinitePast();
+    } else if (now - ping_sent_at_ >= options.keepalive_timeout) {
+      GoAway(absl::StrCat("keep-alive PING not answered within ",
+                          absl::FormatDuration(options.keepalive_timeout)),
+             write_deadline);
+      Close();
+    }
+    return;
+  }
+  if (now - std::max(idle_since_, pinged_ok_at_) < options.keepalive_time) return;
+  ping_acked_.store(false, std::memory_order_relaxed);
+  std::string out;
+  AppendFrame(FrameType::kPing, 0, std::string(8, '\0'), &out);
+  framed_.WriteWithin(out, write_deadline).IgnoreError();
+  ping_sent_at_ = now;
+}
 
 void ServerConnection::Join() { reading_role_.Join(); }
 

@@ -20,6 +20,7 @@
 #ifndef IPCRPC_RUNTIME_INTERNAL_SERVER_CONNECTION_H_
 #define IPCRPC_RUNTIME_INTERNAL_SERVER_CONNECTION_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -64,6 +65,12 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   // The peer's uid (per-uid connection accounting).
   uid_t peer_uid() const { return peer_uid_; }
 
+  // Called by the server's housekeeping thread only, every tick: closes the
+  // connection if it has had no calls for idle_timeout, or pings it after
+  // keepalive_time without calls and closes it if the PING is not answered
+  // within keepalive_timeout.
+  void CheckIdle(absl::Time now);
+
   // Called by the server's watchdog (ReadingRole::Watchdog).
   void HandOffIfOrphaned(absl::Time released_before) {
     reading_role_.HandOffIfOrphaned(released_before);
@@ -104,6 +111,15 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   absl::flat_hash_map<uint32_t, std::shared_ptr<ServerStream>> streams_ ABSL_GUARDED_BY(mu_);
   uint32_t last_stream_id_ ABSL_GUARDED_BY(mu_) = 0;
   bool going_away_ ABSL_GUARDED_BY(mu_) = false;
+  // Set once HELLO is exchanged (before, only HELLO may be sent).
+  std::atomic<bool> hello_done_{false};
+  // A PING ack arrived (set by the reader; CheckIdle clears it).
+  std::atomic<bool> ping_acked_{false};
+  // CheckIdle's own state (only the housekeeping thread touches it).
+  uint32_t idle_check_stream_id_ = 0;
+  absl::Time idle_since_ = absl::InfinitePast();
+  absl::Time ping_sent_at_ = absl::InfinitePast();  // InfinitePast: none outstanding
+  absl::Time pinged_ok_at_ = absl::InfinitePast();
   // The frame being read by the thread holding the reading role (reused, so
   // its payload's memory is too).
   Frame read_frame_;

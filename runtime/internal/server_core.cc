@@ -117,6 +117,7 @@ absl::Status ServerCore::AddTransport(std::unique_ptr<Transport> transport) {
       connections_.push_back(connection);
       ++live_connections_;
       ++live_connections_per_uid_[uid];
+      if (connections_.size() == 1) reap_cv_.Signal();  // idle checks start
       return started;
     }
   }
@@ -139,18 +140,43 @@ absl::Status ServerCore::AdmitLocked(uid_t uid) {
   return absl::OkStatus();
 }
 
+absl::Duration ServerCore::IdleCheckInterval() const {
+  absl::Duration shortest = absl::InfiniteDuration();
+  if (options_.idle_timeout > absl::ZeroDuration()) shortest = options_.idle_timeout;
+  if (options_.keepalive_time > absl::ZeroDuration()) {
+    shortest = std::min({shortest, options_.keepalive_time, options_.keepalive_timeout});
+  }
+  if (shortest == absl::InfiniteDuration()) return absl::ZeroDuration();
+  return std::clamp(shortest / 4, absl::Milliseconds(5), absl::Seconds(1));
+}
+
 void ServerCore::ReapLoop() {
+  const absl::Duration idle_check = IdleCheckInterval();
+  absl::Time next_idle_check = absl::Now() + idle_check;
   internal::MutexLock lock(&mu_);
   while (!shutting_down_) {
-    if (connections_.size() > live_connections_) {
-      ReapFinishedConnectionsLocked();
-      // An ended connection finishes once its threads and calls are done:
-      // look again soon while any is left.
-      if (connections_.size() > live_connections_) {
-        reap_cv_.WaitWithTimeout(&mu_, absl::Milliseconds(10));
-      }
-    } else {
+    if (connections_.size() > live_connections_) ReapFinishedConnectionsLocked();
+    const bool checking = idle_check > absl::ZeroDuration() && !connections_.empty();
+    absl::Time now = absl::Now();
+    if (checking && now >= next_idle_check) {
+      std::vector<std::shared_ptr<ServerConnection>> connections = connections_;
+      mu_.Unlock();
+      for (auto& c : connections) c->CheckIdle(now);
+      connections.clear();
+      mu_.Lock();
+      next_idle_check = now + idle_check;
+      continue;
+    }
+    // An ended connection finishes once its threads and calls are done:
+    // look again soon while any is left.
+    absl::Duration wait = absl::InfiniteDuration();
+    if (connections_.size() > live_connections_) wait = absl::Milliseconds(10);
+    if (checking) wait = std::min(wait, next_idle_check - now);
+    if (wait == absl::InfiniteDuration()) {
       reap_cv_.Wait(&mu_);
+      next_idle_check = absl::Now() + idle_check;  // woken by a new connection, or an end
+    } else {
+      reap_cv_.WaitWithTimeout(&mu_, wait);
     }
   }
 }

@@ -96,13 +96,16 @@ class ServerCore {
   void AcceptLoop(Listener* listener);
   // Joins and drops finished connections as they finish, so their fds are
   // released whether or not accept() still succeeds (it fails while fds run
-  // out). Runs on its own thread until shutdown.
+  // out), and runs every connection's CheckIdle (idle timeout, keep-alive)
+  // while there are connections. Runs on its own thread until shutdown.
   void ReapLoop();
   // OK, or RESOURCE_EXHAUSTED if a new connection from `uid` would exceed
   // max_connections or max_connections_per_uid.
   absl::Status AdmitLocked(uid_t uid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReapFinishedConnectionsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool IdleWithoutListenersLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // How often ReapLoop runs the connections' CheckIdle; zero: never.
+  absl::Duration IdleCheckInterval() const;
   // The watchdog's tick: every connection's ReadingRole::HandOffIfOrphaned.
   void HandOffOrphanedRoles(absl::Time released_before);
 

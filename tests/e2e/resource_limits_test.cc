@@ -4,10 +4,14 @@
 // up; skipped otherwise) or fds (a small RLIMIT_NOFILE), and the connection
 // caps. No assertion depends on timing.
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -169,6 +173,89 @@ TEST(ResourceLimitsTest, ConnectionsFromOneUidBeyondItsCapAreRefusedResourceExha
       << refused;
   EXPECT_NE(refused.message().find("max_connections_per_uid 2"), absl::string_view::npos)
       << refused;
+}
+
+// The number of fds the server process has open.
+int FdCount(const ServerProcess& server) {
+  int n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(absl::StrCat("/proc/", server.pid(), "/fd"), ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
+// The frame type of a whole frame (docs/PROTOCOL.md §2); -1 if none.
+int FrameType(const std::string& frame) {
+  return frame.size() < 16 ? -1 : static_cast<uint8_t>(frame[3]);
+}
+constexpr int kPingType = 8;
+constexpr int kGoAwayType = 9;
+
+// Reads and drops what arrives on `fd` until the peer closes it (true) or
+// nothing has come for 30 s (false).
+bool ClosedByPeer(int fd) {
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 30'000) != 1) return false;
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n == 0) return true;
+    if (n < 0 && errno != EINTR) return true;  // ECONNRESET: closed too
+  }
+}
+
+// Before: ServerOptions had no idle timeout and a connection stayed open
+// for as long as its client did. After: the server closes it (its fds are
+// released) and the channel's next call reconnects.
+TEST(ResourceLimitsTest, AnIdleConnectionIsClosedAndTheNextCallReconnects) {
+  ServerProcess server({}, "server { idle_timeout_ms: 200 }");
+  const int baseline = FdCount(server);
+  absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+  ASSERT_TRUE(channel.ok());
+  auto stub = TestService::NewStub(*channel);
+  ASSERT_TRUE(Echo(*stub).ok());
+  EXPECT_GT(FdCount(server), baseline);
+  int fds = FdCount(server);
+  for (int i = 0; i < 300 && fds > baseline; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    fds = FdCount(server);
+  }
+  EXPECT_EQ(fds, baseline) << "the idle connection was never closed";
+  absl::Status s = Echo(*stub);
+  EXPECT_TRUE(s.ok()) << "the call after an idle close failed: " << s;
+}
+
+// A client that never answers the server's keep-alive PING is closed; one
+// that answers stays.
+TEST(ResourceLimitsTest, AClientThatDoesNotAnswerKeepAlivePingsIsClosed) {
+  ServerProcess server(
+      {}, "server { idle_timeout_ms: 0 keepalive_time_ms: 100 keepalive_timeout_ms: 300 }");
+  const std::string hello = HelloFrame();
+  int silent = ConnectRaw(server.socket_path());
+  int answering = ConnectRaw(server.socket_path());
+  ASSERT_GE(silent, 0);
+  ASSERT_GE(answering, 0);
+  for (int fd : {silent, answering}) {
+    ASSERT_TRUE(SendAll(fd, hello));
+    ASSERT_EQ(FrameType(ReceiveFrame(fd)), 1);  // the server's HELLO
+  }
+  // The answering client acks three PINGs, and is pinged again: still open.
+  for (int i = 0; i < 4; ++i) {
+    std::string ping = ReceiveFrame(answering);
+    ASSERT_EQ(FrameType(ping), kPingType) << "frame " << i;
+    ASSERT_EQ(ping.size(), 24u);
+    std::string ack = ping;
+    ack[12] = 1;  // flags: ACK
+    ASSERT_TRUE(SendAll(answering, ack));
+  }
+  std::string ping = ReceiveFrame(silent);
+  EXPECT_EQ(FrameType(ping), kPingType);
+  EXPECT_EQ(FrameType(ReceiveFrame(silent)), kGoAwayType);
+  EXPECT_TRUE(ClosedByPeer(silent)) << "a client that never answered a PING was kept";
+  ::close(silent);
+  ::close(answering);
 }
 
 }  // namespace
