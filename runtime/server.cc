@@ -118,6 +118,10 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
   if (config_->max_connections_per_uid() != 0) {
     options_.max_connections_per_uid = config_->max_connections_per_uid();
   }
+  if (config_->max_streaming_handlers_per_connection() != 0) {
+    options_.max_streaming_handlers_per_connection =
+        config_->max_streaming_handlers_per_connection();
+  }
   if (config_->has_handshake_timeout_ms()) {
     options_.handshake_timeout = absl::Milliseconds(config_->handshake_timeout_ms());
   }

@@ -104,6 +104,12 @@ struct ServerOptions {
   absl::Duration idle_timeout = absl::Minutes(30);
   absl::Duration keepalive_time = absl::Hours(2);
   absl::Duration keepalive_timeout = absl::Seconds(20);
+  // Most client-streaming and bidi handlers one connection may have on the
+  // pool (running or queued) at once; each holds a pool thread for its whole
+  // call. Beyond it, a new such call on that connection is refused at once
+  // with RESOURCE_EXHAUSTED, so that one client cannot take every pool
+  // thread. 0: num_threads / 2 (at least 1).
+  uint32_t max_streaming_handlers_per_connection = 0;
 };
 
 class Server {

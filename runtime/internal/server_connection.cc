@@ -142,9 +142,24 @@ void ServerConnection::StartCall(uint32_t stream_id, const Frame& frame) {
     }
     if (refusal.ok()) {
       const Service::RegisteredMethod& m = **method;
-      handler = m.handler.get();
       single_request =
           m.descriptor.kind == RpcKind::kUnary || m.descriptor.kind == RpcKind::kServerStreaming;
+      // A streaming handler holds a pool thread for its whole call: one
+      // connection may hold only its share of the pool.
+      if (!single_request) {
+        const uint32_t cap = core_.max_streaming_handlers_per_connection();
+        if (streaming_handlers_.load(std::memory_order_relaxed) >= cap) {
+          refusal = absl::ResourceExhaustedError(absl::StrCat(
+              "too many streaming calls on one connection hold server threads (limit ", cap,
+              ", max_streaming_handlers_per_connection)"));
+        } else {
+          streaming_handlers_.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+    }
+    if (refusal.ok()) {
+      const Service::RegisteredMethod& m = **method;
+      handler = m.handler.get();
       stream = std::make_shared<ServerStream>(shared_from_this(), stream_id, m.descriptor.name,
                                               deadline, std::move(metadata));
       if (m.descriptor.name.empty()) stream->KeepMethodName(call.method);  // generic
@@ -154,17 +169,21 @@ void ServerConnection::StartCall(uint32_t stream_id, const Frame& frame) {
   }
   if (!refusal.ok()) return RefuseCall(stream_id, refusal);
   core_.CallStarted();
-  if (!single_request) RunHandler(std::move(stream), handler);
+  if (!single_request) RunHandler(std::move(stream), handler, /*streaming=*/true);
 }
 
 void ServerConnection::RunHandler(std::shared_ptr<ServerStream> stream,
-                                  MethodHandler* handler) {
+                                  MethodHandler* handler, bool streaming) {
   std::shared_ptr<ServerStream> keep = stream;
-  bool scheduled = core_.pool().Schedule([stream = std::move(stream), handler] {
+  bool scheduled = core_.pool().Schedule([this, stream = std::move(stream), handler, streaming] {
     handler->Run(*stream);
+    // Before the call finishes: once it has, the stream (and with it this
+    // connection) may be released.
+    if (streaming) streaming_handlers_.fetch_sub(1, std::memory_order_relaxed);
     stream->FinishIfHandlerDidNot();
   });
   if (!scheduled) {
+    if (streaming) streaming_handlers_.fetch_sub(1, std::memory_order_relaxed);
     keep->Finish(absl::ResourceExhaustedError("server overloaded: too many calls queued"),
                  nullptr);
   }

@@ -99,8 +99,10 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   void StartCall(uint32_t stream_id, const Frame& frame);
   void RefuseCall(uint32_t stream_id, const absl::Status& status);
   void StreamFinished(ServerStream* stream);
-  // Hands the stream's handler to the thread pool.
-  void RunHandler(std::shared_ptr<ServerStream> stream, MethodHandler* handler);
+  // Hands the stream's handler to the thread pool. A streaming handler
+  // (counted in streaming_handlers_) gives its count back when it returns.
+  void RunHandler(std::shared_ptr<ServerStream> stream, MethodHandler* handler,
+                  bool streaming = false);
 
   ServerCore& core_;
   const uid_t peer_uid_;
@@ -111,6 +113,9 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   absl::flat_hash_map<uint32_t, std::shared_ptr<ServerStream>> streams_ ABSL_GUARDED_BY(mu_);
   uint32_t last_stream_id_ ABSL_GUARDED_BY(mu_) = 0;
   bool going_away_ ABSL_GUARDED_BY(mu_) = false;
+  // Client-streaming/bidi handlers of this connection on the pool (running
+  // or queued). Raised under mu_ (in StartCall), lowered without it.
+  std::atomic<uint32_t> streaming_handlers_{0};
   // Set once HELLO is exchanged (before, only HELLO may be sent).
   std::atomic<bool> hello_done_{false};
   // A PING ack arrived (set by the reader; CheckIdle clears it).

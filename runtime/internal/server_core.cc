@@ -13,7 +13,13 @@ namespace ipcrpc::internal {
 
 ServerCore::ServerCore(const ServerOptions& options, std::vector<Service*> services,
                        const Service::RegisteredMethod* generic_method)
-    : options_(options), services_(std::move(services)), generic_method_(generic_method) {}
+    : options_(options),
+      streaming_handlers_per_connection_(
+          options.max_streaming_handlers_per_connection != 0
+              ? options.max_streaming_handlers_per_connection
+              : static_cast<uint32_t>(std::max(1, options.num_threads / 2))),
+      services_(std::move(services)),
+      generic_method_(generic_method) {}
 
 ServerCore::~ServerCore() { Shutdown(absl::Now()); }
 

@@ -71,6 +71,10 @@ class ServerCore {
   std::vector<std::string> addresses() const;
 
   const ServerOptions& options() const { return options_; }
+  // ServerOptions::max_streaming_handlers_per_connection, its default applied.
+  uint32_t max_streaming_handlers_per_connection() const {
+    return streaming_handlers_per_connection_;
+  }
   // Looks a method up; UNIMPLEMENTED with a precise message if absent.
   absl::StatusOr<const Service::RegisteredMethod*> FindMethod(absl::string_view name) const;
   // Generic dispatch: the method serving names no service serves, or null.
@@ -110,6 +114,7 @@ class ServerCore {
   void HandOffOrphanedRoles(absl::Time released_before);
 
   const ServerOptions options_;
+  const uint32_t streaming_handlers_per_connection_;
   const std::vector<Service*> services_;
   const Service::RegisteredMethod* const generic_method_;  // may be null
   absl::flat_hash_map<std::string, const Service::RegisteredMethod*> methods_;

@@ -258,5 +258,86 @@ TEST(ResourceLimitsTest, AClientThatDoesNotAnswerKeepAlivePingsIsClosed) {
   ::close(answering);
 }
 
+// In a forked child: opens `n` bidi streams on one channel to `address`,
+// has each echo one message (so its handler holds a pool thread), writes
+// "held refused" to `report`, and keeps them open (silent) until `hold`
+// reads end-of-file.
+void HoldSilentBidiStreams(const std::string& address, int n, int report, int hold) {
+  absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(address);
+  if (!channel.ok()) ::_exit(1);
+  auto stub = TestService::NewStub(*channel);
+  std::vector<std::unique_ptr<ClientContext>> contexts;
+  std::vector<std::unique_ptr<ClientReaderWriter<Request, Response>>> streams;
+  int held = 0;
+  int refused = 0;
+  for (int i = 0; i < n; ++i) {
+    contexts.push_back(std::make_unique<ClientContext>());
+    streams.push_back(stub->Bidi(contexts.back().get()));
+    Request request;
+    request.set_text("hold");
+    Response response;
+    if (streams.back()->Write(request) && streams.back()->Read(&response)) {
+      ++held;
+    } else {
+      absl::Status s = streams.back()->Finish();
+      std::fprintf(stderr, "[ attacker ] stream %d: %s\n", i, s.ToString().c_str());
+      if (absl::IsResourceExhausted(s)) ++refused;
+    }
+  }
+  std::string counts = absl::StrCat(held, " ", refused, "\n");
+  if (::write(report, counts.data(), counts.size()) < 0) ::_exit(1);
+  char c;
+  while (::read(hold, &c, 1) > 0) {
+  }
+  for (auto& c : contexts) c->TryCancel();
+  ::_exit(0);
+}
+
+// Before: one client's 16 silent bidi streams held all 16 pool threads and
+// every other client's streaming call waited until its deadline. After: that
+// client gets its share (num_threads / 2); its further streaming calls are
+// refused RESOURCE_EXHAUSTED at once, and another client's call is served.
+TEST(ResourceLimitsTest, OneClientsSilentStreamsDoNotStarveAnotherClient) {
+  ServerProcess server;
+  int report[2], hold[2];
+  ASSERT_EQ(::pipe(report), 0);
+  ASSERT_EQ(::pipe(hold), 0);
+  pid_t attacker = ::fork();  // from the single-threaded test: the child may allocate
+  ASSERT_GE(attacker, 0);
+  if (attacker == 0) {
+    ::close(report[0]);
+    ::close(hold[1]);
+    HoldSilentBidiStreams(server.address(), 16, report[1], hold[0]);
+  }
+  ::close(report[1]);
+  ::close(hold[0]);
+  char buf[64] = {};
+  ASSERT_GT(::read(report[0], buf, sizeof(buf) - 1), 0) << "the attacker died";
+  int held = 0, refused = 0;
+  ASSERT_EQ(std::sscanf(buf, "%d %d", &held, &refused), 2);
+  std::fprintf(stderr, "the attacker holds %d streams, %d refused\n", held, refused);
+
+  ClientContext ctx;
+  ctx.set_timeout(absl::Seconds(20));  // "never", on any machine
+  absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+  ASSERT_TRUE(channel.ok());
+  auto stream = TestService::NewStub(*channel)->Bidi(&ctx);
+  Request request;
+  request.set_text("victim");
+  Response response;
+  EXPECT_TRUE(stream->Write(request));
+  EXPECT_TRUE(stream->Read(&response));
+  EXPECT_TRUE(stream->WritesDone());
+  absl::Status s = stream->Finish();
+  EXPECT_TRUE(s.ok()) << "another client's streaming call was starved: " << s;
+  EXPECT_EQ(response.text(), "victim");
+  EXPECT_EQ(held, 8) << "the attacker's share: num_threads / 2";
+  EXPECT_EQ(refused, 8);
+
+  ::close(hold[1]);
+  ::close(report[0]);
+  if (attacker > 0) ::waitpid(attacker, nullptr, 0);
+}
+
 }  // namespace
 }  // namespace ipcrpc::test
