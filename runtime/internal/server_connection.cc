@@ -197,7 +197,9 @@ void ServerConnection::HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* 
       StartCall(h.stream_id, frame);  // refused in TRAILERS if oversized
       return;
     case FrameType::kPing:
-      if (h.flags & kFlagPingAck) {
+      if (h.stream_id != 0 || frame.payload.size() != 8 || frame.oversized) {
+        framed_.transport().Shutdown();  // protocol violation (PROTOCOL.md §9)
+      } else if (h.flags & kFlagPingAck) {
         ping_acked_.store(true, std::memory_order_relaxed);
       } else {
         std::string out;
@@ -256,11 +258,22 @@ bool ServerConnection::HandleStreamFrameLocked(ServerStream& s, Frame& frame,
   const FrameHeader& h = frame.header;
   switch (h.type) {
     case FrameType::kMessage:
-      if (frame.oversized) {
+      if (!s.forced_status_.ok()) {
+        return false;  // the call has failed already: dropped unbuffered
+      } else if (frame.oversized) {
         s.forced_status_ = absl::ResourceExhaustedError(absl::StrCat(
             "request message of ", h.length, " bytes exceeds the server's max_message_size of ",
             core_.options().max_message_size, " bytes"));
+      } else if (s.half_closed_) {
+        s.forced_status_ = absl::InternalError("MESSAGE after HALF_CLOSE");
+      } else if (s.receive_window_ <= 0) {
+        // PROTOCOL.md §7: the client sent beyond its flow-control window.
+        s.forced_status_ = absl::ResourceExhaustedError(absl::StrCat(
+            "client sent a message while its flow-control window was used up (",
+            s.receive_window_, " bytes left of the server's stream window of ",
+            core_.options().stream_window_bytes, ")"));
       } else {
+        s.receive_window_ -= static_cast<int64_t>(frame.payload.size());
         s.inbox_.push_back(std::move(frame.payload));
       }
       break;
