@@ -9,28 +9,24 @@ namespace ipcrpc::internal {
 // ---------------------------------------------------------------------------
 // ReadingRole
 
-ReadingRole::ReadingRole(std::function<void(bool holds_role)> thread_body,
-                         ThreadStarter start_thread)
-    : thread_body_(std::move(thread_body)), start_thread_(std::move(start_thread)) {}
+ReadingRole::ReadingRole(std::function<void(bool holds_role)> thread_body)
+    : thread_body_(std::move(thread_body)) {}
 
 ReadingRole::~ReadingRole() { Join(); }
 
-absl::Status ReadingRole::Start() {
+void ReadingRole::Start() {
   internal::MutexLock lock(&mu_);
   held_ = true;  // the first thread reads from the start
-  return StartThreadLocked(/*holds_role=*/true);
+  StartThreadLocked(/*holds_role=*/true);
 }
 
-absl::Status ReadingRole::StartThreadLocked(bool holds_role) {
-  absl::StatusOr<std::thread> t = start_thread_([this, holds_role] {
+void ReadingRole::StartThreadLocked(bool holds_role) {
+  ++live_threads_;
+  threads_.emplace_back([this, holds_role] {
     thread_body_(holds_role);
     internal::MutexLock lock(&mu_);
     --live_threads_;  // last touch of shared state: Join() may follow at once
   });
-  if (!t.ok()) return t.status();
-  ++live_threads_;  // under mu_, which the new thread needs before it decrements
-  threads_.push_back(std::move(*t));
-  return absl::OkStatus();
 }
 
 bool ReadingRole::Acquire() {
@@ -54,12 +50,12 @@ void ReadingRole::ReleaseForInlineHandler(absl::Time now) {
 bool ReadingRole::HandOffIfOrphaned(absl::Time released_before) {
   internal::MutexLock lock(&mu_);
   if (!orphaned_ || held_ || closed_ || released_at_ > released_before) return false;
+  orphaned_ = false;
   if (standbys_ > 0) {
     standby_cv_.Signal();
-  } else if (!StartThreadLocked(/*holds_role=*/false).ok()) {
-    return false;  // still orphaned: tried again on the next tick
+  } else {
+    StartThreadLocked(/*holds_role=*/false);
   }
-  orphaned_ = false;
   return true;
 }
 
@@ -112,11 +108,8 @@ ReadingRole::Watchdog::Watchdog(int max_inline,
 
 ReadingRole::Watchdog::~Watchdog() { Stop(); }
 
-absl::Status ReadingRole::Watchdog::Start() {
-  absl::StatusOr<std::thread> t = StartThread([this] { Loop(); });
-  if (!t.ok()) return t.status();
-  thread_ = std::move(*t);
-  return absl::OkStatus();
+void ReadingRole::Watchdog::Start() {
+  thread_ = std::thread([this] { Loop(); });
 }
 
 void ReadingRole::Watchdog::Stop() {

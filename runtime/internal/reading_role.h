@@ -20,11 +20,7 @@
 // ReadingRole owns the connection's threads: it starts them with the body
 // given to its constructor (body(true) for the first thread, which holds
 // the role from the start; body(false) for standbys, which begin with
-// Acquire()) and joins them in Join(). A thread the system refuses (thread
-// limit) is no crash: Start() returns RESOURCE_EXHAUSTED, and a standby that
-// cannot start leaves the role orphaned, to be tried again on the next tick
-// (the connection is read again at the latest when the inline handler
-// returns).
+// Acquire()) and joins them in Join().
 //
 // ReadingRole::Watchdog is the server-wide half: it counts the handlers that
 // run inline (at most `max_inline` at once), and while any does it ticks
@@ -44,7 +40,7 @@
 //
 // Example (what ServerConnection does):
 //   ReadingRole role([this](bool first) { ThreadMain(first); });
-//   if (!role.Start().ok()) ...   // thread 1 runs ThreadMain(true), holding the role
+//   role.Start();                 // thread 1 runs ThreadMain(true), holding the role
 //   // in ThreadMain: while (ReadUntilInlineHandler()) if (!role.Acquire()) return;
 //   role.Close(); role.Join();    // at the end
 
@@ -57,10 +53,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "base/sync.h"
-#include "base/thread.h"
 
 namespace ipcrpc::internal {
 
@@ -68,16 +62,13 @@ class ReadingRole {
  public:
   // `thread_body(holds_role)` is what every thread of the connection runs;
   // it must end (return) once Acquire() returns false.
-  explicit ReadingRole(std::function<void(bool holds_role)> thread_body,
-                       ThreadStarter start_thread = StartThread);
+  explicit ReadingRole(std::function<void(bool holds_role)> thread_body);
   ~ReadingRole();  // Join()s
   ReadingRole(const ReadingRole&) = delete;
   ReadingRole& operator=(const ReadingRole&) = delete;
 
   // Starts the first thread, which holds the role from the start.
-  // RESOURCE_EXHAUSTED if it cannot start (the body never runs; Close() the
-  // role then).
-  absl::Status Start();
+  void Start();
 
   // Blocks until nobody holds the role and it was handed to this thread (or
   // it was released and this thread is the first to ask), then holds it.
@@ -89,8 +80,7 @@ class ReadingRole {
   void ReleaseForInlineHandler(absl::Time now);
 
   // If the role has been orphaned since before `released_before`, wakes one
-  // standby thread (or starts one if none waits) to take it; true if it did
-  // (false if a new thread could not start: the role stays orphaned).
+  // standby thread (or starts one if none waits) to take it; true if it did.
   bool HandOffIfOrphaned(absl::Time released_before);
 
   // Ends the role: Acquire() returns false from now on (waiters wake) and no
@@ -110,10 +100,9 @@ class ReadingRole {
   class Watchdog;
 
  private:
-  absl::Status StartThreadLocked(bool holds_role) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartThreadLocked(bool holds_role) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::function<void(bool)> thread_body_;
-  const ThreadStarter start_thread_;
   mutable internal::Mutex mu_;
   internal::CondVar standby_cv_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
@@ -141,8 +130,7 @@ class ReadingRole::Watchdog {
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
-  // RESOURCE_EXHAUSTED if its thread cannot start.
-  absl::Status Start();
+  void Start();
   // Stops and joins the watchdog's thread. Idempotent.
   void Stop();
 
