@@ -41,14 +41,21 @@ def _import_path(f):
 def _include_flag(f):
     return "-I" + _import_root(f)
 
-def _ipcrpc_generate_impl(ctx):
+def ipcrpc_protoc(ctx, suffixes, out_flags, plugin_flag, mnemonic, progress_message):
+    """Runs protoc with ctx.executable.plugin over ctx.files.srcs (shared by the C++ and Python rules).
+
+    Declares one output per src and suffix (next to the src, in this package),
+    puts every .proto of ctx.attr.deps (IpcrpcProtoInfo) and the well-known
+    types on the import path, and passes each of `out_flags` (e.g. "--cpp_out")
+    the output root. Returns (outputs, the depset of every .proto involved).
+    """
     package_root = ctx.label.package + "/" if ctx.label.package else ""
     outputs = []
     for src in ctx.files.srcs:
         if src.owner.workspace_root != ctx.label.workspace_root or src.owner.package != ctx.label.package:
             fail("%s: srcs must be in this package, %s is not" % (ctx.label, src.owner))
         stem = _import_path(src)[len(package_root):-len(".proto")]
-        for suffix in [".pb.h", ".pb.cc", ".ipcrpc.pb.h", ".ipcrpc.pb.cc"]:
+        for suffix in suffixes:
             outputs.append(ctx.actions.declare_file(stem + suffix))
 
     protos = depset(
@@ -59,9 +66,9 @@ def _ipcrpc_generate_impl(ctx):
     out_dir = "/".join([p for p in [ctx.bin_dir.path, ctx.label.workspace_root] if p])
 
     args = ctx.actions.args()
-    args.add(ctx.executable.plugin, format = "--plugin=protoc-gen-ipcrpc=%s")
-    args.add(out_dir, format = "--cpp_out=%s")
-    args.add(out_dir, format = "--ipcrpc_out=%s")
+    args.add(ctx.executable.plugin, format = plugin_flag + "=%s")
+    for flag in out_flags:
+        args.add(out_dir, format = flag + "=%s")
     args.add_all(protos, map_each = _include_flag, uniquify = True)
     if well_known:
         wkt = well_known[0].path  # .../include/google/protobuf/any.proto
@@ -76,6 +83,34 @@ def _ipcrpc_generate_impl(ctx):
         inputs = depset(well_known, transitive = [protos]),
         tools = [ctx.executable.plugin],
         outputs = outputs,
+        mnemonic = mnemonic,
+        progress_message = progress_message,
+    )
+    return outputs, protos
+
+def ipcrpc_protoc_attrs(plugin):
+    """The attributes a rule using ipcrpc_protoc needs, with `plugin` as the default plugin."""
+    return {
+        "srcs": attr.label_list(allow_files = [".proto"], mandatory = True),
+        "deps": attr.label_list(providers = [IpcrpcProtoInfo]),
+        "plugin": attr.label(default = plugin, executable = True, cfg = "exec"),
+        "_protoc": attr.label(
+            default = Label("@ipcrpc_system//:protoc"),
+            allow_single_file = True,
+            cfg = "exec",
+        ),
+        "_well_known_protos": attr.label(
+            default = Label("@ipcrpc_system//:well_known_protos"),
+            allow_files = [".proto"],
+        ),
+    }
+
+def _ipcrpc_generate_impl(ctx):
+    outputs, protos = ipcrpc_protoc(
+        ctx,
+        suffixes = [".pb.h", ".pb.cc", ".ipcrpc.pb.h", ".ipcrpc.pb.cc"],
+        out_flags = ["--cpp_out", "--ipcrpc_out"],
+        plugin_flag = "--plugin=protoc-gen-ipcrpc",
         mnemonic = "IpcrpcProtoc",
         progress_message = "Generating C++ messages and ipcrpc services for %s" % ctx.label,
     )
@@ -91,24 +126,7 @@ def _ipcrpc_generate_impl(ctx):
 _ipcrpc_generate = rule(
     implementation = _ipcrpc_generate_impl,
     doc = "Runs protoc with --cpp_out and protoc-gen-ipcrpc over srcs.",
-    attrs = {
-        "srcs": attr.label_list(allow_files = [".proto"], mandatory = True),
-        "deps": attr.label_list(providers = [IpcrpcProtoInfo]),
-        "plugin": attr.label(
-            default = Label("//codegen:protoc-gen-ipcrpc"),
-            executable = True,
-            cfg = "exec",
-        ),
-        "_protoc": attr.label(
-            default = Label("@ipcrpc_system//:protoc"),
-            allow_single_file = True,
-            cfg = "exec",
-        ),
-        "_well_known_protos": attr.label(
-            default = Label("@ipcrpc_system//:well_known_protos"),
-            allow_files = [".proto"],
-        ),
-    },
+    attrs = ipcrpc_protoc_attrs(Label("//codegen:protoc-gen-ipcrpc")),
 )
 
 def _ipcrpc_library_impl(ctx):
