@@ -130,10 +130,12 @@ class IpcChannel final : public Channel {
     absl::StatusOr<std::shared_ptr<ClientConnection>> c =
         ClientConnection::Establish(std::move(transport), options_, deadline);
     if (!c.ok()) {
-      // The server's refusal (PERMISSION_DENIED) and a deadline keep their
-      // code; any other failure to set up is the transient UNAVAILABLE.
-      const bool keep =
-          absl::IsDeadlineExceeded(c.status()) || absl::IsPermissionDenied(c.status());
+      // The server's refusal (PERMISSION_DENIED; RESOURCE_EXHAUSTED when it
+      // is out of threads or over a connection limit) and a deadline keep
+      // their code; any other failure to set up is the transient UNAVAILABLE.
+      const bool keep = absl::IsDeadlineExceeded(c.status()) ||
+                        absl::IsPermissionDenied(c.status()) ||
+                        absl::IsResourceExhausted(c.status());
       return absl::Status(keep ? c.status().code() : absl::StatusCode::kUnavailable,
                           c.status().message());
     }

@@ -114,6 +114,26 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
   if (config_->max_metadata_entries() != 0) {
     options_.max_metadata_entries = config_->max_metadata_entries();
   }
+  if (config_->max_connections() != 0) options_.max_connections = config_->max_connections();
+  if (config_->max_connections_per_uid() != 0) {
+    options_.max_connections_per_uid = config_->max_connections_per_uid();
+  }
+  if (config_->max_streaming_handlers_per_connection() != 0) {
+    options_.max_streaming_handlers_per_connection =
+        config_->max_streaming_handlers_per_connection();
+  }
+  if (config_->has_handshake_timeout_ms()) {
+    options_.handshake_timeout = absl::Milliseconds(config_->handshake_timeout_ms());
+  }
+  if (config_->has_idle_timeout_ms()) {
+    options_.idle_timeout = absl::Milliseconds(config_->idle_timeout_ms());
+  }
+  if (config_->has_keepalive_time_ms()) {
+    options_.keepalive_time = absl::Milliseconds(config_->keepalive_time_ms());
+  }
+  if (config_->has_keepalive_timeout_ms()) {
+    options_.keepalive_timeout = absl::Milliseconds(config_->keepalive_timeout_ms());
+  }
   std::vector<std::string> allowed(config_->allowed_transports().begin(),
                                    config_->allowed_transports().end());
   std::unique_ptr<HealthService> health;
@@ -137,7 +157,7 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
     if (!l.ok()) return l.status();  // listeners made so far close on return
     listeners.push_back(std::move(*l));
   }
-  for (auto& l : listeners) core->AddListener(std::move(l));
+  for (auto& l : listeners) IPCRPC_RETURN_IF_ERROR(core->AddListener(std::move(l)));
   for (auto& t : transports_) IPCRPC_RETURN_IF_ERROR(core->AddTransport(std::move(t)));
   transports_.clear();
   return std::unique_ptr<Server>(new Server(std::move(health), std::move(core)));

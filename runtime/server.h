@@ -88,6 +88,28 @@ struct ServerOptions {
   // initial or trailing metadata exceeds them ends RESOURCE_EXHAUSTED.
   size_t max_metadata_bytes = kDefaultMaxMetadataBytes;
   size_t max_metadata_entries = kDefaultMaxMetadataEntries;
+  // Most connections served at once, in all and from one peer uid; a
+  // connection beyond either is refused before HELLO with RESOURCE_EXHAUSTED
+  // (the client's call gets it). Each connection costs a thread and ~2 fds.
+  size_t max_connections = 1024;
+  size_t max_connections_per_uid = 1024;
+  // A connection must complete HELLO within handshake_timeout, or it is
+  // closed. A connection without calls for idle_timeout is sent GOAWAY and
+  // closed (a client's next call reconnects); zero disables. A connection
+  // without calls for keepalive_time is sent a PING; unanswered within
+  // keepalive_timeout, it is closed too (zero keepalive_time disables).
+  // Checked every quarter of the shortest of these (at least 5 ms, at most
+  // 1 s), so they are met within that much.
+  absl::Duration handshake_timeout = absl::Seconds(10);
+  absl::Duration idle_timeout = absl::Minutes(30);
+  absl::Duration keepalive_time = absl::Hours(2);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  // Most client-streaming and bidi handlers one connection may have on the
+  // pool (running or queued) at once; each holds a pool thread for its whole
+  // call. Beyond it, a new such call on that connection is refused at once
+  // with RESOURCE_EXHAUSTED, so that one client cannot take every pool
+  // thread. 0: num_threads / 2 (at least 1).
+  uint32_t max_streaming_handlers_per_connection = 0;
 };
 
 class Server {

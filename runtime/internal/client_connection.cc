@@ -56,7 +56,8 @@ ClientStream::ClientStream(std::shared_ptr<ClientConnection> connection, uint32_
     : connection_(std::move(connection)),
       id_(id),
       context_(context),
-      deadline_(context ? context->deadline() : absl::InfiniteFuture()) {}
+      deadline_(context ? context->deadline() : absl::InfiniteFuture()),
+      receive_window_(connection_->options_.stream_window_bytes) {}
 
 ClientStream::~ClientStream() {
   if (context_ != nullptr) {
@@ -154,6 +155,7 @@ bool ClientStream::Read(google::protobuf::MessageLite* message) {
     if (!done_ && unacked_bytes_ >= c.options_.stream_window_bytes / 2) {
       credit = unacked_bytes_;
       unacked_bytes_ = 0;
+      receive_window_ += credit;
     }
   }
   if (credit > 0) {
@@ -478,6 +480,16 @@ void ClientConnection::HandleFrameLocked(Frame& frame) {
         FinishStreamLocked(s, ReceivedMessageError(h.length));
         return;
       }
+      if (s->receive_window_ <= 0) {
+        // The server sent beyond its flow-control window (PROTOCOL.md §7).
+        AppendFrame(FrameType::kCancel, s->id_, {}, &pending_control_);
+        FinishStreamLocked(s, absl::ResourceExhaustedError(absl::StrCat(
+                                  "server sent a message while its flow-control window was "
+                                  "used up (stream window ",
+                                  options_.stream_window_bytes, " bytes)")));
+        return;
+      }
+      s->receive_window_ -= static_cast<int64_t>(frame.payload.size());
       s->inbox_.push_back(std::move(frame.payload));
       s->cv_.SignalAll();
       return;

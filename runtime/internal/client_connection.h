@@ -74,6 +74,9 @@ class ClientStream final : public ClientCall {
   bool writes_done_ = false;
   int64_t send_window_ = 0;   // bytes we may still send
   uint32_t unacked_bytes_ = 0;  // consumed but not yet credited back
+  // The server's send window as we track it (PROTOCOL.md §7): our
+  // initial_stream_window plus the CREDIT sent, minus the payloads received.
+  int64_t receive_window_ = 0;
   int waiters_ = 0;
   internal::CondVar cv_;
 };

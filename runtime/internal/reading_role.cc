@@ -9,24 +9,28 @@ namespace ipcrpc::internal {
 // ---------------------------------------------------------------------------
 // ReadingRole
 
-ReadingRole::ReadingRole(std::function<void(bool holds_role)> thread_body)
-    : thread_body_(std::move(thread_body)) {}
+ReadingRole::ReadingRole(std::function<void(bool holds_role)> thread_body,
+                         ThreadStarter start_thread)
+    : thread_body_(std::move(thread_body)), start_thread_(std::move(start_thread)) {}
 
 ReadingRole::~ReadingRole() { Join(); }
 
-void ReadingRole::Start() {
+absl::Status ReadingRole::Start() {
   internal::MutexLock lock(&mu_);
   held_ = true;  // the first thread reads from the start
-  StartThreadLocked(/*holds_role=*/true);
+  return StartThreadLocked(/*holds_role=*/true);
 }
 
-void ReadingRole::StartThreadLocked(bool holds_role) {
-  ++live_threads_;
-  threads_.emplace_back([this, holds_role] {
+absl::Status ReadingRole::StartThreadLocked(bool holds_role) {
+  absl::StatusOr<std::thread> t = start_thread_([this, holds_role] {
     thread_body_(holds_role);
     internal::MutexLock lock(&mu_);
     --live_threads_;  // last touch of shared state: Join() may follow at once
   });
+  if (!t.ok()) return t.status();
+  ++live_threads_;  // under mu_, which the new thread needs before it decrements
+  threads_.push_back(std::move(*t));
+  return absl::OkStatus();
 }
 
 bool ReadingRole::Acquire() {
@@ -50,12 +54,12 @@ void ReadingRole::ReleaseForInlineHandler(absl::Time now) {
 bool ReadingRole::HandOffIfOrphaned(absl::Time released_before) {
   internal::MutexLock lock(&mu_);
   if (!orphaned_ || held_ || closed_ || released_at_ > released_before) return false;
-  orphaned_ = false;
   if (standbys_ > 0) {
     standby_cv_.Signal();
-  } else {
-    StartThreadLocked(/*holds_role=*/false);
+  } else if (!StartThreadLocked(/*holds_role=*/false).ok()) {
+    return false;  // still orphaned: tried again on the next tick
   }
+  orphaned_ = false;
   return true;
 }
 
@@ -108,8 +112,11 @@ ReadingRole::Watchdog::Watchdog(int max_inline,
 
 ReadingRole::Watchdog::~Watchdog() { Stop(); }
 
-void ReadingRole::Watchdog::Start() {
-  thread_ = std::thread([this] { Loop(); });
+absl::Status ReadingRole::Watchdog::Start() {
+  absl::StatusOr<std::thread> t = StartThread([this] { Loop(); });
+  if (!t.ok()) return t.status();
+  thread_ = std::move(*t);
+  return absl::OkStatus();
 }
 
 void ReadingRole::Watchdog::Stop() {

@@ -20,7 +20,11 @@
 // ReadingRole owns the connection's threads: it starts them with the body
 // given to its constructor (body(true) for the first thread, which holds
 // the role from the start; body(false) for standbys, which begin with
-// Acquire()) and joins them in Join().
+// Acquire()) and joins them in Join(). A thread the system refuses (thread
+// limit) is no crash: Start() returns RESOURCE_EXHAUSTED, and a standby that
+// cannot start leaves the role orphaned, to be tried again on the next tick
+// (the connection is read again at the latest when the inline handler
+// returns).
 //
 // ReadingRole::Watchdog is the server-wide half: it counts the handlers that
 // run inline (at most `max_inline` at once), and while any does it ticks
@@ -40,7 +44,7 @@
 //
 // Example (what ServerConnection does):
 //   ReadingRole role([this](bool first) { ThreadMain(first); });
-//   role.Start();                 // thread 1 runs ThreadMain(true), holding the role
+//   if (!role.Start().ok()) ...   // thread 1 runs ThreadMain(true), holding the role
 //   // in ThreadMain: while (ReadUntilInlineHandler()) if (!role.Acquire()) return;
 //   role.Close(); role.Join();    // at the end
 
@@ -53,8 +57,10 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "base/sync.h"
+#include "base/thread.h"
 
 namespace ipcrpc::internal {
 
@@ -62,13 +68,16 @@ class ReadingRole {
  public:
   // `thread_body(holds_role)` is what every thread of the connection runs;
   // it must end (return) once Acquire() returns false.
-  explicit ReadingRole(std::function<void(bool holds_role)> thread_body);
+  explicit ReadingRole(std::function<void(bool holds_role)> thread_body,
+                       ThreadStarter start_thread = StartThread);
   ~ReadingRole();  // Join()s
   ReadingRole(const ReadingRole&) = delete;
   ReadingRole& operator=(const ReadingRole&) = delete;
 
   // Starts the first thread, which holds the role from the start.
-  void Start();
+  // RESOURCE_EXHAUSTED if it cannot start (the body never runs; Close() the
+  // role then).
+  absl::Status Start();
 
   // Blocks until nobody holds the role and it was handed to this thread (or
   // it was released and this thread is the first to ask), then holds it.
@@ -80,7 +89,8 @@ class ReadingRole {
   void ReleaseForInlineHandler(absl::Time now);
 
   // If the role has been orphaned since before `released_before`, wakes one
-  // standby thread (or starts one if none waits) to take it; true if it did.
+  // standby thread (or starts one if none waits) to take it; true if it did
+  // (false if a new thread could not start: the role stays orphaned).
   bool HandOffIfOrphaned(absl::Time released_before);
 
   // Ends the role: Acquire() returns false from now on (waiters wake) and no
@@ -100,9 +110,10 @@ class ReadingRole {
   class Watchdog;
 
  private:
-  void StartThreadLocked(bool holds_role) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status StartThreadLocked(bool holds_role) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::function<void(bool)> thread_body_;
+  const ThreadStarter start_thread_;
   mutable internal::Mutex mu_;
   internal::CondVar standby_cv_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
@@ -130,7 +141,8 @@ class ReadingRole::Watchdog {
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
-  void Start();
+  // RESOURCE_EXHAUSTED if its thread cannot start.
+  absl::Status Start();
   // Stops and joins the watchdog's thread. Idempotent.
   void Stop();
 

@@ -25,7 +25,8 @@ constexpr auto kPatience = std::chrono::seconds(20);  // "never" on any machine
 // call's time) and runs a handler that blocks until the test finishes it.
 class FakeConnection {
  public:
-  FakeConnection() : role_([this](bool first) { Body(first); }) {}
+  explicit FakeConnection(ThreadStarter start_thread = StartThread)
+      : role_([this](bool first) { Body(first); }, std::move(start_thread)) {}
   ~FakeConnection() {
     End();
     role_.Join();
@@ -137,7 +138,7 @@ const absl::Time kT0 = absl::FromUnixSeconds(1'000'000);
 
 TEST(ReadingRoleTest, QuickHandlerTakesTheRoleBackWithoutAHandOff) {
   FakeConnection c;
-  c.role().Start();
+  ASSERT_TRUE(c.role().Start().ok());
   c.AwaitHolder(0);
   ASSERT_EQ(c.RunInlineHandler(kT0), 0);
   c.FinishHandler(0);
@@ -148,7 +149,7 @@ TEST(ReadingRoleTest, QuickHandlerTakesTheRoleBackWithoutAHandOff) {
 
 TEST(ReadingRoleTest, NoHandOffBeforeTheThreshold) {
   FakeConnection c;
-  c.role().Start();
+  ASSERT_TRUE(c.role().Start().ok());
   c.AwaitHolder(0);
   c.RunInlineHandler(kT0);
   // The watchdog asks for roles released before kT0 - 1 ms: not this one.
@@ -160,7 +161,7 @@ TEST(ReadingRoleTest, NoHandOffBeforeTheThreshold) {
 
 TEST(ReadingRoleTest, HandOffAfterTheThresholdStartsAStandbyThatReads) {
   FakeConnection c;
-  c.role().Start();
+  ASSERT_TRUE(c.role().Start().ok());
   c.AwaitHolder(0);
   c.RunInlineHandler(kT0);
   EXPECT_TRUE(c.role().HandOffIfOrphaned(kT0 + absl::Milliseconds(1)));
@@ -173,9 +174,41 @@ TEST(ReadingRoleTest, HandOffAfterTheThresholdStartsAStandbyThatReads) {
   c.AwaitStandbys(1);  // thread 1 reads: thread 0 waits as a standby
 }
 
+// A thread the system refuses (RLIMIT_NPROC, pids.max) is a status, not
+// std::terminate.
+TEST(ReadingRoleTest, AFirstThreadThatCannotStartIsAStatus) {
+  FakeConnection c([](std::function<void()>) -> absl::StatusOr<std::thread> {
+    return absl::ResourceExhaustedError("no threads");
+  });
+  absl::Status started = c.role().Start();
+  EXPECT_TRUE(absl::IsResourceExhausted(started)) << started;
+  c.role().Close();
+  EXPECT_TRUE(c.role().finished());
+  EXPECT_EQ(c.threads_started(), 0);
+}
+
+TEST(ReadingRoleTest, AStandbyThatCannotStartLeavesTheRoleOrphanedForTheNextTick) {
+  std::atomic<bool> refuse{false};
+  FakeConnection c([&refuse](std::function<void()> body) -> absl::StatusOr<std::thread> {
+    if (refuse) return absl::ResourceExhaustedError("no threads");
+    return StartThread(std::move(body));
+  });
+  ASSERT_TRUE(c.role().Start().ok());
+  c.AwaitHolder(0);
+  c.RunInlineHandler(kT0);
+  refuse = true;
+  EXPECT_FALSE(c.role().HandOffIfOrphaned(kT0 + absl::Milliseconds(1)));
+  EXPECT_EQ(c.threads_started(), 1);
+  refuse = false;
+  EXPECT_TRUE(c.role().HandOffIfOrphaned(kT0 + absl::Milliseconds(2)));
+  c.AwaitHolder(1);
+  c.FinishHandler(0);
+  c.AwaitStandbys(1);
+}
+
 TEST(ReadingRoleTest, HandOffWakesAnIdleStandbyInsteadOfStartingAThread) {
   FakeConnection c;
-  c.role().Start();
+  ASSERT_TRUE(c.role().Start().ok());
   c.AwaitHolder(0);
   c.RunInlineHandler(kT0);
   ASSERT_TRUE(c.role().HandOffIfOrphaned(kT0 + absl::Milliseconds(1)));
@@ -194,7 +227,7 @@ TEST(ReadingRoleTest, HandOffWakesAnIdleStandbyInsteadOfStartingAThread) {
 
 TEST(ReadingRoleTest, HandlerThreadTakesTheRoleBackIfTheStandbyReleasedIt) {
   FakeConnection c;
-  c.role().Start();
+  ASSERT_TRUE(c.role().Start().ok());
   c.AwaitHolder(0);
   c.RunInlineHandler(kT0);
   ASSERT_TRUE(c.role().HandOffIfOrphaned(kT0 + absl::Milliseconds(1)));
@@ -211,7 +244,7 @@ TEST(ReadingRoleTest, HandlerThreadTakesTheRoleBackIfTheStandbyReleasedIt) {
 
 TEST(ReadingRoleTest, ShutdownWhileHandlersRunEndsEveryThread) {
   FakeConnection c;
-  c.role().Start();
+  ASSERT_TRUE(c.role().Start().ok());
   c.AwaitHolder(0);
   c.RunInlineHandler(kT0);
   ASSERT_TRUE(c.role().HandOffIfOrphaned(kT0 + absl::Milliseconds(1)));
@@ -232,7 +265,7 @@ TEST(ReadingRoleTest, ShutdownWhileHandlersRunEndsEveryThread) {
 
 TEST(ReadingRoleTest, ShutdownWakesAWaitingStandby) {
   FakeConnection c;
-  c.role().Start();
+  ASSERT_TRUE(c.role().Start().ok());
   c.AwaitHolder(0);
   c.RunInlineHandler(kT0);
   ASSERT_TRUE(c.role().HandOffIfOrphaned(kT0 + absl::Milliseconds(1)));
@@ -288,7 +321,7 @@ TEST(WatchdogTest, TicksWhileAHandlerRunsInlineAskingForRolesOlderThanTheGrace) 
   const absl::Duration grace = absl::Milliseconds(1);
   ReadingRole::Watchdog watchdog(
       4, [&](absl::Time released_before) { ticks.Tick(released_before); }, grace);
-  watchdog.Start();
+  ASSERT_TRUE(watchdog.Start().ok());
   ASSERT_TRUE(watchdog.TryStartInlineHandler());
   const int before = ticks.ticks();
   const absl::Time started = absl::Now();
@@ -306,7 +339,7 @@ TEST(WatchdogTest, SleepsWhenIdleAndWakesForTheNextInlineHandler) {
   ReadingRole::Watchdog watchdog(
       4, [&](absl::Time released_before) { ticks.Tick(released_before); },
       absl::Milliseconds(1), /*idle=*/absl::Milliseconds(5));
-  watchdog.Start();
+  ASSERT_TRUE(watchdog.Start().ok());
   auto until = std::chrono::steady_clock::now() + kPatience;
   while (!watchdog.sleeping()) {
     ASSERT_LT(std::chrono::steady_clock::now(), until) << "the watchdog never went to sleep";
@@ -326,8 +359,8 @@ TEST(WatchdogTest, BlockedInlineHandlerGetsAStandbyReader) {
   FakeConnection c;
   ReadingRole::Watchdog watchdog(
       4, [&](absl::Time released_before) { c.role().HandOffIfOrphaned(released_before); });
-  watchdog.Start();
-  c.role().Start();
+  ASSERT_TRUE(watchdog.Start().ok());
+  ASSERT_TRUE(c.role().Start().ok());
   c.AwaitHolder(0);
   ASSERT_TRUE(watchdog.TryStartInlineHandler());
   c.RunInlineHandler(absl::Now());

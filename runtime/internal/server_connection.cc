@@ -8,18 +8,35 @@
 #include "absl/time/clock.h"
 #include "runtime/internal/call_limits.h"
 #include "runtime/internal/server_core.h"
+#include "wire/refusal.h"
 
 namespace ipcrpc::internal {
 
 ServerConnection::ServerConnection(ServerCore& core, std::unique_ptr<Transport> transport)
     : core_(core),
+      peer_uid_(transport->peer().uid),
       framed_(std::move(transport), core.options().max_message_size,
               ControlFrameLimit(MetadataLimitsOf(core.options()))),
       reading_role_([this](bool first) { ThreadMain(first); }) {}
 
 ServerConnection::~ServerConnection() { Join(); }
 
-void ServerConnection::Start() { reading_role_.Start(); }
+absl::Status ServerConnection::Start() {
+  absl::Status started = reading_role_.Start();
+  if (!started.ok()) {
+    reading_role_.Close();  // no thread: finished() at once
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "server cannot start a thread for a new connection: ", started.message()));
+  }
+  return started;
+}
+
+void ServerConnection::Refuse(const absl::Status& status) {
+  std::string out;
+  AppendRefusalFrame(status, &out);
+  framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
+  framed_.transport().Shutdown();
+}
 
 void ServerConnection::ThreadMain(bool first) {
   if (first ? !Handshake() : !reading_role_.Acquire()) return;
@@ -37,12 +54,13 @@ bool ServerConnection::Handshake() {
   ours.set_max_concurrent_streams(core_.options().max_concurrent_streams_per_connection);
   ours.set_agent(kAgent);
   absl::StatusOr<wire::Hello> theirs =
-      framed_.ExchangeHello(ours, absl::Now() + absl::Seconds(10));
+      framed_.ExchangeHello(ours, absl::Now() + core_.options().handshake_timeout);
   if (!theirs.ok()) {
     EndConnection();
     return false;
   }
   peer_hello_ = std::move(*theirs);
+  hello_done_.store(true, std::memory_order_release);
   return true;
 }
 
@@ -83,7 +101,7 @@ void ServerConnection::EndConnection() {
   }
   reading_role_.Close();
   CancelAll();  // the client is gone: every call of this connection ends
-  core_.ConnectionEnded();
+  core_.ConnectionEnded(peer_uid_);
 }
 
 void ServerConnection::RefuseCall(uint32_t stream_id, const absl::Status& status) {
@@ -124,9 +142,24 @@ void ServerConnection::StartCall(uint32_t stream_id, const Frame& frame) {
     }
     if (refusal.ok()) {
       const Service::RegisteredMethod& m = **method;
-      handler = m.handler.get();
       single_request =
           m.descriptor.kind == RpcKind::kUnary || m.descriptor.kind == RpcKind::kServerStreaming;
+      // A streaming handler holds a pool thread for its whole call: one
+      // connection may hold only its share of the pool.
+      if (!single_request) {
+        const uint32_t cap = core_.max_streaming_handlers_per_connection();
+        if (streaming_handlers_.load(std::memory_order_relaxed) >= cap) {
+          refusal = absl::ResourceExhaustedError(absl::StrCat(
+              "too many streaming calls on one connection hold server threads (limit ", cap,
+              ", max_streaming_handlers_per_connection)"));
+        } else {
+          streaming_handlers_.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+    }
+    if (refusal.ok()) {
+      const Service::RegisteredMethod& m = **method;
+      handler = m.handler.get();
       stream = std::make_shared<ServerStream>(shared_from_this(), stream_id, m.descriptor.name,
                                               deadline, std::move(metadata));
       if (m.descriptor.name.empty()) stream->KeepMethodName(call.method);  // generic
@@ -136,17 +169,21 @@ void ServerConnection::StartCall(uint32_t stream_id, const Frame& frame) {
   }
   if (!refusal.ok()) return RefuseCall(stream_id, refusal);
   core_.CallStarted();
-  if (!single_request) RunHandler(std::move(stream), handler);
+  if (!single_request) RunHandler(std::move(stream), handler, /*streaming=*/true);
 }
 
 void ServerConnection::RunHandler(std::shared_ptr<ServerStream> stream,
-                                  MethodHandler* handler) {
+                                  MethodHandler* handler, bool streaming) {
   std::shared_ptr<ServerStream> keep = stream;
-  bool scheduled = core_.pool().Schedule([stream = std::move(stream), handler] {
+  bool scheduled = core_.pool().Schedule([this, stream = std::move(stream), handler, streaming] {
     handler->Run(*stream);
+    // Before the call finishes: once it has, the stream (and with it this
+    // connection) may be released.
+    if (streaming) streaming_handlers_.fetch_sub(1, std::memory_order_relaxed);
     stream->FinishIfHandlerDidNot();
   });
   if (!scheduled) {
+    if (streaming) streaming_handlers_.fetch_sub(1, std::memory_order_relaxed);
     keep->Finish(absl::ResourceExhaustedError("server overloaded: too many calls queued"),
                  nullptr);
   }
@@ -160,7 +197,11 @@ void ServerConnection::HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* 
       StartCall(h.stream_id, frame);  // refused in TRAILERS if oversized
       return;
     case FrameType::kPing:
-      if (!(h.flags & kFlagPingAck)) {
+      if (h.stream_id != 0 || frame.payload.size() != 8 || frame.oversized) {
+        framed_.transport().Shutdown();  // protocol violation (PROTOCOL.md §9)
+      } else if (h.flags & kFlagPingAck) {
+        ping_acked_.store(true, std::memory_order_relaxed);
+      } else {
         std::string out;
         AppendFrame(FrameType::kPing, 0, frame.payload, &out, kFlagPingAck);
         framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
@@ -217,11 +258,22 @@ bool ServerConnection::HandleStreamFrameLocked(ServerStream& s, Frame& frame,
   const FrameHeader& h = frame.header;
   switch (h.type) {
     case FrameType::kMessage:
-      if (frame.oversized) {
+      if (!s.forced_status_.ok()) {
+        return false;  // the call has failed already: dropped unbuffered
+      } else if (frame.oversized) {
         s.forced_status_ = absl::ResourceExhaustedError(absl::StrCat(
             "request message of ", h.length, " bytes exceeds the server's max_message_size of ",
             core_.options().max_message_size, " bytes"));
+      } else if (s.half_closed_) {
+        s.forced_status_ = absl::InternalError("MESSAGE after HALF_CLOSE");
+      } else if (s.receive_window_ <= 0) {
+        // PROTOCOL.md §7: the client sent beyond its flow-control window.
+        s.forced_status_ = absl::ResourceExhaustedError(absl::StrCat(
+            "client sent a message while its flow-control window was used up (",
+            s.receive_window_, " bytes left of the server's stream window of ",
+            core_.options().stream_window_bytes, ")"));
       } else {
+        s.receive_window_ -= static_cast<int64_t>(frame.payload.size());
         s.inbox_.push_back(std::move(frame.payload));
       }
       break;
@@ -272,6 +324,53 @@ void ServerConnection::GoAway(absl::string_view reason, absl::Time deadline) {
 }
 
 void ServerConnection::Close() { framed_.transport().Shutdown(); }
+
+void ServerConnection::CheckIdle(absl::Time now) {
+  if (!hello_done_.load(std::memory_order_acquire)) return;  // handshake_timeout applies
+  bool idle;
+  {
+    internal::MutexLock lock(&mu_);
+    if (going_away_) return;
+    // Idle: no call open now, and none started since the last check.
+    idle = streams_.empty() && last_stream_id_ == idle_check_stream_id_;
+    idle_check_stream_id_ = last_stream_id_;
+  }
+  const ServerOptions& options = core_.options();
+  if (!idle || idle_since_ == absl::InfinitePast()) {
+    idle_since_ = now;
+    ping_sent_at_ = absl::InfinitePast();
+    pinged_ok_at_ = absl::InfinitePast();
+    return;
+  }
+  // Short waits for the write turn: one stuck connection must not hold up
+  // the others' checks (what is not sent is made good by the close).
+  const absl::Time write_deadline = now + absl::Milliseconds(100);
+  if (options.idle_timeout > absl::ZeroDuration() && now - idle_since_ >= options.idle_timeout) {
+    GoAway(absl::StrCat("connection idle for ", absl::FormatDuration(options.idle_timeout)),
+           write_deadline);
+    Close();
+    return;
+  }
+  if (options.keepalive_time <= absl::ZeroDuration()) return;
+  if (ping_sent_at_ != absl::InfinitePast()) {
+    if (ping_acked_.exchange(false, std::memory_order_relaxed)) {
+      pinged_ok_at_ = now;
+      ping_sent_at_ = absl::InfinitePast();
+    } else if (now - ping_sent_at_ >= options.keepalive_timeout) {
+      GoAway(absl::StrCat("keep-alive PING not answered within ",
+                          absl::FormatDuration(options.keepalive_timeout)),
+             write_deadline);
+      Close();
+    }
+    return;
+  }
+  if (now - std::max(idle_since_, pinged_ok_at_) < options.keepalive_time) return;
+  ping_acked_.store(false, std::memory_order_relaxed);
+  std::string out;
+  AppendFrame(FrameType::kPing, 0, std::string(8, '\0'), &out);
+  framed_.WriteWithin(out, write_deadline).IgnoreError();
+  ping_sent_at_ = now;
+}
 
 void ServerConnection::Join() { reading_role_.Join(); }
 

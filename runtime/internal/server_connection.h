@@ -20,6 +20,7 @@
 #ifndef IPCRPC_RUNTIME_INTERNAL_SERVER_CONNECTION_H_
 #define IPCRPC_RUNTIME_INTERNAL_SERVER_CONNECTION_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -45,8 +46,13 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   ServerConnection(ServerCore& core, std::unique_ptr<Transport> transport);
   ~ServerConnection();
 
-  // Starts reading (the first thread exchanges HELLO).
-  void Start();
+  // Starts reading (the first thread exchanges HELLO). RESOURCE_EXHAUSTED if
+  // the connection's thread cannot start: nothing reads it then; Refuse() it.
+  absl::Status Start();
+  // Tells the client why its connection is not served (the refusal GOAWAY
+  // before HELLO, wire/refusal.h) and closes the transport. For a connection
+  // whose Start() failed.
+  void Refuse(const absl::Status& status);
   // Refuses new calls and tells the client (GOAWAY).
   // Waits for a write in progress no longer than `deadline`.
   void GoAway(absl::string_view reason, absl::Time deadline);
@@ -56,6 +62,14 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   void Close();
   void Join();
   bool finished();  // closed, every thread gone, no stream left
+  // The peer's uid (per-uid connection accounting).
+  uid_t peer_uid() const { return peer_uid_; }
+
+  // Called by the server's housekeeping thread only, every tick: closes the
+  // connection if it has had no calls for idle_timeout, or pings it after
+  // keepalive_time without calls and closes it if the PING is not answered
+  // within keepalive_timeout.
+  void CheckIdle(absl::Time now);
 
   // Called by the server's watchdog (ReadingRole::Watchdog).
   void HandOffIfOrphaned(absl::Time released_before) {
@@ -85,10 +99,13 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   void StartCall(uint32_t stream_id, const Frame& frame);
   void RefuseCall(uint32_t stream_id, const absl::Status& status);
   void StreamFinished(ServerStream* stream);
-  // Hands the stream's handler to the thread pool.
-  void RunHandler(std::shared_ptr<ServerStream> stream, MethodHandler* handler);
+  // Hands the stream's handler to the thread pool. A streaming handler
+  // (counted in streaming_handlers_) gives its count back when it returns.
+  void RunHandler(std::shared_ptr<ServerStream> stream, MethodHandler* handler,
+                  bool streaming = false);
 
   ServerCore& core_;
+  const uid_t peer_uid_;
   FramedConnection framed_;
   wire::Hello peer_hello_;
 
@@ -96,6 +113,18 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   absl::flat_hash_map<uint32_t, std::shared_ptr<ServerStream>> streams_ ABSL_GUARDED_BY(mu_);
   uint32_t last_stream_id_ ABSL_GUARDED_BY(mu_) = 0;
   bool going_away_ ABSL_GUARDED_BY(mu_) = false;
+  // Client-streaming/bidi handlers of this connection on the pool (running
+  // or queued). Raised under mu_ (in StartCall), lowered without it.
+  std::atomic<uint32_t> streaming_handlers_{0};
+  // Set once HELLO is exchanged (before, only HELLO may be sent).
+  std::atomic<bool> hello_done_{false};
+  // A PING ack arrived (set by the reader; CheckIdle clears it).
+  std::atomic<bool> ping_acked_{false};
+  // CheckIdle's own state (only the housekeeping thread touches it).
+  uint32_t idle_check_stream_id_ = 0;
+  absl::Time idle_since_ = absl::InfinitePast();
+  absl::Time ping_sent_at_ = absl::InfinitePast();  // InfinitePast: none outstanding
+  absl::Time pinged_ok_at_ = absl::InfinitePast();
   // The frame being read by the thread holding the reading role (reused, so
   // its payload's memory is too).
   Frame read_frame_;

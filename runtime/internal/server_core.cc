@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/thread.h"
 #include "runtime/internal/server_connection.h"
 
 namespace ipcrpc::internal {
@@ -12,7 +13,13 @@ namespace ipcrpc::internal {
 
 ServerCore::ServerCore(const ServerOptions& options, std::vector<Service*> services,
                        const Service::RegisteredMethod* generic_method)
-    : options_(options), services_(std::move(services)), generic_method_(generic_method) {}
+    : options_(options),
+      streaming_handlers_per_connection_(
+          options.max_streaming_handlers_per_connection != 0
+              ? options.max_streaming_handlers_per_connection
+              : static_cast<uint32_t>(std::max(1, options.num_threads / 2))),
+      services_(std::move(services)),
+      generic_method_(generic_method) {}
 
 ServerCore::~ServerCore() { Shutdown(absl::Now()); }
 
@@ -29,10 +36,22 @@ absl::Status ServerCore::Init() {
   if (options_.num_threads < 1) {
     return absl::InvalidArgumentError("ServerOptions::num_threads must be at least 1");
   }
-  pool_ = std::make_unique<ThreadPool>(options_.num_threads, options_.max_queued_calls);
+  pool_ = std::make_unique<ThreadPool>(options_.max_queued_calls);
+  absl::Status started = pool_->Start(options_.num_threads);
+  if (!started.ok()) return started;
   watchdog_ = std::make_unique<ReadingRole::Watchdog>(
       options_.num_threads, [this](absl::Time released_before) { HandOffOrphanedRoles(released_before); });
-  watchdog_->Start();
+  started = watchdog_->Start();
+  if (!started.ok()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot start the server's watchdog: ", started.message()));
+  }
+  absl::StatusOr<std::thread> reaper = StartThread([this] { ReapLoop(); });
+  if (!reaper.ok()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot start the server's reaper: ", reaper.status().message()));
+  }
+  reaper_ = std::move(*reaper);
   return absl::OkStatus();
 }
 
@@ -56,10 +75,16 @@ absl::StatusOr<const Service::RegisteredMethod*> ServerCore::FindMethod(
       absl::StrCat("unknown method ", name.substr(slash + 1), " for service ", service));
 }
 
-void ServerCore::AddListener(std::unique_ptr<Listener> listener) {
+absl::Status ServerCore::AddListener(std::unique_ptr<Listener> listener) {
   Listener* l = listener.get();
+  absl::StatusOr<std::thread> t = StartThread([this, l] { AcceptLoop(l); });
+  if (!t.ok()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "cannot start the accept thread for ", l->address(), ": ", t.status().message()));
+  }
   listeners_.push_back(std::move(listener));
-  accept_threads_.emplace_back([this, l] { AcceptLoop(l); });
+  accept_threads_.push_back(std::move(*t));
+  return absl::OkStatus();
 }
 
 std::vector<std::string> ServerCore::addresses() const {
@@ -77,19 +102,89 @@ void ServerCore::AcceptLoop(Listener* listener) {
       absl::SleepFor(absl::Milliseconds(10));
       continue;
     }
-    if (!AddTransport(std::move(*t)).ok()) return;
+    absl::Status added = AddTransport(std::move(*t));
+    if (absl::IsFailedPrecondition(added)) return;  // shutting down
+    // RESOURCE_EXHAUSTED (no thread for it): that client was refused; go on.
   }
 }
 
 absl::Status ServerCore::AddTransport(std::unique_ptr<Transport> transport) {
-  internal::MutexLock lock(&mu_);
-  if (shutting_down_) return absl::FailedPreconditionError("server is shutting down");
-  ReapFinishedConnectionsLocked();
-  auto connection = std::make_shared<ServerConnection>(*this, std::move(transport));
-  connections_.push_back(connection);
-  ++live_connections_;
-  connection->Start();
+  std::shared_ptr<ServerConnection> connection;
+  absl::Status started;
+  {
+    internal::MutexLock lock(&mu_);
+    if (shutting_down_) return absl::FailedPreconditionError("server is shutting down");
+    ReapFinishedConnectionsLocked();
+    const uid_t uid = transport->peer().uid;
+    connection = std::make_shared<ServerConnection>(*this, std::move(transport));
+    started = AdmitLocked(uid);
+    if (started.ok()) started = connection->Start();
+    if (started.ok()) {
+      connections_.push_back(connection);
+      ++live_connections_;
+      ++live_connections_per_uid_[uid];
+      if (connections_.size() == 1) reap_cv_.Signal();  // idle checks start
+      return started;
+    }
+  }
+  // Written outside mu_: the refusal may wait for a slow client.
+  connection->Refuse(started);
+  return started;
+}
+
+absl::Status ServerCore::AdmitLocked(uid_t uid) {
+  if (live_connections_ >= options_.max_connections) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "server has too many connections (max_connections ", options_.max_connections, ")"));
+  }
+  auto it = live_connections_per_uid_.find(uid);
+  if (it != live_connections_per_uid_.end() && it->second >= options_.max_connections_per_uid) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("server has too many connections from uid ", uid,
+                     " (max_connections_per_uid ", options_.max_connections_per_uid, ")"));
+  }
   return absl::OkStatus();
+}
+
+absl::Duration ServerCore::IdleCheckInterval() const {
+  absl::Duration shortest = absl::InfiniteDuration();
+  if (options_.idle_timeout > absl::ZeroDuration()) shortest = options_.idle_timeout;
+  if (options_.keepalive_time > absl::ZeroDuration()) {
+    shortest = std::min({shortest, options_.keepalive_time, options_.keepalive_timeout});
+  }
+  if (shortest == absl::InfiniteDuration()) return absl::ZeroDuration();
+  return std::clamp(shortest / 4, absl::Milliseconds(5), absl::Seconds(1));
+}
+
+void ServerCore::ReapLoop() {
+  const absl::Duration idle_check = IdleCheckInterval();
+  absl::Time next_idle_check = absl::Now() + idle_check;
+  internal::MutexLock lock(&mu_);
+  while (!shutting_down_) {
+    if (connections_.size() > live_connections_) ReapFinishedConnectionsLocked();
+    const bool checking = idle_check > absl::ZeroDuration() && !connections_.empty();
+    absl::Time now = absl::Now();
+    if (checking && now >= next_idle_check) {
+      std::vector<std::shared_ptr<ServerConnection>> connections = connections_;
+      mu_.Unlock();
+      for (auto& c : connections) c->CheckIdle(now);
+      connections.clear();
+      mu_.Lock();
+      next_idle_check = now + idle_check;
+      continue;
+    }
+    // An ended connection finishes once its threads and calls are done:
+    // look again soon while any is left.
+    absl::Duration wait = absl::InfiniteDuration();
+    if (connections_.size() > live_connections_) wait = absl::Milliseconds(10);
+    if (checking) wait = std::min(wait, next_idle_check - now);
+    if (wait == absl::InfiniteDuration()) {
+      reap_cv_.Wait(&mu_);
+      next_idle_check = absl::Now() + idle_check;  // woken by a new connection, or an end
+    } else {
+      reap_cv_.WaitWithTimeout(&mu_, wait);
+    }
+  }
 }
 
 void ServerCore::ReapFinishedConnectionsLocked() {
@@ -110,9 +205,14 @@ void ServerCore::HandOffOrphanedRoles(absl::Time released_before) {
   for (auto& c : connections) c->HandOffIfOrphaned(released_before);
 }
 
-void ServerCore::ConnectionEnded() {
+void ServerCore::ConnectionEnded(uid_t peer_uid) {
   internal::MutexLock lock(&mu_);
   --live_connections_;
+  auto it = live_connections_per_uid_.find(peer_uid);
+  if (it != live_connections_per_uid_.end() && --it->second == 0) {
+    live_connections_per_uid_.erase(it);
+  }
+  reap_cv_.Signal();
 }
 
 bool ServerCore::IdleWithoutListenersLocked() const {
@@ -134,7 +234,9 @@ void ServerCore::Shutdown(absl::Time deadline) {
       return;
     }
     shutting_down_ = true;
+    reap_cv_.Signal();
   }
+  if (reaper_.joinable()) reaper_.join();
   for (auto& l : listeners_) l->Close();
   for (auto& t : accept_threads_) t.join();
   accept_threads_.clear();

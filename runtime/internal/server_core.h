@@ -60,13 +60,21 @@ class ServerCore {
   // Checks the method table (duplicate service names) and starts the pool and
   // the watchdog; call once before use.
   absl::Status Init();
-  void AddListener(std::unique_ptr<Listener> listener);
+  // RESOURCE_EXHAUSTED if the listener's accept thread cannot start.
+  absl::Status AddListener(std::unique_ptr<Listener> listener);
+  // Serves `transport` as a new connection. FAILED_PRECONDITION once shutting
+  // down; RESOURCE_EXHAUSTED if its thread cannot start (the client is then
+  // refused with that status and the transport closed; the server goes on).
   absl::Status AddTransport(std::unique_ptr<Transport> transport);
   void Wait();
   void Shutdown(absl::Time deadline);
   std::vector<std::string> addresses() const;
 
   const ServerOptions& options() const { return options_; }
+  // ServerOptions::max_streaming_handlers_per_connection, its default applied.
+  uint32_t max_streaming_handlers_per_connection() const {
+    return streaming_handlers_per_connection_;
+  }
   // Looks a method up; UNIMPLEMENTED with a precise message if absent.
   absl::StatusOr<const Service::RegisteredMethod*> FindMethod(absl::string_view name) const;
   // Generic dispatch: the method serving names no service serves, or null.
@@ -84,16 +92,29 @@ class ServerCore {
       internal::MutexLock lock(&mu_);  // the unlock wakes Wait()/Shutdown() to re-check
     }
   }
-  void ConnectionEnded();
+  // A connection's reading ended (its threads and calls may still finish);
+  // wakes the reaper.
+  void ConnectionEnded(uid_t peer_uid);
 
  private:
   void AcceptLoop(Listener* listener);
+  // Joins and drops finished connections as they finish, so their fds are
+  // released whether or not accept() still succeeds (it fails while fds run
+  // out), and runs every connection's CheckIdle (idle timeout, keep-alive)
+  // while there are connections. Runs on its own thread until shutdown.
+  void ReapLoop();
+  // OK, or RESOURCE_EXHAUSTED if a new connection from `uid` would exceed
+  // max_connections or max_connections_per_uid.
+  absl::Status AdmitLocked(uid_t uid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReapFinishedConnectionsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool IdleWithoutListenersLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // How often ReapLoop runs the connections' CheckIdle; zero: never.
+  absl::Duration IdleCheckInterval() const;
   // The watchdog's tick: every connection's ReadingRole::HandOffIfOrphaned.
   void HandOffOrphanedRoles(absl::Time released_before);
 
   const ServerOptions options_;
+  const uint32_t streaming_handlers_per_connection_;
   const std::vector<Service*> services_;
   const Service::RegisteredMethod* const generic_method_;  // may be null
   absl::flat_hash_map<std::string, const Service::RegisteredMethod*> methods_;
@@ -103,13 +124,18 @@ class ServerCore {
 
   std::vector<std::unique_ptr<Listener>> listeners_;  // fixed after start
   std::vector<std::thread> accept_threads_;
+  std::thread reaper_;
 
   mutable internal::Mutex mu_;
   std::vector<std::shared_ptr<ServerConnection>> connections_ ABSL_GUARDED_BY(mu_);
   // Not guarded, so starting and ending a call takes no lock; CallEnded locks
   // mu_ when the count reaches zero, so Await()s on it re-check.
   std::atomic<int> active_calls_{0};
-  int live_connections_ ABSL_GUARDED_BY(mu_) = 0;
+  // Connections whose reading has not ended; connections_ holds these and
+  // the ended ones not reaped yet.
+  size_t live_connections_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<uid_t, size_t> live_connections_per_uid_ ABSL_GUARDED_BY(mu_);
+  internal::CondVar reap_cv_;  // with mu_: a connection ended, or shutdown
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };

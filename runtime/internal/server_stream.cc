@@ -47,6 +47,7 @@ ServerStream::ServerStream(std::shared_ptr<ServerConnection> connection, uint32_
   context_.peer_ = connection_->framed_.transport().peer();
   context_.stream_ = this;
   send_window_ = connection_->peer_hello_.initial_stream_window();
+  receive_window_ = connection_->core_.options().stream_window_bytes;
 }
 
 void ServerStream::KeepMethodName(absl::string_view method) {
@@ -89,6 +90,7 @@ bool ServerStream::Read(google::protobuf::MessageLite* message) {
     if (!half_closed_ && unacked_bytes_ >= c.core_.options().stream_window_bytes / 2) {
       credit = unacked_bytes_;
       unacked_bytes_ = 0;
+      receive_window_ += credit;
     }
   }
   if (credit > 0) {

@@ -103,6 +103,11 @@ class ServerStream final : public ServerCall {
   bool headers_sent_ = false;
   bool finished_ = false;
   int64_t send_window_ = 0;
+  // The client's send window as this side tracks it (PROTOCOL.md §7): our
+  // initial_stream_window plus the CREDIT sent, minus the payloads received.
+  // A MESSAGE arriving while it is <= 0 fails the stream, so at most window +
+  // one max message is ever buffered.
+  int64_t receive_window_ = 0;
   uint32_t unacked_bytes_ = 0;
   absl::Status forced_status_;  // overrides the handler's status when set
   // Single-request methods start their handler once the request is complete

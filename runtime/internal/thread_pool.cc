@@ -2,11 +2,24 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+
 namespace ipcrpc::internal {
 
-ThreadPool::ThreadPool(int num_threads, size_t max_queued) : max_queued_(max_queued) {
+ThreadPool::ThreadPool(size_t max_queued) : max_queued_(max_queued) {}
+
+absl::Status ThreadPool::Start(int num_threads, const ThreadStarter& start_thread) {
   threads_.reserve(num_threads);
-  for (int i = 0; i < num_threads; ++i) threads_.emplace_back([this] { WorkerLoop(); });
+  for (int i = 0; i < num_threads; ++i) {
+    absl::StatusOr<std::thread> t = start_thread([this] { WorkerLoop(); });
+    if (!t.ok()) {
+      return absl::ResourceExhaustedError(absl::StrCat("cannot start the server's handler pool (",
+                                                       i, " of ", num_threads,
+                                                       " threads started): ", t.status().message()));
+    }
+    threads_.push_back(std::move(*t));
+  }
+  return absl::OkStatus();
 }
 
 ThreadPool::~ThreadPool() {

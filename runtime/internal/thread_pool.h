@@ -3,6 +3,11 @@
 // Server handlers run here. Schedule() refuses work when the queue is full so
 // that an overloaded server answers RESOURCE_EXHAUSTED instead of growing
 // without bound. Thread-safe. The destructor runs what is queued, then joins.
+//
+// Example:
+//   ThreadPool pool(/*max_queued=*/64);
+//   IPCRPC_RETURN_IF_ERROR(pool.Start(16));  // RESOURCE_EXHAUSTED if no threads
+//   if (!pool.Schedule(task)) { /* refuse */ }
 
 #ifndef IPCRPC_RUNTIME_INTERNAL_THREAD_POOL_H_
 #define IPCRPC_RUNTIME_INTERNAL_THREAD_POOL_H_
@@ -14,16 +19,22 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "base/sync.h"
+#include "base/thread.h"
 
 namespace ipcrpc::internal {
 
 class ThreadPool {
  public:
-  ThreadPool(int num_threads, size_t max_queued);
+  explicit ThreadPool(size_t max_queued);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
+
+  // Starts `num_threads` workers; call once. RESOURCE_EXHAUSTED if one
+  // cannot start (those started are stopped by the destructor).
+  absl::Status Start(int num_threads, const ThreadStarter& start_thread = StartThread);
 
   // false (and `task` is dropped) if max_queued tasks are already waiting.
   bool Schedule(std::function<void()> task);

@@ -4,11 +4,14 @@
 // per peer"). Each test states the bound it checks; none asserts a timing.
 
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -18,6 +21,7 @@
 #include "runtime/ipcrpc.h"
 #include "tests/e2e/server_process.h"
 #include "tests/e2e/test_service.ipcrpc.pb.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ipcrpc::test {
 namespace {
@@ -300,6 +304,149 @@ TEST(HostilePeerTest, ShutdownReturnsWhileAClientStopsReading) {
   EXPECT_TRUE(server.TerminateWithin(20))
       << "the server was still running 20 s after SIGTERM (drain deadline 300 ms)";
   close(fd);
+}
+
+// Issue 9 item 6: the server queued every MESSAGE regardless of the
+// flow-control window (a unary call never half-closed, 100 × 3 MiB: +300 MB,
+// and the call never ended). Now a MESSAGE that arrives while the client's
+// window (1 MiB) is used up fails the call RESOURCE_EXHAUSTED in TRAILERS and
+// is dropped unbuffered, like every later one: the server holds at most
+// window + one message.
+TEST(HostilePeerTest, MessagesBeyondTheFlowControlWindowAreRefusedUnbuffered) {
+  ServerProcess server;
+  RawConnections raw;
+  ASSERT_NO_FATAL_FAILURE(raw.Open(server, 1));
+  const int fd = raw.fds()[0];
+  const int64_t before = server.RssBytes();
+  wire::CallStart start;
+  start.set_method("/ipcrpc.test.TestService/Echo");
+  ASSERT_TRUE(SendAll(fd, CallStartFrame(1, start)));
+  Request request;
+  request.set_payload(std::string(3 << 20, 'p'));
+  const std::string payload = request.SerializeAsString();
+  const std::string message =
+      Header(/*MESSAGE*/ 3, 1, static_cast<uint32_t>(payload.size())) + payload;
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(SendAll(fd, message)) << i;
+  ASSERT_TRUE(WaitUntilConsumed(fd));
+  const int64_t growth = server.RssBytes() - before;
+  std::printf("server RSS growth for 100 x 3 MiB on one stream: %lld KiB\n",
+              static_cast<long long>(growth >> 10));
+  EXPECT_LT(growth, int64_t{64} << 20) << "the server buffered beyond the window";
+  wire::Trailers t = ReadUntilTrailers(fd, 1);
+  EXPECT_EQ(t.code(), 8) << t.message();  // RESOURCE_EXHAUSTED
+  EXPECT_NE(t.message().find("flow-control window"), std::string::npos) << t.message();
+  // The connection still serves.
+  ASSERT_TRUE(SendAll(fd, CallStartFrame(3, start) + EchoRequestFrames(3, "still here")));
+  std::string text;
+  wire::Trailers ok = ReadUntilTrailers(fd, 3, &text);
+  EXPECT_EQ(ok.code(), 0) << ok.message();
+  EXPECT_EQ(text, "still here");
+}
+
+// A MESSAGE after HALF_CLOSE ends the call INTERNAL (it was queued and
+// ignored). The handler sleeps (delay_ms), so the frame arrives while it runs.
+TEST(HostilePeerTest, AMessageAfterHalfCloseEndsTheCallInternal) {
+  ServerProcess server;
+  RawConnections raw;
+  ASSERT_NO_FATAL_FAILURE(raw.Open(server, 1));
+  const int fd = raw.fds()[0];
+  wire::CallStart start;
+  start.set_method("/ipcrpc.test.TestService/Echo");
+  Request request;
+  request.set_text("x");
+  request.set_delay_ms(3000);
+  const std::string payload = request.SerializeAsString();
+  const std::string message =
+      Header(/*MESSAGE*/ 3, 1, static_cast<uint32_t>(payload.size())) + payload;
+  ASSERT_TRUE(SendAll(fd, CallStartFrame(1, start) + message + Header(/*HALF_CLOSE*/ 4, 1, 0) +
+                              message));
+  wire::Trailers t = ReadUntilTrailers(fd, 1);
+  EXPECT_EQ(t.code(), 13) << t.message();  // INTERNAL
+  EXPECT_NE(t.message().find("after HALF_CLOSE"), std::string::npos) << t.message();
+}
+
+// A PING whose payload is not 8 bytes, or on a stream other than 0, is a
+// protocol error: the server closes the connection (it echoed them).
+TEST(HostilePeerTest, AMalformedPingClosesTheConnection) {
+  ServerProcess server;
+  RawConnections raw;
+  ASSERT_NO_FATAL_FAILURE(raw.Open(server, 2));
+  ASSERT_TRUE(SendAll(raw.fds()[0], Header(/*PING*/ 8, 0, 4) + "abcd"));
+  ASSERT_TRUE(SendAll(raw.fds()[1], Header(/*PING*/ 8, 5, 8) + "abcdefgh"));
+  for (int fd : raw.fds()) {
+    std::string answer = ReceiveFrame(fd);
+    EXPECT_TRUE(answer.empty()) << "answered with a frame of type " << int{answer[3]};
+  }
+}
+
+// The client side of item 6: a hostile server (this test, on a raw socket)
+// sends two 3 MiB messages on server-streaming call A without waiting for
+// CREDIT, while the client reads the connection for call B. The first fits
+// A's 1 MiB window (one message always does); the second arrives while the
+// window is used up, so A fails RESOURCE_EXHAUSTED instead of buffering
+// (before, the client queued whatever came, for as long as B read).
+TEST(HostilePeerTest, TheClientRefusesMessagesBeyondItsFlowControlWindow) {
+  testing::ScopedTempDir dir;
+  const std::string path = dir.File("raw.sock");
+  int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  std::thread raw_server([listener] {
+    int fd = ::accept(listener, nullptr, nullptr);
+    if (fd < 0) return;
+    ReceiveFrame(fd);  // HELLO
+    SendAll(fd, Hex(kHello));
+    std::vector<uint32_t> ids;
+    for (int i = 0; i < 6; ++i) {  // CALL_START, MESSAGE, HALF_CLOSE of A, then of B
+      std::string frame = ReceiveFrame(fd);
+      if (frame.size() < 16) return (void)::close(fd);
+      uint32_t id = 0;
+      for (int b = 0; b < 4; ++b) id |= static_cast<uint32_t>(static_cast<uint8_t>(frame[4 + b])) << (8 * b);
+      if (frame[3] == 2) ids.push_back(id);
+    }
+    if (ids.size() != 2) return (void)::close(fd);
+    Response big;
+    big.set_payload(std::string(3 << 20, 'p'));
+    const std::string payload = big.SerializeAsString();
+    const std::string message =
+        Header(/*MESSAGE*/ 3, ids[0], static_cast<uint32_t>(payload.size())) + payload;
+    Response small;
+    small.set_text("b");
+    const std::string b_payload = small.SerializeAsString();
+    SendAll(fd, message + message +
+                    Header(/*MESSAGE*/ 3, ids[1], static_cast<uint32_t>(b_payload.size())) +
+                    b_payload);
+    while (ReceiveFrame(fd).size() >= 16) {
+    }  // until the client closes (or 10 s of silence)
+    ::close(fd);
+  });
+  {
+    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel("unix:" + path);
+    ASSERT_TRUE(channel.ok()) << channel.status();
+    auto stub = TestService::NewStub(*channel);
+    ClientContext ctx_a, ctx_b;
+    ctx_a.set_timeout(absl::Seconds(20));
+    ctx_b.set_timeout(absl::Seconds(20));
+    Request request;
+    auto a = stub->ServerStream(&ctx_a, request);
+    auto b = stub->ServerStream(&ctx_b, request);
+    Response response;
+    ASSERT_TRUE(b->Read(&response));  // reads A's messages on the way
+    EXPECT_EQ(response.text(), "b");
+    EXPECT_TRUE(a->Read(&response));
+    EXPECT_EQ(response.payload().size(), size_t{3} << 20);
+    EXPECT_FALSE(a->Read(&response)) << "a message beyond the window was delivered";
+    absl::Status s = a->Finish();
+    EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+    EXPECT_NE(s.message().find("flow-control window"), std::string::npos) << s;
+    ctx_b.TryCancel();
+  }
+  raw_server.join();
+  ::close(listener);
 }
 
 }  // namespace

@@ -13,10 +13,18 @@
 //                           server at ADDRESS (see GenericProxy); TestService
 //                           is then not served here
 //
+// Resource limits, applied once the server runs (before READY):
+//   --max_fds=N             RLIMIT_NOFILE = N (set before the server starts)
+//   --nproc_headroom=N      drops to uid/gid 65534 (needs root) with
+//                           RLIMIT_NPROC = the process's threads now + N, so
+//                           the N+1st new thread is refused by the kernel
+//
 // SIGTERM shuts the server down with a drain deadline of --grace_ms
 // (default 2000). Prints "READY" on stdout once serving.
 
+#include <grp.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -330,16 +338,50 @@ class GenericProxy final : public GenericService {
 
 std::atomic<bool> g_terminate{false};
 
+// --nproc_headroom: root ignores RLIMIT_NPROC, so become "nobody" too.
+bool LimitThreads(int headroom) {
+  int threads = 0;
+  if (FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof(line), f) != nullptr) {
+      if (std::sscanf(line, "Threads: %d", &threads) == 1) break;
+    }
+    std::fclose(f);
+  }
+  const rlim_t limit = static_cast<rlim_t>(threads + headroom);
+  struct rlimit rl = {limit, limit};
+  constexpr uid_t kNobody = 65534;
+  if (threads == 0 || ::setrlimit(RLIMIT_NPROC, &rl) != 0 || ::setgroups(0, nullptr) != 0 ||
+      ::setresgid(kNobody, kNobody, kNobody) != 0 || ::setresuid(kNobody, kNobody, kNobody) != 0) {
+    std::perror("test_server: --nproc_headroom");
+    return false;
+  }
+  std::fprintf(stderr, "test_server: uid %d, RLIMIT_NPROC %d (%d threads now)\n",
+               static_cast<int>(::getuid()), static_cast<int>(limit), threads);
+  return true;
+}
+
 int Main(int argc, char** argv) {
   std::string address;
   int grace_ms = 2000;
   bool generic_echo = false;
   bool health = false;
   std::string proxy_to;
+  int nproc_headroom = -1;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (absl::ConsumePrefix(&arg, "--grace_ms=")) {
       if (!absl::SimpleAtoi(arg, &grace_ms)) return 2;
+    } else if (absl::ConsumePrefix(&arg, "--max_fds=")) {
+      int max_fds = 0;
+      if (!absl::SimpleAtoi(arg, &max_fds)) return 2;
+      struct rlimit rl = {static_cast<rlim_t>(max_fds), static_cast<rlim_t>(max_fds)};
+      if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        std::perror("test_server: --max_fds");
+        return 1;
+      }
+    } else if (absl::ConsumePrefix(&arg, "--nproc_headroom=")) {
+      if (!absl::SimpleAtoi(arg, &nproc_headroom)) return 2;
     } else if (arg == "--health") {
       health = true;
     } else if (arg == "--generic_echo") {
@@ -386,12 +428,13 @@ int Main(int argc, char** argv) {
     return 1;
   }
   service.set_health((*server)->health_service());
-  std::printf("READY\n");
-  std::fflush(stdout);
   std::thread waiter([&] {
     (*server)->Wait();
     g_terminate = true;
   });
+  if (nproc_headroom >= 0 && !LimitThreads(nproc_headroom)) ::_exit(1);  // waiter runs
+  std::printf("READY\n");
+  std::fflush(stdout);
   while (!g_terminate) absl::SleepFor(absl::Milliseconds(2));
   (*server)->Shutdown(absl::Now() + absl::Milliseconds(grace_ms));
   waiter.join();

@@ -1,0 +1,343 @@
+// Server resource limits in real processes (issue 9, "bounded resources per
+// peer"): what happens when the system refuses the server a thread (the
+// server runs as uid 65534 under a small RLIMIT_NPROC, which needs root to set
+// up; skipped otherwise) or fds (a small RLIMIT_NOFILE), and the connection
+// caps. No assertion depends on timing.
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "runtime/ipcrpc.h"
+#include "tests/e2e/server_process.h"
+#include "tests/e2e/test_service.ipcrpc.pb.h"
+
+namespace ipcrpc::test {
+namespace {
+
+absl::Status Echo(TestService::Stub& stub) {
+  ClientContext ctx;
+  ctx.set_timeout(absl::Seconds(10));
+  Request request;
+  request.set_text("hi");
+  Response response;
+  return stub.Echo(&ctx, request, &response);
+}
+
+// HELLO with protocol_version 1 and defaults for the rest (docs/PROTOCOL.md).
+std::string HelloFrame() {
+  return absl::HexStringToBytes("495201010000000002000000000000000801");
+}
+
+// The server process has not exited (WNOWAIT: it stays ServerProcess's to reap).
+bool Alive(const ServerProcess& server) {
+  if (server.pid() <= 0) return false;
+  siginfo_t info = {};
+  if (::waitid(P_PID, server.pid(), &info, WEXITED | WNOHANG | WNOWAIT) != 0) return false;
+  return info.si_pid == 0;
+}
+
+// Before: every new connection started a std::thread unguarded; the kernel's
+// refusal (EAGAIN) became std::system_error and std::terminate, so the fifth
+// connection here killed the server. After: that connection is refused with
+// RESOURCE_EXHAUSTED and the server serves again once connections close.
+TEST(ResourceLimitsTest, AServerOutOfThreadsRefusesConnectionsAndKeepsServing) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run the server as another user";
+  ServerProcess server({"--nproc_headroom=4"}, "server { allowed_uids: 0 }");
+  std::vector<std::unique_ptr<TestService::Stub>> held;
+  int served = 0;
+  int refused = 0;
+  for (int i = 0; i < 40 && Alive(server); ++i) {
+    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+    ASSERT_TRUE(channel.ok()) << channel.status();
+    auto stub = TestService::NewStub(*channel);
+    absl::Status s = Echo(*stub);
+    if (s.ok()) {
+      ++served;
+    } else {
+      EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+      EXPECT_NE(s.message().find("thread"), absl::string_view::npos) << s;
+      ++refused;
+    }
+    held.push_back(std::move(stub));  // keeps its connection (and thread) open
+  }
+  ASSERT_TRUE(Alive(server)) << "the server died when it ran out of threads (served " << served
+                             << ", refused " << refused << ")";
+  EXPECT_GT(served, 0);
+  EXPECT_GT(refused, 0) << "the thread limit was never reached";
+  std::fprintf(stderr, "served %d connections, refused %d\n", served, refused);
+
+  // Load drops: the server serves a new client again.
+  held.clear();
+  absl::Status last;
+  for (int attempt = 0; attempt < 300; ++attempt) {
+    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+    ASSERT_TRUE(channel.ok()) << channel.status();
+    last = Echo(*TestService::NewStub(*channel));
+    if (last.ok()) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(last.ok()) << "no call served after the connections closed: " << last;
+  EXPECT_TRUE(Alive(server));
+}
+
+// Echo on a fresh channel until one is served (up to ~30 s); the last status.
+absl::Status EchoUntilServed(const std::string& address) {
+  absl::Status last;
+  for (int attempt = 0; attempt < 60; ++attempt) {
+    ChannelOptions options;
+    options.connect_timeout = absl::Seconds(1);
+    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(address, options);
+    if (!channel.ok()) return channel.status();
+    last = Echo(*TestService::NewStub(*channel));
+    if (last.ok()) return last;
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  return last;
+}
+
+// Before: finished connections were reaped only when accept() succeeded;
+// once fds ran out, accept() kept failing (EMFILE) and the dead connections
+// kept their fds: the server refused every client for good. After: a reaper
+// releases them as they finish, and the server serves again.
+TEST(ResourceLimitsTest, AServerThatRanOutOfFdsServesAgainOnceConnectionsClose) {
+  ServerProcess server({"--max_fds=64"});
+  // Connections held open until the server answers one no more (its fds
+  // are all in use: accept() fails EMFILE), then all closed.
+  std::vector<int> fds;
+  const std::string hello = HelloFrame();
+  bool exhausted = false;
+  for (int i = 0; i < 100 && !exhausted; ++i) {
+    int fd = ConnectRaw(server.socket_path());
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+    ASSERT_TRUE(SendAll(fd, hello));
+    exhausted = ReceiveFrame(fd).empty();  // no HELLO within 10 s: not accepted
+  }
+  EXPECT_TRUE(exhausted) << "the server never ran out of fds";
+  std::fprintf(stderr, "the server stopped accepting at connection %zu\n", fds.size());
+  for (int fd : fds) ::close(fd);
+  absl::Status s = EchoUntilServed(server.address());
+  EXPECT_TRUE(s.ok()) << "the server never served again after running out of fds: " << s;
+  EXPECT_TRUE(Alive(server));
+}
+
+// The connection caps refuse the excess before HELLO, with a clear status.
+TEST(ResourceLimitsTest, ConnectionsBeyondMaxConnectionsAreRefusedResourceExhausted) {
+  ServerProcess server({}, "server { max_connections: 3 }");
+  std::vector<std::unique_ptr<TestService::Stub>> held;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+    ASSERT_TRUE(channel.ok());
+    held.push_back(TestService::NewStub(*channel));
+    ASSERT_TRUE(Echo(*held.back()).ok());
+  }
+  absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+  ASSERT_TRUE(channel.ok());
+  absl::Status refused = Echo(*TestService::NewStub(*channel));
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_NE(refused.message().find("max_connections 3"), absl::string_view::npos) << refused;
+  EXPECT_TRUE(Echo(*held.front()).ok()) << "the connections already served still are";
+  held.pop_back();  // closes one connection: room for another
+  absl::Status s = EchoUntilServed(server.address());
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST(ResourceLimitsTest, ConnectionsFromOneUidBeyondItsCapAreRefusedResourceExhausted) {
+  ServerProcess server({}, "server { max_connections_per_uid: 2 }");
+  std::vector<std::unique_ptr<TestService::Stub>> held;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+    ASSERT_TRUE(channel.ok());
+    held.push_back(TestService::NewStub(*channel));
+    ASSERT_TRUE(Echo(*held.back()).ok());
+  }
+  absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+  ASSERT_TRUE(channel.ok());
+  absl::Status refused = Echo(*TestService::NewStub(*channel));
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_NE(refused.message().find(absl::StrCat("from uid ", ::getuid())),
+            absl::string_view::npos)
+      << refused;
+  EXPECT_NE(refused.message().find("max_connections_per_uid 2"), absl::string_view::npos)
+      << refused;
+}
+
+// The number of fds the server process has open.
+int FdCount(const ServerProcess& server) {
+  int n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(absl::StrCat("/proc/", server.pid(), "/fd"), ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
+// The frame type of a whole frame (docs/PROTOCOL.md §2); -1 if none.
+int FrameType(const std::string& frame) {
+  return frame.size() < 16 ? -1 : static_cast<uint8_t>(frame[3]);
+}
+constexpr int kPingType = 8;
+constexpr int kGoAwayType = 9;
+
+// Reads and drops what arrives on `fd` until the peer closes it (true) or
+// nothing has come for 30 s (false).
+bool ClosedByPeer(int fd) {
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 30'000) != 1) return false;
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n == 0) return true;
+    if (n < 0 && errno != EINTR) return true;  // ECONNRESET: closed too
+  }
+}
+
+// Before: ServerOptions had no idle timeout and a connection stayed open
+// for as long as its client did. After: the server closes it (its fds are
+// released) and the channel's next call reconnects.
+TEST(ResourceLimitsTest, AnIdleConnectionIsClosedAndTheNextCallReconnects) {
+  ServerProcess server({}, "server { idle_timeout_ms: 200 }");
+  const int baseline = FdCount(server);
+  absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+  ASSERT_TRUE(channel.ok());
+  auto stub = TestService::NewStub(*channel);
+  ASSERT_TRUE(Echo(*stub).ok());
+  EXPECT_GT(FdCount(server), baseline);
+  int fds = FdCount(server);
+  for (int i = 0; i < 300 && fds > baseline; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    fds = FdCount(server);
+  }
+  EXPECT_EQ(fds, baseline) << "the idle connection was never closed";
+  absl::Status s = Echo(*stub);
+  EXPECT_TRUE(s.ok()) << "the call after an idle close failed: " << s;
+}
+
+// A client that never answers the server's keep-alive PING is closed; one
+// that answers stays.
+TEST(ResourceLimitsTest, AClientThatDoesNotAnswerKeepAlivePingsIsClosed) {
+  ServerProcess server(
+      {}, "server { idle_timeout_ms: 0 keepalive_time_ms: 100 keepalive_timeout_ms: 300 }");
+  const std::string hello = HelloFrame();
+  int silent = ConnectRaw(server.socket_path());
+  int answering = ConnectRaw(server.socket_path());
+  ASSERT_GE(silent, 0);
+  ASSERT_GE(answering, 0);
+  for (int fd : {silent, answering}) {
+    ASSERT_TRUE(SendAll(fd, hello));
+    ASSERT_EQ(FrameType(ReceiveFrame(fd)), 1);  // the server's HELLO
+  }
+  // The answering client acks three PINGs, and is pinged again: still open.
+  for (int i = 0; i < 4; ++i) {
+    std::string ping = ReceiveFrame(answering);
+    ASSERT_EQ(FrameType(ping), kPingType) << "frame " << i;
+    ASSERT_EQ(ping.size(), 24u);
+    std::string ack = ping;
+    ack[12] = 1;  // flags: ACK
+    ASSERT_TRUE(SendAll(answering, ack));
+  }
+  std::string ping = ReceiveFrame(silent);
+  EXPECT_EQ(FrameType(ping), kPingType);
+  EXPECT_EQ(FrameType(ReceiveFrame(silent)), kGoAwayType);
+  EXPECT_TRUE(ClosedByPeer(silent)) << "a client that never answered a PING was kept";
+  ::close(silent);
+  ::close(answering);
+}
+
+// In a forked child: opens `n` bidi streams on one channel to `address`,
+// has each echo one message (so its handler holds a pool thread), writes
+// "held refused" to `report`, and keeps them open (silent) until `hold`
+// reads end-of-file.
+void HoldSilentBidiStreams(const std::string& address, int n, int report, int hold) {
+  absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(address);
+  if (!channel.ok()) ::_exit(1);
+  auto stub = TestService::NewStub(*channel);
+  std::vector<std::unique_ptr<ClientContext>> contexts;
+  std::vector<std::unique_ptr<ClientReaderWriter<Request, Response>>> streams;
+  int held = 0;
+  int refused = 0;
+  for (int i = 0; i < n; ++i) {
+    contexts.push_back(std::make_unique<ClientContext>());
+    streams.push_back(stub->Bidi(contexts.back().get()));
+    Request request;
+    request.set_text("hold");
+    Response response;
+    if (streams.back()->Write(request) && streams.back()->Read(&response)) {
+      ++held;
+    } else {
+      absl::Status s = streams.back()->Finish();
+      std::fprintf(stderr, "[ attacker ] stream %d: %s\n", i, s.ToString().c_str());
+      if (absl::IsResourceExhausted(s)) ++refused;
+    }
+  }
+  std::string counts = absl::StrCat(held, " ", refused, "\n");
+  if (::write(report, counts.data(), counts.size()) < 0) ::_exit(1);
+  char c;
+  while (::read(hold, &c, 1) > 0) {
+  }
+  for (auto& c : contexts) c->TryCancel();
+  ::_exit(0);
+}
+
+// Before: one client's 16 silent bidi streams held all 16 pool threads and
+// every other client's streaming call waited until its deadline. After: that
+// client gets its share (num_threads / 2); its further streaming calls are
+// refused RESOURCE_EXHAUSTED at once, and another client's call is served.
+TEST(ResourceLimitsTest, OneClientsSilentStreamsDoNotStarveAnotherClient) {
+  ServerProcess server;
+  int report[2], hold[2];
+  ASSERT_EQ(::pipe(report), 0);
+  ASSERT_EQ(::pipe(hold), 0);
+  pid_t attacker = ::fork();  // from the single-threaded test: the child may allocate
+  ASSERT_GE(attacker, 0);
+  if (attacker == 0) {
+    ::close(report[0]);
+    ::close(hold[1]);
+    HoldSilentBidiStreams(server.address(), 16, report[1], hold[0]);
+  }
+  ::close(report[1]);
+  ::close(hold[0]);
+  char buf[64] = {};
+  ASSERT_GT(::read(report[0], buf, sizeof(buf) - 1), 0) << "the attacker died";
+  int held = 0, refused = 0;
+  ASSERT_EQ(std::sscanf(buf, "%d %d", &held, &refused), 2);
+  std::fprintf(stderr, "the attacker holds %d streams, %d refused\n", held, refused);
+
+  ClientContext ctx;
+  ctx.set_timeout(absl::Seconds(20));  // "never", on any machine
+  absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+  ASSERT_TRUE(channel.ok());
+  auto stream = TestService::NewStub(*channel)->Bidi(&ctx);
+  Request request;
+  request.set_text("victim");
+  Response response;
+  EXPECT_TRUE(stream->Write(request));
+  EXPECT_TRUE(stream->Read(&response));
+  EXPECT_TRUE(stream->WritesDone());
+  absl::Status s = stream->Finish();
+  EXPECT_TRUE(s.ok()) << "another client's streaming call was starved: " << s;
+  EXPECT_EQ(response.text(), "victim");
+  EXPECT_EQ(held, 8) << "the attacker's share: num_threads / 2";
+  EXPECT_EQ(refused, 8);
+
+  ::close(hold[1]);
+  ::close(report[0]);
+  if (attacker > 0) ::waitpid(attacker, nullptr, 0);
+}
+
+}  // namespace
+}  // namespace ipcrpc::test
