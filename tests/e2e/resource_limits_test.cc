@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -113,6 +114,12 @@ absl::Status EchoUntilServed(const std::string& address) {
 // kept their fds: the server refused every client for good. After: a reaper
 // releases them as they finish, and the server serves again.
 TEST(ResourceLimitsTest, AServerThatRanOutOfFdsServesAgainOnceConnectionsClose) {
+  if (const char* s = std::getenv("IPCRPC_SANITIZER"); s != nullptr && std::string(s) == "ubsan") {
+    // UBSan's vptr check opens a pipe to read the object; with no fd left it
+    // reports every virtual call as "invalid vptr" (a false positive; see
+    // .bazelrc). The normal, ASan and TSan runs cover this test.
+    GTEST_SKIP() << "UBSan cannot check virtual calls in a process out of fds";
+  }
   ServerProcess server({"--max_fds=64"});
   // Connections held open until the server answers one no more (its fds
   // are all in use: accept() fails EMFILE), then all closed.
@@ -123,8 +130,10 @@ TEST(ResourceLimitsTest, AServerThatRanOutOfFdsServesAgainOnceConnectionsClose) 
     int fd = ConnectRaw(server.socket_path());
     ASSERT_GE(fd, 0);
     fds.push_back(fd);
-    ASSERT_TRUE(SendAll(fd, hello));
-    exhausted = ReceiveFrame(fd).empty();  // no HELLO within 10 s: not accepted
+    // Not accepted: no HELLO within 10 s (accept() failed, the connection
+    // waits in the backlog), or closed at once (accepted, but the server
+    // could not create the connection's other fd).
+    exhausted = !SendAll(fd, hello) || ReceiveFrame(fd).empty();
   }
   EXPECT_TRUE(exhausted) << "the server never ran out of fds";
   std::fprintf(stderr, "the server stopped accepting at connection %zu\n", fds.size());
