@@ -91,7 +91,7 @@ class NegotiatingListener final : public Listener {
   std::string address() const override { return listener_->address(); }
 
   // Peers refused by `admit` so far.
-  uint64_t refused_peers() const { return refused_.load(std::memory_order_relaxed); }
+  uint64_t refused_peers() const override { return refused_.load(std::memory_order_relaxed); }
 
  private:
   const std::unique_ptr<UnixSocketListener> listener_;

@@ -33,6 +33,8 @@ absl::Status Server::AddTransport(std::unique_ptr<Transport> transport) {
 
 std::vector<std::string> Server::addresses() const { return core_->addresses(); }
 
+ServerStats Server::GetStats() const { return core_->GetStats(); }
+
 ServerBuilder& ServerBuilder::AddListeningAddress(std::string address) {
   addresses_.push_back(std::move(address));
   return *this;

@@ -112,6 +112,30 @@ struct ServerOptions {
   uint32_t max_streaming_handlers_per_connection = 0;
 };
 
+// What the server's limits refused or closed since it started, and what it
+// holds now (Server::GetStats()). Every counter names the option that caused
+// it, so a refusal a client reports can be traced to the limit on this side.
+struct ServerStats {
+  uint64_t connections_accepted = 0;  // served (HELLO answered or about to be)
+  // Refused with RESOURCE_EXHAUSTED before HELLO: max_connections or
+  // max_connections_per_uid, or a thread the system refused.
+  uint64_t connections_refused_limit = 0;
+  uint64_t connections_refused_no_thread = 0;
+  // Refused by the access policy (PERMISSION_DENIED), on any listener.
+  uint64_t peers_refused = 0;
+  // Closed by idle_timeout (after GOAWAY) and by an unanswered keep-alive PING.
+  uint64_t connections_closed_idle = 0;
+  uint64_t connections_closed_keepalive = 0;
+  // Calls refused or ended RESOURCE_EXHAUSTED by a limit on what a client may
+  // make the server hold: max_concurrent_streams_per_connection, the
+  // streaming-handler share, a full handler queue (max_queued_calls),
+  // metadata caps, max_message_size, a client ignoring its flow-control window.
+  uint64_t calls_resource_exhausted = 0;
+  // Now.
+  uint64_t live_connections = 0;
+  uint64_t active_calls = 0;
+};
+
 class Server {
  public:
   ~Server();
@@ -132,6 +156,10 @@ class Server {
 
   // The addresses being listened on, as given to the builder.
   std::vector<std::string> addresses() const;
+
+  // Counters of the limits at work (see ServerStats). Thread-safe; cheap (a
+  // few atomic loads), so it can be polled for metrics.
+  ServerStats GetStats() const;
 
   // The health service (runtime/health.h) if the builder enabled it, else
   // null. Shutdown() makes every status NOT_SERVING and ends its Watch calls

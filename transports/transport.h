@@ -118,6 +118,9 @@ class Listener {
   virtual absl::StatusOr<std::unique_ptr<Transport>> Accept() = 0;
   virtual void Close() = 0;
   virtual std::string address() const = 0;
+  // Peers this listener refused before handing them out (e.g. by an access
+  // policy); for the server's statistics.
+  virtual uint64_t refused_peers() const { return 0; }
 };
 
 }  // namespace ipcrpc

@@ -105,6 +105,7 @@ void ServerConnection::EndConnection() {
 }
 
 void ServerConnection::RefuseCall(uint32_t stream_id, const absl::Status& status) {
+  if (absl::IsResourceExhausted(status)) core_.Count(ServerCore::Counter::kCallsResourceExhausted);
   std::string out;
   AppendTrailers(stream_id, status, {}, MetadataLimitsOf(core_.options()), &out);
   framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
@@ -184,6 +185,7 @@ void ServerConnection::RunHandler(std::shared_ptr<ServerStream> stream,
   });
   if (!scheduled) {
     if (streaming) streaming_handlers_.fetch_sub(1, std::memory_order_relaxed);
+    core_.Count(ServerCore::Counter::kCallsResourceExhausted);
     keep->Finish(absl::ResourceExhaustedError("server overloaded: too many calls queued"),
                  nullptr);
   }
@@ -261,6 +263,7 @@ bool ServerConnection::HandleStreamFrameLocked(ServerStream& s, Frame& frame,
       if (!s.forced_status_.ok()) {
         return false;  // the call has failed already: dropped unbuffered
       } else if (frame.oversized) {
+        core_.Count(ServerCore::Counter::kCallsResourceExhausted);
         s.forced_status_ = absl::ResourceExhaustedError(absl::StrCat(
             "request message of ", h.length, " bytes exceeds the server's max_message_size of ",
             core_.options().max_message_size, " bytes"));
@@ -268,6 +271,7 @@ bool ServerConnection::HandleStreamFrameLocked(ServerStream& s, Frame& frame,
         s.forced_status_ = absl::InternalError("MESSAGE after HALF_CLOSE");
       } else if (s.receive_window_ <= 0) {
         // PROTOCOL.md §7: the client sent beyond its flow-control window.
+        core_.Count(ServerCore::Counter::kCallsResourceExhausted);
         s.forced_status_ = absl::ResourceExhaustedError(absl::StrCat(
             "client sent a message while its flow-control window was used up (",
             s.receive_window_, " bytes left of the server's stream window of ",
@@ -348,6 +352,7 @@ void ServerConnection::CheckIdle(absl::Time now) {
   if (options.idle_timeout > absl::ZeroDuration() && now - idle_since_ >= options.idle_timeout) {
     GoAway(absl::StrCat("connection idle for ", absl::FormatDuration(options.idle_timeout)),
            write_deadline);
+    core_.Count(ServerCore::Counter::kConnectionsClosedIdle);
     Close();
     return;
   }
@@ -360,6 +365,7 @@ void ServerConnection::CheckIdle(absl::Time now) {
       GoAway(absl::StrCat("keep-alive PING not answered within ",
                           absl::FormatDuration(options.keepalive_timeout)),
              write_deadline);
+      core_.Count(ServerCore::Counter::kConnectionsClosedKeepalive);
       Close();
     }
     return;

@@ -118,8 +118,13 @@ absl::Status ServerCore::AddTransport(std::unique_ptr<Transport> transport) {
     const uid_t uid = transport->peer().uid;
     connection = std::make_shared<ServerConnection>(*this, std::move(transport));
     started = AdmitLocked(uid);
-    if (started.ok()) started = connection->Start();
+    if (!started.ok()) {
+      Count(Counter::kConnectionsRefusedLimit);
+    } else if (!(started = connection->Start()).ok()) {
+      Count(Counter::kConnectionsRefusedNoThread);
+    }
     if (started.ok()) {
+      Count(Counter::kConnectionsAccepted);
       connections_.push_back(connection);
       ++live_connections_;
       ++live_connections_per_uid_[uid];
@@ -213,6 +218,26 @@ void ServerCore::ConnectionEnded(uid_t peer_uid) {
     live_connections_per_uid_.erase(it);
   }
   reap_cv_.Signal();
+}
+
+ServerStats ServerCore::GetStats() const {
+  auto get = [this](Counter c) {
+    return counters_[static_cast<int>(c)].load(std::memory_order_relaxed);
+  };
+  ServerStats stats;
+  stats.connections_accepted = get(Counter::kConnectionsAccepted);
+  stats.connections_refused_limit = get(Counter::kConnectionsRefusedLimit);
+  stats.connections_refused_no_thread = get(Counter::kConnectionsRefusedNoThread);
+  stats.connections_closed_idle = get(Counter::kConnectionsClosedIdle);
+  stats.connections_closed_keepalive = get(Counter::kConnectionsClosedKeepalive);
+  stats.calls_resource_exhausted = get(Counter::kCallsResourceExhausted);
+  for (const auto& l : listeners_) stats.peers_refused += l->refused_peers();
+  {
+    internal::MutexLock lock(&mu_);
+    stats.live_connections = live_connections_;
+  }
+  stats.active_calls = static_cast<uint64_t>(std::max(0, active_calls_.load()));
+  return stats;
 }
 
 bool ServerCore::IdleWithoutListenersLocked() const {

@@ -96,6 +96,21 @@ class ServerCore {
   // wakes the reaper.
   void ConnectionEnded(uid_t peer_uid);
 
+  // Statistics (ServerStats): what the limits refused or closed.
+  enum class Counter {
+    kConnectionsAccepted,
+    kConnectionsRefusedLimit,
+    kConnectionsRefusedNoThread,
+    kConnectionsClosedIdle,
+    kConnectionsClosedKeepalive,
+    kCallsResourceExhausted,
+    kCount
+  };
+  void Count(Counter c) {
+    counters_[static_cast<int>(c)].fetch_add(1, std::memory_order_relaxed);
+  }
+  ServerStats GetStats() const;
+
  private:
   void AcceptLoop(Listener* listener);
   // Joins and drops finished connections as they finish, so their fds are
@@ -131,6 +146,7 @@ class ServerCore {
   // Not guarded, so starting and ending a call takes no lock; CallEnded locks
   // mu_ when the count reaches zero, so Await()s on it re-check.
   std::atomic<int> active_calls_{0};
+  std::atomic<uint64_t> counters_[static_cast<int>(Counter::kCount)] = {};
   // Connections whose reading has not ended; connections_ holds these and
   // the ended ones not reaped yet.
   size_t live_connections_ ABSL_GUARDED_BY(mu_) = 0;

@@ -236,5 +236,53 @@ TEST(InlineHandlerTest, ABlockedUnaryHandlerDoesNotStopItsConnection) {
   EXPECT_TRUE(waited.ok()) << waited;
 }
 
+// GetStats counts what the limits refuse and close (the limits themselves
+// are tested against separate processes in resource_limits_test).
+TEST(ServerBuilderTest, StatsCountRefusedAndClosedConnectionsAndExhaustedCalls) {
+  testing::ScopedTempDir dir;
+  const std::string address = "unix:" + dir.File("s.sock");
+  TestService::Service service;  // every method UNIMPLEMENTED: no handler work
+  ServerOptions options;
+  options.max_connections = 1;
+  options.idle_timeout = absl::Milliseconds(50);
+  options.max_metadata_entries = 2;
+  ServerBuilder builder;
+  builder.AddListeningAddress(address).RegisterService(&service).SetOptions(options);
+  auto server = builder.BuildAndStart();
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_EQ((*server)->GetStats().connections_accepted, 0u);
+
+  auto first = CreateChannel(address);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto stub = TestService::NewStub(*first);
+  Request request;
+  Response response;
+  ClientContext too_much_metadata;
+  for (int i = 0; i < 3; ++i) too_much_metadata.AddMetadata("k" + std::to_string(i), "v");
+  absl::Status s = stub->Echo(&too_much_metadata, request, &response);
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+  ServerStats stats = (*server)->GetStats();
+  EXPECT_EQ(stats.connections_accepted, 1u);
+  EXPECT_EQ(stats.live_connections, 1u);
+  EXPECT_EQ(stats.calls_resource_exhausted, 1u);
+
+  // A second connection while the first is open: over max_connections.
+  auto second = CreateChannel(address);
+  ASSERT_TRUE(second.ok()) << second.status();
+  ClientContext ctx;
+  s = TestService::NewStub(*second)->Echo(&ctx, request, &response);
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+  EXPECT_EQ((*server)->GetStats().connections_refused_limit, 1u);
+
+  // The first goes idle and is closed.
+  for (int i = 0; i < 200 && (*server)->GetStats().connections_closed_idle == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  stats = (*server)->GetStats();
+  EXPECT_EQ(stats.connections_closed_idle, 1u);
+  EXPECT_EQ(stats.connections_refused_no_thread, 0u);
+  EXPECT_EQ(stats.peers_refused, 0u);
+}
+
 }  // namespace
 }  // namespace ipcrpc::test
