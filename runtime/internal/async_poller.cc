@@ -1,11 +1,13 @@
 #include "runtime/internal/async_poller.h"
 
 #include <algorithm>
+#include <optional>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/thread.h"
 #include "runtime/internal/client_connection.h"
 
 namespace ipcrpc::internal {
@@ -16,6 +18,8 @@ AsyncPoller::AsyncPoller(ClientConnection& connection, internal::Mutex& mu)
 void AsyncPoller::Add(std::unique_ptr<ClientStream> stream,
                       google::protobuf::MessageLite* response,
                       std::function<void(absl::Status)> done) {
+  std::optional<Call> refused;
+  absl::Status refusal;
   {
     internal::MutexLock lock(&mu_);
     const uint32_t id = stream->id_;
@@ -29,12 +33,45 @@ void AsyncPoller::Add(std::unique_ptr<ClientStream> stream,
     if (running_) {
       cv_.Signal();
     } else {
-      running_ = true;
-      std::thread([this, keep = connection_.shared_from_this()] { Loop(); }).detach();
+      absl::StatusOr<std::thread> poller =
+          StartThread([this, keep = connection_.shared_from_this()] { Loop(); });
+      if (poller.ok()) {
+        running_ = true;
+        poller->detach();
+      } else {
+        // No thread to complete it: this call fails now (its stream is
+        // cancelled as it is dropped), the channel stays usable.
+        refused = TakeLocked(id);
+        refusal = absl::ResourceExhaustedError(absl::StrCat(
+            "cannot start the channel's thread for asynchronous calls: ",
+            poller.status().message()));
+      }
     }
+  }
+  if (refused.has_value()) {
+    refused->stream.reset();
+    refused->done(refusal);
+    return;
   }
   // The poller may be reading with a later deadline than this call's.
   connection_.framed_.transport().Interrupt();
+}
+
+std::optional<AsyncPoller::Call> AsyncPoller::TakeLocked(uint32_t id) {
+  auto it = pending_.find(id);
+  if (it != pending_.end()) {
+    Call call = std::move(it->second);
+    pending_.erase(it);
+    return call;
+  }
+  for (auto c = completed_.begin(); c != completed_.end(); ++c) {
+    if (c->stream->id_ == id) {
+      Call call = std::move(*c);
+      completed_.erase(c);
+      return call;
+    }
+  }
+  return std::nullopt;
 }
 
 void AsyncPoller::StreamFinishedLocked(ClientStream* stream) {

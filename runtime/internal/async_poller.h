@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -45,7 +46,8 @@ class AsyncPoller {
   AsyncPoller& operator=(const AsyncPoller&) = delete;
 
   // Takes a started unary call: `done` runs once with its final status, after
-  // `response` has been filled in. Starts the poller thread if none runs.
+  // `response` has been filled in. Starts the poller thread if none runs; if
+  // the system refuses a thread, `done` runs at once with RESOURCE_EXHAUSTED.
   void Add(std::unique_ptr<ClientStream> stream, google::protobuf::MessageLite* response,
            std::function<void(absl::Status)> done);
 
@@ -69,6 +71,8 @@ class AsyncPoller {
   };
 
   void Loop();
+  // Removes call `id` from pending_ or completed_, if there.
+  std::optional<Call> TakeLocked(uint32_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Parses the response of a finished call and runs its callback (no lock held).
   static void Complete(Call call);
 
