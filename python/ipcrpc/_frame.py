@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 HEADER_SIZE = 16
 MAGIC = b"IR"
@@ -69,6 +69,32 @@ def encode_header(type_: int, stream_id: int, length: int, flags: int = 0, fd_co
 
 def encode_frame(type_: int, stream_id: int, payload: bytes = b"", flags: int = 0, fd_count: int = 0) -> bytes:
     return _HEADER.pack(MAGIC, VERSION, type_, stream_id, len(payload), flags, fd_count, 0) + payload
+
+
+def _encode_unary(stream_id: int, call_start: bytes, message: bytes) -> bytes:
+    return encode_frame(FrameType.CALL_START, stream_id, call_start) + encode_frame(FrameType.MESSAGE, stream_id, message) + encode_frame(FrameType.HALF_CLOSE, stream_id)
+
+
+def _split_frames(data: bytes, max_message: int, max_control: int) -> Tuple[List[Tuple[int, int, int, int, bytes]], int]:
+    frames: List[Tuple[int, int, int, int, bytes]] = []
+    pos = 0
+    while len(data) - pos >= HEADER_SIZE:
+        magic, version, type_, stream_id, length, flags, fd_count, _ = _HEADER.unpack_from(data, pos)
+        if magic != MAGIC or version != VERSION or length > (max_message if type_ == FrameType.MESSAGE else max_control) or len(data) - pos - HEADER_SIZE < length:
+            break
+        frames.append((type_, stream_id, flags, fd_count, bytes(data[pos + HEADER_SIZE : pos + HEADER_SIZE + length])))
+        pos += HEADER_SIZE + length
+    return frames, pos
+
+
+# The client's hot path (ipcrpc._native when built, the same in Python otherwise):
+# encode_unary(stream_id, call_start, message) -> CALL_START + MESSAGE + HALF_CLOSE;
+# split_frames(data, max_message, max_control) -> ([(type, stream_id, flags, fd_count, payload)], consumed),
+# stopping before an incomplete, oversized or malformed frame (FrameDecoder takes the rest).
+try:
+    from ._native import encode_unary, split_frames
+except ImportError:  # built without the C extension
+    encode_unary, split_frames = _encode_unary, _split_frames
 
 
 def decode_header(data: bytes) -> Frame:

@@ -103,7 +103,6 @@ def _sem() -> Optional[_Glibc]:
 
 def semaphores_available() -> bool:
     return _native is not None and _sem() is not None
-_SLEEP_SLICE = 0.1  # every futex wait is bounded; flags are re-checked after it
 _MAX_SPIN = 50e-6
 
 
@@ -117,36 +116,6 @@ def valid_ring_bytes(n: int) -> bool:
 
 class DataLoss(ConnectionError):
     """The shared region violated the ring's invariants (the peer is broken or hostile)."""
-
-
-class _Spin:
-    """Adaptive spin budget of one waiting role (docs/transports/shm.md "Spinning")."""
-
-    def __init__(self, max_spin: float) -> None:
-        self.max = max_spin
-        self.budget = max_spin
-        self.failures = 0
-        self.waits = 0
-        self.probe_every = 16
-
-    def next_budget(self) -> float:
-        if self.max <= 0:
-            return 0.0
-        if self.budget > 0:
-            return self.budget
-        self.waits += 1
-        return self.max if self.waits % self.probe_every == 0 else 0.0
-
-    def result(self, spun: float, success: bool) -> None:
-        if spun <= 0:
-            return
-        if success:
-            self.budget, self.failures, self.probe_every = self.max, 0, 16
-        elif self.budget > 0:
-            self.failures += 1
-            self.budget = 0.0 if self.failures >= 2 else self.budget / 2
-        else:
-            self.probe_every = min(self.probe_every * 2, 1024)
 
 
 class ShmTransport(Transport):
@@ -164,7 +133,6 @@ class ShmTransport(Transport):
             self._anchor = ctypes.c_char.from_buffer(mm)  # pins the mapping while semaphores are in use
             self._base = ctypes.addressof(self._anchor)
         self._ring = ring_bytes
-        self._mask = ring_bytes - 1
         self._control = control
         own = SERVER_SIDE if is_server else CLIENT_SIDE
         self._own_side = _side(own)
@@ -174,18 +142,11 @@ class ShmTransport(Transport):
         self._c = _ring(cons)
         self._p_data = HEADER_BYTES + prod * ring_bytes
         self._c_data = HEADER_BYTES + cons * ring_bytes
-        n = _native
-        self._head = n.load64(mm, self._p + _RING_HEAD)  # producer: bytes written
-        self._last_tail = n.load64(mm, self._p + _RING_TAIL)
-        self._tail = n.load64(mm, self._c + _RING_TAIL)  # consumer: bytes read
-        self._last_head = n.load64(mm, self._c + _RING_HEAD)
         self._shutdown = False
         self._peer_gone = False
         self._broken: Optional[str] = None
         self._closed = False
-        self._cpu = -2
-        self._read_spin = _Spin(max_spin)
-        self._write_spin = _Spin(max_spin)
+        self._cring = _native.Ring(mm, ring_bytes, self._p, self._p_data, self._c, self._c_data, self._own_side, self._peer_side, wake == WAKE_SEMAPHORE, max_spin)
         self._watcher = threading.Thread(target=self._watch, name="ipcrpc-shm-watcher", daemon=True)
 
     def start(self) -> None:
@@ -197,22 +158,6 @@ class ShmTransport(Transport):
         self._broken = why
         raise DataLoss(f"shm: {why}")
 
-    def _check(self) -> None:
-        if self._broken is not None:
-            raise DataLoss(f"shm: {self._broken}")
-        if _native.load64(self._mm, _OFF_MAGIC) != MAGIC:  # type: ignore[union-attr]
-            self._fail("the region's magic changed")
-
-    def _note_cpu(self) -> None:
-        cpu = _native.sched_getcpu()  # type: ignore[union-attr]
-        if cpu != self._cpu:
-            self._cpu = cpu
-            _native.store32(self._mm, self._own_side + _SIDE_CPU, cpu & 0xFFFFFFFF)  # type: ignore[union-attr]
-
-    def _may_spin(self) -> bool:
-        peer = _native.load32(self._mm, self._peer_side + _SIDE_CPU)  # type: ignore[union-attr]
-        return not (self._cpu >= 0 and peer == self._cpu)
-
     def _post(self, word_off: int) -> None:
         """SEMAPHORE mode: posts the sem_t that goes with a sleeping word."""
         assert self._sem is not None
@@ -223,14 +168,6 @@ class ShmTransport(Transport):
             return
         self._sem.lib.sem_post(self._base + sem_off)
 
-    def _wake(self, off: int) -> None:
-        n = _native
-        if n.load32(self._mm, off) != 0 and n.exchange32(self._mm, off, 0) == 1:  # type: ignore[union-attr]
-            if self._sem is None:
-                n.futex_wake(self._mm, off, 1)  # type: ignore[union-attr]
-            else:
-                self._post(off)
-
     def _wake_all(self) -> None:
         for off in (self._c + _RING_READER_SLEEPING, self._c + _RING_WRITER_SLEEPING, self._p + _RING_READER_SLEEPING, self._p + _RING_WRITER_SLEEPING):
             was = _native.exchange32(self._mm, off, 0)  # type: ignore[union-attr]
@@ -239,49 +176,9 @@ class ShmTransport(Transport):
             elif was == 1:
                 self._post(off)
 
-    def _sleep(self, word_off: int, slice_: float) -> None:
-        """Sleeps on a sleeping word (FUTEX) or its semaphore, at most slice_ seconds."""
-        if self._sem is None:
-            _native.futex_wait(self._mm, word_off, 1, slice_)  # type: ignore[union-attr]
-            return
-        ring = self._c if word_off in (self._c + _RING_READER_SLEEPING, self._c + _RING_WRITER_SLEEPING) else self._p
-        sem_off = ring + _SEM_FOR_WORD[word_off - ring]
-        if not self._sem.intact(self._mm, sem_off):
-            self._fail("a semaphore in the shared memory was overwritten")
-        at = time.clock_gettime(time.CLOCK_MONOTONIC) + slice_
-        ts = _Timespec(int(at), int((at - int(at)) * 1e9))
-        self._sem.lib.sem_clockwait(self._base + sem_off, time.CLOCK_MONOTONIC, ctypes.byref(ts))
-
-    def _drain_posts(self, word_off: int) -> None:
-        """SEMAPHORE mode: takes late posts from earlier sleeps before announcing a new one."""
-        if self._sem is None:
-            return
-        ring = self._c if word_off in (self._c + _RING_READER_SLEEPING, self._c + _RING_WRITER_SLEEPING) else self._p
-        sem_off = ring + _SEM_FOR_WORD[word_off - ring]
-        if not self._sem.intact(self._mm, sem_off):
-            self._fail("a semaphore in the shared memory was overwritten")
-        for _ in range(16):
-            if self._sem.lib.sem_trywait(self._base + sem_off) != 0:
-                break
-
-    def _copy_in(self, pos: int, data: memoryview) -> None:
-        start = pos & self._mask
-        first = min(len(data), self._ring - start)
-        base = self._p_data
-        self._mm[base + start : base + start + first] = data[:first]
-        if first < len(data):
-            self._mm[base : base + len(data) - first] = data[first:]
-
-    def _copy_out(self, pos: int, n: int) -> bytes:
-        start = pos & self._mask
-        first = min(n, self._ring - start)
-        base = self._c_data
-        out = self._mm[base + start : base + start + first]
-        if first < n:
-            out += self._mm[base : base + n - first]
-        return out
-
     # -- Transport --
+    # The copy, the wake-up, the adaptive spin and the sleep happen in one call
+    # into ipcrpc._native.Ring; this class keeps the flags and the messages.
 
     def recv(self, max_bytes: int) -> bytes:
         data = self.recv_within(max_bytes, None)
@@ -289,96 +186,38 @@ class ShmTransport(Transport):
         return data
 
     def recv_within(self, max_bytes: int, timeout: Optional[float]) -> Optional[bytes]:  # type: ignore[override]
-        n = _native
-        assert n is not None
-        mm = self._mm
-        give_up = None if timeout is None else time.monotonic() + timeout
-        head_off = self._c + _RING_HEAD
-        sleep_off = self._c + _RING_READER_SLEEPING
-        self._note_cpu()
-        while True:
-            self._check()
-            peer_closed = n.load32(mm, self._peer_side + _SIDE_CLOSED)  # before head (shm.md)
-            head = n.load64(mm, head_off)
-            if n.load64(mm, self._c + _RING_TAIL) != self._tail:
-                self._fail("the ring's tail changed under its consumer")
-            if head < self._last_head or head - self._tail > self._ring:
-                self._fail(f"impossible head {head} (tail {self._tail}, ring {self._ring})")
-            self._last_head = head
-            if head != self._tail:
-                k = min(head - self._tail, max_bytes)
-                data = self._copy_out(self._tail, k)
-                self._tail += k
-                n.store64(mm, self._c + _RING_TAIL, self._tail)
-                n.fence()
-                self._wake(self._c + _RING_WRITER_SLEEPING)
-                return data
-            if peer_closed or self._peer_gone or self._shutdown:
-                return b""
-            slice_ = _SLEEP_SLICE
-            if give_up is not None:
-                slice_ = give_up - time.monotonic()
-                if slice_ <= 0:
-                    return None
-                slice_ = min(slice_, _SLEEP_SLICE)
-            budget = self._read_spin.next_budget() if self._may_spin() else 0.0
-            if budget > 0:
-                got = n.spin_while_eq64(mm, head_off, head, budget)
-                self._read_spin.result(budget, got)
-                if got:
-                    continue
-            self._drain_posts(sleep_off)
-            n.store32(mm, sleep_off, 1)
-            n.fence()
-            if n.load64(mm, head_off) == head and not (n.load32(mm, self._peer_side + _SIDE_CLOSED) or self._peer_gone or self._shutdown):
-                self._sleep(sleep_off, slice_)
-            n.store32(mm, sleep_off, 0)
+        if self._broken is not None:
+            raise DataLoss(f"shm: {self._broken}")
+        try:
+            return self._cring.read(max_bytes, timeout)  # type: ignore[no-any-return]
+        except ValueError as e:
+            self._fail(str(e))
+            raise  # not reached
+
+    def readable(self) -> bool:
+        """Whether recv() would return at once (bytes, or the end of the stream)."""
+        return self._cring.readable()  # type: ignore[no-any-return]
+
+    def wait_readable(self, spin: float, sleep: float) -> bool:
+        """Spins at most ``spin`` s, then sleeps at most ``sleep`` s until readable();
+        consumes nothing (for a thread that watches while another reads)."""
+        try:
+            return self._cring.wait_readable(spin, sleep)  # type: ignore[no-any-return]
+        except ValueError as e:
+            self._fail(str(e))
+            raise  # not reached
 
     def send(self, data: bytes) -> None:
-        n = _native
-        assert n is not None
-        mm = self._mm
-        view = memoryview(data)
-        tail_off = self._p + _RING_TAIL
-        sleep_off = self._p + _RING_WRITER_SLEEPING
-        pos = 0
-        self._note_cpu()
-        while pos < len(view):
-            self._check()
-            if self._shutdown:
-                raise ConnectionError("shm: the transport was shut down")
-            if self._peer_gone or n.load32(mm, self._peer_side + _SIDE_CLOSED):
-                raise ConnectionError("shm: the peer closed the connection")
-            if n.load64(mm, self._p + _RING_HEAD) != self._head:
-                self._fail("the ring's head changed under its producer")
-            free = self._ring - (self._head - self._last_tail)
-            if free == 0:
-                tail = n.load64(mm, tail_off)
-                if tail < self._last_tail or tail > self._head:
-                    self._fail(f"impossible tail {tail} (head {self._head})")
-                self._last_tail = tail
-                free = self._ring - (self._head - tail)
-            if free == 0:
-                budget = self._write_spin.next_budget() if self._may_spin() else 0.0
-                if budget > 0:
-                    got = n.spin_while_eq64(mm, tail_off, self._last_tail, budget)
-                    self._write_spin.result(budget, got)
-                    if got:
-                        continue
-                self._drain_posts(sleep_off)
-                n.store32(mm, sleep_off, 1)
-                n.fence()
-                if n.load64(mm, tail_off) == self._last_tail and not (self._peer_gone or self._shutdown):
-                    self._sleep(sleep_off, _SLEEP_SLICE)
-                n.store32(mm, sleep_off, 0)
-                continue
-            k = min(free, len(view) - pos)
-            self._copy_in(self._head, view[pos : pos + k])
-            self._head += k
-            pos += k
-            n.store64(mm, self._p + _RING_HEAD, self._head)
-            n.fence()
-            self._wake(self._p + _RING_READER_SLEEPING)
+        if self._broken is not None:
+            raise DataLoss(f"shm: {self._broken}")
+        try:
+            if self._cring.write(data):
+                return
+        except ValueError as e:
+            self._fail(str(e))
+        if self._shutdown:
+            raise ConnectionError("shm: the transport was shut down")
+        raise ConnectionError("shm: the peer closed the connection")
 
     def fileno(self) -> int:
         return -1
@@ -398,6 +237,7 @@ class ShmTransport(Transport):
                 data = b""
             if not data:
                 self._peer_gone = True
+                self._cring.stop()
                 self._wake_all()
                 return
 
@@ -405,6 +245,7 @@ class ShmTransport(Transport):
         if self._shutdown:
             return
         self._shutdown = True
+        self._cring.stop()
         try:
             _native.store32(self._mm, self._own_side + _SIDE_CLOSED, 1)  # type: ignore[union-attr]
             _native.fence()  # type: ignore[union-attr]
@@ -425,6 +266,7 @@ class ShmTransport(Transport):
             self._watcher.join(1)
         self._control.close()
         self._anchor = None
+        self._cring.release()  # False while another thread is inside a wait: the mapping then goes with the Ring
         try:
             self._mm.close()
         except BufferError:
