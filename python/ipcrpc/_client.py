@@ -264,6 +264,8 @@ class _Connection:
 
     def release_reader_role(self) -> None:
         self._reader_role.release()
+        if not self._waiters:
+            return
         with self._lock:
             nxt = self._waiters[0] if self._waiters else None
         if nxt is not None:  # hand the role on: wake one waiting caller
@@ -281,9 +283,11 @@ class _Connection:
             except ValueError:
                 pass
 
-    def read_until(self, check: Callable[[], bool], deadline: Optional[float]) -> None:
+    def read_until(self, check: Callable[[], bool], deadline: Optional[float], mine: Optional[_ClientStream] = None) -> None:
         """Reads and dispatches frames until check() holds, the deadline passes or the
-        connection breaks. Only the holder of the reader role calls this."""
+        connection breaks. Only the holder of the reader role calls this; ``mine``
+        is the reader's own stream, whose plain MESSAGE and OK TRAILERS frames
+        are taken without building Frame objects."""
         try:
             while not check() and self._broken is None:
                 timeout = _ROLE_POLL
@@ -296,16 +300,8 @@ class _Connection:
                     continue
                 if not data:
                     raise ConnectionError("the server closed the connection")
-                for frame in self._decoder.feed(data):
-                    if not self._got_hello:
-                        if _transport.is_refusal(frame):
-                            refusal = _transport.refusal_error(frame, self.target)
-                            self.break_connection(refusal.details(), refusal.code())
-                            return
-                        self._on_hello(frame)
-                        self._got_hello = True
-                    else:
-                        self._on_frame(frame)
+                if not self._dispatch(data, mine):
+                    return
         except ProtocolError as e:
             self.break_connection(f"protocol error from {self.target}: {e}")
         except ConnectionError as e:
@@ -316,6 +312,80 @@ class _Connection:
             # KeyboardInterrupt mid-frame: the decoder state is no longer trustworthy.
             self.break_connection(f"connection to {self.target} abandoned: interrupted while reading")
             raise
+
+    def _dispatch(self, data: bytes, mine: Optional[_ClientStream]) -> bool:
+        """Decodes and handles the frames in data; False if a refusal ended the connection."""
+        decoder = self._decoder
+        if decoder.mid_frame or not self._got_hello:
+            for frame in decoder.feed(data):
+                if not self._got_hello:
+                    if _transport.is_refusal(frame):
+                        refusal = _transport.refusal_error(frame, self.target)
+                        self.break_connection(refusal.details(), refusal.code())
+                        return False
+                    self._on_hello(frame)
+                    self._got_hello = True
+                else:
+                    self._on_frame(frame)
+            return True
+        # Whole frames at the front are split in one call; the decoder keeps the rest.
+        frames, used = _frame.split_frames(data, decoder.max_payload, decoder.max_control)
+        mine_id = -1 if mine is None else mine.id
+        for type_, sid, flags, fd_count, payload in frames:
+            if sid == mine_id and mine is not None:
+                if type_ == FrameType.MESSAGE:
+                    with mine.cond:
+                        if mine.done:
+                            continue
+                        if mine.recv_window > 0:
+                            mine.recv_window -= len(payload)
+                            mine.inbox.append(payload)
+                            if mine.initial_metadata is None:
+                                mine.initial_metadata = ()
+                            continue
+                elif type_ == FrameType.TRAILERS and not payload and not fd_count:
+                    mine.finish(StatusCode.OK, "")  # an empty TRAILERS: OK, no details, no metadata
+                    continue
+            self._on_frame(_frame.Frame(type_, sid, payload, flags, fd_count, False, len(payload)))
+        if used < len(data):
+            for frame in decoder.feed(data[used:]):
+                self._on_frame(frame)
+        return True
+
+    def unary_call(self, method: str, call_start: bytes, payload: bytes, deadline: Optional[float]) -> Optional[_ClientStream]:
+        """The single-caller path of a unary-unary call: when this thread can take
+        the reader role and the request fits every limit, opens the stream, sends
+        CALL_START + MESSAGE + HALF_CLOSE in one write and reads until the call
+        ends (or its deadline passes), with no hand-off between threads. Returns
+        the stream (maybe not done yet: wait on it as usual), or None if the
+        general path must be taken instead (nothing was sent)."""
+        if not self._reader_role.acquire(False):
+            return None
+        try:
+            with self._write_lock:
+                with self._lock:
+                    if (not self.usable or self._broken is not None or not self._got_hello or len(payload) > self.peer_max_message
+                            or (self.peer_max_streams and len(self._streams) >= self.peer_max_streams)):
+                        return None
+                    sid = self._next_id
+                    self._next_id += 1
+                    if sid >= _MAX_STREAM_ID:
+                        self.usable = False
+                    s = _ClientStream(self, sid, method, deadline)
+                    self._streams[sid] = s
+                s.send_window -= len(payload)
+                try:
+                    self.transport.send(_frame.encode_unary(sid, call_start, payload))
+                    lost = None
+                except ConnectionError as e:
+                    lost = f"connection to {self.target} lost: {e}"
+            if lost is not None:
+                self.break_connection(lost)
+                return s
+            self.read_until(lambda: s.done, deadline, s)
+            return s
+        finally:
+            self.release_reader_role()
 
     def read_for(self, seconds: float) -> None:
         """Reads whatever arrives for ``seconds`` without consuming messages (tests)."""
@@ -748,7 +818,9 @@ class _MultiCallable(Generic[Req, Resp]):
 
     def _begin_unary_request(self, request: Any, timeout: Optional[float], metadata: MetadataArg, wait_for_ready: Optional[bool] = None) -> _ClientStream:
         md = self._metadata(metadata)
-        payload = self._serialize(request)
+        return self._begin_unary_payload(self._serialize(request), timeout, md, wait_for_ready)
+
+    def _begin_unary_payload(self, payload: bytes, timeout: Optional[float], md: MetadataType, wait_for_ready: Optional[bool] = None) -> _ClientStream:
         ch = self._channel
         if len(payload) > ch._max_send:
             raise RpcError(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds this channel's max_send_message_bytes of {ch._max_send} bytes", method=self._method)
@@ -836,12 +908,38 @@ class CallFuture(Call, Generic[Resp]):
 
 
 class UnaryUnaryMultiCallable(_MultiCallable[Req, Resp]):
+    def __init__(self, channel: Channel, method: str, serializer: Serializer, deserializer: Deserializer) -> None:
+        super().__init__(channel, method, serializer, deserializer)
+        self._call_start_method = _wirepb.CallStart(method).encode()  # CALL_START without deadline or metadata
+
     def __call__(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> Resp:
         return self.with_call(request, timeout, metadata, wait_for_ready)[0]
 
     def with_call(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> Tuple[Resp, Call]:
-        call = Call(self._begin_unary_request(request, timeout, metadata, wait_for_ready), self._deserialize)
+        if metadata:
+            stream = self._begin_unary_request(request, timeout, metadata, wait_for_ready)
+        else:
+            payload = self._serialize(request)
+            stream = self._single_caller(payload, timeout) or self._begin_unary_payload(payload, timeout, (), wait_for_ready)
+        call = Call(stream, self._deserialize)
         return call._unary_response(), call
+
+    def _single_caller(self, payload: bytes, timeout: Optional[float]) -> Optional[_ClientStream]:
+        """The call on the connection's single-caller path (_Connection.unary_call),
+        or None when the general path must run (no ready connection, another call
+        reading, a limit to report, a deadline already passed)."""
+        ch = self._channel
+        conn = ch._conn
+        if conn is None or ch._closed or len(payload) > ch._max_send:
+            return None
+        call_start = self._call_start_method
+        deadline = None
+        if timeout is not None:
+            if timeout <= 0:
+                return None
+            deadline = time.monotonic() + timeout
+            call_start += _wirepb.timeout_field(max(1, int(timeout * 1e6)))
+        return conn.unary_call(self._method, call_start, payload, deadline)
 
     def future(self, request: Req, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> CallFuture[Resp]:
         """Starts the call and returns at once; ``.cancel()`` abandons it from any thread."""

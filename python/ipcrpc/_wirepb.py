@@ -197,6 +197,12 @@ class CallStart:
         return cls(_last_str(f, 1), _last_int(f, 2, 64), decode_metadata(f, 3))
 
 
+def timeout_field(timeout_micros: int) -> bytes:
+    """CallStart's timeout_micros field alone: appended to an encoded CallStart
+    without it (fields may come in any order), as the client's hot path does."""
+    return _uint(2, timeout_micros)
+
+
 @dataclass
 class Headers:
     metadata: Metadata = ()
