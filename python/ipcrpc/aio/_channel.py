@@ -20,12 +20,14 @@ from typing import Any, AsyncIterable, AsyncIterator, Callable, Deque, Dict, Gen
 from .. import _frame, _limits, _transport, _wirepb
 from .._client import AGENT, MetadataArg, decode_headers, decode_trailers
 from .._fifo import FifoTransport as _FifoTransport
+from .._shm import ShmTransport as _ShmTransport
 from .._frame import FrameType, ProtocolError
 from .._status import MetadataType, RpcError, StatusCode, normalize_metadata
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 _READ_CHUNK = 256 * 1024
+_IDLE_POLL = 0.1  # seconds between the shm doorbell's looks at an idle ring
 _MAX_STREAM_ID = 0xFFFFFFFF
 
 
@@ -75,8 +77,13 @@ class _Stream:
 
     async def wait(self, predicate: Callable[[], bool]) -> None:
         while not predicate():
-            fut = self.conn.loop.create_future()
+            conn = self.conn
+            if conn._shm is not None and conn.shm_poll():
+                continue  # the loop thread read something in its spin: look again
+            fut = conn.loop.create_future()
             self._waiters.append(fut)
+            if conn._shm is not None:
+                conn.shm_park()
             try:
                 await fut
             except asyncio.CancelledError:
@@ -175,6 +182,12 @@ class _Connection:
         self._atransport: Optional[asyncio.Transport] = None
         self._reader_thread: Optional[threading.Thread] = None
         self._fifo_fds: Optional[Tuple[int, int]] = None
+        # shm and shm+sem: the loop thread reads the ring itself (after a bounded,
+        # adaptive spin); the doorbell thread only watches it while calls are parked.
+        self._shm: Optional[Any] = t if isinstance(t, _ShmTransport) else None
+        self._park = threading.Event()
+        self._bell_pending = False
+        self._bell_stop = False
 
     async def start(self) -> None:
         hello = _frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, self.our_max, self.our_window, 0, AGENT).encode())
@@ -204,6 +217,11 @@ class _Connection:
             self._fifo_fds = (self.transport.read_fd, self.transport.control_fd)
             self.loop.add_reader(self._fifo_fds[0], self._on_fifo_readable)
             self.loop.add_reader(self._fifo_fds[1], self._on_control_readable)
+        elif self._shm is not None:
+            self.transport.send(hello)
+            self._reader_thread = threading.Thread(target=self._doorbell, name=f"ipcrpc-aio-doorbell {self.target}", daemon=True)
+            self._reader_thread.start()
+            self.shm_park()  # until the server's HELLO
         else:
             self.transport.send(hello)
             self._reader_thread = threading.Thread(target=self._read_thread, name=f"ipcrpc-aio-reader {self.target}", daemon=True)
@@ -252,6 +270,21 @@ class _Connection:
             except (ConnectionError, OSError) as e:
                 self.break_connection(f"connection to {self.target} lost: {e}")
 
+    def send_now(self, data: bytes) -> bool:
+        """Writes data at once from the loop thread if nothing is queued before it
+        (a small write: the unix socket's buffer or a transport write that does not
+        wait long); False if the caller must use send() instead."""
+        if self._atransport is not None:
+            self._atransport.write(data)
+            return True
+        if self._write_lock.locked() or len(data) > 64 * 1024:
+            return False
+        try:
+            self.transport.send(data)
+        except (ConnectionError, OSError) as e:
+            self.break_connection(f"connection to {self.target} lost: {e}")
+        return True
+
     def send_soon(self, data: bytes) -> None:
         """Queues a control frame from synchronous code (frames stay in order)."""
         if self.broken is not None:
@@ -260,6 +293,83 @@ class _Connection:
             self._atransport.write(data)
         else:
             self.loop.create_task(self.send(data))
+
+    # -- reading shm on the loop thread --
+    #
+    # A futex or a semaphore in shared memory cannot be awaited. The loop thread
+    # therefore reads the ring itself: a waiting call first spins on the ring
+    # (shm_poll: the transport's adaptive budget, at most 50 µs and never while the
+    # server last ran on this CPU; the loop runs nothing else meanwhile), and
+    # only if nothing came does it park (shm_park): the doorbell thread then
+    # sleeps on the ring's futex/semaphore and, once bytes or the end are there,
+    # schedules _on_doorbell on the loop, which reads them. While no call waits,
+    # the doorbell only looks every _IDLE_POLL seconds (a PING, a GOAWAY, the
+    # server's death are noticed then), so it never competes with a spinning loop.
+
+    def shm_poll(self) -> bool:
+        """Spins (bounded) until the ring is readable; reads it if so. True if it read."""
+        t = self._shm
+        if t is None or self.broken is not None:
+            return False
+        try:
+            ready = t.wait_readable(-1.0, 0.0)
+        except (ConnectionError, OSError) as e:
+            self.break_connection(f"connection to {self.target} lost: {e}")
+            return True
+        if ready:
+            self._drain_shm()
+        return ready
+
+    def shm_park(self) -> None:
+        if not self._park.is_set():
+            self._park.set()
+
+    def _drain_shm(self) -> None:
+        t = self._shm
+        assert t is not None
+        while self.broken is None:
+            try:
+                data = t.recv_within(_READ_CHUNK, 0.0)
+            except (ConnectionError, OSError) as e:
+                self.break_connection(f"connection to {self.target} lost: {e}")
+                return
+            if data is None:
+                return
+            if not data:
+                self.break_connection(f"connection to {self.target} lost: the server closed the connection")
+                return
+            self._feed(data)
+
+    def _on_doorbell(self) -> None:
+        self._bell_pending = False
+        self._drain_shm()
+        if self.broken is None and (self.streams or not self._got_hello):
+            self.shm_park()  # calls still wait
+
+    def _doorbell(self) -> None:
+        t = self._shm
+        assert t is not None
+        try:
+            while not self._bell_stop:
+                parked = self._park.wait(_IDLE_POLL)
+                if self._bell_stop:
+                    return
+                if parked:
+                    self._park.clear()
+                    while not self._bell_stop and not t.wait_readable(0.0, 0.1):
+                        pass
+                elif self._bell_pending or not t.readable():
+                    continue
+                if not self._bell_pending:
+                    self._bell_pending = True
+                    self.loop.call_soon_threadsafe(self._on_doorbell)
+        except RuntimeError:  # the loop is closed
+            pass
+        except (ConnectionError, OSError) as e:
+            try:
+                self.loop.call_soon_threadsafe(self.break_connection, f"connection to {self.target} lost: {e}")
+            except RuntimeError:
+                pass
 
     # -- reading --
 
@@ -279,9 +389,35 @@ class _Connection:
     def _feed(self, data: bytes) -> None:
         if self.broken is not None:
             return
+        decoder = self._decoder
         try:
-            for frame in self._decoder.feed(data):
-                self._on_frame(frame)
+            if decoder.mid_frame or not self._got_hello:
+                for frame in decoder.feed(data):
+                    self._on_frame(frame)
+                return
+            # Whole frames at the front are split in one call (plain MESSAGE and OK
+            # TRAILERS handled here); the decoder keeps the rest.
+            frames, used = _frame.split_frames(data, decoder.max_payload, decoder.max_control)
+            streams = self.streams
+            for type_, sid, flags, fd_count, payload in frames:
+                s = streams.get(sid)
+                if s is not None:
+                    if type_ == FrameType.MESSAGE and s.recv_window > 0:
+                        s.recv_window -= len(payload)
+                        s.inbox.append(payload)
+                        if s.initial_metadata is None:
+                            s.initial_metadata = ()
+                        s.wake()
+                        continue
+                    if type_ == FrameType.TRAILERS and not payload and not fd_count:
+                        s.finish(StatusCode.OK, "")
+                        continue
+                self._on_frame(_frame.Frame(type_, sid, payload, flags, fd_count, False, len(payload)))
+                if self.broken is not None:
+                    return
+            if used < len(data):
+                for frame in decoder.feed(data[used:]):
+                    self._on_frame(frame)
         except ProtocolError as e:
             self.break_connection(f"protocol error from {self.target}: {e}")
 
@@ -373,6 +509,8 @@ class _Connection:
             self._atransport.abort()
         else:
             self._stop_fifo_readers()
+            self._bell_stop = True
+            self._park.set()
             self.transport.shutdown()
 
     async def close(self) -> None:
@@ -535,11 +673,13 @@ class Call:
         self._method = method
         self._deserialize = deserialize
         self._stream: Optional[_Stream] = None
-        self._ready = asyncio.get_running_loop().create_future()
+        self._ready: Optional["asyncio.Future[None]"] = None  # made when someone waits for the start
         self._start_error: Optional[BaseException] = None
 
     async def _s(self) -> _Stream:
-        if self._stream is None:
+        if self._stream is None and self._start_error is None:
+            if self._ready is None:
+                self._ready = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._ready)
         if self._stream is None:
             assert self._start_error is not None
@@ -548,7 +688,7 @@ class Call:
 
     def _started(self, s: Optional[_Stream], error: Optional[BaseException] = None) -> None:
         self._stream, self._start_error = s, error
-        if not self._ready.done():
+        if self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
 
     def cancel(self) -> bool:
@@ -598,7 +738,7 @@ class Call:
             s.callbacks.append(lambda: callback(self))
 
     async def _unary_response(self) -> Any:
-        s = await self._s()
+        s = self._stream if self._stream is not None else await self._s()
         if not s.done:
             await s.wait(lambda: s.done)
         if s.code is not StatusCode.OK:
@@ -731,10 +871,45 @@ class _MultiCallable(Generic[Req, Resp]):
 
 
 class UnaryUnaryMultiCallable(_MultiCallable[Req, Resp]):
+    def __init__(self, channel: Channel, method: str, serializer: Any, deserializer: Any) -> None:
+        super().__init__(channel, method, serializer, deserializer)
+        self._call_start_method = _wirepb.CallStart(method).encode()  # CALL_START without deadline or metadata
+
     def __call__(self, request: Req, *, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> UnaryUnaryCall[Resp]:
         call: UnaryUnaryCall[Resp] = UnaryUnaryCall(self._channel, self._method, self._deserialize)
-        self._begin(call, timeout, metadata, self._serialize(request), wait_for_ready)
+        payload = self._serialize(request)
+        s = None if metadata else self._start_now(payload, timeout)
+        if s is not None:
+            call._stream = s
+        else:
+            self._begin(call, timeout, metadata, payload, wait_for_ready)
         return call
+
+    def _start_now(self, payload: bytes, timeout: Optional[float]) -> Optional[_Stream]:
+        """Opens the stream and writes CALL_START + MESSAGE + HALF_CLOSE right here
+        when the connection is ready and nothing is queued (no task, no lock);
+        None if the general path (_begin) must run."""
+        ch = self._channel
+        conn = ch._conn
+        if (conn is None or ch._closed or not conn.usable or conn.broken is not None or not conn._got_hello
+                or len(payload) > ch._max_send or len(payload) > conn.peer_max_message or asyncio.get_running_loop() is not conn.loop):
+            return None
+        call_start = self._call_start_method
+        deadline = None
+        if timeout is not None:
+            if timeout <= 0:
+                return None
+            deadline = conn.loop.time() + timeout
+            call_start += _wirepb.timeout_field(max(1, int(timeout * 1e6)))
+        data_len = len(call_start) + len(payload) + 3 * _frame.HEADER_SIZE
+        if conn._atransport is None and (conn._write_lock.locked() or data_len > 64 * 1024):
+            return None
+        s = conn.open_stream(self._method, deadline)
+        if s is None:
+            return None
+        s.send_window -= len(payload)
+        conn.send_now(_frame.encode_unary(s.id, call_start, payload))
+        return s
 
 
 class UnaryStreamMultiCallable(_MultiCallable[Req, Resp]):
