@@ -18,7 +18,7 @@ from typing import Any, Callable, Deque, Dict, Generic, Iterable, Iterator, List
 
 from . import _frame, _limits, _transport, _wirepb
 from ._frame import FrameType, ProtocolError
-from ._status import MetadataType, RpcError, StatusCode, normalize_metadata
+from ._status import MetadataType, RpcError, StatusCode, WireMetadata, normalize_metadata, user_metadata
 
 AGENT = "ipcrpc-python/0.1"
 _MAX_STREAM_ID = 0xFFFFFFFF
@@ -522,7 +522,7 @@ class _Connection:
 
 
 def decode_headers(frame: _frame.Frame, limits: _limits.MetadataLimits) -> Tuple[MetadataType, Optional[Tuple[StatusCode, str]]]:
-    """A HEADERS frame's metadata, or why the call fails (the client then cancels it)."""
+    """A HEADERS frame's metadata (as users get it), or why the call fails (the client then cancels it)."""
     if frame.oversized:
         return (), (StatusCode.RESOURCE_EXHAUSTED, limits.oversized(frame, "client"))
     try:
@@ -530,11 +530,11 @@ def decode_headers(frame: _frame.Frame, limits: _limits.MetadataLimits) -> Tuple
     except ProtocolError:
         return (), (StatusCode.INTERNAL, "malformed HEADERS frame from the server")
     err = limits.check(md, "the server's initial metadata")
-    return (md, None) if err is None else ((), (StatusCode.RESOURCE_EXHAUSTED, err))
+    return (user_metadata(md), None) if err is None else ((), (StatusCode.RESOURCE_EXHAUSTED, err))
 
 
 def decode_trailers(frame: _frame.Frame, limits: _limits.MetadataLimits) -> Tuple[StatusCode, str, MetadataType]:
-    """How a TRAILERS frame ends its call: code, details, trailing metadata."""
+    """How a TRAILERS frame ends its call: code, details, trailing metadata (as users get it)."""
     if frame.oversized:
         return StatusCode.RESOURCE_EXHAUSTED, limits.oversized(frame, "client"), ()
     try:
@@ -548,7 +548,7 @@ def decode_trailers(frame: _frame.Frame, limits: _limits.MetadataLimits) -> Tupl
     details = tr.message
     if code is StatusCode.UNKNOWN and tr.code != 2:
         details = f"server sent unknown status code {tr.code}: {tr.message}"
-    return code, details, tr.metadata
+    return code, details, user_metadata(tr.metadata)
 
 
 class Channel:
@@ -641,7 +641,7 @@ class Channel:
             attempts += 1
         raise RpcError(StatusCode.UNAVAILABLE, f"could not open a stream to {self.target}", method=method)
 
-    def _call_start_frame(self, stream: _ClientStream, md: MetadataType) -> bytes:
+    def _call_start_frame(self, stream: _ClientStream, md: WireMetadata) -> bytes:
         timeout_us = 0
         if stream.deadline is not None:
             timeout_us = max(1, int((stream.deadline - time.monotonic()) * 1e6))
@@ -809,7 +809,7 @@ class _MultiCallable(Generic[Req, Resp]):
         self._serialize: Callable[[Any], bytes] = serializer or _identity
         self._deserialize: Callable[[bytes], Any] = deserializer or _identity
 
-    def _metadata(self, metadata: MetadataArg) -> MetadataType:
+    def _metadata(self, metadata: MetadataArg) -> WireMetadata:
         md = normalize_metadata(metadata)
         err = self._channel._limits.check(md, "request metadata")
         if err:  # PROTOCOL.md §5 "Limits": failed before anything is sent
@@ -820,7 +820,7 @@ class _MultiCallable(Generic[Req, Resp]):
         md = self._metadata(metadata)
         return self._begin_unary_payload(self._serialize(request), timeout, md, wait_for_ready)
 
-    def _begin_unary_payload(self, payload: bytes, timeout: Optional[float], md: MetadataType, wait_for_ready: Optional[bool] = None) -> _ClientStream:
+    def _begin_unary_payload(self, payload: bytes, timeout: Optional[float], md: WireMetadata, wait_for_ready: Optional[bool] = None) -> _ClientStream:
         ch = self._channel
         if len(payload) > ch._max_send:
             raise RpcError(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds this channel's max_send_message_bytes of {ch._max_send} bytes", method=self._method)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ._frame import Frame
-from ._status import MetadataType
+from ._status import WireMetadata
 
 DEFAULT_MAX_METADATA_BYTES = 8 * 1024
 DEFAULT_MAX_METADATA_ENTRIES = 256
@@ -35,7 +35,7 @@ class MetadataLimits:
         """The largest payload of a frame other than MESSAGE that is read."""
         return min(self.max_bytes + CONTROL_FRAME_ALLOWANCE, 0xFFFFFFFF)
 
-    def check(self, metadata: MetadataType, what: str) -> Optional[str]:
+    def check(self, metadata: WireMetadata, what: str) -> Optional[str]:
         """None if ``metadata`` fits, else why not (for RESOURCE_EXHAUSTED)."""
         size = 0
         for key, value in metadata:

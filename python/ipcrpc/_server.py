@@ -25,7 +25,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optiona
 from . import _access, _frame, _limits, _transport, _wirepb
 from ._access import PeerCredentials
 from ._frame import FrameType, ProtocolError
-from ._status import AbortError, MetadataType, RpcError, StatusCode, normalize_metadata
+from ._status import AbortError, MetadataType, RpcError, StatusCode, WireMetadata, normalize_metadata, user_metadata
 
 AGENT = "ipcrpc-python/0.1"
 _READ_CHUNK = 256 * 1024
@@ -106,7 +106,11 @@ class ServicerContextBase:
         return self._stream.conn.peer  # type: ignore[no-any-return]
 
     def invocation_metadata(self) -> MetadataType:
-        return self._stream.metadata  # type: ignore[no-any-return]
+        """The client's metadata: str values, bytes under keys ending in ``-bin`` (as grpcio)."""
+        s = self._stream
+        if s.user_metadata is None:
+            s.user_metadata = user_metadata(s.metadata)
+        return s.user_metadata  # type: ignore[no-any-return]
 
     def method(self) -> str:
         return self._stream.method  # type: ignore[no-any-return]
@@ -168,13 +172,14 @@ class ServicerContext(ServicerContextBase):
 
 
 class _ServerStream:
-    def __init__(self, conn: "_ServerConnection", stream_id: int, method: str, handler: RpcMethodHandler, deadline: Optional[float], metadata: MetadataType) -> None:
+    def __init__(self, conn: "_ServerConnection", stream_id: int, method: str, handler: RpcMethodHandler, deadline: Optional[float], metadata: WireMetadata) -> None:
         self.conn = conn
         self.id = stream_id
         self.method = method
         self.handler = handler
         self.deadline = deadline
         self.metadata = metadata
+        self.user_metadata: Optional[MetadataType] = None  # made by invocation_metadata()
         self.cond = threading.Condition(threading.Lock())
         self.inbox: Deque[bytes] = collections.deque()
         self.half_closed = False
@@ -182,8 +187,8 @@ class _ServerStream:
         self.forced: Optional[Tuple[StatusCode, str]] = None
         self.finished = False
         self.headers_sent = False
-        self.initial: MetadataType = ()
-        self.trailing: MetadataType = ()
+        self.initial: WireMetadata = ()
+        self.trailing: WireMetadata = ()
         self.send_window = conn.peer_window
         self.recv_window = conn.server.stream_window  # what the client may still send
         self.unacked = 0
@@ -255,7 +260,7 @@ class _ServerStream:
             self._wait(lambda: bool(self.inbox) or self.half_closed)
             return not self.inbox
 
-    def send_headers(self, metadata: MetadataType) -> None:
+    def send_headers(self, metadata: WireMetadata) -> None:
         with self.cond:
             if self.headers_sent or self.finished or self.cancelled:
                 return

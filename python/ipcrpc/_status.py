@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
-MetadataType = Tuple[Tuple[str, bytes], ...]
+# Metadata as calls hand it to users, as grpcio does: a value is str, except
+# under a key ending in "-bin", whose value is bytes.
+MetadataValue = Union[str, bytes]
+MetadataType = Tuple[Tuple[str, MetadataValue], ...]
+# Metadata as the wire carries it (PROTOCOL.md §8): every value is bytes.
+WireMetadata = Tuple[Tuple[str, bytes], ...]
 
 
 class StatusCode(enum.Enum):
@@ -97,11 +102,21 @@ class AbortError(Exception):
 _KEY_RE = re.compile(r"^[a-z0-9_.-]+$")
 
 
-def normalize_metadata(metadata: Optional[Sequence[Tuple[str, object]]], *, reserved_ok: bool = False) -> MetadataType:
-    """Validates keys (PROTOCOL.md §8) and turns values into bytes.
+_PRINTABLE_ASCII = re.compile(rb"^[\x20-\x7e]*$")
 
-    Raises RpcError(INVALID_ARGUMENT) naming the bad key.  str values are
-    encoded as UTF-8 (grpcio accepts str for non-binary keys).
+
+def is_binary_key(key: str) -> bool:
+    return key.endswith("-bin")
+
+
+def normalize_metadata(metadata: Optional[Sequence[Tuple[str, object]]], *, reserved_ok: bool = False) -> WireMetadata:
+    """Validates metadata to be sent and turns it into its wire form (bytes values).
+
+    grpcio's rules: keys are lowercase ``[a-z0-9_.-]+`` (PROTOCOL.md §8); under a
+    key ending in ``-bin`` the value must be bytes (any bytes); under any other
+    key it may be str or bytes but must be printable ASCII (0x20-0x7E).
+    Raises RpcError(INVALID_ARGUMENT) naming the bad entry (where grpcio raises
+    ValueError "metadata was invalid", or TypeError for a str under a -bin key).
     """
     if not metadata:
         return ()
@@ -115,11 +130,34 @@ def normalize_metadata(metadata: Optional[Sequence[Tuple[str, object]]], *, rese
             raise RpcError(StatusCode.INVALID_ARGUMENT, f"invalid metadata key {key!r}: keys are lowercase [a-z0-9_.-]+")
         if not reserved_ok and key.startswith("ipcrpc-"):
             raise RpcError(StatusCode.INVALID_ARGUMENT, f"metadata key {key!r}: keys starting with 'ipcrpc-' are reserved")
-        if isinstance(value, str):
-            value = value.encode("utf-8")
-        elif isinstance(value, (bytes, bytearray, memoryview)):
+        binary = is_binary_key(key)
+        if isinstance(value, (bytes, bytearray, memoryview)):
             value = bytes(value)
+        elif isinstance(value, str) and not binary:
+            try:
+                value = value.encode("ascii")
+            except UnicodeEncodeError:
+                value = b"\x80"  # fails the printable check below
+        elif isinstance(value, str):
+            raise RpcError(StatusCode.INVALID_ARGUMENT, f"metadata value for {key!r} must be bytes: keys ending in '-bin' carry binary values")
         else:
             raise RpcError(StatusCode.INVALID_ARGUMENT, f"metadata value for {key!r} must be str or bytes, not {type(value).__name__}")
+        if not binary and not _PRINTABLE_ASCII.match(value):
+            raise RpcError(StatusCode.INVALID_ARGUMENT, f"metadata value for {key!r} must be printable ASCII (0x20-0x7E); send binary values under a key ending in '-bin'")
         out.append((key, value))
     return tuple(out)
+
+
+def _text(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:  # what grpcio does with a value that is not UTF-8
+        return value.decode("latin-1")
+
+
+def user_metadata(metadata: WireMetadata) -> MetadataType:
+    """Received metadata as users get it: str values (UTF-8; Latin-1 if not valid
+    UTF-8), bytes under keys ending in ``-bin`` (grpcio's behaviour)."""
+    if not metadata:
+        return ()
+    return tuple((k, v if k.endswith("-bin") else _text(v)) for k, v in metadata)

@@ -10,6 +10,7 @@ import ipcrpc
 import ipcrpc.aio
 import test_service_ipcrpc as svc
 import test_service_pb2 as pb
+from py_test_service import report_types
 
 
 async def _sleep_unless_cancelled(context: ipcrpc.aio.ServicerContext, ms: int) -> bool:
@@ -34,6 +35,8 @@ class AioTestService(svc.TestServiceServicer):
             await context.abort(ipcrpc.StatusCode.CANCELLED, "cancelled while sleeping")
         if request.status_code:
             await context.abort(ipcrpc.StatusCode.from_number(request.status_code), request.status_message)
+        if request.text == "report-types":  # what invocation_metadata() handed us
+            return pb.Response(text=report_types(context.invocation_metadata()))
         return pb.Response(text=request.text, payload=request.payload, peer_pid=context.peer_credentials().pid)
 
     async def ServerStream(self, request: pb.Request, context: ipcrpc.aio.ServicerContext) -> AsyncIterator[pb.Response]:  # type: ignore[override]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Iterator
+from typing import Iterator, Sequence, Tuple
 
 import ipcrpc
 import test_service_pb2 as pb
@@ -21,6 +21,10 @@ def _sleep_unless_cancelled(context: ipcrpc.ServicerContext, ms: int) -> bool:
             return False
         time.sleep(0.001)
     return context.is_active()
+
+
+def report_types(metadata: Sequence[Tuple[str, object]]) -> str:
+    return ",".join(f"{k}={type(v).__name__}:{v if isinstance(v, str) else repr(v)}" for k, v in metadata)
 
 
 class TestService(svc.TestServiceServicer):
@@ -41,6 +45,8 @@ class TestService(svc.TestServiceServicer):
             context.abort(ipcrpc.StatusCode.CANCELLED, "cancelled while sleeping")
         if request.status_code:
             context.abort(ipcrpc.StatusCode.from_number(request.status_code), request.status_message)
+        if request.text == "report-types":  # what invocation_metadata() handed us
+            return pb.Response(text=report_types(context.invocation_metadata()))
         return pb.Response(text=request.text, payload=request.payload, peer_pid=context.peer_credentials().pid)
 
     def ServerStream(self, request: pb.Request, context: ipcrpc.ServicerContext) -> Iterator[pb.Response]:

@@ -50,11 +50,32 @@ def test_unary_and_metadata(address: str) -> None:
         assert (r.text, r.peer_pid) == ("hi", os.getpid())
         call = stub.Echo(pb.Request(text="m"), timeout=5, metadata=[("echo-a", "1")])
         assert (await call).text == "m"
-        assert await call.initial_metadata() == (("initial-a", b"1"),)
-        assert await call.trailing_metadata() == (("trailing-a", b"1"),)
+        assert await call.initial_metadata() == (("initial-a", "1"),)
+        assert await call.trailing_metadata() == (("trailing-a", "1"),)
         assert await call.code() is Code.OK
+        call = stub.Echo(pb.Request(text="m"), timeout=5, metadata=[("echo-b", b"ascii"), ("echo-c-bin", b"\xff")])
+        await call
+        assert sorted(await call.initial_metadata()) == [("initial-b", "ascii"), ("initial-c-bin", b"\xff")]
+        assert sorted(await call.trailing_metadata()) == [("trailing-b", "ascii"), ("trailing-c-bin", b"\xff")]
+        with pytest.raises(ipcrpc.RpcError) as e:
+            await stub.Echo(pb.Request(status_code=Code.ABORTED.number), timeout=5, metadata=[("echo-a", "1")])
+        assert e.value.trailing_metadata() == (("trailing-a", "1"),)
+        with pytest.raises(ipcrpc.RpcError) as e:
+            await stub.Echo(pb.Request(), timeout=5, metadata=[("k", "caf\u00e9")])
+        assert e.value.code() is Code.INVALID_ARGUMENT
 
     run(body, address)
+
+
+def test_python_servers_see_str_and_bin_bytes(server: ServerProcess) -> None:
+    if server.kind == "cpp":  # type: ignore[attr-defined]
+        pytest.skip("the C++ test server does not report metadata types")
+
+    async def body(stub: svc.TestServiceStub) -> None:
+        r = await stub.Echo(pb.Request(text="report-types"), timeout=5, metadata=[("a", "x"), ("c-bin", b"\x00")])
+        assert r.text == "a=str:x,c-bin=bytes:b'\\x00'"
+
+    run(body, server.address())
 
 
 def test_streams(address: str) -> None:

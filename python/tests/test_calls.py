@@ -42,11 +42,37 @@ def test_unary_echo_reaches_the_server_with_our_pid(stub: svc.TestServiceStub) -
 
 
 def test_metadata_travels_both_ways(stub: svc.TestServiceStub) -> None:
-    r, call = stub.Echo.with_call(pb.Request(text="m"), timeout=5, metadata=[("echo-a", "1"), ("echo-b", b"\xff\x00"), ("other", "x")])
+    # As grpcio: values come back as str, as bytes only under keys ending in -bin;
+    # an ordinary key may be sent a str or printable-ASCII bytes.
+    md = [("echo-a", "1"), ("echo-c", b"printable"), ("echo-b-bin", b"\xff\x00"), ("other", "x")]
+    r, call = stub.Echo.with_call(pb.Request(text="m"), timeout=5, metadata=md)
     assert r.text == "m"
-    assert call.initial_metadata() == (("initial-a", b"1"), ("initial-b", b"\xff\x00"))
-    assert call.trailing_metadata() == (("trailing-a", b"1"), ("trailing-b", b"\xff\x00"))
+    assert sorted(call.initial_metadata()) == [("initial-a", "1"), ("initial-b-bin", b"\xff\x00"), ("initial-c", "printable")]
+    assert sorted(call.trailing_metadata()) == [("trailing-a", "1"), ("trailing-b-bin", b"\xff\x00"), ("trailing-c", "printable")]
     assert call.code() is Code.OK
+
+
+def test_error_carries_str_trailing_metadata(stub: svc.TestServiceStub) -> None:
+    with pytest.raises(ipcrpc.RpcError) as e:
+        stub.Echo(pb.Request(status_code=Code.ABORTED.number, status_message="no"), timeout=5, metadata=[("echo-a", "1"), ("echo-z-bin", b"\x00")])
+    assert e.value.code() is Code.ABORTED
+    assert sorted(e.value.trailing_metadata()) == [("trailing-a", "1"), ("trailing-z-bin", b"\x00")]
+    assert sorted(e.value.initial_metadata()) == [("initial-a", "1"), ("initial-z-bin", b"\x00")]
+
+
+@pytest.mark.parametrize("entry", [("k", "caf\u00e9"), ("k", b"\x01"), ("k", "tab\there"), ("k", b"\x7f"), ("k-bin", "str"), ("k", 5)])
+def test_metadata_values_that_grpc_refuses_fail_before_sending(stub: svc.TestServiceStub, entry: tuple) -> None:
+    # grpcio raises ValueError("metadata was invalid") or TypeError here; ipcrpc raises RpcError(INVALID_ARGUMENT).
+    with pytest.raises(ipcrpc.RpcError) as e:
+        stub.Echo(pb.Request(), timeout=5, metadata=[entry])
+    assert e.value.code() is Code.INVALID_ARGUMENT, entry
+    assert repr(entry[0]) in e.value.details()
+
+
+def test_python_server_sees_str_and_bin_bytes(py_server: ServerProcess) -> None:
+    with ipcrpc.channel(py_server.address()) as ch:
+        r = svc.TestServiceStub(ch).Echo(pb.Request(text="report-types"), timeout=5, metadata=[("a", "x"), ("b", b"y"), ("c-bin", b"\x00")])
+    assert r.text == "a=str:x,b=str:y,c-bin=bytes:b'\\x00'"
 
 
 def test_server_streaming(stub: svc.TestServiceStub) -> None:

@@ -85,7 +85,7 @@ Result Unary(Env& env) {
 Result Metadata(Env& env) {
   ClientContext ctx;
   ctx.AddMetadata("echo-color", "blue");
-  ctx.AddMetadata("echo-bytes", std::string("\0\xff", 2));
+  ctx.AddMetadata("echo-bytes-bin", std::string("\0\xff", 2));  // not printable ASCII: a -bin key (gRPC's rule)
   Response resp;
   absl::Status s = env.stub->Echo(&ctx, Request(), &resp);
   CHECK_OR_FAIL(s.ok(), s.ToString());
@@ -93,8 +93,8 @@ Result Metadata(Env& env) {
   const auto& trailing = ctx.GetServerTrailingMetadata();
   CHECK_OR_FAIL(initial.count("initial-color") == 1, initial.size());
   CHECK_OR_FAIL(initial.find("initial-color")->second == "blue", "initial-color");
-  CHECK_OR_FAIL(trailing.count("trailing-bytes") == 1, trailing.size());
-  CHECK_OR_FAIL(trailing.find("trailing-bytes")->second == std::string("\0\xff", 2), "trailing-bytes");
+  CHECK_OR_FAIL(trailing.count("trailing-bytes-bin") == 1, trailing.size());
+  CHECK_OR_FAIL(trailing.find("trailing-bytes-bin")->second == std::string("\0\xff", 2), "trailing-bytes-bin");
   return std::nullopt;
 }
 

@@ -22,7 +22,7 @@ from .._client import AGENT, MetadataArg, decode_headers, decode_trailers
 from .._fifo import FifoTransport as _FifoTransport
 from .._shm import ShmTransport as _ShmTransport
 from .._frame import FrameType, ProtocolError
-from .._status import MetadataType, RpcError, StatusCode, normalize_metadata
+from .._status import MetadataType, RpcError, StatusCode, WireMetadata, normalize_metadata
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -628,7 +628,7 @@ class Channel:
             raise RpcError(conn.broken_code, conn.broken, method=method)
         return conn
 
-    def _call_start(self, s: _Stream, md: MetadataType) -> bytes:
+    def _call_start(self, s: _Stream, md: WireMetadata) -> bytes:
         timeout_us = 0 if s.deadline is None else max(1, int((s.deadline - s.conn.loop.time()) * 1e6))
         return _frame.encode_frame(FrameType.CALL_START, s.id, _wirepb.CallStart(s.method, timeout_us, md).encode())
 

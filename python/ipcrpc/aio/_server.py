@@ -24,7 +24,7 @@ from .. import _access, _frame, _limits, _transport, _wirepb
 from .._frame import FrameType, ProtocolError
 from .._server import (AGENT, GenericRpcHandler, PeerCredentials, RpcMethodHandler, ServicerContextBase, _remove_stale_socket, _unlink,
                        parse_call_start, upgrade_connection)
-from .._status import AbortError, MetadataType, RpcError, StatusCode, normalize_metadata
+from .._status import AbortError, MetadataType, RpcError, StatusCode, WireMetadata, normalize_metadata
 
 _READ_CHUNK = 256 * 1024
 
@@ -49,20 +49,21 @@ class ServicerContext(ServicerContextBase):
 
 
 class _Stream:
-    def __init__(self, conn: "_Connection", sid: int, method: str, handler: RpcMethodHandler, deadline: Optional[float], metadata: MetadataType) -> None:
+    def __init__(self, conn: "_Connection", sid: int, method: str, handler: RpcMethodHandler, deadline: Optional[float], metadata: WireMetadata) -> None:
         self.conn = conn
         self.id = sid
         self.method = method
         self.handler = handler
         self.deadline = deadline
         self.metadata = metadata
+        self.user_metadata: Optional[MetadataType] = None  # made by invocation_metadata()
         self.inbox: Deque[bytes] = collections.deque()
         self.half_closed = False
         self.cancelled = False
         self.finished = False
         self.headers_sent = False
-        self.initial: MetadataType = ()
-        self.trailing: MetadataType = ()
+        self.initial: WireMetadata = ()
+        self.trailing: WireMetadata = ()
         self.headers_error: Optional[str] = None  # initial metadata beyond the limits: the call fails
         self.send_window = conn.peer_window
         self.recv_window = conn.server.stream_window
