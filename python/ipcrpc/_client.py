@@ -47,6 +47,7 @@ class _ClientStream:
         self.method = method
         self.deadline = deadline
         self.cond = threading.Condition(threading.Lock())
+        self.sleepers = 0  # threads inside cond.wait(): nobody to notify while 0
         self.inbox: Deque[bytes] = collections.deque()
         self.initial_metadata: Optional[MetadataType] = None
         self.send_window = conn.peer_window
@@ -68,7 +69,8 @@ class _ClientStream:
             self.code, self.details, self.trailing_metadata = code, details, trailing
             if self.initial_metadata is None:
                 self.initial_metadata = ()
-            self.cond.notify_all()
+            if self.sleepers:
+                self.cond.notify_all()
             callbacks, self.callbacks = self.callbacks, []
         self.conn.forget(self.id)
         for cb in callbacks:
@@ -116,9 +118,11 @@ class _ClientStream:
                         self.cond.acquire()
                     continue
                 conn.add_waiter(self)
+                self.sleepers += 1
                 try:
                     self.cond.wait(_ROLE_POLL if remaining is None else min(remaining, _ROLE_POLL))
                 finally:
+                    self.sleepers -= 1
                     conn.remove_waiter(self)
             except BaseException:
                 # KeyboardInterrupt and friends: abandon the call, then re-raise.
@@ -500,7 +504,8 @@ class _Connection:
                     s.inbox.append(frame.payload)
                 if s.initial_metadata is None:
                     s.initial_metadata = ()
-                s.cond.notify_all()
+                if s.sleepers:
+                    s.cond.notify_all()
             if violation:
                 s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"protocol violation: the server sent a MESSAGE while the stream's flow-control window ({self.our_window} bytes) was used up")
         elif t == FrameType.HEADERS:

@@ -1,10 +1,12 @@
-"""The "shm" transport: two single-producer/single-consumer byte rings in a
-memfd shared with the peer, futex wake-up (docs/transports/shm.md, PROTOCOL.md §12).
+"""The "shm" and "shm+sem" transports: two single-producer/single-consumer
+byte rings in a memfd shared with the peer, woken by futexes or by the POSIX
+semaphores in the region (docs/transports/shm.md, PROTOCOL.md §12).
 
-Needs the optional C extension ``ipcrpc._native`` for acquire/release atomics
-and shared futexes; :func:`available` says whether it was built.  "shm+sem"
-(POSIX semaphores inside the region) is not offered: it depends on glibc's
-private ``sem_t`` layout.
+Needs the optional C extension ``ipcrpc._native``: its ``Ring`` does each send
+and receive in one call (copy, release stores, fences, waking a sleeping
+peer, the adaptive spin of shm.md "Spinning", the futex or semaphore sleep);
+:func:`available` says whether it was built.  "shm+sem" also needs glibc (its
+private ``sem_t`` layout, checked before every use).
 
 Threads: one reader (``recv``), writers serialised by the caller, any thread
 may call ``shutdown``.  A watcher thread polls the unix socket the connection
