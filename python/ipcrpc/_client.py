@@ -38,15 +38,19 @@ def _identity(x: Any) -> Any:
     return x
 
 
+_COND_CREATION = threading.Lock()
+
+
 class _ClientStream:
-    """State of one call on a connection; guarded by ``cond``."""
+    """State of one call on a connection; guarded by ``lock``."""
 
     def __init__(self, conn: "_Connection", stream_id: int, method: str, deadline: Optional[float]) -> None:
         self.conn = conn
         self.id = stream_id
         self.method = method
         self.deadline = deadline
-        self.cond = threading.Condition(threading.Lock())
+        self.lock = threading.Lock()  # guards this state; cond (made when first needed) waits on it
+        self._cond: Optional[threading.Condition] = None
         self.sleepers = 0  # threads inside cond.wait(): nobody to notify while 0
         self.inbox: Deque[bytes] = collections.deque()
         self.initial_metadata: Optional[MetadataType] = None
@@ -59,10 +63,21 @@ class _ClientStream:
         self.trailing_metadata: MetadataType = ()
         self.callbacks: List[Callable[[], None]] = []
 
+    @property
+    def cond(self) -> threading.Condition:
+        """The condition variable on ``lock``, made on first use: most calls never wait."""
+        c = self._cond
+        if c is None:
+            with _COND_CREATION:
+                c = self._cond
+                if c is None:
+                    c = self._cond = threading.Condition(self.lock)
+        return c
+
     # -- called by the reader thread (and by local failures) --
 
     def finish(self, code: StatusCode, details: str, trailing: MetadataType = ()) -> None:
-        with self.cond:
+        with self.lock:
             if self.done:
                 return
             self.done = True
@@ -81,7 +96,7 @@ class _ClientStream:
 
     def fail_locally(self, code: StatusCode, details: str) -> None:
         """Ends the call on this side and tells the server (CANCEL)."""
-        with self.cond:
+        with self.lock:
             if self.done:
                 return
         self.finish(code, details)
@@ -93,7 +108,7 @@ class _ClientStream:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
     def wait(self, predicate: Callable[[], bool], what: str) -> None:
-        """Waits (holding cond) until predicate() or the deadline; fails the call at the deadline.
+        """Waits (holding lock) until predicate() or the deadline; fails the call at the deadline.
 
         There is no reader thread: a waiting caller that finds the reader role
         free reads the connection itself (for every stream) until its own
@@ -102,20 +117,20 @@ class _ClientStream:
         while not predicate():
             remaining = self._remaining()
             if remaining is not None and remaining <= 0:
-                self.cond.release()
+                self.lock.release()
                 try:
                     self.fail_locally(StatusCode.DEADLINE_EXCEEDED, f"deadline exceeded {what}")
                 finally:
-                    self.cond.acquire()
+                    self.lock.acquire()
                 continue
             try:
                 if conn.take_reader_role():
-                    self.cond.release()
+                    self.lock.release()
                     try:
-                        conn.read_until(self._locked_check(predicate), self.deadline)
+                        conn.read_until(self._locked_check(predicate), self.deadline, self)
                     finally:
                         conn.release_reader_role()
-                        self.cond.acquire()
+                        self.lock.acquire()
                     continue
                 conn.add_waiter(self)
                 self.sleepers += 1
@@ -126,16 +141,16 @@ class _ClientStream:
                     conn.remove_waiter(self)
             except BaseException:
                 # KeyboardInterrupt and friends: abandon the call, then re-raise.
-                self.cond.release()
+                self.lock.release()
                 try:
                     self.fail_locally(StatusCode.CANCELLED, "interrupted")
                 finally:
-                    self.cond.acquire()
+                    self.lock.acquire()
                 raise
 
     def _locked_check(self, predicate: Callable[[], bool]) -> Callable[[], bool]:
         def check() -> bool:
-            with self.cond:
+            with self.lock:
                 return predicate()
 
         return check
@@ -145,7 +160,7 @@ class _ClientStream:
         if len(payload) > limit:
             self.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds the server's max_message_size of {limit} bytes")
             return
-        with self.cond:
+        with self.lock:
             self.wait(lambda: self.send_window > 0 or self.done, "while waiting to send")
             if self.done:
                 return
@@ -156,14 +171,14 @@ class _ClientStream:
         self.conn.send(data)
 
     def half_close(self) -> None:
-        with self.cond:
+        with self.lock:
             if self.done:
                 return
         self.conn.send_control(FrameType.HALF_CLOSE, self.id)
 
     def next_message(self) -> Optional[bytes]:
         """The next response payload, or None once the call ended (check ``code``)."""
-        with self.cond:
+        with self.lock:
             self.wait(lambda: bool(self.inbox) or self.done, "waiting for a response")
             if not self.inbox:
                 return None
@@ -179,11 +194,11 @@ class _ClientStream:
         return payload
 
     def wait_done(self) -> None:
-        with self.cond:
+        with self.lock:
             self.wait(lambda: self.done, "waiting for the call to finish")
 
     def wait_initial_metadata(self) -> MetadataType:
-        with self.cond:
+        with self.lock:
             self.wait(lambda: self.initial_metadata is not None or self.done, "waiting for initial metadata")
             return self.initial_metadata or ()
 
@@ -273,7 +288,7 @@ class _Connection:
         with self._lock:
             nxt = self._waiters[0] if self._waiters else None
         if nxt is not None:  # hand the role on: wake one waiting caller
-            with nxt.cond:
+            with nxt.lock:
                 nxt.cond.notify_all()
 
     def add_waiter(self, s: "_ClientStream") -> None:
@@ -338,7 +353,7 @@ class _Connection:
         for type_, sid, flags, fd_count, payload in frames:
             if sid == mine_id and mine is not None:
                 if type_ == FrameType.MESSAGE:
-                    with mine.cond:
+                    with mine.lock:
                         if mine.done:
                             continue
                         if mine.recv_window > 0:
@@ -497,7 +512,7 @@ class _Connection:
             if frame.oversized:
                 s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"response message of {frame.length} bytes exceeds this client's max_receive_message_size of {self.our_max_message} bytes")
                 return
-            with s.cond:
+            with s.lock:
                 violation = s.recv_window <= 0
                 if not violation:
                     s.recv_window -= frame.length
@@ -513,16 +528,18 @@ class _Connection:
             if error is not None:
                 s.fail_locally(*error)
                 return
-            with s.cond:
+            with s.lock:
                 s.initial_metadata = md
-                s.cond.notify_all()
+                if s.sleepers:
+                    s.cond.notify_all()
         elif t == FrameType.TRAILERS:
             s.finish(*decode_trailers(frame, self.limits))
         elif t == FrameType.CREDIT:
             credit = _frame.decode_credit(frame.payload)
-            with s.cond:
+            with s.lock:
                 s.send_window += credit
-                s.cond.notify_all()
+                if s.sleepers:
+                    s.cond.notify_all()
         # other types (unknown, or client-only ones we tolerate) are skipped
 
 
@@ -743,7 +760,7 @@ class Call:
         return True
 
     def add_callback(self, callback: Callable[[], None]) -> bool:
-        with self._stream.cond:
+        with self._stream.lock:
             if self._stream.done:
                 return False
             self._stream.callbacks.append(callback)
@@ -754,7 +771,7 @@ class Call:
         TRAILERS normally arrive in one read) and returns the response."""
         s = self._stream
         if not s.done:
-            with s.cond:
+            with s.lock:
                 s.wait(lambda: s.done, "waiting for the response")
         if s.code is not StatusCode.OK:
             raise s.error()

@@ -143,3 +143,39 @@ def test_unknown_fields_are_skipped(pb) -> None:  # type: ignore[no-untyped-def]
 def test_malformed_payloads_raise(bad: bytes) -> None:
     with pytest.raises(ProtocolError):
         _wirepb.CallStart.decode(bad)
+
+
+def test_hot_path_helpers_agree_with_the_decoder() -> None:
+    """encode_unary and split_frames (C when ipcrpc._native is built, else the
+    Python fallbacks) against encode_frame and FrameDecoder, on random streams
+    cut anywhere, with oversized frames and a bad header in them."""
+    helpers = [(_frame._encode_unary, _frame._split_frames)]
+    if _frame.split_frames is not _frame._split_frames:
+        helpers.append((_frame.encode_unary, _frame.split_frames))
+    rng = random.Random(7)
+    for encode_unary, split_frames in helpers:
+        assert encode_unary(5, b"cs", b"msg") == (_frame.encode_frame(FrameType.CALL_START, 5, b"cs") + _frame.encode_frame(FrameType.MESSAGE, 5, b"msg")
+                                                  + _frame.encode_frame(FrameType.HALF_CLOSE, 5))
+        for _ in range(200):
+            frames = [_frame.encode_frame(rng.choice([3, 5, 7, 10, 42]), rng.randrange(1 << 32), rng.randbytes(rng.choice([0, 1, 7, 64, 300])),
+                                          rng.randrange(1 << 16)) for _ in range(rng.randrange(1, 6))]
+            if rng.random() < 0.2:
+                frames.insert(rng.randrange(len(frames) + 1), b"XX" + frames[0][2:])  # bad magic
+            data = b"".join(frames)
+            cut = rng.randrange(len(data) + 1)
+            tuples, used = split_frames(data[:cut], 200, 100)
+            assert 0 <= used <= cut
+            ref = FrameDecoder(200, 100)
+            try:
+                want = [f for f in ref.feed(data[:used])]
+            except ProtocolError:
+                raise AssertionError("split_frames consumed a malformed frame")
+            assert [(f.type, f.stream_id, f.flags, f.fd_count, f.payload) for f in want] == tuples
+            assert not ref.mid_frame  # it stopped on a frame boundary
+            rest = data[used:cut]
+            if len(rest) >= _frame.HEADER_SIZE:  # what it left is incomplete, oversized or malformed
+                try:
+                    more = FrameDecoder(200, 100).feed(rest)
+                except ProtocolError:
+                    more = []
+                assert all(f.oversized for f in more[:1])
