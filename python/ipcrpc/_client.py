@@ -1,11 +1,13 @@
 """The synchronous client: channels, connections and calls (PROTOCOL.md §4-§9).
 
 A :class:`Channel` owns at most one live connection at a time and opens a new
-one when the old one broke, received GOAWAY or ran out of stream ids.  Each
-connection has one reader thread that demultiplexes frames into per-call
-:class:`_ClientStream` objects; calling threads wait on their stream's
-condition variable, always with the call's deadline.  Channels, stubs and
-multi-callables may be used from any number of threads at once.
+one when the old one broke, received GOAWAY or ran out of stream ids.  There
+is no reader thread: a waiting caller that finds the reader role free reads
+the connection and demultiplexes frames into per-call :class:`_ClientStream`
+objects, then hands the role on; the others wait on their stream's condition
+variable, always with the call's deadline.  A unary call that finds the
+connection idle takes the single-caller path (``_Connection.unary_call``).
+Channels, stubs and multi-callables may be used from any number of threads at once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from ._status import MetadataType, RpcError, StatusCode, WireMetadata, normalize
 AGENT = "ipcrpc-python/0.1"
 _MAX_STREAM_ID = 0xFFFFFFFF
 _READ_CHUNK = 256 * 1024
+# Larger requests take the general path: a caller holding the reader role
+# must not block long in a write (another caller could not read meanwhile).
+_SINGLE_CALLER_MAX = 128 * 1024
 # A waiter re-checks whether the reader role is free at least this often
 # (it is normally woken at once when the role is handed over).
 _ROLE_POLL = 0.05
@@ -381,7 +386,11 @@ class _Connection:
         if not self._reader_role.acquire(False):
             return None
         try:
-            with self._write_lock:
+            # Never wait for the write lock while holding the reader role: its holder
+            # may be waiting for ring space that only our reading frees.
+            if not self._write_lock.acquire(False):
+                return None
+            try:
                 with self._lock:
                     if (not self.usable or self._broken is not None or not self._got_hello or len(payload) > self.peer_max_message
                             or (self.peer_max_streams and len(self._streams) >= self.peer_max_streams)):
@@ -398,6 +407,8 @@ class _Connection:
                     lost = None
                 except ConnectionError as e:
                     lost = f"connection to {self.target} lost: {e}"
+            finally:
+                self._write_lock.release()
             if lost is not None:
                 self.break_connection(lost)
                 return s
@@ -952,7 +963,7 @@ class UnaryUnaryMultiCallable(_MultiCallable[Req, Resp]):
         reading, a limit to report, a deadline already passed)."""
         ch = self._channel
         conn = ch._conn
-        if conn is None or ch._closed or len(payload) > ch._max_send:
+        if conn is None or ch._closed or len(payload) > _SINGLE_CALLER_MAX or len(payload) > ch._max_send:
             return None
         call_start = self._call_start_method
         deadline = None

@@ -27,6 +27,10 @@ from .._status import MetadataType, RpcError, StatusCode, WireMetadata, normaliz
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 _READ_CHUNK = 256 * 1024
+# A unary request up to this size (frames included) is written on the loop
+# thread when the call starts, as send() writes small frames; larger ones go
+# through send(), which writes them from an executor thread.
+_WRITE_NOW_MAX = 64 * 1024
 _IDLE_POLL = 0.1  # seconds between the shm doorbell's looks at an idle ring
 _MAX_STREAM_ID = 0xFFFFFFFF
 
@@ -263,7 +267,7 @@ class _Connection:
             return
         async with self._write_lock:
             try:
-                if len(data) <= 64 * 1024:
+                if len(data) <= _WRITE_NOW_MAX:
                     self.transport.send(data)
                 else:
                     await self.loop.run_in_executor(None, self.transport.send, data)
@@ -277,7 +281,7 @@ class _Connection:
         if self._atransport is not None:
             self._atransport.write(data)
             return True
-        if self._write_lock.locked() or len(data) > 64 * 1024:
+        if self._write_lock.locked() or len(data) > _WRITE_NOW_MAX:
             return False
         try:
             self.transport.send(data)
@@ -902,7 +906,7 @@ class UnaryUnaryMultiCallable(_MultiCallable[Req, Resp]):
             deadline = conn.loop.time() + timeout
             call_start += _wirepb.timeout_field(max(1, int(timeout * 1e6)))
         data_len = len(call_start) + len(payload) + 3 * _frame.HEADER_SIZE
-        if conn._atransport is None and (conn._write_lock.locked() or data_len > 64 * 1024):
+        if conn._atransport is None and (conn._write_lock.locked() or data_len > _WRITE_NOW_MAX):
             return None
         s = conn.open_stream(self._method, deadline)
         if s is None:
