@@ -616,6 +616,7 @@ class Channel:
         self._window = stream_window_bytes
         self._connect_timeout = connect_timeout
         self._ring_bytes = ring_bytes or plan.ring_bytes
+        self._max_spin = plan.max_spin
         self._limits = _limits.MetadataLimits.of(max_metadata_bytes, max_metadata_entries, plan)
         self._lock = threading.Lock()
         self._conn: Optional[_Connection] = None
@@ -644,7 +645,7 @@ class Channel:
                 timeout = self._connect_timeout
                 if deadline is not None:
                     timeout = min(timeout, max(deadline - time.monotonic(), 0.001))
-                t = _transport.connect(self._address, self._transport_name, timeout, self._ring_bytes)
+                t = _transport.connect(self._address, self._transport_name, timeout, self._ring_bytes, self._max_spin)
                 conn = self._conn = _Connection(t, self.target, self._max_receive, self._window, self._limits)
         return conn
 

@@ -49,6 +49,17 @@ class ChannelPlan:
     max_receive: int = 0
     max_metadata_bytes: int = 0  # 0: the caller's value
     max_metadata_entries: int = 0
+    max_spin: Optional[float] = None  # shm spin budget in seconds; None: the default (50 µs), 0: no spinning
+
+
+def shm_max_spin(shm_tuning: Any) -> Optional[float]:
+    """The spin budget a `tuning { shm { ... } }` section asks for (as C++: spin_off,
+    max_spin_micros capped at 10 ms), or None for the default."""
+    if shm_tuning.spin_off:
+        return 0.0
+    if shm_tuning.max_spin_micros:
+        return min(shm_tuning.max_spin_micros, 10000) * 1e-6
+    return None
 
 
 def plan_channel(target: str, config: Any = None) -> ChannelPlan:
@@ -74,6 +85,7 @@ def plan_channel(target: str, config: Any = None) -> ChannelPlan:
     if entry is not None:
         plan.transport = entry.transport or None
         plan.ring_bytes = entry.tuning.shm.ring_bytes
+        plan.max_spin = shm_max_spin(entry.tuning.shm)
         plan.max_send = entry.max_send_message_bytes
         plan.max_receive = entry.max_receive_message_bytes
         plan.max_metadata_bytes = entry.max_metadata_bytes

@@ -509,7 +509,7 @@ class _ServerConnection:
             self.sock.sendall(_frame.encode_frame(FrameType.TRANSPORT_OFFER, 0, _wirepb.TransportOffer("unix").encode()))
             self.transport = _transport.UnixTransport(self.sock)
             return None
-        self.transport = upgrade_connection(self.sock, req, chosen, self.server.ring_bytes, deadline, self.server.fifo_parent_dir)
+        self.transport = upgrade_connection(self.sock, req, chosen, self.server.ring_bytes, deadline, self.server.fifo_parent_dir, self.server.max_spin)
         return None
 
     def _run(self) -> None:
@@ -650,7 +650,7 @@ def parse_call_start(frame: _frame.Frame, limits: _limits.MetadataLimits) -> Tup
 
 
 def upgrade_connection(sock: socket.socket, req: _wirepb.TransportRequest, chosen: str, ring_bytes: int, deadline: float,
-                       fifo_parent_dir: str = "") -> _transport.Transport:
+                       fifo_parent_dir: str = "", max_spin: Optional[float] = None) -> _transport.Transport:
     """Server side of PROTOCOL.md §12 steps 2-4 for a transport other than unix:
     creates its resources, sends TRANSPORT_OFFER (with fds), waits for
     TRANSPORT_ACK and finishes. Blocking; ``sock`` becomes the transport's
@@ -659,7 +659,7 @@ def upgrade_connection(sock: socket.socket, req: _wirepb.TransportRequest, chose
 
     if chosen in ("shm", "shm+sem"):
         wake = _shm.WAKE_FUTEX if chosen == "shm" else _shm.WAKE_SEMAPHORE
-        pending: Any = _shm.prepare_server(req, ring_bytes, wake)
+        pending: Any = _shm.prepare_server(req, ring_bytes, wake, max_spin)
     elif chosen == "msgq":
         pending = _msgq.PendingMsgq()
     else:
@@ -725,6 +725,7 @@ class Server:
         if not ring_bytes and section.tuning.shm.ring_bytes:
             ring_bytes = section.tuning.shm.ring_bytes
         self.fifo_parent_dir = section.tuning.fifo.parent_dir  # "" = /tmp
+        self.max_spin = _config.shm_max_spin(section.tuning.shm)  # None: the default
         self._pool = thread_pool or futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ipcrpc-handler")
         self._own_pool = thread_pool is None
         self.maximum_concurrent_rpcs = maximum_concurrent_rpcs

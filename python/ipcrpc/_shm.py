@@ -282,7 +282,7 @@ def _region_bytes(ring: int) -> int:
     return HEADER_BYTES + 2 * ring
 
 
-def attach_client(offer: _wirepb.TransportOffer, fds: List[int], control: socket.socket) -> ShmTransport:
+def attach_client(offer: _wirepb.TransportOffer, fds: List[int], control: socket.socket, max_spin: Optional[float] = None) -> ShmTransport:
     """Checks the offer and the memfd, maps it and marks the client attached.
 
     Closes every fd in ``fds``; raises ValueError naming what is wrong."""
@@ -324,16 +324,17 @@ def attach_client(offer: _wirepb.TransportOffer, fds: List[int], control: socket
         mm.close()
         raise ValueError("a client has already attached to this shared-memory region")
     n.store32(mm, _side(CLIENT_SIDE) + _SIDE_CPU, 0xFFFFFFFF)
-    return ShmTransport(mm, p.ring_bytes, False, control, wake=p.wake)
+    return ShmTransport(mm, p.ring_bytes, False, control, _MAX_SPIN if max_spin is None else max_spin, wake=p.wake)
 
 
 class PendingShm:
     """The server's half-made shm transport between TRANSPORT_OFFER and TRANSPORT_ACK."""
 
-    def __init__(self, ring: int, wake: int = WAKE_FUTEX) -> None:
+    def __init__(self, ring: int, wake: int = WAKE_FUTEX, max_spin: Optional[float] = None) -> None:
         assert _native is not None
         self.ring = ring
         self.wake = wake
+        self.max_spin = _MAX_SPIN if max_spin is None else max_spin
         fd = os.memfd_create("ipcrpc-shm", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         self.fds = [fd]
         try:
@@ -373,7 +374,7 @@ class PendingShm:
         if _native.load32(self.mm, _side(CLIENT_SIDE) + _SIDE_ATTACHED) != 1:  # type: ignore[union-attr]
             self.mm.close()
             raise ConnectionError("shm: the client acknowledged but did not attach")
-        t = ShmTransport(self.mm, self.ring, True, control, wake=self.wake)
+        t = ShmTransport(self.mm, self.ring, True, control, self.max_spin, wake=self.wake)
         t.start()
         return t
 
@@ -382,9 +383,9 @@ class PendingShm:
         self.mm.close()
 
 
-def prepare_server(request: _wirepb.TransportRequest, default_ring: int = 0, wake: int = WAKE_FUTEX) -> PendingShm:
+def prepare_server(request: _wirepb.TransportRequest, default_ring: int = 0, wake: int = WAKE_FUTEX, max_spin: Optional[float] = None) -> PendingShm:
     """Creates the region for one connection; honours the client's ring size if valid."""
     ring = default_ring if valid_ring_bytes(default_ring) else DEFAULT_RING
     if valid_ring_bytes(request.ring_bytes):
         ring = request.ring_bytes
-    return PendingShm(ring, wake)
+    return PendingShm(ring, wake, max_spin)

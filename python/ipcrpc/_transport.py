@@ -278,9 +278,10 @@ def available_transports() -> Tuple[str, ...]:
     return tuple(names)
 
 
-def connect(address: Address, transport: str, timeout: float = 5.0, ring_bytes: int = 0) -> Transport:
+def connect(address: Address, transport: str, timeout: float = 5.0, ring_bytes: int = 0, max_spin: Optional[float] = None) -> Transport:
     """Connects to the server's socket and negotiates ``transport`` (§12).
 
+    ``max_spin``: the shm spin budget in seconds (None: the default, 0: none).
     Raises RpcError: UNAVAILABLE if the server cannot be reached,
     FAILED_PRECONDITION if it refuses the transport.
     """
@@ -333,9 +334,14 @@ def connect(address: Address, transport: str, timeout: float = 5.0, ring_bytes: 
         if offer.transport in ("shm", "shm+sem", "fifo", "msgq"):
             from . import _fifo, _msgq
 
-            attach = {"shm": _shm.attach_client, "shm+sem": _shm.attach_client, "fifo": _fifo.attach_client, "msgq": _msgq.attach_client}[offer.transport]
             try:
-                t = attach(offer, fds, sock)
+                t: Transport
+                if offer.transport in ("shm", "shm+sem"):
+                    t = _shm.attach_client(offer, fds, sock, max_spin)
+                elif offer.transport == "fifo":
+                    t = _fifo.attach_client(offer, fds, sock)
+                else:
+                    t = _msgq.attach_client(offer, fds, sock)
             except Exception as e:
                 reason = str(e) or type(e).__name__
                 sock.sendall(_frame.encode_frame(FrameType.TRANSPORT_ACK, 0, _wirepb.TransportAck(False, reason).encode()))

@@ -93,3 +93,19 @@ def test_server_section_limits_transports(tmp_path: Path, monkeypatch: pytest.Mo
             assert e.value.code() is Code.RESOURCE_EXHAUSTED
     finally:
         server.stop(None).wait(5)
+
+
+@pytest.mark.skipif("shm" not in ipcrpc.available_transports(), reason="ipcrpc._native is not built")
+def test_shm_spin_tuning_reaches_the_ring(tmp_path: Path, cpp_server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As in C++: spin_off turns spinning off, max_spin_micros sets the budget (at most 10 ms).
+    monkeypatch.delenv("IPCRPC_TRANSPORT", raising=False)
+    monkeypatch.setenv("IPCRPC_CONFIG", _write(tmp_path, f'''
+        channel {{ target: "off" address: "shm:{cpp_server.sock}" tuning {{ shm {{ spin_off: true }} }} }}
+        channel {{ target: "big" address: "shm:{cpp_server.sock}" tuning {{ shm {{ max_spin_micros: 99999 }} }} }}
+        channel {{ target: "*" address: "shm:{cpp_server.sock}" }}
+    '''))
+    assert [_config.plan_channel(t).max_spin for t in ("off", "big", "other")] == [0.0, 0.01, None]
+    for target in ("off", "big", "other"):
+        with ipcrpc.channel(target) as ch:
+            assert svc.TestServiceStub(ch).Echo(pb.Request(text=target), timeout=5).text == target
+            assert ch.transport_name() == "shm"

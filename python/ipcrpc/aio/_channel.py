@@ -544,6 +544,7 @@ class Channel:
         self._window = stream_window_bytes
         self._connect_timeout = connect_timeout
         self._ring_bytes = ring_bytes or plan.ring_bytes
+        self._max_spin = plan.max_spin
         self._limits = _limits.MetadataLimits.of(max_metadata_bytes, max_metadata_entries, plan)
         self._conn: Optional[_Connection] = None
         self._old: List[_Connection] = []
@@ -574,7 +575,7 @@ class Channel:
                 if deadline is not None:
                     timeout = max(min(timeout, deadline - loop.time()), 0.001)
                 try:
-                    t = await loop.run_in_executor(None, _transport.connect, self._address, self._transport_name, timeout, self._ring_bytes)
+                    t = await loop.run_in_executor(None, _transport.connect, self._address, self._transport_name, timeout, self._ring_bytes, self._max_spin)
                     conn = _Connection(self, loop, t)
                     await conn.start()
                     self._conn = conn

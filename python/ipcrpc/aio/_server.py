@@ -318,7 +318,7 @@ class _Connection:
         self.sock.setblocking(True)
         deadline = time.monotonic() + 5
         self.transport = await self.loop.run_in_executor(None, upgrade_connection, self.sock, req, chosen, self.server.ring_bytes, deadline,
-                                                         self.server.fifo_parent_dir)
+                                                         self.server.fifo_parent_dir, self.server.max_spin)
         self._reader = threading.Thread(target=self._read_thread, name=f"ipcrpc-aio-server-reader pid {self.peer.pid}", daemon=True)
         self._reader.start()
         return True
@@ -460,6 +460,7 @@ class Server:
             max_message_bytes = section.max_message_bytes
         self.ring_bytes = ring_bytes or section.tuning.shm.ring_bytes
         self.fifo_parent_dir = section.tuning.fifo.parent_dir  # "" = /tmp
+        self.max_spin = _config.shm_max_spin(section.tuning.shm)  # None: the default
         self._allowed = list(allowed_transports) if allowed_transports is not None else None
         self.maximum_concurrent_rpcs = maximum_concurrent_rpcs
         self.max_message_bytes = max_message_bytes
