@@ -58,6 +58,7 @@ int RunBench(const Options& options, DescriptorSource& source) {
   if (!*got) json = "{}";
   absl::StatusOr<ByteBuffer> request = codec.FromJson(json);
   if (!request.ok()) return ReportError(request.status());
+  source.EndLookups();
   const absl::Duration per_call_timeout = options.timeout.value_or(absl::Seconds(10));
 
   // Each connection is a channel of its own; callers share them round-robin.

@@ -75,6 +75,7 @@ int RunCall(const Options& options, DescriptorSource& source, std::shared_ptr<Ch
   const std::string wire_name = absl::StrCat("/", method.service()->full_name(), "/", method.name());
   MessageCodec requests(method.input_type());
   MessageCodec responses(method.output_type(), options.emit_defaults);
+  source.EndLookups();
   RequestInput input(options.data);
   GenericStub stub(std::move(channel));
   ClientContext ctx;

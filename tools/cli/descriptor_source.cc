@@ -75,6 +75,8 @@ class ReflectionDatabase final : public pb::DescriptorDatabase {
   // The last failure of the reflection call itself (not NOT_FOUND answers).
   const absl::Status& call_error() const { return call_error_; }
 
+  void EndStream() { Close().IgnoreError(); }
+
  private:
   static absl::Status ErrorOf(const ServerReflectionResponse& response) {
     return absl::Status(static_cast<absl::StatusCode>(response.error_response().error_code()),
@@ -178,6 +180,7 @@ class ReflectionDescriptorSource final : public DescriptorSource {
     return database_.ListServices();
   }
   const pb::DescriptorPool* pool() const override { return &pool_; }
+  void EndLookups() override { database_.EndStream(); }
 
  protected:
   absl::Status LastError() const override { return database_.call_error(); }

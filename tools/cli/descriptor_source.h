@@ -61,6 +61,11 @@ class DescriptorSource {
 
   virtual const google::protobuf::DescriptorPool* pool() const = 0;
 
+  // Ends the reflection stream, if one is open, so that it does not hold a
+  // server thread while a long call or a bench runs; a later lookup opens a
+  // new one.
+  virtual void EndLookups() {}
+
  protected:
   // Why the last lookup in pool() failed beyond "not there" (e.g. the
   // reflection call failed); OK if it simply was not found.
