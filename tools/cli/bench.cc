@@ -69,18 +69,18 @@ int RunBench(const Options& options, DescriptorSource& source) {
     if (!channel.ok()) return ReportError(channel.status());
     channels.push_back(*channel);
   }
-  auto call_once = [&](GenericStub& stub, ByteBuffer* response) {
+  auto call_once = [&](GenericStub& stub, const ByteBuffer& request, ByteBuffer* response) {
     ClientContext ctx;
     ctx.set_timeout(per_call_timeout);
     for (const auto& [key, value] : options.metadata) ctx.AddMetadata(key, value);
-    return stub.UnaryCall(&ctx, wire_name, *request, response);
+    return stub.UnaryCall(&ctx, wire_name, request, response);
   };
   // One call per connection first: connects them, and a method that fails
   // outright (no server, unknown method) is reported instead of measured.
   for (const auto& channel : channels) {
     GenericStub stub(channel);
     ByteBuffer response;
-    absl::Status status = call_once(stub, &response);
+    absl::Status status = call_once(stub, *request, &response);
     if (!status.ok()) {
       return ReportError(FromCall(absl::Status(
           status.code(), absl::StrCat("the first call failed: ", status.message()))));
@@ -95,9 +95,10 @@ int RunBench(const Options& options, DescriptorSource& source) {
     callers.emplace_back([&, i] {
       GenericStub stub(channels[i % channels.size()]);
       CallerResult& result = results[i];
+      const ByteBuffer my_request = *request;  // each caller its own copy
       ByteBuffer response;
       for (Clock::time_point now = Clock::now(); now < end; ) {
-        absl::Status status = call_once(stub, &response);
+        absl::Status status = call_once(stub, my_request, &response);
         const Clock::time_point done = Clock::now();
         if (status.ok()) result.latency.Record(absl::FromChrono(done - now));
         ++result.codes[status.code()];

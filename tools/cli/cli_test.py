@@ -7,9 +7,12 @@ kinds, metadata, status errors, health, a short bench run), with and without
 reflection (--proto), and every wrong input the tool must turn into a clear
 message and exit code (tools/cli/options.h lists the codes). Each CLI run has
 a time limit, so a hang fails the test instead of stalling it. No timing is
-asserted. Servers are stopped with SIGTERM and their temporary directories
-removed; at the end no new IPC object (SysV queue, /dev/shm entry,
-/tmp/ipcrpc-* entry) may be left behind.
+asserted. Servers are stopped with SIGTERM; each makes its FIFO directories
+inside its own temporary directory (IPCRPC_CONFIG), which must hold nothing
+of the server's once it has exited, and is then removed. At the end no new
+/dev/shm entry, and no SysV queue or segment last used by one of this test's
+processes, may be left behind (objects of other processes on the machine are
+not this test's business).
 """
 import json
 import os
@@ -46,8 +49,16 @@ class Server:
         # /tmp, not TEST_TMPDIR: a unix socket path must stay short.
         self.dir = tempfile.mkdtemp(prefix="ipcrpc-test-cli-", dir="/tmp")
         self.socket = os.path.join(self.dir, "server.sock")
+        fifos = os.path.join(self.dir, "fifos")
+        os.mkdir(fifos, 0o700)
+        config = os.path.join(self.dir, "config.textproto")
+        with open(config, "w") as f:
+            f.write('server { tuning { fifo { parent_dir: "%s" } } }\n' % fifos)
+        env = dict(os.environ, IPCRPC_CONFIG=config)
         self.proc = subprocess.Popen([SERVER, "unix:" + self.socket, "--grace_ms=500", *flags],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=env)
+        OUR_PIDS.add(self.proc.pid)
         ready, _, _ = select.select([self.proc.stdout], [], [], 20)
         line = self.proc.stdout.readline() if ready else ""
         if line.strip() != "READY":
@@ -67,7 +78,12 @@ class Server:
                 self.proc.wait()
         self.proc.stdout.close()
         self.proc.stderr.close()
+        # The socket file and every connection's FIFO directory are gone.
+        left = [n for n in os.listdir(self.dir) if n not in ("fifos", "config.textproto", "bad.proto")]
+        left += ["fifos/" + n for n in os.listdir(os.path.join(self.dir, "fifos"))]
         shutil.rmtree(self.dir, ignore_errors=True)
+        if left:
+            raise AssertionError("the server left %s in %s" % (", ".join(left), self.dir))
 
     def __enter__(self):
         return self
@@ -76,14 +92,22 @@ class Server:
         self.stop()
 
 
+# Every process this test started (for the leak check).
+OUR_PIDS = set()
+
+
 def cli(*args, stdin=None, timeout=60):
     """Runs the CLI; returns (exit code, stdout, stderr)."""
-    try:
-        r = subprocess.run([CLI, *args], input=stdin if stdin is not None else "",
-                           capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        raise AssertionError("ipcrpc %s did not finish within %d s" % (" ".join(args), timeout)) from e
-    return r.returncode, r.stdout, r.stderr
+    with subprocess.Popen([CLI, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        OUR_PIDS.add(proc.pid)
+        try:
+            out, err = proc.communicate(stdin if stdin is not None else "", timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            proc.kill()
+            proc.communicate()
+            raise AssertionError("ipcrpc %s did not finish within %d s" % (" ".join(args), timeout)) from e
+    return proc.returncode, out, err
 
 
 def json_lines(text):
@@ -91,20 +115,27 @@ def json_lines(text):
 
 
 def ipc_snapshot():
-    """IPC objects visible now: /dev/shm, /tmp/ipcrpc-*, SysV queues, semaphores, segments."""
-    objects = set()
+    """/dev/shm entries; SysV queues and segments with the pids that last used them."""
+    objects = {}
     for name in os.listdir("/dev/shm"):
-        objects.add("/dev/shm/" + name)
-    for name in os.listdir("/tmp"):
-        if name.startswith("ipcrpc-"):
-            objects.add("/tmp/" + name)
-    for kind in ("msg", "sem", "shm"):
+        objects["/dev/shm/" + name] = set()
+    # /proc/sysvipc/msg: key msqid perms cbytes qnum lspid lrpid ...
+    # /proc/sysvipc/shm: key shmid perms size cpid lpid ...
+    for kind, pid_columns in (("msg", (5, 6)), ("shm", (4, 5))):
         with open("/proc/sysvipc/" + kind) as f:
             next(f)
             for line in f:
                 fields = line.split()
-                objects.add("sysv-%s id %s" % (kind, fields[1]))
+                objects["sysv %s id %s" % (kind, fields[1])] = {int(fields[c]) for c in pid_columns}
     return objects
+
+
+def leaked_since(before):
+    """What appeared since `before` and is still there: /dev/shm entries, and
+    SysV objects last used by one of this test's processes."""
+    now = ipc_snapshot()
+    return sorted(name for name, pids in now.items()
+                  if name not in before and (name.startswith("/dev/shm/") or pids & OUR_PIDS))
 
 
 class CliTest(unittest.TestCase):
@@ -319,7 +350,7 @@ if __name__ == "__main__":
     before = ipc_snapshot()
     result = unittest.main(exit=False, verbosity=2).result
     # Servers have exited; anything they or the CLI made must be gone.
-    leaked = sorted(ipc_snapshot() - before)
+    leaked = leaked_since(before)
     if leaked:
         print("left behind: %s" % ", ".join(leaked))
     sys.exit(0 if result.wasSuccessful() and not leaked else 1)
