@@ -1,15 +1,21 @@
 // bench: N concurrent callers of one unary method for a while, then calls/s
 // and latency percentiles (ghz's report for gRPC, in short).
 
+#include <signal.h>
+
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/thread.h"
 #include "runtime/client_context.h"
 #include "runtime/generic_stub.h"
 #include "runtime/ipcrpc.h"
@@ -28,6 +34,25 @@ struct CallerResult {
   LatencyHistogram latency;  // successful calls only
   std::map<absl::StatusCode, uint64_t> codes;
   std::string first_error[17];  // one message per failing code, to show
+};
+
+// Ctrl-C (SIGINT) ends the run early; the report covers what was done.
+// While it lives, SIGINT sets a flag instead of ending the process.
+class StopOnInterrupt {
+ public:
+  StopOnInterrupt() {
+    stop_ = false;
+    struct sigaction action = {};
+    action.sa_handler = [](int) { stop_ = true; };
+    sigemptyset(&action.sa_mask);
+    ::sigaction(SIGINT, &action, &previous_);
+  }
+  ~StopOnInterrupt() { ::sigaction(SIGINT, &previous_, nullptr); }
+  bool stopped() const { return stop_; }
+
+ private:
+  static inline volatile std::sig_atomic_t stop_ = false;
+  struct sigaction previous_ = {};
 };
 
 std::string HumanDuration(absl::Duration d) {
@@ -89,15 +114,30 @@ int RunBench(const Options& options, DescriptorSource& source) {
 
   std::vector<CallerResult> results(options.concurrency);
   std::vector<std::thread> callers;
+  // -n: each call claims a number first, so exactly that many are made.
+  std::atomic<int64_t> claimed{0};
+  const int64_t max_calls = options.total_calls > 0 ? options.total_calls : INT64_MAX;
+  StopOnInterrupt interrupt;
   const Clock::time_point start = Clock::now();
-  const Clock::time_point end = start + absl::ToChronoNanoseconds(options.duration);
+  const Clock::time_point end =
+      options.duration == absl::InfiniteDuration()
+          ? Clock::time_point::max()
+          : start + absl::ToChronoNanoseconds(options.duration);
+  // On stderr, so that the report on stdout stays clean for scripts.
+  std::fprintf(stderr, "Calling %s with %d callers %s (Ctrl-C ends it early)...\n",
+               wire_name.c_str(), options.concurrency,
+               options.total_calls > 0
+                   ? absl::StrCat(options.total_calls, " times in all").c_str()
+                   : absl::StrCat("for ", HumanDuration(options.duration)).c_str());
+  absl::Status start_error;
   for (int i = 0; i < options.concurrency; ++i) {
-    callers.emplace_back([&, i] {
+    absl::StatusOr<std::thread> caller = internal::StartThread([&, i] {
       GenericStub stub(channels[i % channels.size()]);
       CallerResult& result = results[i];
       const ByteBuffer my_request = *request;  // each caller its own copy
       ByteBuffer response;
-      for (Clock::time_point now = Clock::now(); now < end; ) {
+      for (Clock::time_point now = Clock::now();
+           now < end && !interrupt.stopped() && claimed.fetch_add(1) < max_calls;) {
         absl::Status status = call_once(stub, my_request, &response);
         const Clock::time_point done = Clock::now();
         if (status.ok()) result.latency.Record(absl::FromChrono(done - now));
@@ -109,9 +149,18 @@ int RunBench(const Options& options, DescriptorSource& source) {
         now = done;
       }
     });
+    if (!caller.ok()) {  // the callers started so far run; the report says so
+      start_error = caller.status();
+      break;
+    }
+    callers.push_back(std::move(*caller));
   }
   for (std::thread& t : callers) t.join();
   const absl::Duration elapsed = absl::FromChrono(Clock::now() - start);
+  if (!start_error.ok()) {
+    std::fprintf(stderr, "ipcrpc bench: only %zu of %d callers started: %s\n", callers.size(),
+                 options.concurrency, std::string(start_error.message()).c_str());
+  }
 
   CallerResult total;
   for (const CallerResult& r : results) {
@@ -125,18 +174,7 @@ int RunBench(const Options& options, DescriptorSource& source) {
   for (const auto& [code, n] : total.codes) calls += n;
   const uint64_t ok = total.latency.count();
 
-  std::printf("Summary:\n");
-  std::printf("  Address:      %s\n", address.c_str());
-  std::printf("  Method:       %s\n", wire_name.c_str());
-  std::printf("  Callers:      %d on %d connection%s\n", options.concurrency, options.connections,
-              options.connections == 1 ? "" : "s");
-  std::printf("  Duration:     %s\n", HumanDuration(elapsed).c_str());
-  std::printf("  Calls:        %llu (%llu OK, %llu failed)\n",
-              static_cast<unsigned long long>(calls), static_cast<unsigned long long>(ok),
-              static_cast<unsigned long long>(calls - ok));
-  std::printf("  Calls/s:      %.1f\n", calls / absl::ToDoubleSeconds(elapsed));
-  std::printf("\nLatency (OK calls):\n");
-  const std::pair<const char*, absl::Duration> rows[] = {
+  const std::pair<const char*, absl::Duration> latencies[] = {
       {"min", total.latency.min()},
       {"mean", total.latency.mean()},
       {"p50", total.latency.Percentile(50)},
@@ -145,17 +183,53 @@ int RunBench(const Options& options, DescriptorSource& source) {
       {"p99.9", total.latency.Percentile(99.9)},
       {"max", total.latency.max()},
   };
-  for (const auto& [name, value] : rows) {
-    std::printf("  %-6s %s\n", name, HumanDuration(value).c_str());
-  }
-  std::printf("\nStatus codes:\n");
-  for (const auto& [code, n] : total.codes) {
-    const int c = static_cast<int>(code);
-    std::printf("  %-20s %llu%s%s\n", absl::StatusCodeToString(code).c_str(),
-                static_cast<unsigned long long>(n), c > 0 && c < 17 ? "  " : "",
-                c > 0 && c < 17 ? total.first_error[c].c_str() : "");
+  const double calls_per_second = calls / absl::ToDoubleSeconds(elapsed);
+  if (options.json) {
+    // One object, for scripts: durations in microseconds.
+    std::string codes;
+    for (const auto& [code, n] : total.codes) {
+      absl::StrAppend(&codes, codes.empty() ? "" : ", ", "\"", absl::StatusCodeToString(code),
+                      "\": ", n);
+    }
+    std::string latency;
+    for (const auto& [name, value] : latencies) {
+      absl::StrAppendFormat(&latency, "%s\"%s\": %.3f", latency.empty() ? "" : ", ", name,
+                            absl::ToDoubleMicroseconds(value));
+    }
+    std::printf(
+        "{\"address\": \"%s\", \"method\": \"%s\", \"callers\": %zu, \"connections\": %d, "
+        "\"seconds\": %.3f, \"calls\": %llu, \"ok\": %llu, \"calls_per_second\": %.1f, "
+        "\"latency_us\": {%s}, \"status_codes\": {%s}, \"interrupted\": %s}\n",
+        absl::CEscape(address).c_str(), wire_name.c_str(), callers.size(), options.connections,
+        absl::ToDoubleSeconds(elapsed), static_cast<unsigned long long>(calls),
+        static_cast<unsigned long long>(ok), calls_per_second, latency.c_str(), codes.c_str(),
+        interrupt.stopped() ? "true" : "false");
+  } else {
+    std::printf("Summary:\n");
+    std::printf("  Address:      %s\n", address.c_str());
+    std::printf("  Method:       %s\n", wire_name.c_str());
+    std::printf("  Callers:      %zu on %d connection%s\n", callers.size(), options.connections,
+                options.connections == 1 ? "" : "s");
+    std::printf("  Duration:     %s%s\n", HumanDuration(elapsed).c_str(),
+                interrupt.stopped() ? " (interrupted)" : "");
+    std::printf("  Calls:        %llu (%llu OK, %llu failed)\n",
+                static_cast<unsigned long long>(calls), static_cast<unsigned long long>(ok),
+                static_cast<unsigned long long>(calls - ok));
+    std::printf("  Calls/s:      %.1f\n", calls_per_second);
+    std::printf("\nLatency (OK calls):\n");
+    for (const auto& [name, value] : latencies) {
+      std::printf("  %-6s %s\n", name, HumanDuration(value).c_str());
+    }
+    std::printf("\nStatus codes:\n");
+    for (const auto& [code, n] : total.codes) {
+      const int c = static_cast<int>(code);
+      std::printf("  %-20s %llu%s%s\n", absl::StatusCodeToString(code).c_str(),
+                  static_cast<unsigned long long>(n), c > 0 && c < 17 ? "  " : "",
+                  c > 0 && c < 17 ? total.first_error[c].c_str() : "");
+    }
   }
   std::fflush(stdout);
+  if (!start_error.ok()) return ReportError(start_error);
   return ok == calls ? kExitOk : kExitFailure;
 }
 

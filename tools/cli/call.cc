@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "base/thread.h"
 #include "runtime/client_context.h"
 #include "runtime/generic_stub.h"
 #include "tools/cli/commands.h"
@@ -121,7 +122,7 @@ int RunCall(const Options& options, DescriptorSource& source, std::shared_ptr<Ch
     absl::Status send_error;
     // Requests go out on their own thread as they arrive on stdin, while
     // this one prints responses as they come.
-    std::thread sender([&] {
+    absl::StatusOr<std::thread> sender = internal::StartThread([&] {
       absl::Status s =
           SendRequests(input, requests, [&](const ByteBuffer& r) { return stream->Write(r); });
       if (!s.ok()) {
@@ -134,6 +135,11 @@ int RunCall(const Options& options, DescriptorSource& source, std::shared_ptr<Ch
       }
       stream->WritesDone();
     });
+    if (!sender.ok()) {
+      ctx.TryCancel();
+      stream->Finish().IgnoreError();
+      return ReportError(sender.status());
+    }
     ByteBuffer response;
     while (local.ok() && stream->Read(&response)) {
       initial_metadata();
@@ -141,7 +147,7 @@ int RunCall(const Options& options, DescriptorSource& source, std::shared_ptr<Ch
     }
     if (!local.ok()) ctx.TryCancel();
     input.Stop();  // the call is over: stop waiting for stdin
-    sender.join();
+    sender->join();
     status = stream->Finish();
     initial_metadata();
     std::lock_guard<std::mutex> lock(mu);

@@ -245,6 +245,40 @@ class CliTest(unittest.TestCase):
                 proc.stdout.close()
                 proc.stderr.close()
 
+    def test_bench_counts_and_json_report(self):
+        with Server("--reflection") as server:
+            rc, out, err = cli("bench", server.address("shm"), SERVICE + "/Echo", "-d", '{"text": "b"}',
+                               "-n", "50", "-c", "3", "--connections", "2", "--json")
+            self.assertExit((rc, out, err), 0)
+            report = json.loads(out)
+            self.assertEqual((report["calls"], report["ok"], report["callers"], report["connections"]),
+                             (50, 50, 3, 2))
+            self.assertEqual(report["status_codes"], {"OK": 50})
+            self.assertEqual(sorted(report["latency_us"]),
+                             sorted(["min", "mean", "p50", "p90", "p99", "p99.9", "max"]))
+            self.assertFalse(report["interrupted"])
+            lat = report["latency_us"]
+            self.assertTrue(0 < lat["min"] <= lat["p50"] <= lat["p99"] <= lat["p99.9"] <= lat["max"], lat)
+
+    def test_bench_stops_at_ctrl_c_with_a_report(self):
+        with Server("--reflection") as server:
+            proc = subprocess.Popen([CLI, "bench", server.address(), SERVICE + "/Echo", "-z", "10m", "-c", "2"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            OUR_PIDS.add(proc.pid)
+            try:
+                ready, _, _ = select.select([proc.stderr], [], [], 60)
+                self.assertTrue(ready)
+                self.assertIn("Ctrl-C ends it early", proc.stderr.readline())  # the calls have started
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=60)
+                self.assertEqual(proc.returncode, 0, err)
+                self.assertIn("(interrupted)", out)
+                self.assertIn("Calls/s:", out)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+
     def test_timeout(self):
         with Server("--reflection") as server:
             self.assertExit(cli("call", server.address(), SERVICE + "/Echo", "-d", '{"delayMs": 10000}',
@@ -337,6 +371,8 @@ class CliTest(unittest.TestCase):
                 (["call", a, echo, "-d"], "", EXIT_USAGE, "-d needs a value"),
                 (["bench", a, echo, "-c", "0"], "", EXIT_USAGE, "-c 0"),
                 (["bench", a, echo, "-z", "forever"], "", EXIT_USAGE, "not a duration"),
+                (["bench", a, echo, "-n", "-5"], "", EXIT_USAGE, "-n -5"),
+                (["bench", a, echo, "--json=yes"], "", EXIT_USAGE, "--json takes no value"),
             ]
             for args, stdin, code, message in cases:
                 with self.subTest(args=args):

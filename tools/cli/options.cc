@@ -54,9 +54,11 @@ Commands:
                                stdin (one per line, or one after another), responses are
                                printed as one JSON object per line
   health ADDRESS [SERVICE]     grpc.health.v1 Check ("" = the whole server)
-  bench ADDRESS pkg.Service/Method [-d JSON] [-c N] [-z DURATION] [--connections K]
-                               N concurrent callers of a unary method for DURATION;
-                               prints calls/s and latency percentiles
+  bench ADDRESS pkg.Service/Method [-d JSON] [-c N] [-z DURATION | -n CALLS]
+        [--connections K] [--json]
+                               N concurrent callers of a unary method for DURATION (or
+                               CALLS calls in all); prints calls/s and latency percentiles.
+                               Ctrl-C ends it early with a report of what was done
 
 ADDRESS is any ipcrpc address: unix:/path.sock, unix:@name, shm:/path.sock,
 shm+sem:..., fifo:..., msgq:..., auto:..., or a name from IPCRPC_CONFIG.
@@ -72,8 +74,10 @@ Flags:
   -v                   also print response metadata (initial and trailing) on stderr
   --emit-defaults      print fields that have their default value
   -c N                 bench: concurrent callers (default 10)
-  -z DURATION          bench: how long to call (default 10s)
+  -z DURATION          bench: how long to call (default 10s, or no limit with -n)
+  -n CALLS             bench: stop after this many calls in all
   --connections K      bench: connections the callers share (default 1)
+  --json               bench: print the report as one JSON object (times in us)
 
 Exit status: 0 success; 1 something named on the command line is missing or
 malformed (or, for bench, some calls failed); 2 usage; 3 health answered but
@@ -84,6 +88,7 @@ UNAVAILABLE, 76 UNIMPLEMENTED, 68 DEADLINE_EXCEEDED).
 
 absl::StatusOr<Options> ParseCommandLine(int argc, char** argv) {
   Options options;
+  bool duration_given = false;  // -n alone runs without a time limit
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--") {
@@ -152,12 +157,22 @@ absl::StatusOr<Options> ParseCommandLine(int argc, char** argv) {
       absl::StatusOr<absl::Duration> d = ParsePositiveDuration(flag, *v);
       if (!d.ok()) return d.status();
       options.duration = *d;
+      duration_given = true;
     } else if (flag == "-c" || flag == "--concurrency") {
       absl::StatusOr<std::string> v = take_value();
       if (!v.ok()) return v.status();
       absl::StatusOr<int> n = ParseCount(flag, *v, 1000);
       if (!n.ok()) return n.status();
       options.concurrency = *n;
+    } else if (flag == "-n" || flag == "--total") {
+      absl::StatusOr<std::string> v = take_value();
+      if (!v.ok()) return v.status();
+      absl::StatusOr<int> n = ParseCount(flag, *v, 1000000000);
+      if (!n.ok()) return n.status();
+      options.total_calls = *n;
+      if (!duration_given) options.duration = absl::InfiniteDuration();
+    } else if (flag == "--json") {
+      status = boolean(&options.json);
     } else if (flag == "--connections") {
       absl::StatusOr<std::string> v = take_value();
       if (!v.ok()) return v.status();

@@ -18,6 +18,7 @@
 #ifndef IPCRPC_TOOLS_CLI_OPTIONS_H_
 #define IPCRPC_TOOLS_CLI_OPTIONS_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,6 +46,8 @@ struct Options {
   int concurrency = 10;                    // bench -c
   absl::Duration duration = absl::Seconds(10);  // bench -z
   int connections = 1;                     // bench --connections
+  int64_t total_calls = 0;                 // bench -n (0: no limit)
+  bool json = false;                       // bench --json
   bool verbose = false;                    // -v
   bool emit_defaults = false;              // --emit-defaults
   bool help = false;                       // -h, --help
