@@ -31,6 +31,7 @@
 #include "runtime/generic_service.h" // IWYU pragma: export
 #include "runtime/generic_stub.h"    // IWYU pragma: export
 #include "runtime/health.h"          // IWYU pragma: export
+#include "runtime/reflection.h"      // IWYU pragma: export
 #include "runtime/server.h"          // IWYU pragma: export
 #include "runtime/server_context.h"  // IWYU pragma: export
 

@@ -8,12 +8,15 @@
 #include "runtime/config.h"
 #include "runtime/generic_service.h"
 #include "runtime/health.h"
+#include "runtime/reflection.h"
 #include "runtime/internal/server_core.h"
 
 namespace ipcrpc {
 
-Server::Server(std::unique_ptr<HealthService> health, std::unique_ptr<internal::ServerCore> core)
-    : health_(std::move(health)), core_(std::move(core)) {}
+Server::Server(std::unique_ptr<HealthService> health,
+               std::unique_ptr<ProtoServerReflection> reflection,
+               std::unique_ptr<internal::ServerCore> core)
+    : health_(std::move(health)), reflection_(std::move(reflection)), core_(std::move(core)) {}
 
 Server::~Server() { Shutdown(absl::Now()); }
 
@@ -62,6 +65,13 @@ ServerBuilder& ServerBuilder::RegisterGenericService(GenericService* service) {
 
 ServerBuilder& ServerBuilder::EnableHealthService() {
   health_enabled_ = true;
+  return *this;
+}
+
+ServerBuilder& ServerBuilder::EnableReflection() { return EnableReflection(ReflectionOptions()); }
+
+ServerBuilder& ServerBuilder::EnableReflection(const ReflectionOptions& options) {
+  reflection_ = std::make_shared<const ReflectionOptions>(options);
   return *this;
 }
 
@@ -146,6 +156,16 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
     for (Service* s : services_) health->SetServingStatus(s->name(), true);
     services.push_back(health.get());
   }
+  std::unique_ptr<ProtoServerReflection> reflection;
+  if (reflection_ != nullptr) {
+    std::vector<std::string> names;
+    for (Service* s : services) names.emplace_back(s->name());
+    names.push_back("grpc.reflection.v1.ServerReflection");
+    names.push_back("grpc.reflection.v1alpha.ServerReflection");
+    reflection = std::make_unique<ProtoServerReflection>(std::move(names), *reflection_);
+    services.push_back(reflection->v1_service());
+    services.push_back(reflection->v1alpha_service());
+  }
   auto core = std::make_unique<internal::ServerCore>(options_, std::move(services), generic_method);
   IPCRPC_RETURN_IF_ERROR(core->Init());
   std::vector<std::unique_ptr<Listener>> listeners = std::move(listeners_);
@@ -162,7 +182,8 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
   for (auto& l : listeners) IPCRPC_RETURN_IF_ERROR(core->AddListener(std::move(l)));
   for (auto& t : transports_) IPCRPC_RETURN_IF_ERROR(core->AddTransport(std::move(t)));
   transports_.clear();
-  return std::unique_ptr<Server>(new Server(std::move(health), std::move(core)));
+  return std::unique_ptr<Server>(
+      new Server(std::move(health), std::move(reflection), std::move(core)));
 }
 
 }  // namespace ipcrpc

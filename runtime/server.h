@@ -52,6 +52,8 @@ namespace ipcrpc {
 
 class GenericService;
 class HealthService;
+class ProtoServerReflection;
+struct ReflectionOptions;
 
 namespace internal {
 class ServerCore;
@@ -168,8 +170,11 @@ class Server {
 
  private:
   friend class ServerBuilder;
-  Server(std::unique_ptr<HealthService> health, std::unique_ptr<internal::ServerCore> core);
-  std::unique_ptr<HealthService> health_;  // outlives core_, whose handlers use it
+  Server(std::unique_ptr<HealthService> health, std::unique_ptr<ProtoServerReflection> reflection,
+         std::unique_ptr<internal::ServerCore> core);
+  // Both outlive core_, whose handlers use them.
+  std::unique_ptr<HealthService> health_;
+  std::unique_ptr<ProtoServerReflection> reflection_;
   std::unique_ptr<internal::ServerCore> core_;
 };
 
@@ -194,6 +199,14 @@ class ServerBuilder {
   // server owns: "" and every registered service start SERVING; change them
   // through Server::health_service().
   ServerBuilder& EnableHealthService();
+  // Serves gRPC's server reflection, grpc.reflection.v1 and v1alpha
+  // (runtime/reflection.h), with a ProtoServerReflection the server owns: it
+  // lists every registered service (health and reflection included) and
+  // describes them from protobuf's generated pool. `options` adds pools and
+  // service names, e.g. for what a GenericService serves. grpcpp's
+  // equivalent is grpc::reflection::InitProtoReflectionServerBuilderPlugin().
+  ServerBuilder& EnableReflection();
+  ServerBuilder& EnableReflection(const ReflectionOptions& options);
   ServerBuilder& SetOptions(const ServerOptions& options);
   // Uses `config` (its `server` section: allowed transports, tuning, message
   // limit) instead of the file IPCRPC_CONFIG names.
@@ -211,6 +224,7 @@ class ServerBuilder {
   std::vector<Service*> services_;
   std::vector<GenericService*> generic_services_;  // BuildAndStart accepts one
   bool health_enabled_ = false;
+  std::shared_ptr<const ReflectionOptions> reflection_;  // set: reflection enabled
   ServerOptions options_;
   std::optional<config::ServerConfig> config_;
 };

@@ -9,6 +9,10 @@
 //                           GenericEcho)
 //   --health                serves grpc.health.v1.Health (EnableHealthService);
 //                           TestService.SetHealth changes statuses
+//   --reflection            serves grpc.reflection.v1 and v1alpha
+//                           (EnableReflection); with --generic_echo it also
+//                           describes ipcrpc.test.dynamic.DynamicEcho, which
+//                           the generic echo serves (see DynamicEchoPool)
 //   --proxy_to=ADDRESS      forwards every method, byte for byte, to the
 //                           server at ADDRESS (see GenericProxy); TestService
 //                           is then not served here
@@ -41,6 +45,9 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "connect/address.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/text_format.h"
 #include "runtime/generic_service.h"
 #include "runtime/generic_stub.h"
 #include "runtime/ipcrpc.h"
@@ -336,6 +343,43 @@ class GenericProxy final : public GenericService {
   GenericStub stub_;
 };
 
+// A pool describing a service no generated code knows, as a GenericService
+// would serve (reflection's descriptor_pools / extra_services). The file
+// imports descriptor.proto from the generated pool and extends
+// MessageOptions, for the reflection tests' extension requests.
+constexpr char kDynamicEchoFile[] = R"pb(
+  name: "ipcrpc/test/dynamic_echo.proto"
+  package: "ipcrpc.test.dynamic"
+  dependency: "google/protobuf/descriptor.proto"
+  syntax: "proto3"
+  message_type {
+    name: "Note"
+    field { name: "text" number: 1 type: TYPE_STRING label: LABEL_OPTIONAL json_name: "text" }
+  }
+  extension {
+    name: "note"
+    extendee: ".google.protobuf.MessageOptions"
+    number: 50001
+    type: TYPE_STRING
+    label: LABEL_OPTIONAL
+  }
+  service {
+    name: "DynamicEcho"
+    method { name: "Say" input_type: ".ipcrpc.test.dynamic.Note" output_type: ".ipcrpc.test.dynamic.Note" }
+  }
+)pb";
+
+std::unique_ptr<google::protobuf::DescriptorPool> DynamicEchoPool() {
+  auto pool = std::make_unique<google::protobuf::DescriptorPool>(
+      google::protobuf::DescriptorPool::generated_pool());
+  google::protobuf::FileDescriptorProto file;
+  if (!google::protobuf::TextFormat::ParseFromString(kDynamicEchoFile, &file) ||
+      pool->BuildFile(file) == nullptr) {
+    return nullptr;
+  }
+  return pool;
+}
+
 std::atomic<bool> g_terminate{false};
 
 // --nproc_headroom: root ignores RLIMIT_NPROC, so become "nobody" too.
@@ -366,6 +410,7 @@ int Main(int argc, char** argv) {
   int grace_ms = 2000;
   bool generic_echo = false;
   bool health = false;
+  bool reflection = false;
   std::string proxy_to;
   int nproc_headroom = -1;
   for (int i = 1; i < argc; ++i) {
@@ -384,6 +429,8 @@ int Main(int argc, char** argv) {
       if (!absl::SimpleAtoi(arg, &nproc_headroom)) return 2;
     } else if (arg == "--health") {
       health = true;
+    } else if (arg == "--reflection") {
+      reflection = true;
     } else if (arg == "--generic_echo") {
       generic_echo = true;
     } else if (absl::ConsumePrefix(&arg, "--proxy_to=")) {
@@ -398,6 +445,17 @@ int Main(int argc, char** argv) {
   // A proxy serves everything through its generic service.
   if (proxy_to.empty()) builder.RegisterService(&service);
   if (health) builder.EnableHealthService();
+  std::unique_ptr<google::protobuf::DescriptorPool> dynamic_pool;
+  if (reflection && generic_echo) {
+    dynamic_pool = DynamicEchoPool();
+    if (dynamic_pool == nullptr) return 1;
+    ReflectionOptions options;
+    options.descriptor_pools = {dynamic_pool.get()};
+    options.extra_services = {"ipcrpc.test.dynamic.DynamicEcho"};
+    builder.EnableReflection(options);
+  } else if (reflection) {
+    builder.EnableReflection();
+  }
   GenericEcho echo;
   std::unique_ptr<GenericProxy> proxy;
   if (generic_echo) builder.RegisterGenericService(&echo);
