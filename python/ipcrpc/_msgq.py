@@ -11,6 +11,11 @@ Waiting: a blocking msgrcv has no timeout, so a watcher thread per transport
 ends it with an empty type-2 "wake" message at the reader's deadline, and
 removes the send queue when the peer dies (which ends a blocked msgsnd with
 EIDRM). Data (type 1) is always taken before a wake (msgtyp = -2).
+
+:meth:`MsgqTransport.recv_nowait` never blocks (an asyncio loop thread reads
+the queue with it, after a bounded spin, before it lets a thread block in
+``recv``); it uses ``ipcrpc._native.msgq_recv`` when the extension is built,
+ctypes otherwise.
 """
 
 from __future__ import annotations
@@ -23,10 +28,15 @@ import socket
 import struct
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from . import _wirepb
 from ._transport import Transport
+
+try:
+    from . import _native
+except ImportError:  # built without the C extension: ctypes does it
+    _native = None  # type: ignore[assignment]
 
 IPC_PRIVATE = 0
 IPC_CREAT = 0o1000
@@ -93,6 +103,38 @@ def _queue_info() -> Dict[int, Dict[str, int]]:
 
 def _remove(qid: int) -> None:
     _c().msgctl(qid, IPC_RMID, None)  # EINVAL/EIDRM from a second remover are fine
+
+
+class AdaptiveSpin:
+    """The spin budget of one waiting reader, with the rules of the shm ring's
+    (docs/transports/shm.md "Spinning", _native.c ``Spin``): starts at ``max``;
+    a spin that sees data restores it; one that runs out halves it, a second
+    turns spinning off; while off every ``probe_every``-th wait (16, doubling
+    to 1024 while probes fail) spins once at the full budget."""
+
+    __slots__ = ("max", "budget", "failures", "waits", "probe_every")
+
+    def __init__(self, max_spin: float) -> None:
+        self.max = max(0.0, max_spin)
+        self.budget = self.max
+        self.failures = 0
+        self.waits = 0
+        self.probe_every = 16
+
+    def next(self) -> float:
+        if self.budget > 0 or self.max <= 0:
+            return self.budget
+        self.waits += 1
+        return self.max if self.waits % self.probe_every == 0 else 0.0
+
+    def result(self, success: bool) -> None:
+        if success:
+            self.budget, self.failures, self.probe_every = self.max, 0, 16
+        elif self.budget > 0:
+            self.failures += 1
+            self.budget = 0.0 if self.failures >= 2 else self.budget / 2
+        elif self.probe_every < 1024:
+            self.probe_every *= 2
 
 
 class MsgqTransport(Transport):
@@ -238,6 +280,64 @@ class MsgqTransport(Transport):
             # EIDRM/EINVAL: the queue was removed (shutdown, or the peer died with nothing unread)
             self._rq_removed = True
             return b""
+
+    def recv_nowait(self, max_bytes: int, spin: float = 0.0) -> Optional[bytes]:
+        """Like recv_within, but never blocks: tries IPC_NOWAIT reads for at most
+        ``spin`` seconds; None if no data came, b"" at the end. One reader at a
+        time: the caller must not read while another thread is inside recv()."""
+        if self._pending:
+            out, self._pending = self._pending[:max_bytes], self._pending[max_bytes:]
+            return out
+        while True:
+            if self._rq_removed and (self._shutdown or self._peer_gone):
+                return b""
+            err = 0
+            got: Optional[Tuple[int, bytes]] = None
+            if _native is not None:
+                try:
+                    got = _native.msgq_recv(self._rq, self._frag, spin)
+                except OSError as e:
+                    err = e.errno or errno.EIO
+                else:
+                    if got is None:
+                        err = errno.ENOMSG
+            else:
+                got, err = self._recv_nowait_ctypes(spin)
+            if got is not None:
+                mtype, data = got
+                if mtype == DATA and data:
+                    if self._peer_gone and _queue_info().get(self._rq, {"qnum": 0})["qnum"] == 0:
+                        with self._lock:
+                            self._remove_recv()
+                    out, self._pending = data[:max_bytes], data[max_bytes:]
+                    return out
+                with self._lock:
+                    self._wake_queued = False  # a wake only means "look again"
+                spin = 0.0
+                continue
+            if err == errno.ENOMSG:
+                if self._shutdown or self._peer_gone:
+                    with self._lock:
+                        self._remove_recv()
+                    return b""
+                return None
+            if err == errno.EINTR:
+                continue
+            if err == errno.E2BIG:
+                raise ConnectionError("msgq: a fragment larger than the agreed size (DATA_LOSS)")
+            self._rq_removed = True  # EIDRM/EINVAL: removed (shutdown, or the peer died with nothing unread)
+            return b""
+
+    def _recv_nowait_ctypes(self, spin: float) -> Tuple[Optional[Tuple[int, bytes]], int]:
+        c = _c()
+        end = time.monotonic() + spin if spin > 0 else 0.0
+        while True:
+            n = c.msgrcv(self._rq, self._rbuf, self._frag, -WAKE, IPC_NOWAIT)
+            if n >= 0:
+                return (_LONG.unpack_from(self._rbuf, 0)[0], self._rbuf.raw[_LONG.size : _LONG.size + n]), 0
+            err = ctypes.get_errno()
+            if err != errno.ENOMSG or not end or time.monotonic() >= end:
+                return None, err
 
     def shutdown(self) -> None:
         if self._shutdown:

@@ -9,6 +9,8 @@
  *   shared between processes) on 32/64-bit words of a writable buffer (a mmap
  *   of the memfd); each checks that the word lies inside the buffer and is
  *   naturally aligned.
+ * - msgq_recv: a SysV queue read that never blocks, retried for a bounded
+ *   spin (the asyncio client's loop thread reads msgq itself).
  * - encode_unary / split_frames: a unary request's three frames in one
  *   buffer, and whole frames split off a received chunk (the Python
  *   FrameDecoder remains the reference and takes everything unusual).
@@ -687,6 +689,57 @@ static PyObject *split_frames(PyObject *self, PyObject *args) {
   return r;
 }
 
+/* ---------------------------------------------------------------------------
+ * msgq_recv(qid, max_bytes, spin_s) -> (mtype, bytes) | None: takes the first
+ * message of type 1 or 2 (data before a wake: msgtyp -2) from a SysV queue
+ * without blocking, trying again for at most spin_s seconds (GIL released
+ * while trying again; the first try keeps it). None if nothing came; OSError
+ * with the errno otherwise (EIDRM/EINVAL once the queue is removed, E2BIG for
+ * a message over max_bytes, EINTR). For an event loop that reads the queue
+ * itself before it lets a thread block in msgrcv (docs/transports/msgq.md;
+ * the data path is kernel ABI: `long mtype` + bytes).
+ */
+
+#include <stdlib.h>
+#include <sys/msg.h>
+
+static PyObject *msgq_recv(PyObject *self, PyObject *args) {
+  int qid;
+  Py_ssize_t max_bytes;
+  double spin_s;
+  if (!PyArg_ParseTuple(args, "ind", &qid, &max_bytes, &spin_s)) return NULL;
+  if (max_bytes < 1) max_bytes = 1;
+  char *buf = malloc(sizeof(long) + (size_t)max_bytes);
+  if (!buf) return PyErr_NoMemory();
+  ssize_t n = msgrcv(qid, buf, (size_t)max_bytes, -2, IPC_NOWAIT);
+  int err = n < 0 ? errno : 0;
+  if (n < 0 && err == ENOMSG && spin_s > 0) {
+    Py_BEGIN_ALLOW_THREADS
+    double start = now_s();
+    for (unsigned i = 1;; ++i) {
+      cpu_relax();
+      n = msgrcv(qid, buf, (size_t)max_bytes, -2, IPC_NOWAIT);
+      err = n < 0 ? errno : 0;
+      if (n >= 0 || err != ENOMSG) break;
+      if ((i & 7) == 0 && now_s() - start >= spin_s) break;
+    }
+    Py_END_ALLOW_THREADS
+  }
+  PyObject *r;
+  if (n >= 0) {
+    long mtype;
+    memcpy(&mtype, buf, sizeof mtype);
+    r = Py_BuildValue("(ly#)", mtype, buf + sizeof(long), (Py_ssize_t)n);
+  } else if (err == ENOMSG) {
+    r = Py_NewRef(Py_None);
+  } else {
+    errno = err;
+    r = PyErr_SetFromErrno(PyExc_OSError);
+  }
+  free(buf);
+  return r;
+}
+
 static PyMethodDef methods[] = {
     {"load32", load32, METH_VARARGS, "load32(buf, off) -> int: acquire load of a u32."},
     {"load64", load64, METH_VARARGS, "load64(buf, off) -> int: acquire load of a u64."},
@@ -695,6 +748,8 @@ static PyMethodDef methods[] = {
     {"exchange32", exchange32, METH_VARARGS, "exchange32(buf, off, v) -> old: seq_cst exchange."},
     {"fence", fence, METH_NOARGS, "fence(): seq_cst thread fence."},
     {"futex_wake", futex_wake, METH_VARARGS, "futex_wake(buf, off, n) -> woken (shared futex)."},
+    {"msgq_recv", msgq_recv, METH_VARARGS,
+     "msgq_recv(qid, max_bytes, spin_s) -> (mtype, data) | None: msgrcv(-2, IPC_NOWAIT), retried for spin_s."},
     {"encode_unary", encode_unary, METH_VARARGS,
      "encode_unary(stream_id, call_start, message) -> bytes: CALL_START + MESSAGE + HALF_CLOSE."},
     {"split_frames", split_frames, METH_VARARGS,
