@@ -1,11 +1,12 @@
 """The asyncio client (grpc.aio-shaped): calls are awaitables and async
 iterators driven by the event loop; no thread per call.
 
-Over the unix socket a connection's frames are read by one task on the loop.
-Over shm (whose futex cannot be awaited) one reader thread per *connection*
-hands received bytes to the loop.  Everything else runs on the loop thread,
-so no locks guard the call state.  A channel belongs to the loop that first
-uses it.
+Over the unix socket and FIFOs a connection's frames are read by the loop.
+Over shm and msgq (a futex, a semaphore or a blocking msgrcv cannot be
+awaited) the loop thread reads too, after a bounded spin, and only a call
+that is still waiting parks on one thread per *connection*, which hands what
+it read to the loop.  Everything else runs on the loop thread, so no locks
+guard the call state.  A channel belongs to the loop that first uses it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, AsyncIterable, AsyncIterator, Callable, Deque, Dict, Gen
 from .. import _frame, _limits, _transport, _wirepb
 from .._client import AGENT, MetadataArg, decode_headers, decode_trailers
 from .._fifo import FifoTransport as _FifoTransport
+from .._msgq import AdaptiveSpin as _AdaptiveSpin, MsgqTransport as _MsgqTransport
 from .._shm import ShmTransport as _ShmTransport
 from .._frame import FrameType, ProtocolError
 from .._status import MetadataType, RpcError, StatusCode, WireMetadata, normalize_metadata
@@ -31,7 +33,8 @@ _READ_CHUNK = 256 * 1024
 # thread when the call starts, as send() writes small frames; larger ones go
 # through send(), which writes them from an executor thread.
 _WRITE_NOW_MAX = 64 * 1024
-_IDLE_POLL = 0.1  # seconds between the shm doorbell's looks at an idle ring
+_IDLE_POLL = 0.1  # seconds between the shm doorbell's looks at an idle ring (and the msgq reader's)
+_DEFAULT_SPIN = 50e-6  # as docs/transports/shm.md "Spinning"
 _MAX_STREAM_ID = 0xFFFFFFFF
 
 
@@ -84,10 +87,14 @@ class _Stream:
             conn = self.conn
             if conn._shm is not None and conn.shm_poll():
                 continue  # the loop thread read something in its spin: look again
+            if conn._msgq is not None and conn.msgq_poll():
+                continue
             fut = conn.loop.create_future()
             self._waiters.append(fut)
             if conn._shm is not None:
                 conn.shm_park()
+            elif conn._msgq is not None:
+                conn.msgq_park()
             try:
                 await fut
             except asyncio.CancelledError:
@@ -192,6 +199,15 @@ class _Connection:
         self._park = threading.Event()
         self._bell_pending = False
         self._bell_stop = False
+        # msgq: the loop thread reads the queue itself (msgq_poll) while it holds
+        # the reader role; a waiting call that got nothing hands the role to the
+        # reader thread (msgq_park), which gives it back with what it read.
+        self._msgq: Optional[_MsgqTransport] = t if isinstance(t, _MsgqTransport) else None
+        self._mq_loop_reads = False  # the role: True = the loop thread, False = the reader thread
+        self._mq_waits = 0  # msgq_poll calls, so the reader thread can tell an idle loop
+        self._mq_idle_pending = False
+        max_spin = channel._max_spin
+        self._mq_spin = _AdaptiveSpin(_DEFAULT_SPIN if max_spin is None else max_spin)
 
     async def start(self) -> None:
         hello = _frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, self.our_max, self.our_window, 0, AGENT).encode())
@@ -221,6 +237,11 @@ class _Connection:
             self._fifo_fds = (self.transport.read_fd, self.transport.control_fd)
             self.loop.add_reader(self._fifo_fds[0], self._on_fifo_readable)
             self.loop.add_reader(self._fifo_fds[1], self._on_control_readable)
+        elif self._msgq is not None:
+            self.transport.send(hello)
+            self._reader_thread = threading.Thread(target=self._msgq_reader, name=f"ipcrpc-aio-msgq-reader {self.target}", daemon=True)
+            self._park.set()  # the reader thread holds the role until the server's HELLO
+            self._reader_thread.start()
         elif self._shm is not None:
             self.transport.send(hello)
             self._reader_thread = threading.Thread(target=self._doorbell, name=f"ipcrpc-aio-doorbell {self.target}", daemon=True)
@@ -367,6 +388,107 @@ class _Connection:
                 if not self._bell_pending:
                     self._bell_pending = True
                     self.loop.call_soon_threadsafe(self._on_doorbell)
+        except RuntimeError:  # the loop is closed
+            pass
+        except (ConnectionError, OSError) as e:
+            try:
+                self.loop.call_soon_threadsafe(self.break_connection, f"connection to {self.target} lost: {e}")
+            except RuntimeError:
+                pass
+
+    # -- reading msgq on the loop thread --
+    #
+    # One reader at a time takes messages off the queue, in order; "the role"
+    # says who. The loop thread holds it while _mq_loop_reads is True and then
+    # reads with msgrcv(IPC_NOWAIT) only: msgq_poll spins (bounded, adaptive,
+    # as over shm) until something came. A call that still has nothing parks
+    # (msgq_park): the role passes to the reader thread, which blocks in msgrcv
+    # for one message and hands it to the loop (_on_msgq_data), and with it
+    # the role; the loop feeds those bytes before it reads again itself, so
+    # nothing is read twice, lost or reordered. Both hand-overs are one-way
+    # and each side acts only after the other let go: the loop sets the flag
+    # before the thread's event; the thread posts nothing more until the next
+    # event. An idle loop (no msgq_poll for a whole _IDLE_POLL) gives the role
+    # to the thread too, so a PING, a GOAWAY or the server's death are seen at
+    # once, as they were when the thread read everything.
+
+    def msgq_poll(self) -> bool:
+        """Reads what is queued, spinning (bounded) if nothing is; True if it read."""
+        t = self._msgq
+        if t is None or not self._mq_loop_reads or self.broken is not None:
+            return False
+        self._mq_waits += 1
+        try:
+            data = t.recv_nowait(_READ_CHUNK)
+            if data is None:
+                spin = self._mq_spin.next()
+                if spin <= 0:
+                    return False
+                data = t.recv_nowait(_READ_CHUNK, spin)
+                self._mq_spin.result(data is not None)
+                if data is None:
+                    return False
+        except (ConnectionError, OSError) as e:
+            self.break_connection(f"connection to {self.target} lost: {e}")
+            return True
+        self._on_msgq_bytes(data)
+        return True
+
+    def msgq_park(self) -> None:
+        if self._mq_loop_reads and self.broken is None:
+            self._mq_loop_reads = False
+            self._park.set()
+
+    def _on_msgq_bytes(self, data: bytes) -> None:
+        """Feeds data the role holder read, then whatever else is queued (the loop holds the role)."""
+        t = self._msgq
+        assert t is not None
+        while self.broken is None:
+            if not data:
+                self.break_connection(f"connection to {self.target} lost: the server closed the connection")
+                return
+            self._feed(data)
+            try:
+                got = t.recv_nowait(_READ_CHUNK)
+            except (ConnectionError, OSError) as e:
+                self.break_connection(f"connection to {self.target} lost: {e}")
+                return
+            if got is None:
+                return
+            data = got
+
+    def _on_msgq_data(self, data: bytes) -> None:
+        # On the loop: the reader thread read data and gave the role back.
+        self._mq_loop_reads = True
+        self._on_msgq_bytes(data)
+        if self.broken is None and (not self._got_hello or any(s._waiters for s in self.streams.values())):
+            self.msgq_park()  # a call still waits and its spin is over: the thread reads for it
+
+    def _on_msgq_idle(self) -> None:
+        self._mq_idle_pending = False
+        self.msgq_park()
+
+    def _msgq_reader(self) -> None:
+        t = self._msgq
+        assert t is not None
+        seen = -1
+        try:
+            while not self._bell_stop:
+                if not self._park.wait(_IDLE_POLL):
+                    # The loop holds the role. Idle for a whole period: ask for the role.
+                    waits = self._mq_waits
+                    if waits == seen and self._mq_loop_reads and not self._mq_idle_pending:
+                        self._mq_idle_pending = True
+                        self.loop.call_soon_threadsafe(self._on_msgq_idle)
+                    seen = waits
+                    continue
+                self._park.clear()
+                if self._bell_stop:
+                    return
+                data = t.recv(_READ_CHUNK)  # b"" at the end (the queue removed, or the peer gone)
+                self.loop.call_soon_threadsafe(self._on_msgq_data, data)
+                if not data:
+                    return
         except RuntimeError:  # the loop is closed
             pass
         except (ConnectionError, OSError) as e:
