@@ -22,7 +22,7 @@ from .. import _frame, _limits, _transport, _wirepb
 from .._client import AGENT, MetadataArg, decode_headers, decode_trailers
 from .._fifo import FifoTransport as _FifoTransport
 from .._msgq import AdaptiveSpin as _AdaptiveSpin, MsgqTransport as _MsgqTransport
-from .._shm import ShmTransport as _ShmTransport
+from .._shm import _MAX_SPIN as _DEFAULT_SPIN, ShmTransport as _ShmTransport
 from .._frame import FrameType, ProtocolError
 from .._status import MetadataType, RpcError, StatusCode, WireMetadata, normalize_metadata
 
@@ -34,7 +34,6 @@ _READ_CHUNK = 256 * 1024
 # through send(), which writes them from an executor thread.
 _WRITE_NOW_MAX = 64 * 1024
 _IDLE_POLL = 0.1  # seconds between the shm doorbell's looks at an idle ring (and the msgq reader's)
-_DEFAULT_SPIN = 50e-6  # as docs/transports/shm.md "Spinning"
 _MAX_STREAM_ID = 0xFFFFFFFF
 
 
