@@ -39,6 +39,7 @@ namespace internal {
 class ChildCalls;
 class ClientConnection;
 class ClientStream;
+class InterceptionAccess;
 
 // Any std::chrono duration as an absl::Duration; saturates to
 // ±absl::InfiniteDuration() beyond what int64 nanoseconds hold (~292 years).
@@ -133,6 +134,7 @@ class ClientContext {
  private:
   friend class internal::ClientConnection;
   friend class internal::ClientStream;
+  friend class internal::InterceptionAccess;
 
   absl::Time deadline_ = absl::InfiniteFuture();
   bool wait_for_ready_ = false;

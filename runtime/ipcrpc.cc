@@ -25,3 +25,18 @@ absl::StatusOr<std::shared_ptr<Channel>> CreateChannel(absl::string_view target,
 }
 
 }  // namespace ipcrpc
+
+namespace ipcrpc::experimental {
+
+absl::StatusOr<std::shared_ptr<Channel>> CreateChannelWithInterceptors(
+    absl::string_view target, const ChannelOptions& options,
+    std::vector<std::unique_ptr<ClientInterceptorFactoryInterface>> creators) {
+  for (const auto& c : creators) {
+    if (c == nullptr) return absl::InvalidArgumentError("a null client interceptor creator");
+  }
+  absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(target, options);
+  if (!channel.ok()) return channel.status();
+  return InterceptChannel(std::move(*channel), std::move(creators));
+}
+
+}  // namespace ipcrpc::experimental

@@ -20,6 +20,7 @@
 #define IPCRPC_RUNTIME_IPCRPC_H_
 
 #include <memory>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -31,6 +32,7 @@
 #include "runtime/generic_service.h" // IWYU pragma: export
 #include "runtime/generic_stub.h"    // IWYU pragma: export
 #include "runtime/health.h"          // IWYU pragma: export
+#include "runtime/interceptor.h"     // IWYU pragma: export
 #include "runtime/reflection.h"      // IWYU pragma: export
 #include "runtime/server.h"          // IWYU pragma: export
 #include "runtime/server_context.h"  // IWYU pragma: export
@@ -52,6 +54,16 @@ absl::StatusOr<std::shared_ptr<Channel>> CreateChannel(
 absl::StatusOr<std::shared_ptr<Channel>> CreateChannel(
     absl::string_view target, const ChannelOptions& options, const config::Config& config);
 
+namespace experimental {
+
+// CreateChannel(target, options) whose calls run the interceptors
+// `creators` make (runtime/interceptor.h), in order; grpcpp's
+// experimental::CreateCustomChannelWithInterceptors. The channel owns them.
+absl::StatusOr<std::shared_ptr<Channel>> CreateChannelWithInterceptors(
+    absl::string_view target, const ChannelOptions& options,
+    std::vector<std::unique_ptr<ClientInterceptorFactoryInterface>> creators);
+
+}  // namespace experimental
 }  // namespace ipcrpc
 
 #endif  // IPCRPC_RUNTIME_IPCRPC_H_

@@ -8,15 +8,20 @@
 #include "runtime/config.h"
 #include "runtime/generic_service.h"
 #include "runtime/health.h"
-#include "runtime/reflection.h"
+#include "runtime/internal/interception.h"
 #include "runtime/internal/server_core.h"
+#include "runtime/reflection.h"
 
 namespace ipcrpc {
 
 Server::Server(std::unique_ptr<HealthService> health,
                std::unique_ptr<ProtoServerReflection> reflection,
+               std::unique_ptr<internal::InterceptedServices> intercepted,
                std::unique_ptr<internal::ServerCore> core)
-    : health_(std::move(health)), reflection_(std::move(reflection)), core_(std::move(core)) {}
+    : health_(std::move(health)),
+      reflection_(std::move(reflection)),
+      intercepted_(std::move(intercepted)),
+      core_(std::move(core)) {}
 
 Server::~Server() { Shutdown(absl::Now()); }
 
@@ -166,6 +171,17 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
     services.push_back(reflection->v1_service());
     services.push_back(reflection->v1alpha_service());
   }
+  std::unique_ptr<internal::InterceptedServices> intercepted;
+  if (!interceptor_creators_.empty()) {
+    for (const auto& c : interceptor_creators_) {
+      if (c == nullptr) return absl::InvalidArgumentError("a null server interceptor creator");
+    }
+    intercepted = std::make_unique<internal::InterceptedServices>(
+        std::move(interceptor_creators_), services, generic_method);
+    interceptor_creators_.clear();
+    services = intercepted->services();
+    generic_method = intercepted->generic_method();
+  }
   auto core = std::make_unique<internal::ServerCore>(options_, std::move(services), generic_method);
   IPCRPC_RETURN_IF_ERROR(core->Init());
   std::vector<std::unique_ptr<Listener>> listeners = std::move(listeners_);
@@ -183,7 +199,7 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
   for (auto& t : transports_) IPCRPC_RETURN_IF_ERROR(core->AddTransport(std::move(t)));
   transports_.clear();
   return std::unique_ptr<Server>(
-      new Server(std::move(health), std::move(reflection), std::move(core)));
+      new Server(std::move(health), std::move(reflection), std::move(intercepted), std::move(core)));
 }
 
 }  // namespace ipcrpc

@@ -45,6 +45,7 @@
 #include "proto/ipcrpc/config.pb.h"
 #include "runtime/access_policy.h"
 #include "runtime/channel.h"
+#include "runtime/interceptor.h"
 #include "runtime/service.h"
 #include "transports/transport.h"
 
@@ -56,6 +57,7 @@ class ProtoServerReflection;
 struct ReflectionOptions;
 
 namespace internal {
+class InterceptedServices;
 class ServerCore;
 }  // namespace internal
 
@@ -171,10 +173,13 @@ class Server {
  private:
   friend class ServerBuilder;
   Server(std::unique_ptr<HealthService> health, std::unique_ptr<ProtoServerReflection> reflection,
+         std::unique_ptr<internal::InterceptedServices> intercepted,
          std::unique_ptr<internal::ServerCore> core);
-  // Both outlive core_, whose handlers use them.
+  // All outlive core_, whose handlers use them. intercepted_: the services as
+  // the core sees them when interceptors are set (null otherwise).
   std::unique_ptr<HealthService> health_;
   std::unique_ptr<ProtoServerReflection> reflection_;
+  std::unique_ptr<internal::InterceptedServices> intercepted_;
   std::unique_ptr<internal::ServerCore> core_;
 };
 
@@ -212,6 +217,22 @@ class ServerBuilder {
   // limit) instead of the file IPCRPC_CONFIG names.
   ServerBuilder& SetConfig(const config::ServerConfig& config);
 
+  // grpcpp's builder.experimental().SetInterceptorCreators(...): every call
+  // of every service (generic and health included) runs the interceptors
+  // these make, in this order (runtime/interceptor.h). The server owns them.
+  class experimental_type {
+   public:
+    explicit experimental_type(ServerBuilder* builder) : builder_(builder) {}
+    void SetInterceptorCreators(
+        std::vector<std::unique_ptr<experimental::ServerInterceptorFactoryInterface>> creators) {
+      builder_->interceptor_creators_ = std::move(creators);
+    }
+
+   private:
+    ServerBuilder* builder_;
+  };
+  experimental_type experimental() { return experimental_type(this); }
+
   // Starts listening and serving. Fails (and starts nothing) if an address
   // cannot be listened on, two services share a name, or nothing would be
   // served.
@@ -227,6 +248,8 @@ class ServerBuilder {
   std::shared_ptr<const ReflectionOptions> reflection_;  // set: reflection enabled
   ServerOptions options_;
   std::optional<config::ServerConfig> config_;
+  std::vector<std::unique_ptr<experimental::ServerInterceptorFactoryInterface>>
+      interceptor_creators_;
 };
 
 }  // namespace ipcrpc

@@ -34,6 +34,7 @@
 namespace ipcrpc {
 class ClientContext;
 namespace internal {
+class InterceptionAccess;
 class ServerStream;
 }  // namespace internal
 
@@ -77,6 +78,7 @@ class ServerContext {
 
  private:
   friend class ClientContext;  // FromServerContext
+  friend class internal::InterceptionAccess;
   friend class internal::ServerStream;
   ServerContext() = default;
 

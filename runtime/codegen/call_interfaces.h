@@ -77,6 +77,11 @@ class ServerCall {
                       const google::protobuf::MessageLite* last_message) = 0;
 
   virtual ServerContext& context() = 0;
+
+  // The status Finish(status, ...) would send now: `status`, unless the
+  // runtime replaces it (a request it refused, a deadline that passed).
+  // For interceptors (runtime/interceptor.h), which see the final status.
+  virtual absl::Status StatusToSend(const absl::Status& status) { return status; }
 };
 
 }  // namespace internal

@@ -189,6 +189,18 @@ bool ServerStream::Write(const google::protobuf::MessageLite& message) {
       .ok();
 }
 
+absl::Status ServerStream::StatusToSend(const absl::Status& status) {
+  {
+    internal::MutexLock lock(&connection_->mu_);
+    if (!forced_status_.ok()) return forced_status_;
+  }
+  if (!cancelled_.load(std::memory_order_acquire) &&
+      context_.deadline_ != absl::InfiniteFuture() && absl::Now() >= context_.deadline_) {
+    return absl::DeadlineExceededError("deadline exceeded on the server");
+  }
+  return status;
+}
+
 void ServerStream::FinishIfHandlerDidNot() {
   if (finish_called_.load(std::memory_order_acquire)) return;
   Finish(absl::InternalError("handler returned without finishing the call"), nullptr);

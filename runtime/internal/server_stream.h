@@ -63,6 +63,7 @@ class ServerStream final : public ServerCall {
   void Finish(const absl::Status& status,
               const google::protobuf::MessageLite* last_message) override;
   ServerContext& context() override { return context_; }
+  absl::Status StatusToSend(const absl::Status& status) override;
 
   // The client cancelled, the connection ended, the server cancelled the
   // call at shutdown, or the deadline passed.

@@ -17,6 +17,12 @@
 //                           server at ADDRESS (see GenericProxy); TestService
 //                           is then not served here
 //
+// Interceptors (tests/e2e/test_interceptors.h):
+//   --interceptors          TaggingInterceptor, a CallMetrics (ServerMetrics
+//                           reads it) and the logging interceptor
+//   --log_calls_to=PATH     with --interceptors: the log lines go to PATH
+//   --deny_uid=UID          refuses that uid's calls before their handlers
+//
 // Resource limits, applied once the server runs (before READY):
 //   --max_fds=N             RLIMIT_NOFILE = N (set before the server starts)
 //   --nproc_headroom=N      drops to uid/gid 65534 (needs root) with
@@ -51,6 +57,9 @@
 #include "runtime/generic_service.h"
 #include "runtime/generic_stub.h"
 #include "runtime/ipcrpc.h"
+#include "runtime/logging_interceptor.h"
+#include "runtime/metrics_interceptor.h"
+#include "tests/e2e/test_interceptors.h"
 #include "tests/e2e/test_service.ipcrpc.pb.h"
 
 namespace ipcrpc::test {
@@ -173,6 +182,22 @@ class TestServiceImpl final : public TestService::Service {
   }
   void set_health(HealthService* health) { health_ = health; }
 
+  absl::Status ServerMetrics(ServerContext* ctx, const google::protobuf::Empty* request,
+                             Response* response) override {
+    if (metrics_ == nullptr) return absl::FailedPreconditionError("started without --interceptors");
+    std::string text;
+    for (const auto& [method, m] : metrics_->Snapshot()) {
+      absl::StrAppend(&text, method, " calls=", m.calls, " errors=", m.errors);
+      for (const auto& [code, n] : m.by_code) {
+        absl::StrAppend(&text, " ", absl::StatusCodeToString(code), "=", n);
+      }
+      absl::StrAppend(&text, " latency_count=", m.latency.total(), "\n");
+    }
+    response->set_text(text);
+    return absl::OkStatus();
+  }
+  void set_metrics(std::shared_ptr<CallMetrics> metrics) { metrics_ = std::move(metrics); }
+
   absl::Status LastCancel(ServerContext* ctx, const google::protobuf::Empty* request,
                           Response* response) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -247,6 +272,7 @@ class TestServiceImpl final : public TestService::Service {
   std::string last_relay_ = "none";
   std::vector<std::thread> detached_;
   std::atomic<HealthService*> health_{nullptr};
+  std::shared_ptr<CallMetrics> metrics_;  // set before the server starts
 };
 
 // Any method: echoes each message as it arrives. Client metadata "echo-*"
@@ -413,6 +439,9 @@ int Main(int argc, char** argv) {
   bool reflection = false;
   std::string proxy_to;
   int nproc_headroom = -1;
+  bool interceptors = false;
+  std::string log_calls_to;
+  int64_t deny_uid = -1;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (absl::ConsumePrefix(&arg, "--grace_ms=")) {
@@ -427,6 +456,12 @@ int Main(int argc, char** argv) {
       }
     } else if (absl::ConsumePrefix(&arg, "--nproc_headroom=")) {
       if (!absl::SimpleAtoi(arg, &nproc_headroom)) return 2;
+    } else if (arg == "--interceptors") {
+      interceptors = true;
+    } else if (absl::ConsumePrefix(&arg, "--log_calls_to=")) {
+      log_calls_to = std::string(arg);
+    } else if (absl::ConsumePrefix(&arg, "--deny_uid=")) {
+      if (!absl::SimpleAtoi(arg, &deny_uid)) return 2;
     } else if (arg == "--health") {
       health = true;
     } else if (arg == "--reflection") {
@@ -456,6 +491,31 @@ int Main(int argc, char** argv) {
   } else if (reflection) {
     builder.EnableReflection();
   }
+  std::vector<std::unique_ptr<experimental::ServerInterceptorFactoryInterface>> creators;
+  if (deny_uid >= 0) {
+    creators.push_back(std::make_unique<DenyUidInterceptorFactory>(static_cast<uid_t>(deny_uid)));
+  }
+  std::FILE* log_file = nullptr;
+  if (interceptors) {
+    auto metrics = std::make_shared<CallMetrics>();
+    service.set_metrics(metrics);
+    creators.push_back(ServerMetricsInterceptorFactory(metrics));
+    creators.push_back(std::make_unique<TaggingInterceptorFactory>());
+    if (!log_calls_to.empty()) {
+      log_file = std::fopen(log_calls_to.c_str(), "a");
+      if (log_file == nullptr) {
+        std::perror("test_server: --log_calls_to");
+        return 1;
+      }
+    }
+    creators.push_back(std::make_unique<ServerLoggingInterceptorFactory>(
+        log_file == nullptr ? LogSink()
+                            : LogSink([log_file](const std::string& line) {
+                                std::fprintf(log_file, "%s\n", line.c_str());
+                                std::fflush(log_file);
+                              })));
+  }
+  builder.experimental().SetInterceptorCreators(std::move(creators));
   GenericEcho echo;
   std::unique_ptr<GenericProxy> proxy;
   if (generic_echo) builder.RegisterGenericService(&echo);
