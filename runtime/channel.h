@@ -29,6 +29,7 @@
 #include "absl/time/time.h"
 #include "google/protobuf/message_lite.h"
 #include "runtime/client_context.h"
+#include "runtime/compression.h"
 #include "runtime/codegen/call_interfaces.h"
 #include "runtime/method.h"
 #include "transports/transport.h"
@@ -65,6 +66,13 @@ struct ChannelOptions {
   // MESSAGE larger than max_metadata_bytes + 16 KiB are discarded unread.
   size_t max_metadata_bytes = kDefaultMaxMetadataBytes;
   size_t max_metadata_entries = kDefaultMaxMetadataEntries;
+  // Requests are compressed with this algorithm unless a call's
+  // ClientContext says otherwise (runtime/compression.h) — and only when the
+  // server accepts it. gRPC's ChannelArguments::SetCompressionAlgorithm.
+  CompressionAlgorithm default_compression_algorithm = CompressionAlgorithm::kNone;
+  // Whether this client tells servers it can decompress responses (HELLO's
+  // accept_compression). false: servers never compress to it.
+  bool accept_compression = true;
 };
 
 class Channel {

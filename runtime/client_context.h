@@ -31,6 +31,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/sync.h"
+#include "runtime/compression.h"
 #include "runtime/metadata.h"
 
 namespace ipcrpc {
@@ -111,6 +112,17 @@ class ClientContext {
   void set_wait_for_ready(bool wait_for_ready) { wait_for_ready_ = wait_for_ready; }
   bool wait_for_ready() const { return wait_for_ready_; }
 
+  // Compresses this call's requests with `algorithm` (kNone: not at all),
+  // instead of the channel's default, when the server accepts it
+  // (runtime/compression.h). As grpc::ClientContext::set_compression_algorithm.
+  void set_compression_algorithm(CompressionAlgorithm algorithm) {
+    compression_ = algorithm;
+    compression_set_ = true;
+  }
+  // The algorithm set above; kNone if none was set (the channel's default
+  // applies then).
+  CompressionAlgorithm compression_algorithm() const { return compression_; }
+
   // Cancels the call (before it starts, or while it runs). The server's
   // handler sees ServerContext::IsCancelled(); the call ends with CANCELLED.
   void TryCancel();
@@ -138,6 +150,8 @@ class ClientContext {
 
   absl::Time deadline_ = absl::InfiniteFuture();
   bool wait_for_ready_ = false;
+  CompressionAlgorithm compression_ = CompressionAlgorithm::kNone;
+  bool compression_set_ = false;
   Metadata send_metadata_;
   Metadata initial_metadata_;
   Metadata trailing_metadata_;

@@ -90,6 +90,11 @@ ServerBuilder& ServerBuilder::SetOptions(const ServerOptions& options) {
   return *this;
 }
 
+ServerBuilder& ServerBuilder::SetDefaultCompressionAlgorithm(CompressionAlgorithm algorithm) {
+  options_.default_compression_algorithm = algorithm;
+  return *this;
+}
+
 absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
   if (addresses_.empty() && transports_.empty() && listeners_.empty()) {
     return absl::FailedPreconditionError(

@@ -114,6 +114,13 @@ struct ServerOptions {
   // with RESOURCE_EXHAUSTED, so that one client cannot take every pool
   // thread. 0: num_threads / 2 (at least 1).
   uint32_t max_streaming_handlers_per_connection = 0;
+  // Responses are compressed with this algorithm unless a handler's
+  // ServerContext::set_compression_algorithm says otherwise — and only to
+  // clients that accept it (runtime/compression.h). Default: none.
+  CompressionAlgorithm default_compression_algorithm = CompressionAlgorithm::kNone;
+  // Whether this server tells clients it can decompress requests (HELLO's
+  // accept_compression). false: clients never compress to it.
+  bool accept_compression = true;
 };
 
 // What the server's limits refused or closed since it started, and what it
@@ -213,6 +220,8 @@ class ServerBuilder {
   ServerBuilder& EnableReflection();
   ServerBuilder& EnableReflection(const ReflectionOptions& options);
   ServerBuilder& SetOptions(const ServerOptions& options);
+  // ServerOptions::default_compression_algorithm (grpc::ServerBuilder's name).
+  ServerBuilder& SetDefaultCompressionAlgorithm(CompressionAlgorithm algorithm);
   // Uses `config` (its `server` section: allowed transports, tuning, message
   // limit) instead of the file IPCRPC_CONFIG names.
   ServerBuilder& SetConfig(const config::ServerConfig& config);

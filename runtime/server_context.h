@@ -29,6 +29,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "runtime/compression.h"
 #include "runtime/metadata.h"
 
 namespace ipcrpc {
@@ -73,6 +74,13 @@ class ServerContext {
     trailing_metadata_.emplace(std::move(key), std::move(value));
   }
 
+  // Compresses the responses of this call (those not sent yet) with
+  // `algorithm`, when the client accepts it (runtime/compression.h).
+  // Default: ServerOptions::default_compression_algorithm. As
+  // grpc::ServerContext::set_compression_algorithm.
+  void set_compression_algorithm(CompressionAlgorithm algorithm) { compression_ = algorithm; }
+  CompressionAlgorithm compression_algorithm() const { return compression_; }
+
   // The client process (pid/uid/gid from SO_PEERCRED for unix sockets).
   const PeerCredentials& peer() const { return peer_; }
 
@@ -88,6 +96,7 @@ class ServerContext {
   Metadata initial_metadata_;
   Metadata trailing_metadata_;
   PeerCredentials peer_;
+  CompressionAlgorithm compression_ = CompressionAlgorithm::kNone;
   const internal::ServerStream* stream_ = nullptr;
 };
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what ipcrpc needs on Debian 12, from Debian's archive only (Bazel
-# 4.2.3, protobuf 3.21.12, Abseil 20220623, GoogleTest 1.12.1). Idempotent:
+# 4.2.3, protobuf 3.21.12, Abseil 20220623, GoogleTest 1.12.1, zlib). Idempotent:
 # does nothing when everything is there already. Needs root (uses sudo if
 # it is not root).
 set -euo pipefail
@@ -9,6 +9,8 @@ packages=(
   bazel-bootstrap bazel-rules-java
   protobuf-compiler libprotobuf-dev libprotoc-dev
   libabsl-dev libgtest-dev
+  # gzip compression of messages (wire/compression.h)
+  zlib1g-dev
   g++
   # tools/fuzz.sh: libFuzzer and the sanitizer runtimes come with clang
   clang-14 libclang-rt-14-dev

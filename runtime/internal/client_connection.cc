@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
 #include "runtime/internal/call_limits.h"
+#include "wire/compression.h"
 
 namespace ipcrpc::internal {
 namespace {
@@ -98,6 +99,8 @@ absl::Status ClientStream::Write(const google::protobuf::MessageLite& message) {
     Fail(s);
     return s;
   }
+  std::string compressed;
+  const bool is_compressed = CompressMessage(message, size, compression_, &compressed);
   {
     internal::MutexLock lock(&c.mu_);
     if (done_) {
@@ -112,11 +115,15 @@ absl::Status ClientStream::Write(const google::protobuf::MessageLite& message) {
       c.mu_.Lock();
     }
     if (done_) return final_status_;
-    send_window_ -= static_cast<int64_t>(size);
+    // The window counts the bytes on the wire (PROTOCOL.md §7).
+    send_window_ -= static_cast<int64_t>(is_compressed ? compressed.size() : size);
   }
   absl::Status status =
-      c.framed_.WriteMessage(&OutgoingFrameBuffer(), id_, &message, size,
-                             FramedConnection::NoFramesAfter, deadline_);
+      is_compressed
+          ? c.framed_.WriteCompressedMessage(&OutgoingFrameBuffer(), id_, compressed, compression_,
+                                             FramedConnection::NoFramesAfter, deadline_)
+          : c.framed_.WriteMessage(&OutgoingFrameBuffer(), id_, &message, size,
+                                   FramedConnection::NoFramesAfter, deadline_);
   if (!status.ok()) {
     internal::MutexLock lock(&c.mu_);
     c.BreakLocked(status);
@@ -139,6 +146,7 @@ absl::Status ClientStream::WritesDone() {
 bool ClientStream::Read(google::protobuf::MessageLite* message) {
   ClientConnection& c = *connection_;
   std::string payload;
+  uint8_t compression = 0;
   uint32_t credit = 0;
   {
     internal::MutexLock lock(&c.mu_);
@@ -150,6 +158,7 @@ bool ClientStream::Read(google::protobuf::MessageLite* message) {
     }
     if (inbox_.empty()) return false;
     payload = std::move(inbox_.front());
+    compression = inbox_.front_compression();
     inbox_.pop_front();
     unacked_bytes_ += static_cast<uint32_t>(payload.size());
     if (!done_ && unacked_bytes_ >= c.options_.stream_window_bytes / 2) {
@@ -162,6 +171,17 @@ bool ClientStream::Read(google::protobuf::MessageLite* message) {
     std::string out;
     AppendCreditFrame(id_, credit, &out);
     c.framed_.Write(out, absl::Now() + absl::Seconds(5)).IgnoreError();
+  }
+  if (compression != kCompressionNone) {
+    std::string plain;
+    absl::Status decompressed =
+        Decompress(compression, payload, c.options_.max_receive_message_size, &plain);
+    if (!decompressed.ok()) {
+      Fail(absl::Status(decompressed.code(),
+                        absl::StrCat("response message: ", decompressed.message())));
+      return false;
+    }
+    payload.swap(plain);
   }
   bool parsed = message->ParseFromString(payload);
   size_t size = payload.size();
@@ -209,6 +229,7 @@ absl::StatusOr<std::shared_ptr<ClientConnection>> ClientConnection::Establish(
       std::min<size_t>(options.max_receive_message_size, UINT32_MAX)));
   hello.set_initial_stream_window(options.stream_window_bytes);
   hello.set_agent(kAgent);
+  if (options.accept_compression) hello.set_accept_compression(kSupportedCompression);
   absl::StatusOr<wire::Hello> theirs = c->framed_.ExchangeHello(hello, deadline);
   if (!theirs.ok()) {
     return absl::Status(theirs.status().code(),
@@ -224,6 +245,12 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
     const MethodDescriptor& method, ClientContext* context,
     const google::protobuf::MessageLite* first_request, bool half_close) {
   const size_t request_size = first_request != nullptr ? first_request->ByteSizeLong() : 0;
+  const uint8_t compression = RequestCompression(context);
+  std::string compressed;  // the first request, if it goes compressed
+  const bool is_compressed = first_request != nullptr && compression != kCompressionNone &&
+                             CheckSendSize(request_size).ok() &&
+                             CompressMessage(*first_request, request_size, compression, &compressed);
+  const size_t request_wire_size = is_compressed ? compressed.size() : request_size;
   // Streams must reach the server in id order: hold start_mu_ from choosing
   // the id until CALL_START has been written.
   internal::MutexLock start_lock(&start_mu_);
@@ -248,8 +275,9 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
       return stream;
     }
     // Set before anything is sent; a call that fails below never sends.
-    stream->send_window_ =
-        static_cast<int64_t>(peer_hello_.initial_stream_window()) - static_cast<int64_t>(request_size);
+    stream->send_window_ = static_cast<int64_t>(peer_hello_.initial_stream_window()) -
+                           static_cast<int64_t>(request_wire_size);
+    stream->compression_ = compression;
     stream->writes_done_ = half_close;
     streams_[id] = stream.get();
   }
@@ -298,12 +326,15 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
   std::string& out = OutgoingFrameBuffer();
   AppendProtoFrame(FrameType::kCallStart, stream->id_, start, start.ByteSizeLong(), &out);
   const uint32_t id = stream->id_;
-  absl::Status status = framed_.WriteMessage(
-      &out, id, first_request, request_size,
-      [&](std::string* after) {
-        if (half_close) AppendFrame(FrameType::kHalfClose, id, {}, after);
-      },
-      deadline);
+  auto append_half_close = [&](std::string* after) {
+    if (half_close) AppendFrame(FrameType::kHalfClose, id, {}, after);
+  };
+  absl::Status status =
+      is_compressed
+          ? framed_.WriteCompressedMessage(&out, id, compressed, compression, append_half_close,
+                                           deadline)
+          : framed_.WriteMessage(&out, id, first_request, request_size, append_half_close,
+                                 deadline);
   if (!status.ok()) {
     internal::MutexLock lock(&mu_);
     BreakLocked(status);
@@ -415,6 +446,13 @@ absl::Status ClientConnection::CheckSendSize(size_t size) const {
       ")"));
 }
 
+uint8_t ClientConnection::RequestCompression(const ClientContext* context) const {
+  CompressionAlgorithm wanted = options_.default_compression_algorithm;
+  if (context != nullptr && context->compression_set_) wanted = context->compression_;
+  const uint8_t id = static_cast<uint8_t>(wanted);
+  return PeerAccepts(peer_hello_.accept_compression(), id) ? id : kCompressionNone;
+}
+
 absl::Status ClientConnection::ReceivedMessageError(size_t size) const {
   return absl::ResourceExhaustedError(absl::StrCat(
       "response message of ", size, " bytes exceeds this client's max_receive_message_size of ",
@@ -487,6 +525,21 @@ void ClientConnection::HandleFrameLocked(Frame& frame) {
                                   "server sent a message while its flow-control window was "
                                   "used up (stream window ",
                                   options_.stream_window_bytes, " bytes)")));
+        return;
+      }
+      if (const uint8_t compression = CompressionOf(h.flags); compression != kCompressionNone) {
+        const uint32_t accepted = options_.accept_compression ? kSupportedCompression : 0;
+        if (!PeerAccepts(accepted, compression)) {
+          // PROTOCOL.md §2: never sent to a client that did not offer it.
+          AppendFrame(FrameType::kCancel, s->id_, {}, &pending_control_);
+          FinishStreamLocked(s, absl::InternalError(absl::StrCat(
+                                    "server sent a message compressed with algorithm id ",
+                                    compression, ", which this client did not accept")));
+          return;
+        }
+        s->receive_window_ -= static_cast<int64_t>(frame.payload.size());
+        s->inbox_.push_back(std::move(frame.payload), compression);
+        s->cv_.SignalAll();
         return;
       }
       s->receive_window_ -= static_cast<int64_t>(frame.payload.size());

@@ -66,6 +66,9 @@ class ClientStream final : public ClientCall {
   const uint32_t id_;
   ClientContext* const context_;  // may be null for internal calls
   const absl::Time deadline_;
+  // Requests go compressed with this algorithm id (wire/compression.h; 0:
+  // not); set by StartStream, before anything is sent.
+  uint8_t compression_ = 0;
 
   // Guarded by connection_->mu_.
   PayloadQueue inbox_;
@@ -138,6 +141,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   void SendControl(FrameType type, uint32_t stream_id, absl::string_view payload = {});
   void FlushPendingControl();
   absl::Status ReceivedMessageError(size_t size) const;
+  // The compression algorithm id for a call with `context`: what the call
+  // or the channel asks for, if the server accepts it; else 0.
+  uint8_t RequestCompression(const ClientContext* context) const;
   // RESOURCE_EXHAUSTED if a request of `size` bytes may not be sent.
   absl::Status CheckSendSize(size_t size) const;
 

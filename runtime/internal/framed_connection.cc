@@ -7,6 +7,7 @@
 #include "base/status_macros.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream.h"
+#include "wire/compression.h"
 #include "wire/refusal.h"
 
 namespace ipcrpc::internal {
@@ -163,6 +164,22 @@ absl::Status FramedConnection::WriteMessage(
   }
   if (!status.ok()) transport_->Shutdown();
   return status;
+}
+
+absl::Status FramedConnection::WriteCompressedMessage(
+    std::string* frames, uint32_t stream_id, absl::string_view payload, uint8_t algorithm,
+    absl::FunctionRef<void(std::string*)> append_after, absl::Time deadline) {
+  AppendFrame(FrameType::kMessage, stream_id, payload, frames, algorithm & kFlagCompressionMask);
+  append_after(frames);
+  return Write(*frames, deadline);
+}
+
+bool CompressMessage(const google::protobuf::MessageLite& message, size_t size,
+                     uint8_t algorithm, std::string* out) {
+  if (algorithm == kCompressionNone || size == 0) return false;
+  std::string plain(size, '\0');
+  message.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(plain.data()));
+  return Compress(algorithm, plain, out);
 }
 
 absl::StatusOr<wire::Hello> FramedConnection::ExchangeHello(const wire::Hello& ours,

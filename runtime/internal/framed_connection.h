@@ -79,6 +79,12 @@ class FramedConnection {
                             const google::protobuf::MessageLite* message, size_t size,
                             absl::FunctionRef<void(std::string*)> append_after,
                             absl::Time deadline);
+  // As WriteMessage, for a message already compressed (CompressMessage):
+  // one MESSAGE frame whose flags carry `algorithm`, in one transport write.
+  absl::Status WriteCompressedMessage(std::string* frames, uint32_t stream_id,
+                                      absl::string_view payload, uint8_t algorithm,
+                                      absl::FunctionRef<void(std::string*)> append_after,
+                                      absl::Time deadline);
   // For WriteMessage: no frames after the message.
   static void NoFramesAfter(std::string*) {}
 
@@ -99,6 +105,12 @@ class FramedConnection {
   internal::Mutex turn_mu_;
   bool writing_ ABSL_GUARDED_BY(turn_mu_) = false;
 };
+
+// Serializes `message` (ByteSizeLong() returned `size`) and compresses it
+// with `algorithm` into *out. false — send it uncompressed — if the
+// algorithm is kCompressionNone or compressing does not make it smaller.
+bool CompressMessage(const google::protobuf::MessageLite& message, size_t size,
+                     uint8_t algorithm, std::string* out);
 
 // Metadata <-> wire conversion.
 void MetadataToWire(const Metadata& metadata,

@@ -13,6 +13,7 @@
 #define IPCRPC_RUNTIME_INTERNAL_PAYLOAD_QUEUE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -25,14 +26,18 @@ class PayloadQueue {
   bool empty() const { return head_ == items_.size(); }
   size_t size() const { return items_.size() - head_; }
 
-  void push_back(std::string payload) { items_.push_back(std::move(payload)); }
+  // `compression`: the payload's compression algorithm id (wire/compression.h).
+  void push_back(std::string payload, uint8_t compression = 0) {
+    items_.push_back(Item{std::move(payload), compression});
+  }
 
   // Requires !empty().
-  std::string& front() { return items_[head_]; }
+  std::string& front() { return items_[head_].payload; }
+  uint8_t front_compression() const { return items_[head_].compression; }
 
   // Requires !empty().
   void pop_front() {
-    items_[head_] = std::string();  // release the payload's memory now
+    items_[head_].payload = std::string();  // release the payload's memory now
     if (++head_ == items_.size()) {
       items_.clear();
       head_ = 0;
@@ -45,7 +50,11 @@ class PayloadQueue {
  private:
   static constexpr size_t kCompactAfter = 64;  // consumed slots before moving the rest down
 
-  absl::InlinedVector<std::string, 1> items_;
+  struct Item {
+    std::string payload;
+    uint8_t compression;
+  };
+  absl::InlinedVector<Item, 1> items_;
   size_t head_ = 0;  // items_[0, head_) are consumed
 };
 

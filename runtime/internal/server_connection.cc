@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "runtime/internal/call_limits.h"
 #include "runtime/internal/server_core.h"
+#include "wire/compression.h"
 #include "wire/refusal.h"
 
 namespace ipcrpc::internal {
@@ -53,6 +54,7 @@ bool ServerConnection::Handshake() {
   ours.set_initial_stream_window(core_.options().stream_window_bytes);
   ours.set_max_concurrent_streams(core_.options().max_concurrent_streams_per_connection);
   ours.set_agent(kAgent);
+  if (core_.options().accept_compression) ours.set_accept_compression(kSupportedCompression);
   absl::StatusOr<wire::Hello> theirs =
       framed_.ExchangeHello(ours, absl::Now() + core_.options().handshake_timeout);
   if (!theirs.ok()) {
@@ -276,9 +278,17 @@ bool ServerConnection::HandleStreamFrameLocked(ServerStream& s, Frame& frame,
             "client sent a message while its flow-control window was used up (",
             s.receive_window_, " bytes left of the server's stream window of ",
             core_.options().stream_window_bytes, ")"));
+      } else if (const uint8_t compression = CompressionOf(h.flags);
+                 compression != kCompressionNone &&
+                 !PeerAccepts(core_.options().accept_compression ? kSupportedCompression : 0,
+                              compression)) {
+        // PROTOCOL.md §2: an algorithm this server did not offer (gRPC's code).
+        s.forced_status_ = absl::UnimplementedError(absl::StrCat(
+            "request message compressed with algorithm id ", compression,
+            ", which this server does not accept"));
       } else {
         s.receive_window_ -= static_cast<int64_t>(frame.payload.size());
-        s.inbox_.push_back(std::move(frame.payload));
+        s.inbox_.push_back(std::move(frame.payload), compression);
       }
       break;
     case FrameType::kHalfClose:

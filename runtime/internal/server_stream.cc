@@ -8,6 +8,7 @@
 #include "base/status_macros.h"
 #include "runtime/internal/server_connection.h"
 #include "runtime/internal/server_core.h"
+#include "wire/compression.h"
 
 namespace ipcrpc {
 
@@ -46,6 +47,7 @@ ServerStream::ServerStream(std::shared_ptr<ServerConnection> connection, uint32_
   context_.client_metadata_ = std::move(client_metadata);
   context_.peer_ = connection_->framed_.transport().peer();
   context_.stream_ = this;
+  context_.compression_ = connection_->core_.options().default_compression_algorithm;
   send_window_ = connection_->peer_hello_.initial_stream_window();
   receive_window_ = connection_->core_.options().stream_window_bytes;
 }
@@ -77,6 +79,7 @@ std::shared_ptr<ChildCalls> ServerStream::CancelLocked() {
 bool ServerStream::Read(google::protobuf::MessageLite* message) {
   ServerConnection& c = *connection_;
   std::string payload;
+  uint8_t compression = 0;
   uint32_t credit = 0;
   {
     internal::MutexLock lock(&c.mu_);
@@ -85,6 +88,7 @@ bool ServerStream::Read(google::protobuf::MessageLite* message) {
     }
     if (inbox_.empty() || !forced_status_.ok() || cancelled()) return false;
     payload = std::move(inbox_.front());
+    compression = inbox_.front_compression();
     inbox_.pop_front();
     unacked_bytes_ += static_cast<uint32_t>(payload.size());
     if (!half_closed_ && unacked_bytes_ >= c.core_.options().stream_window_bytes / 2) {
@@ -97,6 +101,18 @@ bool ServerStream::Read(google::protobuf::MessageLite* message) {
     std::string out;
     AppendCreditFrame(id_, credit, &out);
     c.framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
+  }
+  if (compression != kCompressionNone) {
+    std::string plain;
+    absl::Status decompressed =
+        Decompress(compression, payload, c.core_.options().max_message_size, &plain);
+    if (!decompressed.ok()) {
+      internal::MutexLock lock(&c.mu_);
+      forced_status_ = absl::Status(decompressed.code(),
+                                    absl::StrCat("request message: ", decompressed.message()));
+      return false;
+    }
+    payload.swap(plain);
   }
   bool parsed = message->ParseFromString(payload);
   c.framed_.reader().Recycle(std::move(payload));
@@ -153,6 +169,11 @@ absl::Status ServerStream::CheckSendSize(size_t size) const {
       ")"));
 }
 
+uint8_t ServerStream::ResponseCompression() const {
+  const uint8_t id = static_cast<uint8_t>(context_.compression_);
+  return PeerAccepts(connection_->peer_hello_.accept_compression(), id) ? id : kCompressionNone;
+}
+
 bool ServerStream::AtEndOfStream() {
   ServerConnection& c = *connection_;
   internal::MutexLock lock(&c.mu_);
@@ -166,6 +187,10 @@ bool ServerStream::Write(const google::protobuf::MessageLite& message) {
   ServerConnection& c = *connection_;
   size_t size = message.ByteSizeLong();
   absl::Status size_ok = CheckSendSize(size);
+  std::string compressed;
+  const uint8_t compression = ResponseCompression();
+  const bool is_compressed =
+      size_ok.ok() && CompressMessage(message, size, compression, &compressed);
   std::string& out = OutgoingFrameBuffer();
   {
     internal::MutexLock lock(&c.mu_);
@@ -181,7 +206,14 @@ bool ServerStream::Write(const google::protobuf::MessageLite& message) {
       forced_status_ = std::move(s);
       return false;
     }
-    send_window_ -= static_cast<int64_t>(size);
+    // The window counts the bytes on the wire (PROTOCOL.md §7).
+    send_window_ -= static_cast<int64_t>(is_compressed ? compressed.size() : size);
+  }
+  if (is_compressed) {
+    return c.framed_
+        .WriteCompressedMessage(&out, id_, compressed, compression,
+                                FramedConnection::NoFramesAfter, context_.deadline_)
+        .ok();
   }
   return c.framed_
       .WriteMessage(&out, id_, &message, size, FramedConnection::NoFramesAfter,
@@ -240,15 +272,24 @@ void ServerStream::Finish(const absl::Status& status,
   if (send) {
     // The last message is serialized after the lock is released (the handler
     // keeps it alive until Finish returns); a large one while it is written.
-    c.framed_
-        .WriteMessage(
-            &out, id_, last_message, size,
-            [&](std::string* after) {
-              AppendTrailers(id_, final_status, context_.trailing_metadata_,
-                             MetadataLimitsOf(c.core_.options()), after);
-            },
-            absl::Now() + kControlWriteTimeout)
-        .IgnoreError();
+    auto append_trailers = [&](std::string* after) {
+      AppendTrailers(id_, final_status, context_.trailing_metadata_,
+                     MetadataLimitsOf(c.core_.options()), after);
+    };
+    std::string compressed;
+    const uint8_t compression = last_message != nullptr ? ResponseCompression() : 0;
+    if (compression != kCompressionNone &&
+        CompressMessage(*last_message, size, compression, &compressed)) {
+      c.framed_
+          .WriteCompressedMessage(&out, id_, compressed, compression, append_trailers,
+                                  absl::Now() + kControlWriteTimeout)
+          .IgnoreError();
+    } else {
+      c.framed_
+          .WriteMessage(&out, id_, last_message, size, append_trailers,
+                        absl::Now() + kControlWriteTimeout)
+          .IgnoreError();
+    }
   }
   c.StreamFinished(this);
 }

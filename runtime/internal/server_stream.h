@@ -84,6 +84,9 @@ class ServerStream final : public ServerCall {
   friend class ServerConnection;
   // RESOURCE_EXHAUSTED if a response of `size` bytes may not be sent.
   absl::Status CheckSendSize(size_t size) const;
+  // The compression algorithm id for responses now: the call's choice
+  // (ServerContext) if the client accepts it, else 0.
+  uint8_t ResponseCompression() const;
   // Appends HEADERS to *out if initial metadata has not gone out yet;
   // RESOURCE_EXHAUSTED (nothing appended) if it exceeds the metadata limits.
   absl::Status AppendHeadersLocked(std::string* out);

@@ -23,6 +23,13 @@
 //   --log_calls_to=PATH     with --interceptors: the log lines go to PATH
 //   --deny_uid=UID          refuses that uid's calls before their handlers
 //
+// Compression (runtime/compression.h):
+//   --compress              responses gzip-compressed by default (clients
+//                           that accept it); Echo's client metadata
+//                           "response-compression: identity|gzip" overrides
+//                           it per call (ServerContext::set_compression_algorithm)
+//   --no_accept_compression the server's HELLO offers no decompression
+//
 // Resource limits, applied once the server runs (before READY):
 //   --max_fds=N             RLIMIT_NOFILE = N (set before the server starts)
 //   --nproc_headroom=N      drops to uid/gid 65534 (needs root) with
@@ -83,6 +90,10 @@ class TestServiceImpl final : public TestService::Service {
 
   absl::Status Echo(ServerContext* ctx, const Request* request, Response* response) override {
     for (const auto& [key, value] : ctx->client_metadata()) {
+      if (key == "response-compression") {
+        ctx->set_compression_algorithm(value == "gzip" ? CompressionAlgorithm::kGzip
+                                                       : CompressionAlgorithm::kNone);
+      }
       if (absl::StartsWith(key, "echo-")) {
         ctx->AddInitialMetadata("initial-" + key.substr(5), value);
         ctx->AddTrailingMetadata("trailing-" + key.substr(5), value);
@@ -442,6 +453,7 @@ int Main(int argc, char** argv) {
   bool interceptors = false;
   std::string log_calls_to;
   int64_t deny_uid = -1;
+  ServerOptions options;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (absl::ConsumePrefix(&arg, "--grace_ms=")) {
@@ -456,6 +468,10 @@ int Main(int argc, char** argv) {
       }
     } else if (absl::ConsumePrefix(&arg, "--nproc_headroom=")) {
       if (!absl::SimpleAtoi(arg, &nproc_headroom)) return 2;
+    } else if (arg == "--compress") {
+      options.default_compression_algorithm = CompressionAlgorithm::kGzip;
+    } else if (arg == "--no_accept_compression") {
+      options.accept_compression = false;
     } else if (arg == "--interceptors") {
       interceptors = true;
     } else if (absl::ConsumePrefix(&arg, "--log_calls_to=")) {
@@ -477,6 +493,7 @@ int Main(int argc, char** argv) {
   signal(SIGTERM, [](int) { g_terminate = true; });
   TestServiceImpl service;
   ServerBuilder builder;
+  builder.SetOptions(options);
   // A proxy serves everything through its generic service.
   if (proxy_to.empty()) builder.RegisterService(&service);
   if (health) builder.EnableHealthService();
