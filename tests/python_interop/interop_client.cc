@@ -5,12 +5,15 @@
 //   interop_client ADDRESS CASE [SERVER_PID]
 //
 // Prints "PASS CASE" and exits 0, or "FAIL CASE: why" and exits 1. CASE is
-// one of the names in kCases below.
+// one of the names in kCases below. With INTEROP_COMPRESSION=gzip in the
+// environment, the main channel asks for gzip (a server that does not
+// accept it must still get plain messages).
 
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <optional>
@@ -349,7 +352,11 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "unknown case %s\n", name.c_str());
     return 2;
   }
-  auto channel = CreateChannel(env.address);
+  ChannelOptions options;
+  if (const char* c = std::getenv("INTEROP_COMPRESSION"); c != nullptr && std::string(c) == "gzip") {
+    options.default_compression_algorithm = CompressionAlgorithm::kGzip;
+  }
+  auto channel = CreateChannel(env.address, options);
   if (!channel.ok()) {
     std::printf("FAIL %s: %s\n", name.c_str(), channel.status().ToString().c_str());
     return 1;
