@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-25}"
 jobs="${FUZZ_BUILD_JOBS:-2}"
-all_targets=(frame_reader_fuzzer call_start_fuzzer negotiation_fuzzer shm_ring_fuzzer)
+all_targets=(frame_reader_fuzzer call_start_fuzzer negotiation_fuzzer decompress_fuzzer shm_ring_fuzzer)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
 
@@ -35,6 +35,7 @@ trap cleanup EXIT
 # Sources each target needs, besides its own file (all compiled once).
 declare -A deps=(
   [frame_reader_fuzzer]="wire/frame.cc"
+  [decompress_fuzzer]="wire/compression.cc"
   [call_start_fuzzer]="wire/frame.cc runtime/internal/call_limits.cc runtime/metadata.cc GEN/proto/ipcrpc/wire.pb.cc"
   [negotiation_fuzzer]="wire/frame.cc wire/refusal.cc connect/negotiation.cc connect/pending_objects.cc transports/unix_socket.cc base/fd_util.cc base/scoped_fd.cc GEN/proto/ipcrpc/transport.pb.cc GEN/proto/ipcrpc/wire.pb.cc"
   [shm_ring_fuzzer]="transports/shm/shm_ring.cc transports/shm/ring_transport.cc transports/shm/shm_region.cc transports/shm/wake.cc transports/shm/shared_semaphore.cc transports/shm/spin_policy.cc transports/control_channel.cc base/fd_util.cc base/scoped_fd.cc GEN/proto/ipcrpc/transport.pb.cc"
@@ -50,7 +51,7 @@ protoc -I. --cpp_out="$gen" proto/ipcrpc/wire.proto proto/ipcrpc/transport.proto
 cflags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
         -fno-sanitize-recover=all -I. -I"$gen" -Wno-deprecated-declarations)
 absl_libs=$(sed -n 's/.*"\(-labsl_[a-z0-9_]*\)".*/\1/p' third_party/system/BUILD.system | tr '\n' ' ')
-ldflags=(-fsanitize=fuzzer,address,undefined -lprotobuf $absl_libs -lpthread)
+ldflags=(-fsanitize=fuzzer,address,undefined -lprotobuf $absl_libs -lz -lpthread)
 
 # Compile every needed source once, `jobs` at a time.
 sources=()
