@@ -100,7 +100,8 @@ absl::Status ClientStream::Write(const google::protobuf::MessageLite& message) {
     return s;
   }
   std::string compressed;
-  const bool is_compressed = CompressMessage(message, size, compression_, &compressed);
+  const bool is_compressed = compression_ != kCompressionNone &&
+                             CompressMessage(message, size, compression_, &compressed);
   {
     internal::MutexLock lock(&c.mu_);
     if (done_) {

@@ -189,8 +189,8 @@ bool ServerStream::Write(const google::protobuf::MessageLite& message) {
   absl::Status size_ok = CheckSendSize(size);
   std::string compressed;
   const uint8_t compression = ResponseCompression();
-  const bool is_compressed =
-      size_ok.ok() && CompressMessage(message, size, compression, &compressed);
+  const bool is_compressed = compression != kCompressionNone && size_ok.ok() &&
+                             CompressMessage(message, size, compression, &compressed);
   std::string& out = OutgoingFrameBuffer();
   {
     internal::MutexLock lock(&c.mu_);
