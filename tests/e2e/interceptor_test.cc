@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "runtime/generic_stub.h"
 #include "runtime/ipcrpc.h"
 #include "runtime/logging_interceptor.h"
 #include "runtime/metrics_interceptor.h"
@@ -249,6 +250,28 @@ TEST_P(InterceptorKindsTest, ClientInterceptorFailsCallBeforeSending) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, InterceptorKindsTest, ::testing::Values("unix", "shm"));
+
+// The server's generic service is intercepted like any other.
+TEST(InterceptorGenericTest, GenericServiceCallsAreIntercepted) {
+  ServerProcess server({"--interceptors", "--generic_echo"});
+  Seen seen;
+  std::vector<std::unique_ptr<ClientInterceptorFactoryInterface>> creators;
+  creators.push_back(std::make_unique<RecordingFactory>(&seen));
+  GenericStub stub(InterceptedChannel(server.address(), std::move(creators)));
+  ClientContext ctx;
+  auto stream = stub.BidiStreamingCall(&ctx, "/some.Other/Method");
+  ByteBuffer message("bytes"), reply;
+  ASSERT_TRUE(stream->Write(message));
+  ASSERT_TRUE(stream->Read(&reply));
+  EXPECT_EQ(reply.data(), "bytes");
+  stream->WritesDone();
+  ASSERT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(Trailing(ctx, "server-saw-client-tag"), "/some.Other/Method");
+  EXPECT_EQ(Trailing(ctx, "trailing-from-interceptor"), "yes");  // GenericEcho echoes echo-*
+  EXPECT_EQ(Trailing(ctx, "intercepted-recv"), "1");
+  EXPECT_EQ(Trailing(ctx, "intercepted-sent"), "1");
+  EXPECT_EQ(seen.received, 1);
+}
 
 // A server interceptor refuses a uid before any handler runs, on all kinds.
 TEST(InterceptorAuthorizationTest, RefusesUidBeforeHandler) {
