@@ -528,23 +528,18 @@ void ClientConnection::HandleFrameLocked(Frame& frame) {
                                   options_.stream_window_bytes, " bytes)")));
         return;
       }
-      if (const uint8_t compression = CompressionOf(h.flags); compression != kCompressionNone) {
-        const uint32_t accepted = options_.accept_compression ? kSupportedCompression : 0;
-        if (!PeerAccepts(accepted, compression)) {
-          // PROTOCOL.md §2: never sent to a client that did not offer it.
-          AppendFrame(FrameType::kCancel, s->id_, {}, &pending_control_);
-          FinishStreamLocked(s, absl::InternalError(absl::StrCat(
-                                    "server sent a message compressed with algorithm id ",
-                                    compression, ", which this client did not accept")));
-          return;
-        }
-        s->receive_window_ -= static_cast<int64_t>(frame.payload.size());
-        s->inbox_.push_back(std::move(frame.payload), compression);
-        s->cv_.SignalAll();
+      if (const uint8_t compression = CompressionOf(h.flags);
+          compression != kCompressionNone &&
+          !PeerAccepts(options_.accept_compression ? kSupportedCompression : 0, compression)) {
+        // PROTOCOL.md §2: never sent to a client that did not offer it.
+        AppendFrame(FrameType::kCancel, s->id_, {}, &pending_control_);
+        FinishStreamLocked(s, absl::InternalError(absl::StrCat(
+                                  "server sent a message compressed with algorithm id ",
+                                  compression, ", which this client did not accept")));
         return;
       }
       s->receive_window_ -= static_cast<int64_t>(frame.payload.size());
-      s->inbox_.push_back(std::move(frame.payload));
+      s->inbox_.push_back(std::move(frame.payload), CompressionOf(h.flags));  // decompressed by Read
       s->cv_.SignalAll();
       return;
     case FrameType::kTrailers: {
