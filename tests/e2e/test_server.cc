@@ -453,7 +453,7 @@ int Main(int argc, char** argv) {
   bool interceptors = false;
   std::string log_calls_to;
   int64_t deny_uid = -1;
-  ServerOptions options;
+  ServerOptions server_options;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (absl::ConsumePrefix(&arg, "--grace_ms=")) {
@@ -469,9 +469,9 @@ int Main(int argc, char** argv) {
     } else if (absl::ConsumePrefix(&arg, "--nproc_headroom=")) {
       if (!absl::SimpleAtoi(arg, &nproc_headroom)) return 2;
     } else if (arg == "--compress") {
-      options.default_compression_algorithm = CompressionAlgorithm::kGzip;
+      server_options.default_compression_algorithm = CompressionAlgorithm::kGzip;
     } else if (arg == "--no_accept_compression") {
-      options.accept_compression = false;
+      server_options.accept_compression = false;
     } else if (arg == "--interceptors") {
       interceptors = true;
     } else if (absl::ConsumePrefix(&arg, "--log_calls_to=")) {
@@ -493,7 +493,7 @@ int Main(int argc, char** argv) {
   signal(SIGTERM, [](int) { g_terminate = true; });
   TestServiceImpl service;
   ServerBuilder builder;
-  builder.SetOptions(options);
+  builder.SetOptions(server_options);
   // A proxy serves everything through its generic service.
   if (proxy_to.empty()) builder.RegisterService(&service);
   if (health) builder.EnableHealthService();
