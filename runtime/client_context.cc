@@ -1,5 +1,6 @@
 #include "runtime/client_context.h"
 
+#include "runtime/codegen/foreign_call.h"
 #include "runtime/internal/child_calls.h"
 #include "runtime/internal/client_connection.h"
 #include "runtime/internal/server_stream.h"
@@ -17,7 +18,24 @@ void ClientContext::TryCancel() {
   internal::MutexLock lock(&mu_);
   cancelled_ = true;
   if (stream_ != nullptr) stream_->Cancel();
+  if (foreign_cancel_) foreign_cancel_();
 }
+
+namespace internal {
+
+bool ForeignCallAccess::SetCancelHook(ClientContext* context, std::function<void()> cancel) {
+  MutexLock lock(&context->mu_);
+  if (context->cancelled_) return false;
+  context->foreign_cancel_ = std::move(cancel);
+  return true;
+}
+
+void ForeignCallAccess::ClearCancelHook(ClientContext* context) {
+  MutexLock lock(&context->mu_);
+  context->foreign_cancel_ = nullptr;
+}
+
+}  // namespace internal
 
 std::unique_ptr<ClientContext> ClientContext::FromServerContext(
     const ServerContext& server_context) {

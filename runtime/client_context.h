@@ -24,6 +24,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -41,6 +42,7 @@ class ChildCalls;
 class ClientConnection;
 class ClientStream;
 class InterceptionAccess;
+class ForeignCallAccess;
 
 // Any std::chrono duration as an absl::Duration; saturates to
 // ±absl::InfiniteDuration() beyond what int64 nanoseconds hold (~292 years).
@@ -147,6 +149,7 @@ class ClientContext {
   friend class internal::ClientConnection;
   friend class internal::ClientStream;
   friend class internal::InterceptionAccess;
+  friend class internal::ForeignCallAccess;  // Channels outside the core (runtime/codegen/foreign_call.h)
 
   absl::Time deadline_ = absl::InfiniteFuture();
   bool wait_for_ready_ = false;
@@ -163,6 +166,9 @@ class ClientContext {
   internal::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   internal::ClientStream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // Set by a Channel that is not an ipcrpc connection (e.g. the gRPC bridge)
+  // while its call runs: what TryCancel() runs.
+  std::function<void()> foreign_cancel_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ipcrpc

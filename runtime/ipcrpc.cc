@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "connect/address.h"
+#include "runtime/channel_schemes.h"
 
 namespace ipcrpc {
 
@@ -13,6 +14,10 @@ absl::StatusOr<std::shared_ptr<Channel>> CreateChannel(absl::string_view target,
   const char* env = std::getenv(kTransportEnv);
   IPCRPC_ASSIGN_OR_RETURN(ChannelPlan plan,
                           PlanChannel(target, options, config, env ? env : ""));
+  // Schemes of other libraries (grpc:, grpcs:): IPCRPC_TRANSPORT and the
+  // transport tuning do not apply to them.
+  absl::StatusOr<std::shared_ptr<Channel>> foreign = CreateChannelForScheme(plan.address, plan.options);
+  if (!absl::IsNotFound(foreign.status())) return foreign;
   IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<Connector> connector,
                           MakeConnector(plan.address, plan.transport, plan.tuning));
   return CreateChannelFromConnector(std::move(connector), plan.options);

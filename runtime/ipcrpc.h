@@ -27,6 +27,7 @@
 #include "base/status_macros.h"   // IWYU pragma: export
 #include "connect/spawn.h"        // IWYU pragma: export
 #include "runtime/channel.h"         // IWYU pragma: export
+#include "runtime/channel_schemes.h" // IWYU pragma: export
 #include "runtime/client_context.h"  // IWYU pragma: export
 #include "runtime/config.h"          // IWYU pragma: export
 #include "runtime/generic_service.h" // IWYU pragma: export
@@ -45,7 +46,9 @@ namespace ipcrpc {
 // the transport without a rebuild. Only a malformed target, an unsupported
 // transport or a broken config file fails here (with a status naming it);
 // the connection is made on the first call, and a server that is not there
-// makes that call fail with UNAVAILABLE.
+// makes that call fail with UNAVAILABLE. Addresses of schemes that other
+// libraries register (runtime/channel_schemes.h; "grpc:host:port" once the
+// gRPC bridge is linked) get that library's channel.
 absl::StatusOr<std::shared_ptr<Channel>> CreateChannel(
     absl::string_view target, const ChannelOptions& options = {});
 

@@ -135,6 +135,10 @@ class ServerReaderWriter {
   bool Read(R* message) { return call_->Read(message); }
   bool Write(const W& message) { return call_->Write(message); }
   bool SendInitialMetadata() { return call_->SendInitialMetadata(); }
+  // Read may run on a second thread while the handler writes; EndReads()
+  // makes that Read (and every later one) return false at once, for a
+  // handler that needs no more requests (runtime/codegen/call_interfaces.h).
+  void EndReads() { call_->EndReads(); }
 
  private:
   internal::ServerCall* call_;

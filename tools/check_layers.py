@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Checks that ipcrpc's layers point only down (docs/DESIGN.md, "Layers").
 
-    base  <-  transports  <-  wire  <-  runtime core, connect  <-  runtime:ipcrpc
+    base  <-  transports  <-  wire  <-  runtime core, connect  <-  runtime:ipcrpc  <-  bridge
+
+gRPC (grpcpp, Debian's gRPC C++) is a layer of its own that only bridge/ may
+use: the core never links gRPC (docs/GRPC_BRIDGE.md).
 
 Two checks, on the source tree given as the argument (default: this checkout):
   * includes: a file of a layer includes no header of a layer above it;
@@ -30,10 +33,18 @@ ALLOWED = {
     "runtime_core": {"base", "transports", "wire", "runtime_core", "proto"},
     "runtime": {"base", "transports", "wire", "connect", "runtime_core", "runtime", "proto"},
     "codegen": {"codegen"},
+    "bridge": {"base", "transports", "wire", "connect", "runtime_core", "runtime", "proto",
+               "bridge", "grpc"},
 }
+# Directories whose files and BUILD rules are checked.
+CHECKED_DIRS = ("base", "transports", "wire", "connect", "runtime", "codegen", "bridge")
+# gRPC's headers (<grpcpp/...>, <grpc/...>) and Bazel target.
+GRPC_INCLUDE = re.compile(r'\s*#\s*include\s+[<"](grpcpp|grpc|grpc\+\+)/')
+GRPC_LABELS = {"@ipcrpc_system//:grpcpp", "@system//:grpcpp"}
 # runtime/ files that make up runtime:ipcrpc (the top: channels by address,
 # ServerBuilder, config files); every other runtime/ file is the RPC core.
-RUNTIME_TOP = {"runtime/ipcrpc.h", "runtime/ipcrpc.cc", "runtime/config.h",
+RUNTIME_TOP = {"runtime/ipcrpc.h", "runtime/ipcrpc.cc", "runtime/channel_schemes.h",
+               "runtime/channel_schemes.cc", "runtime/config.h",
                "runtime/config.cc", "runtime/server.cc", "runtime/config_test.cc"}
 RUNTIME_TOP_TARGETS = {"ipcrpc", "config_test"}
 
@@ -46,6 +57,8 @@ def layer_of_path(path):
 
 
 def layer_of_label(label):
+    if label in GRPC_LABELS:
+        return "grpc"
     m = re.match(r"//([^:]*)(?::(.*))?$", label)
     if not m:
         return None
@@ -59,7 +72,7 @@ def layer_of_label(label):
 
 def check_includes(root):
     problems = []
-    for layer_dir in ("base", "transports", "wire", "connect", "runtime", "codegen"):
+    for layer_dir in CHECKED_DIRS:
         for dirpath, _, files in os.walk(os.path.join(root, layer_dir)):
             for name in files:
                 if not name.endswith((".h", ".cc")) or name.endswith("_test.cc"):
@@ -75,6 +88,10 @@ def check_includes(root):
                         if 'R"(' in line and ')"' not in line.split('R"(', 1)[1]:
                             in_raw_string = True
                             continue
+                        if GRPC_INCLUDE.match(line) and "grpc" not in ALLOWED[layer]:
+                            problems.append(f"{path}:{number}: {layer} includes gRPC ({line.strip()}); "
+                                            "only bridge/ may")
+                            continue
                         m = re.match(r'\s*#\s*include\s+"([^"]+)"', line)
                         if not m:
                             continue
@@ -86,7 +103,7 @@ def check_includes(root):
 
 def check_build_deps(root):
     problems = []
-    for layer_dir in ("base", "transports", "wire", "connect", "runtime", "codegen"):
+    for layer_dir in CHECKED_DIRS:
         for dirpath, _, files in os.walk(os.path.join(root, layer_dir)):
             if "BUILD.bazel" not in files:
                 continue
@@ -102,11 +119,11 @@ def check_build_deps(root):
                 name = re.search(r'name = "([^"]+)"', body)
                 target = name.group(1) if name else "?"
                 layer = layer_of_label(f"//{package}:{target}")
-                for label in re.findall(r'"(//[^"]+)"', body):
+                for label in re.findall(r'"((?://|@ipcrpc_system//|@system//)[^"]+)"', body):
                     if "visibility" in label or label.startswith("//visibility"):
                         continue
                     used = layer_of_label(label)
-                    if used in ALLOWED and used not in ALLOWED[layer]:
+                    if (used in ALLOWED or used == "grpc") and used not in ALLOWED[layer]:
                         problems.append(f"{os.path.relpath(build, root)}: {target} ({layer}) depends on {label} ({used})")
     return problems
 
@@ -118,7 +135,7 @@ def run(root):
 def self_test():
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with tempfile.TemporaryDirectory() as tmp:
-        for d in ("base", "transports", "wire", "connect", "runtime", "codegen"):
+        for d in CHECKED_DIRS:
             shutil.copytree(os.path.join(here, d), os.path.join(tmp, d))
         clean = run(tmp)
         if clean:
@@ -130,13 +147,22 @@ def self_test():
             f.write('\n#include "connect/address.h"\n')
         with open(os.path.join(tmp, "wire/BUILD.bazel"), "a") as f:
             f.write('\ncc_library(\n    name = "upward",\n    deps = ["//runtime:core"],\n)\n')
+        # gRPC in the core: an include and a dep.
+        with open(os.path.join(tmp, "runtime/server_context.h"), "a") as f:
+            f.write('\n#include <grpcpp/grpcpp.h>\n')
+        with open(os.path.join(tmp, "runtime/BUILD.bazel"), "a") as f:
+            f.write('\ncc_library(\n    name = "grpc_in_core",\n    deps = ["@ipcrpc_system//:grpcpp"],\n)\n')
+        with open(os.path.join(tmp, "connect/BUILD.bazel"), "a") as f:
+            f.write('\ncc_library(\n    name = "bridge_in_connect",\n    deps = ["//bridge:grpc_channel"],\n)\n')
         found = run(tmp)
-        expected = ["transports/transport.h", "runtime/channel.cc", "wire/BUILD.bazel"]
+        expected = ["transports/transport.h", "runtime/channel.cc", "wire/BUILD.bazel",
+                    "runtime/server_context.h", "runtime/BUILD.bazel: grpc_in_core",
+                    "connect/BUILD.bazel: bridge_in_connect"]
         missing = [e for e in expected if not any(p.startswith(e) for p in found)]
         if missing:
             print("self-test: upward uses not reported in " + ", ".join(missing))
             return 1
-    print("self-test: an upward include and an upward dep are reported")
+    print("self-test: upward includes and deps, and gRPC outside bridge/, are reported")
     return 0
 
 

@@ -48,8 +48,10 @@ class ClientCall {
   virtual void Cancel() = 0;
 };
 
-// One call from the server's side; used by the handler's thread only, except
-// IsCancelled(), which any thread may call.
+// One call from the server's side; used by the handler's thread, except that
+// one other thread may Read (or EndReads) while the handler's thread writes
+// (a proxy forwarding both directions at once), and IsCancelled(), which any
+// thread may call.
 class ServerCall {
  public:
   virtual ~ServerCall() = default;
@@ -61,6 +63,11 @@ class ServerCall {
   // Waits until the next event and says whether the client has sent all its
   // messages (true also when the call is cancelled or failed); consumes nothing.
   virtual bool AtEndOfStream() = 0;
+
+  // Makes every Read, now blocked or later, return false at once: the
+  // handler needs no more requests (e.g. a proxy whose upstream call ended
+  // before its client half-closed). Requests that still arrive are dropped.
+  virtual void EndReads() = 0;
 
   // Sends one response message (sends initial metadata first if not yet sent),
   // waiting for flow-control credit. false if the call is over.

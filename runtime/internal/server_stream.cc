@@ -83,10 +83,11 @@ bool ServerStream::Read(google::protobuf::MessageLite* message) {
   uint32_t credit = 0;
   {
     internal::MutexLock lock(&c.mu_);
-    while (inbox_.empty() && !half_closed_ && forced_status_.ok() && !cancelled()) {
+    while (inbox_.empty() && !half_closed_ && !reads_ended_ && forced_status_.ok() &&
+           !cancelled()) {
       cv_.WaitWithDeadline(&c.mu_, context_.deadline_);
     }
-    if (inbox_.empty() || !forced_status_.ok() || cancelled()) return false;
+    if (inbox_.empty() || reads_ended_ || !forced_status_.ok() || cancelled()) return false;
     payload = std::move(inbox_.front());
     compression = inbox_.front_compression();
     inbox_.pop_front();
@@ -177,10 +178,18 @@ uint8_t ServerStream::ResponseCompression() const {
 bool ServerStream::AtEndOfStream() {
   ServerConnection& c = *connection_;
   internal::MutexLock lock(&c.mu_);
-  while (inbox_.empty() && !half_closed_ && forced_status_.ok() && !cancelled()) {
+  while (inbox_.empty() && !half_closed_ && !reads_ended_ && forced_status_.ok() &&
+           !cancelled()) {
     cv_.WaitWithDeadline(&c.mu_, context_.deadline_);
   }
-  return inbox_.empty();
+  return inbox_.empty() || reads_ended_;
+}
+
+void ServerStream::EndReads() {
+  ServerConnection& c = *connection_;
+  internal::MutexLock lock(&c.mu_);
+  reads_ended_ = true;
+  cv_.SignalAll();
 }
 
 bool ServerStream::Write(const google::protobuf::MessageLite& message) {

@@ -58,6 +58,7 @@ class ServerStream final : public ServerCall {
 
   bool Read(google::protobuf::MessageLite* message) override;
   bool AtEndOfStream() override;
+  void EndReads() override;
   bool Write(const google::protobuf::MessageLite& message) override;
   bool SendInitialMetadata() override;
   void Finish(const absl::Status& status,
@@ -104,6 +105,7 @@ class ServerStream final : public ServerCall {
   // Guarded by connection_->mu_.
   PayloadQueue inbox_;
   bool half_closed_ = false;
+  bool reads_ended_ = false;  // EndReads()
   bool headers_sent_ = false;
   bool finished_ = false;
   int64_t send_window_ = 0;
