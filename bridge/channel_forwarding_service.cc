@@ -1,0 +1,62 @@
+#include "bridge/channel_forwarding_service.h"
+
+#include <thread>
+#include <utility>
+
+#include "base/thread.h"
+#include "runtime/byte_buffer.h"
+#include "runtime/client_context.h"
+#include "runtime/server_context.h"
+
+namespace ipcrpc {
+namespace grpc_bridge {
+
+absl::Status ChannelForwardingService::HandleCall(ServerContext* context,
+                                                  GenericServerReaderWriter* stream) {
+  std::unique_ptr<ClientContext> out = ClientContext::FromServerContext(*context);
+  for (const auto& entry : context->client_metadata()) out->AddMetadata(entry.first, entry.second);
+  std::unique_ptr<GenericClientReaderWriter> call =
+      stub_.BidiStreamingCall(out.get(), context->method());
+
+  // Requests on a second thread, then the half-close.
+  absl::StatusOr<std::thread> upstream = internal::StartThread([&stream, &call] {
+    ByteBuffer request;
+    while (stream->Read(&request)) {
+      if (!call->Write(request)) return;  // the call is over; its status says why
+    }
+    call->WritesDone();
+  });
+  if (!upstream.ok()) {
+    out->TryCancel();
+    call->Finish().IgnoreError();
+    return upstream.status();
+  }
+
+  bool initial_sent = false;
+  auto send_initial = [&] {
+    if (initial_sent) return;
+    initial_sent = true;
+    for (const auto& entry : out->GetServerInitialMetadata()) {
+      context->AddInitialMetadata(entry.first, entry.second);
+    }
+  };
+  ByteBuffer response;
+  while (call->Read(&response)) {
+    send_initial();
+    if (!stream->Write(response)) {  // our client is gone
+      out->TryCancel();
+      break;
+    }
+  }
+  absl::Status status = call->Finish();
+  stream->EndReads();  // the remote call is over: no more requests to forward
+  upstream->join();
+  send_initial();
+  for (const auto& entry : out->GetServerTrailingMetadata()) {
+    context->AddTrailingMetadata(entry.first, entry.second);
+  }
+  return status;
+}
+
+}  // namespace grpc_bridge
+}  // namespace ipcrpc
