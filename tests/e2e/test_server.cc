@@ -16,6 +16,10 @@
 //   --proxy_to=ADDRESS      forwards every method, byte for byte, to the
 //                           server at ADDRESS (see GenericProxy); TestService
 //                           is then not served here
+//   --grpc_listen=HOST:PORT (bridge_test_server only: this file built with
+//                           IPCRPC_TEST_SERVER_GRPC_BRIDGE) serves everything
+//                           over gRPC too (bridge/grpc_server_bridge.h) and
+//                           prints "GRPC_PORT=N" before READY
 //
 // Interceptors (tests/e2e/test_interceptors.h):
 //   --interceptors          TaggingInterceptor, a CallMetrics (ServerMetrics
@@ -68,6 +72,9 @@
 #include "runtime/metrics_interceptor.h"
 #include "tests/e2e/test_interceptors.h"
 #include "tests/e2e/test_service.ipcrpc.pb.h"
+#ifdef IPCRPC_TEST_SERVER_GRPC_BRIDGE
+#include "bridge/grpc_server_bridge.h"
+#endif
 
 namespace ipcrpc::test {
 namespace {
@@ -103,6 +110,11 @@ class TestServiceImpl final : public TestService::Service {
       return absl::CancelledError("cancelled while sleeping");
     }
     if (request->status_code() != 0) {
+      // A status's details travel as this trailing entry (docs/GRPC_BRIDGE.md).
+      auto details = ctx->client_metadata().find("details-bin");
+      if (details != ctx->client_metadata().end()) {
+        ctx->AddTrailingMetadata("grpc-status-details-bin", details->second);
+      }
       return absl::Status(static_cast<absl::StatusCode>(request->status_code()),
                           request->status_message());
     }
@@ -449,6 +461,7 @@ int Main(int argc, char** argv) {
   bool health = false;
   bool reflection = false;
   std::string proxy_to;
+  std::string grpc_listen;
   int nproc_headroom = -1;
   bool interceptors = false;
   std::string log_calls_to;
@@ -484,6 +497,8 @@ int Main(int argc, char** argv) {
       reflection = true;
     } else if (arg == "--generic_echo") {
       generic_echo = true;
+    } else if (absl::ConsumePrefix(&arg, "--grpc_listen=")) {
+      grpc_listen = std::string(arg);
     } else if (absl::ConsumePrefix(&arg, "--proxy_to=")) {
       proxy_to = std::string(arg);
     } else {
@@ -568,9 +583,30 @@ int Main(int argc, char** argv) {
     g_terminate = true;
   });
   if (nproc_headroom >= 0 && !LimitThreads(nproc_headroom)) ::_exit(1);  // waiter runs
+#ifdef IPCRPC_TEST_SERVER_GRPC_BRIDGE
+  std::unique_ptr<grpc_bridge::GrpcBridge> bridge;
+  if (!grpc_listen.empty()) {
+    auto served = grpc_bridge::ServeOverGrpc(**server, grpc_listen,
+                                             grpc::InsecureServerCredentials());
+    if (!served.ok()) {
+      std::fprintf(stderr, "test_server: %s\n", served.status().ToString().c_str());
+      return 1;
+    }
+    bridge = std::move(*served);
+    std::printf("GRPC_PORT=%d\n", bridge->port());
+  }
+#else
+  if (!grpc_listen.empty()) {
+    std::fprintf(stderr, "test_server: --grpc_listen needs bridge_test_server\n");
+    return 2;
+  }
+#endif
   std::printf("READY\n");
   std::fflush(stdout);
   while (!g_terminate) absl::SleepFor(absl::Milliseconds(2));
+#ifdef IPCRPC_TEST_SERVER_GRPC_BRIDGE
+  if (bridge != nullptr) bridge->Shutdown(absl::Now() + absl::Milliseconds(grace_ms));
+#endif
   (*server)->Shutdown(absl::Now() + absl::Milliseconds(grace_ms));
   waiter.join();
   return 0;
