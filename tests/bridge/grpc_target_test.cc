@@ -1,13 +1,15 @@
 // An ipcrpc generated stub calling a plain grpc++ server (another process,
 // tests/bridge/plain_grpc_server) two ways, with the same assertions:
 //   * "grpc:127.0.0.1:PORT" — the address scheme (bridge/grpc_channel.h);
-//   * "unix:DIR/gw.sock" — an ipcrpc_gateway process (--listen=unix:... 
-//     --to=grpc:127.0.0.1:PORT) in between.
+//   * "unix:DIR/gw.sock" — an ipcrpc_gateway process (--listen=unix:...
+//     --to=grpc:127.0.0.1:PORT) in between;
+// and grpcs: to an ipcrpc_gateway serving TLS.
 // All four kinds, metadata both ways (incl. -bin), status code + message +
 // details, deadline, cancellation, bad input; and for the gateway, that a
 // client that stops reading a large stream leaves the gateway's memory
 // bounded.
 
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <future>
@@ -297,6 +299,73 @@ TEST(GrpcAddressTest, NobodyListeningIsUnavailable) {
   Request req;
   Response resp;
   EXPECT_EQ(stub->Echo(&ctx, req, &resp).code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace ipcrpc::test
+
+namespace ipcrpc::test {
+namespace {
+
+// grpcs: — TLS between an ipcrpc stub and ipcrpc_gateway --tls_cert/--tls_key
+// (a certificate made for this test), with the roots from IPCRPC_GRPC_ROOT_CERTS.
+class GrpcsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cert_ = dir_.File("cert.pem");
+    key_ = dir_.File("key.pem");
+    std::string command = absl::StrCat(
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+        "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout ", key_, " -out ", cert_,
+        " 2>/dev/null");
+    ASSERT_EQ(std::system(command.c_str()), 0) << "openssl could not make a certificate";
+    server_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+        RunfilePath("tests/e2e/test_server"), "unix:" + dir_.File("s.sock")});
+    ASSERT_TRUE(server_->Start()) << server_->output();
+    gateway_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+        RunfilePath("bridge/ipcrpc_gateway"), "--grpc_listen=127.0.0.1:0",
+        "--to=unix:" + dir_.File("s.sock"), "--tls_cert=" + cert_, "--tls_key=" + key_});
+    ASSERT_TRUE(gateway_->Start()) << gateway_->output();
+    address_ = "grpcs:localhost:" + gateway_->Value("grpc_port");
+  }
+  void TearDown() override { unsetenv("IPCRPC_GRPC_ROOT_CERTS"); }
+
+  absl::Status Echo(std::shared_ptr<Channel> channel) {
+    auto stub = TestService::NewStub(channel);
+    ClientContext ctx;
+    ctx.set_timeout(absl::Seconds(10));
+    Request req;
+    req.set_text("over tls");
+    Response resp;
+    absl::Status s = stub->Echo(&ctx, req, &resp);
+    if (s.ok() && resp.text() != "over tls") return absl::InternalError("wrong reply");
+    return s;
+  }
+
+  testing::ScopedTempDir dir_;
+  std::string cert_, key_, address_;
+  std::unique_ptr<ChildProcess> server_, gateway_;
+};
+
+TEST_F(GrpcsTest, TrustedRootCertificateConnects) {
+  setenv("IPCRPC_GRPC_ROOT_CERTS", cert_.c_str(), 1);
+  auto channel = CreateChannel(address_);
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  EXPECT_TRUE(Echo(*channel).ok());
+}
+
+TEST_F(GrpcsTest, UntrustedServerIsUnavailable) {
+  unsetenv("IPCRPC_GRPC_ROOT_CERTS");  // the system's roots do not know this certificate
+  auto channel = CreateChannel(address_);
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  EXPECT_EQ(Echo(*channel).code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(GrpcsTest, UnreadableRootFileIsRefusedUpFront) {
+  setenv("IPCRPC_GRPC_ROOT_CERTS", dir_.File("missing.pem").c_str(), 1);
+  auto channel = CreateChannel(address_);
+  EXPECT_EQ(channel.status().code(), absl::StatusCode::kFailedPrecondition) << channel.status();
+  EXPECT_NE(channel.status().message().find("IPCRPC_GRPC_ROOT_CERTS"), absl::string_view::npos);
 }
 
 }  // namespace
