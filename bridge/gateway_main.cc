@@ -93,6 +93,8 @@ int ServeGrpcToLocal(const Flags& flags, const sigset_t& stop) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(flags.grpc_listen, credentials, &port);
+  // Another process on the same port must fail us, not share it.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(flags.max_message_size));
   builder.SetMaxSendMessageSize(static_cast<int>(flags.max_message_size));
   builder.RegisterCallbackGenericService(&service);

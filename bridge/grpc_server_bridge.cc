@@ -31,6 +31,8 @@ absl::StatusOr<std::unique_ptr<GrpcBridge>> ServeOverGrpc(
       std::make_unique<ForwardingGenericService>(std::move(channel), options.max_concurrent_calls);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, std::move(credentials), &bridge->port_);
+  // Another process on the same port must fail us, not share it.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_size));
   builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_size));
   builder.RegisterCallbackGenericService(bridge->service_.get());

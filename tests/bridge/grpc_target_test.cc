@@ -10,6 +10,7 @@
 // bounded.
 
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <future>
@@ -366,6 +367,54 @@ TEST_F(GrpcsTest, UnreadableRootFileIsRefusedUpFront) {
   auto channel = CreateChannel(address_);
   EXPECT_EQ(channel.status().code(), absl::StatusCode::kFailedPrecondition) << channel.status();
   EXPECT_NE(channel.status().message().find("IPCRPC_GRPC_ROOT_CERTS"), absl::string_view::npos);
+}
+
+}  // namespace
+}  // namespace ipcrpc::test
+
+namespace ipcrpc::test {
+namespace {
+
+int GatewayExitStatus(std::vector<std::string> flags) {
+  flags.insert(flags.begin(), RunfilePath("bridge/ipcrpc_gateway"));
+  ChildProcess gateway(flags);
+  EXPECT_FALSE(gateway.Start()) << gateway.output();
+  int status = gateway.Stop();
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(GatewayFlagsTest, BadFlagsExitWithUsage) {
+  EXPECT_EQ(GatewayExitStatus({}), 2);
+  EXPECT_EQ(GatewayExitStatus({"--to=unix:/x"}), 2);
+  EXPECT_EQ(GatewayExitStatus({"--grpc_listen=127.0.0.1:0", "--listen=unix:/x", "--to=unix:/y"}), 2);
+  EXPECT_EQ(GatewayExitStatus({"--listen=unix:@gw", "--to=unix:/y"}), 2);  // must be grpc:
+  EXPECT_EQ(GatewayExitStatus({"--grpc_listen=127.0.0.1:0", "--to=nope:/y"}), 2);
+  EXPECT_EQ(GatewayExitStatus({"--grpc_listen=127.0.0.1:0", "--to=unix:/y", "--tls_cert=/x"}), 2);
+  EXPECT_EQ(GatewayExitStatus({"--grpc_listen=127.0.0.1:0", "--to=unix:/y", "--bogus=1"}), 2);
+}
+
+TEST(GatewayFlagsTest, PortInUseExitsOne) {
+  ChildProcess first({RunfilePath("bridge/ipcrpc_gateway"), "--grpc_listen=127.0.0.1:0",
+                      "--to=unix:/nonexistent/s.sock"});
+  ASSERT_TRUE(first.Start()) << first.output();
+  EXPECT_EQ(GatewayExitStatus({"--grpc_listen=127.0.0.1:" + first.Value("grpc_port"),
+                               "--to=unix:/nonexistent/s.sock"}),
+            1);
+}
+
+TEST(GatewayFlagsTest, LocalServerMissingMakesCallsUnavailable) {
+  ChildProcess gateway({RunfilePath("bridge/ipcrpc_gateway"), "--grpc_listen=127.0.0.1:0",
+                        "--to=unix:/nonexistent/s.sock"});
+  ASSERT_TRUE(gateway.Start()) << gateway.output();
+  auto channel = CreateChannel("grpc:127.0.0.1:" + gateway.Value("grpc_port"));
+  ASSERT_TRUE(channel.ok());
+  GenericStub stub(*channel);
+  ClientContext ctx;
+  ctx.set_timeout(absl::Seconds(10));
+  ByteBuffer request, response;
+  absl::Status s = stub.UnaryCall(&ctx, "/ipcrpc.test.TestService/Echo", request, &response);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find("/nonexistent/s.sock"), absl::string_view::npos) << s;
 }
 
 }  // namespace
