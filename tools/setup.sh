@@ -14,11 +14,12 @@ packages=(
   g++
   # tools/fuzz.sh: libFuzzer and the sanitizer runtimes come with clang
   clang-14 libclang-rt-14-dev
-  # bench/: gRPC C++ (the comparison), gnuplot (the chart)
-  libgrpc++-dev protobuf-compiler-grpc gnuplot-nox
+  # bridge/ (the gRPC bridge) and bench/: gRPC C++; gnuplot (the chart);
+  # openssl makes tests/bridge's TLS certificate
+  libgrpc++-dev protobuf-compiler-grpc gnuplot-nox openssl
   # python/: Debian's interpreter with a protobuf runtime matching protoc 3.21.12,
   # what pip needs to build the package (and its C extension) offline, pytest;
-  # grpcio for bench/'s comparison
+  # grpcio for bench/'s comparison and tests/bridge's third-party client
   python3-venv python3-dev python3-protobuf python3-setuptools python3-wheel
   python3-pytest python3-grpcio mypy
 )
