@@ -1,9 +1,8 @@
 #include "bridge/channel_forwarding_service.h"
 
-#include <thread>
 #include <utility>
 
-#include "base/thread.h"
+#include "base/sync.h"
 #include "runtime/byte_buffer.h"
 #include "runtime/client_context.h"
 #include "runtime/server_context.h"
@@ -19,17 +18,24 @@ absl::Status ChannelForwardingService::HandleCall(ServerContext* context,
       stub_.BidiStreamingCall(out.get(), context->method());
 
   // Requests on a second thread, then the half-close.
-  absl::StatusOr<std::thread> upstream = internal::StartThread([&stream, &call] {
+  internal::Mutex mu;
+  internal::CondVar cv;
+  bool upstream_done = false;
+  absl::Status upstream = workers_.Run([&] {
     ByteBuffer request;
-    while (stream->Read(&request)) {
-      if (!call->Write(request)) return;  // the call is over; its status says why
+    bool more = true;
+    while (more && stream->Read(&request)) {
+      more = call->Write(request);  // false: the call is over; its status says why
     }
-    call->WritesDone();
+    if (more) call->WritesDone();
+    internal::MutexLock lock(&mu);
+    upstream_done = true;
+    cv.Signal();
   });
   if (!upstream.ok()) {
     out->TryCancel();
     call->Finish().IgnoreError();
-    return upstream.status();
+    return upstream;
   }
 
   bool initial_sent = false;
@@ -50,7 +56,10 @@ absl::Status ChannelForwardingService::HandleCall(ServerContext* context,
   }
   absl::Status status = call->Finish();
   stream->EndReads();  // the remote call is over: no more requests to forward
-  upstream->join();
+  {
+    internal::MutexLock lock(&mu);
+    while (!upstream_done) cv.Wait(&mu);
+  }
   send_initial();
   for (const auto& entry : out->GetServerTrailingMetadata()) {
     context->AddTrailingMetadata(entry.first, entry.second);

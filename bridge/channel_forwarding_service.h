@@ -16,7 +16,9 @@
 // either side slows the writer on the other.
 //
 // Threads: a call's handler runs on the server's pool (it is a bidi
-// handler) and starts one more thread for the requests.
+// handler) and one more thread (from a WorkerPool, bridge/worker_pool.h)
+// forwards the requests; beyond `max_threads` such threads a call fails
+// RESOURCE_EXHAUSTED.
 //
 // Thread-safety: thread-safe. Lifetime: must outlive the Server.
 //
@@ -27,8 +29,10 @@
 #ifndef IPCRPC_BRIDGE_CHANNEL_FORWARDING_SERVICE_H_
 #define IPCRPC_BRIDGE_CHANNEL_FORWARDING_SERVICE_H_
 
+#include <cstddef>
 #include <memory>
 
+#include "bridge/worker_pool.h"
 #include "runtime/channel.h"
 #include "runtime/generic_service.h"
 #include "runtime/generic_stub.h"
@@ -38,13 +42,14 @@ namespace grpc_bridge {
 
 class ChannelForwardingService final : public GenericService {
  public:
-  explicit ChannelForwardingService(std::shared_ptr<Channel> channel)
-      : stub_(std::move(channel)) {}
+  explicit ChannelForwardingService(std::shared_ptr<Channel> channel, size_t max_threads = 2048)
+      : stub_(std::move(channel)), workers_(max_threads) {}
 
   absl::Status HandleCall(ServerContext* context, GenericServerReaderWriter* stream) override;
 
  private:
   GenericStub stub_;
+  WorkerPool workers_;
 };
 
 }  // namespace grpc_bridge

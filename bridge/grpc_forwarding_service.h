@@ -15,9 +15,9 @@
 // completes once gRPC's own flow control took it), so a slow reader on
 // either side slows the writer on the other instead of filling memory.
 //
-// Threads: every call runs on two threads of its own (one per direction,
-// started when the call arrives, ending with it); beyond
-// `max_concurrent_calls` calls a new call fails at once with
+// Threads: a call runs on one thread of a WorkerPool (bridge/worker_pool.h)
+// — two while a client-streaming or bidi call's requests and responses flow
+// at once; beyond `max_concurrent_calls` calls a new call fails at once with
 // RESOURCE_EXHAUSTED.
 //
 // Thread-safety: thread-safe. Lifetime: the gRPC server must be shut down
@@ -40,6 +40,7 @@
 #include <grpcpp/generic/async_generic_service.h>
 
 #include "base/sync.h"
+#include "bridge/worker_pool.h"
 #include "runtime/channel.h"
 #include "runtime/generic_stub.h"
 
@@ -65,6 +66,7 @@ class ForwardingGenericService final : public grpc::CallbackGenericService {
   internal::Mutex mu_;
   internal::CondVar calls_cv_;
   size_t calls_ ABSL_GUARDED_BY(mu_) = 0;  // ForwardedCalls not yet destroyed
+  WorkerPool workers_;  // destroyed after the calls are (see the destructor)
 };
 
 }  // namespace grpc_bridge
