@@ -24,6 +24,24 @@ packages=(
   python3-pytest python3-grpcio mypy
 )
 
+# grpcurl (tests/bridge/grpcurl_test.sh: a third-party gRPC client through the
+# bridge), from the Go module proxy, into /usr/local/bin; needs Go (skipped,
+# with a note, where there is none).
+grpcurl_version=v1.9.4
+install_grpcurl() {
+  command -v grpcurl >/dev/null && return 0
+  if ! command -v go >/dev/null; then
+    echo "ipcrpc setup: no Go toolchain, so no grpcurl (tests/bridge:grpcurl_test will fail)" >&2
+    return 0
+  fi
+  echo "ipcrpc setup: installing grpcurl $grpcurl_version" >&2
+  local as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  "${as_root[@]}" env GOBIN=/usr/local/bin GOPATH="${GOPATH:-$HOME/go}" PATH="$PATH" \
+    go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$grpcurl_version"
+}
+install_grpcurl
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,7 +3,8 @@
 # normal build (which includes the external-workspace test), an
 # AddressSanitizer build, a ThreadSanitizer build (without the benchmark
 # smoke test: the benchmark harness synchronizes with Debian's Abseil, which
-# TSan cannot see) and an UndefinedBehaviorSanitizer build — then each
+# TSan cannot see; nor the tests tagged no_tsan, which link Debian's
+# uninstrumented gRPC) and an UndefinedBehaviorSanitizer build — then each
 # libFuzzer target for FUZZ_SECONDS (tools/fuzz.sh), and check that no IPC
 # object was left behind. Ends with the line "N passed, N failed" (test
 # targets, all runs; one count per fuzz target).
@@ -28,7 +29,7 @@ run //... || status=1
 pylog="$(mktemp)"
 tools/test_python.sh 2>&1 | tee "$pylog"
 run --config=asan --test_tag_filters=-external_workspace //... || status=1
-run --config=tsan --test_tag_filters=-external_workspace -- //... -//bench:smoke_test || status=1
+run --config=tsan --test_tag_filters=-external_workspace,-no_tsan -- //... -//bench:smoke_test || status=1
 run --config=ubsan --test_tag_filters=-external_workspace //... || status=1
 echo "== tools/fuzz.sh (${FUZZ_SECONDS:-25}s per target)"
 tools/fuzz.sh 2>&1 | tee -a "$log"
