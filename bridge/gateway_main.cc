@@ -13,6 +13,9 @@
 //
 // Common flags: --max_message_size=BYTES (default 4 MiB),
 // --grace_ms=N (drain time on SIGTERM/SIGINT, default 2000).
+// With --listen: --threads=N (default 64), the calls forwarded at once (each
+// runs as a generic, i.e. bidi, handler on the ipcrpc server's pool; beyond
+// N they queue, as ServerOptions::max_queued_calls says).
 //
 // Prints "READY grpc_port=N" (or "READY address=ADDRESS") on stdout once
 // serving; SIGTERM or SIGINT drains and exits 0. Bad flags: a message and
@@ -44,12 +47,13 @@ constexpr char kUsage[] =
     "usage: ipcrpc_gateway --grpc_listen=HOST:PORT --to=LOCAL_ADDRESS "
     "[--tls_cert=FILE --tls_key=FILE]\n"
     "       ipcrpc_gateway --listen=LOCAL_ADDRESS --to=grpc:HOST:PORT|grpcs:HOST:PORT\n"
-    "       common: [--max_message_size=BYTES] [--grace_ms=N]\n";
+    "       common: [--max_message_size=BYTES] [--grace_ms=N]; with --listen: [--threads=N]\n";
 
 struct Flags {
   std::string grpc_listen, listen, to, tls_cert, tls_key;
   uint64_t max_message_size = ipcrpc::kDefaultMaxMessageSize;
   int grace_ms = 2000;
+  int threads = 64;
 };
 
 int Usage(const std::string& problem) {
@@ -123,6 +127,10 @@ int ServeLocalToGrpc(const Flags& flags, const sigset_t& stop) {
   ipcrpc::grpc_bridge::ChannelForwardingService service(*channel);
   ipcrpc::ServerOptions server_options;
   server_options.max_message_size = flags.max_message_size;
+  // Every forwarded call is a generic (bidi) handler: let one client use
+  // the whole pool, not the per-connection share meant for streaming calls.
+  server_options.num_threads = flags.threads;
+  server_options.max_streaming_handlers_per_connection = static_cast<uint32_t>(flags.threads);
   ipcrpc::ServerBuilder builder;
   builder.AddListeningAddress(flags.listen).RegisterGenericService(&service).SetOptions(
       server_options);
@@ -161,6 +169,10 @@ int main(int argc, char** argv) {
       if (!absl::SimpleAtoi(value, &flags.max_message_size) || flags.max_message_size == 0 ||
           flags.max_message_size > (1u << 30)) {
         return Usage("--max_message_size must be 1..1073741824");
+      }
+    } else if (name == "--threads") {
+      if (!absl::SimpleAtoi(value, &flags.threads) || flags.threads < 1 || flags.threads > 4096) {
+        return Usage("--threads must be 1..4096");
       }
     } else if (name == "--grace_ms") {
       if (!absl::SimpleAtoi(value, &flags.grace_ms) || flags.grace_ms < 0) {

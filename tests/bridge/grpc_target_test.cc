@@ -419,3 +419,41 @@ TEST(GatewayFlagsTest, LocalServerMissingMakesCallsUnavailable) {
 
 }  // namespace
 }  // namespace ipcrpc::test
+
+namespace ipcrpc::test {
+namespace {
+
+// More concurrent calls through the gateway (--listen) than the default
+// streaming share of one connection (8): every forwarded call is a generic
+// handler, and all of them finish OK.
+TEST(GatewayConcurrencyTest, ManyConcurrentCallsOnOneConnection) {
+  ChildProcess grpc_server({RunfilePath("tests/bridge/plain_grpc_server")});
+  ASSERT_TRUE(grpc_server.Start()) << grpc_server.output();
+  testing::ScopedTempDir dir;
+  const std::string address = "unix:" + dir.File("gw.sock");
+  ChildProcess gateway({RunfilePath("bridge/ipcrpc_gateway"), "--listen=" + address,
+                        "--to=grpc:127.0.0.1:" + grpc_server.Value("GRPC_PORT"),
+                        "--threads=32"});
+  ASSERT_TRUE(gateway.Start()) << gateway.output();
+  auto channel = CreateChannel(address);
+  ASSERT_TRUE(channel.ok());
+  auto stub = TestService::NewStub(*channel);
+  constexpr int kCalls = 24;
+  std::vector<absl::Status> statuses(kCalls);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCalls; ++i) {
+    callers.emplace_back([&, i] {
+      ClientContext ctx;
+      ctx.set_timeout(absl::Seconds(30));
+      Request req;
+      req.set_delay_ms(200);  // all of them in flight at once
+      Response resp;
+      statuses[i] = stub->Echo(&ctx, req, &resp);
+    });
+  }
+  for (auto& t : callers) t.join();
+  for (int i = 0; i < kCalls; ++i) EXPECT_TRUE(statuses[i].ok()) << i << ": " << statuses[i];
+}
+
+}  // namespace
+}  // namespace ipcrpc::test
