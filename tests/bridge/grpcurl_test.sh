@@ -2,9 +2,9 @@
 # grpcurl (github.com/fullstorydev/grpcurl v1.9.4, tools/setup.sh) calls
 # ipcrpc's TestService through the in-process bridge (bridge_test_server)
 # and through ipcrpc_gateway in front of test_server: all four kinds,
-# metadata both ways, an error's code and message. The service's .proto is
-# given with -proto: grpcurl's list/describe need the reflection service,
-# which is separate work (docs/GRPC_BRIDGE.md).
+# metadata both ways, an error's code and message — with the service's
+# .proto given by -proto, and, with the servers' reflection service on
+# (--reflection), grpcurl's own list, describe and a call without -proto.
 set -euo pipefail
 here="${TEST_SRCDIR}/${TEST_WORKSPACE}"
 grpcurl="$(command -v grpcurl || true)"
@@ -34,9 +34,10 @@ start() {
 }
 value() { grep -o "$2=[0-9]*" "$dir/$1.out" | head -1 | cut -d= -f2; }
 
-start bridged "$here/tests/bridge/bridge_test_server" "unix:$dir/bridged.sock" --grpc_listen=127.0.0.1:0
+start bridged "$here/tests/bridge/bridge_test_server" "unix:$dir/bridged.sock" --grpc_listen=127.0.0.1:0 \
+  --reflection
 bridge_port="$(value bridged GRPC_PORT)"
-start server "$here/tests/e2e/test_server" "unix:$dir/server.sock"
+start server "$here/tests/e2e/test_server" "unix:$dir/server.sock" --reflection
 start gateway "$here/bridge/ipcrpc_gateway" --grpc_listen=127.0.0.1:0 "--to=unix:$dir/server.sock"
 gateway_port="$(value gateway grpc_port)"
 
@@ -70,5 +71,11 @@ for route in "bridge:$bridge_port" "gateway:$gateway_port"; do
   [ "$status" -ne 0 ] || { echo "FAIL $name error: grpcurl succeeded"; exit 1; }
   expect "$name error code" "$out" 'Code: NotFound'
   expect "$name error message" "$out" 'Message: no such thing'
-  echo "grpcurl via the $name: unary, metadata, server/client streaming, bidi, error: ok"
+  out="$("$grpcurl" -plaintext "127.0.0.1:$port" list)"
+  expect "$name list (reflection)" "$out" 'ipcrpc.test.TestService'
+  out="$("$grpcurl" -plaintext "127.0.0.1:$port" describe ipcrpc.test.TestService)"
+  expect "$name describe (reflection)" "$out" 'rpc Echo ( .ipcrpc.test.Request ) returns ( .ipcrpc.test.Response )'
+  out="$("$grpcurl" -plaintext -d '{"text": "reflected"}' "127.0.0.1:$port" ipcrpc.test.TestService/Echo)"
+  expect "$name call via reflection" "$out" '"text": "reflected"'
+  echo "grpcurl via the $name: unary, metadata, server/client streaming, bidi, error, list/describe/call by reflection: ok"
 done
