@@ -106,6 +106,21 @@ class UpgradedTransport final : public Transport {
   PeerCredentials peer() const override { return peer_; }
   std::string description() const override { return description_; }
   bool PeerGone() override { return inner_->PeerGone(); }
+  int max_fds_per_write() const override { return inner_->max_fds_per_write(); }
+  absl::Status WriteWithFds(absl::Span<const absl::string_view> chunks,
+                            absl::Span<const int> fds, absl::Time deadline) override {
+    return inner_->WriteWithFds(chunks, fds, deadline);
+  }
+  absl::StatusOr<size_t> ReadWithFds(absl::Span<char> buffer, std::vector<ScopedFd>* fds,
+                                     absl::Time deadline) override {
+    return inner_->ReadWithFds(buffer, fds, deadline);
+  }
+  absl::StatusOr<size_t> ReadWithFdBatches(absl::Span<char> buffer,
+                                           std::vector<FdBatch>* batches,
+                                           absl::Time deadline) override {
+    return inner_->ReadWithFdBatches(buffer, batches, deadline);
+  }
+  absl::StatusOr<FdBatch> TakeFdBatch() override { return inner_->TakeFdBatch(); }
 
  private:
   std::unique_ptr<Transport> inner_;
@@ -140,6 +155,32 @@ class ServerNegotiatingTransport final : public Transport {
       return n;
     }
     return data_->Read(buffer, deadline);
+  }
+
+  // Descriptor passing is what the negotiated transport offers: known once
+  // the first Read or Write has negotiated (0 before).
+  int max_fds_per_write() const override {
+    return done_.load(std::memory_order_acquire) && result_.ok() && data_
+               ? data_->max_fds_per_write()
+               : 0;
+  }
+  absl::Status WriteWithFds(absl::Span<const absl::string_view> chunks,
+                            absl::Span<const int> fds, absl::Time deadline) override {
+    IPCRPC_RETURN_IF_ERROR(EnsureNegotiated(deadline));
+    return data_->WriteWithFds(chunks, fds, deadline);
+  }
+  absl::StatusOr<size_t> ReadWithFdBatches(absl::Span<char> buffer,
+                                           std::vector<FdBatch>* batches,
+                                           absl::Time deadline) override {
+    IPCRPC_RETURN_IF_ERROR(EnsureNegotiated(deadline));
+    if (!prefix_.empty()) return Read(buffer, deadline);
+    return data_->ReadWithFdBatches(buffer, batches, deadline);
+  }
+  absl::StatusOr<FdBatch> TakeFdBatch() override {
+    if (!done_.load(std::memory_order_acquire) || !result_.ok() || !data_) {
+      return Transport::TakeFdBatch();
+    }
+    return data_->TakeFdBatch();
   }
 
   void Interrupt() override {

@@ -34,6 +34,7 @@
 #include "base/sync.h"
 #include "runtime/compression.h"
 #include "runtime/metadata.h"
+#include "runtime/call_fds.h"
 
 namespace ipcrpc {
 class ServerContext;
@@ -138,6 +139,11 @@ class ClientContext {
   // The server process, as the kernel saw it when the connection was made.
   const PeerCredentials& peer() const { return peer_; }
 
+  // The descriptors of this call: those that came with the last response read
+  // (ipcrpc::TakeFd) and those kept until sent (ipcrpc::AttachFd); see
+  // runtime/call_fds.h and runtime/file_descriptor.h.
+  CallFds& fds() { return fds_; }
+
   // What carried the call, e.g. "unix:/run/x.sock" or "shm via shm:/run/x.sock"
   // (set once the call has started).
   const std::string& transport() const {
@@ -159,6 +165,7 @@ class ClientContext {
   Metadata initial_metadata_;
   Metadata trailing_metadata_;
   PeerCredentials peer_;
+  CallFds fds_;
   std::shared_ptr<const std::string> transport_;  // the connection's description
   // Set by FromServerContext: the server call's registry of child calls.
   std::shared_ptr<internal::ChildCalls> parent_calls_;

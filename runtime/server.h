@@ -142,6 +142,9 @@ struct ServerStats {
   // streaming-handler share, a full handler queue (max_queued_calls),
   // metadata caps, max_message_size, a client ignoring its flow-control window.
   uint64_t calls_resource_exhausted = 0;
+  // File descriptors clients sent that no frame declared (PROTOCOL.md §10):
+  // closed on arrival; each such connection was closed as a protocol error.
+  uint64_t undeclared_fds_closed = 0;
   // Now.
   uint64_t live_connections = 0;
   uint64_t active_calls = 0;

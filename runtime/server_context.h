@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "runtime/compression.h"
 #include "runtime/metadata.h"
+#include "runtime/call_fds.h"
 
 namespace ipcrpc {
 class ClientContext;
@@ -84,6 +85,11 @@ class ServerContext {
   // The client process (pid/uid/gid from SO_PEERCRED for unix sockets).
   const PeerCredentials& peer() const { return peer_; }
 
+  // The descriptors of this call: those that came with the last request read
+  // (ipcrpc::TakeFd) and those kept until sent (ipcrpc::AttachFd); see
+  // runtime/call_fds.h and runtime/file_descriptor.h.
+  CallFds& fds() { return fds_; }
+
  private:
   friend class ClientContext;  // FromServerContext
   friend class internal::InterceptionAccess;
@@ -97,6 +103,7 @@ class ServerContext {
   Metadata trailing_metadata_;
   PeerCredentials peer_;
   CompressionAlgorithm compression_ = CompressionAlgorithm::kNone;
+  CallFds fds_;
   const internal::ServerStream* stream_ = nullptr;
 };
 

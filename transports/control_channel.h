@@ -19,6 +19,22 @@
 //   UNAVAILABLE, not DATA_LOSS, because transport.h makes every broken
 //   connection UNAVAILABLE; the message tells the two apart.
 //
+// File descriptors (Transport::WriteWithFds on fifo, shm and msgq) are the
+// one exception to the silence: each batch travels as one fd record,
+//
+//   offset size
+//   0      4    magic "IRFD" (0x49 0x52 0x46 0x44)
+//   4      1    count: descriptors attached (1..253)
+//   5      3    0
+//
+// sent in one sendmsg with the descriptors as SCM_RIGHTS, before the bytes
+// of the frame that declares them enter the data path (SendFds). The
+// receiver takes a record only when a frame header asks for one
+// (TakeFdBatch), so records wait in the kernel, in order, until then; bytes
+// that do not start like a record are stray bytes, as before. While a record
+// waits, the socket is readable, so the check polls it for hang-ups only
+// (poll_events()) until the record is taken.
+//
 // The loss is recorded once: a single transition from "open" to "lost" that
 // any thread may make (the first wins), after which every check returns the
 // same status and the peer-lost callback, if one was set, runs exactly once,
@@ -82,8 +98,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "base/peer_credentials.h"
 #include "base/scoped_fd.h"
+#include "transports/transport.h"
 
 namespace ipcrpc {
 
@@ -91,6 +109,9 @@ class ControlChannel {
  public:
   // The events to poll fd() for. POLLHUP and POLLERR are always reported.
   static constexpr short kPollEvents = POLLIN | POLLRDHUP;
+  // The most descriptors one fd record carries (SCM_MAX_FD).
+  static constexpr int kMaxFdsPerRecord = 253;
+  static constexpr size_t kFdRecordBytes = 8;
 
   // Starts `body` on a new thread. The default wraps std::thread and turns
   // its std::system_error into RESOURCE_EXHAUSTED; tests inject failures.
@@ -153,6 +174,25 @@ class ControlChannel {
   void Shutdown();
   bool is_shut_down() const { return shut_down_.load(std::memory_order_acquire); }
 
+  // What to poll fd() for now: kPollEvents, or only POLLRDHUP while an fd
+  // record waits to be taken (it keeps the socket readable). Poll-mode users
+  // use this instead of kPollEvents.
+  short poll_events() const {
+    return record_waiting_.load(std::memory_order_acquire) ? POLLRDHUP : kPollEvents;
+  }
+
+  // --- File descriptors (see the header). ---
+
+  // Sends one fd record carrying `fds` (1..kMaxFdsPerRecord), waiting for
+  // room up to `deadline`. The writer of the transport only (one at a time).
+  absl::Status SendFds(absl::Span<const int> fds, absl::Time deadline);
+  // Takes the next fd record without blocking: NOT_FOUND if none is there;
+  // UNAVAILABLE (and the loss is recorded, the descriptors closed) if what is
+  // there is not a well-formed record. A record whose descriptors this
+  // process could not all receive (out of descriptors) comes back with
+  // `truncated` set.
+  absl::StatusOr<FdBatch> TakeFdBatch();
+
   // --- Watcher mode. ---
 
   struct WatchHooks {
@@ -191,6 +231,7 @@ class ControlChannel {
   const PeerCredentials peer_;
   const std::string description_;
   std::atomic<int> state_{kOpen};
+  std::atomic<bool> record_waiting_{false};
   std::atomic<bool> shut_down_{false};
   std::atomic<bool> stop_{false};
   std::function<void()> on_peer_lost_;  // set before use, then read only

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -268,6 +269,109 @@ TEST(ControlChannelTest, AWatcherThatCannotStartUnderRlimitNprocIsResourceExhaus
   ASSERT_TRUE(WIFEXITED(wstatus)) << wstatus;
   if (WEXITSTATUS(wstatus) == 77) GTEST_SKIP() << "cannot become uid 65534 here";
   EXPECT_EQ(WEXITSTATUS(wstatus), 0) << "see the _exit codes in the child";
+}
+
+}  // namespace
+}  // namespace ipcrpc
+
+namespace ipcrpc {
+namespace {
+
+// Two channels on one socketpair, as the two ends of an upgraded connection.
+struct ChannelPair {
+  std::unique_ptr<ControlChannel> a;
+  std::unique_ptr<ControlChannel> b;
+};
+ChannelPair MakeChannelPair() {
+  int sv[2];
+  EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  auto a = ControlChannel::Open(ScopedFd(sv[0]), "test:a");
+  auto b = ControlChannel::Open(ScopedFd(sv[1]), "test:b");
+  EXPECT_TRUE(a.ok() && b.ok());
+  return {std::move(*a), std::move(*b)};
+}
+
+TEST(ControlChannelFdTest, RecordsArriveInOrderAndAWaitingRecordIsNotStrayBytes) {
+  ChannelPair p = MakeChannelPair();
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  ScopedFd r(pipe_fds[0]), w(pipe_fds[1]);
+  int first[] = {r.get(), w.get()};
+  int second[] = {w.get()};
+  ASSERT_TRUE(p.a->SendFds(first, absl::InfiniteFuture()).ok());
+  ASSERT_TRUE(p.a->SendFds(second, absl::InfiniteFuture()).ok());
+  // The check sees a record waiting, not a violation, and stops polling
+  // for input until it is taken.
+  EXPECT_TRUE(p.b->CheckNow().ok());
+  EXPECT_EQ(p.b->poll_events(), POLLRDHUP);
+  auto one = p.b->TakeFdBatch();
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->fds.size(), 2u);
+  EXPECT_EQ(p.b->poll_events(), ControlChannel::kPollEvents);
+  auto two = p.b->TakeFdBatch();
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ(two->fds.size(), 1u);
+  EXPECT_EQ(p.b->TakeFdBatch().status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(p.b->status().ok());
+}
+
+TEST(ControlChannelFdTest, BytesThatAreNotARecordStillEndTheChannel) {
+  ChannelPair p = MakeChannelPair();
+  ASSERT_EQ(::send(p.a->fd(), "IRxx", 4, 0), 4);
+  EXPECT_EQ(p.b->CheckNow().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StrContains(p.b->status().message(), "must stay silent"));
+}
+
+TEST(ControlChannelFdTest, AMalformedRecordIsRefusedAndItsDescriptorsClosed) {
+  ChannelPair p = MakeChannelPair();
+  // A record that says 3 but carries 1 descriptor.
+  char record[8] = {'I', 'R', 'F', 'D', 3, 0, 0, 0};
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  ScopedFd r(pipe_fds[0]), w(pipe_fds[1]);
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  iovec iov{record, sizeof(record)};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  int wfd = w.get();
+  std::memcpy(CMSG_DATA(c), &wfd, sizeof(int));
+  ASSERT_EQ(::sendmsg(p.a->fd(), &msg, 0), 8);
+  w.reset();  // the only write end left is the one in flight
+  EXPECT_EQ(p.b->TakeFdBatch().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(p.b->peer_lost());
+  // The received copy was closed: the pipe has no writer any more.
+  char byte;
+  EXPECT_EQ(::read(r.get(), &byte, 1), 0);
+}
+
+TEST(ControlChannelFdTest, TheWatcherIsNotWokenOverAndOverByAWaitingRecord) {
+  ChannelPair p = MakeChannelPair();
+  std::atomic<int> timer_calls{0};
+  ControlChannel::WatchHooks hooks;
+  hooks.next_timer = [] { return absl::InfiniteFuture(); };
+  hooks.on_timer = [&](absl::Time) { timer_calls.fetch_add(1); };
+  ASSERT_TRUE(p.b->StartWatcher(std::move(hooks)).ok());
+  int fds[] = {0};
+  ASSERT_TRUE(p.a->SendFds(fds, absl::InfiniteFuture()).ok());
+  // Wait until the watcher has seen the record (it then polls for
+  // hang-ups only).
+  for (int i = 0; i < 2000 && p.b->poll_events() != POLLRDHUP; ++i) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_EQ(p.b->poll_events(), POLLRDHUP);
+  const int seen = timer_calls.load();
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_LE(timer_calls.load(), seen + 1);  // not spinning on a readable socket
+  EXPECT_TRUE(p.b->TakeFdBatch().ok());
+  EXPECT_TRUE(p.b->status().ok());
+  p.b->StopWatcher();
 }
 
 }  // namespace

@@ -37,6 +37,15 @@
 
 namespace ipcrpc {
 
+// The file descriptors of one WriteWithFds, as the receiver got them.
+struct FdBatch {
+  std::vector<ScopedFd> fds;
+  // The kernel could not deliver every descriptor of the batch (the receiving
+  // process is out of descriptors: RLIMIT_NOFILE, MSG_CTRUNC); `fds` holds
+  // those that did arrive, the rest were closed by the kernel.
+  bool truncated = false;
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -95,6 +104,32 @@ class Transport {
                                              std::vector<ScopedFd>* /*fds*/,
                                              absl::Time deadline) {
     return Read(buffer, deadline);
+  }
+
+  // --- File descriptors kept apart per write (the framing layer's view). ---
+  //
+  // Every WriteWithFds makes one batch at the receiver. A batch sent with
+  // byte B of the stream is handed over no later than the read that returns
+  // B: in band by ReadWithFdBatches (unix sockets: SCM_RIGHTS on the bytes
+  // themselves), or out of band by TakeFdBatch (fifo, shm, msgq: the batch
+  // travels on the control socket before the bytes enter the data path).
+
+  // Like Read; each batch that arrived with these bytes is appended to
+  // *batches, whole, in the order sent. Never fails because of fds: a batch
+  // the kernel could not deliver whole (this process is out of descriptors,
+  // MSG_CTRUNC) is appended with `truncated` set.
+  virtual absl::StatusOr<size_t> ReadWithFdBatches(absl::Span<char> buffer,
+                                                   std::vector<FdBatch>* /*batches*/,
+                                                   absl::Time deadline) {
+    return Read(buffer, deadline);
+  }
+
+  // Takes the next batch sent out of band, without blocking: NOT_FOUND when
+  // none is waiting (always, for transports that pass fds in band);
+  // UNAVAILABLE when what is waiting is not a well-formed batch (the peer
+  // misbehaves; the connection is over).
+  virtual absl::StatusOr<FdBatch> TakeFdBatch() {
+    return absl::NotFoundError(description() + ": no out-of-band file descriptors");
   }
 };
 

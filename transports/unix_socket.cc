@@ -160,6 +160,29 @@ absl::StatusOr<size_t> UnixSocketTransport::Read(absl::Span<char> buffer,
 
 absl::StatusOr<size_t> UnixSocketTransport::ReadWithFds(
     absl::Span<char> buffer, std::vector<ScopedFd>* fds, absl::Time deadline) {
+  FdBatch batch;
+  IPCRPC_ASSIGN_OR_RETURN(size_t n, Receive(buffer, fds ? &batch : nullptr, deadline));
+  if (batch.truncated) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        description_, ": file descriptors the peer sent could not all be received "
+                      "(this process is out of descriptors); those that came were closed"));
+  }
+  for (ScopedFd& fd : batch.fds) fds->push_back(std::move(fd));
+  return n;
+}
+
+absl::StatusOr<size_t> UnixSocketTransport::ReadWithFdBatches(
+    absl::Span<char> buffer, std::vector<FdBatch>* batches, absl::Time deadline) {
+  FdBatch batch;
+  IPCRPC_ASSIGN_OR_RETURN(size_t n, Receive(buffer, &batch, deadline));
+  // A stream recvmsg stops after the first piece that carried descriptors, so
+  // one call yields at most one batch.
+  if (!batch.fds.empty() || batch.truncated) batches->push_back(std::move(batch));
+  return n;
+}
+
+absl::StatusOr<size_t> UnixSocketTransport::Receive(absl::Span<char> buffer, FdBatch* batch,
+                                                    absl::Time deadline) {
   if (buffer.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(description_, ": empty read buffer"));
   }
@@ -185,28 +208,26 @@ absl::StatusOr<size_t> UnixSocketTransport::ReadWithFds(
       return ErrnoStatus(errno, absl::StrCat(description_, ": recv"));
     }
     // Take ownership of every received fd first, so none leaks on any path.
-    std::vector<ScopedFd> received;
+    FdBatch received;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
         size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (size_t i = 0; i < count; ++i) {
           int fd;
           std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-          received.emplace_back(fd);
+          received.fds.emplace_back(fd);
         }
       }
     }
-    if (msg.msg_flags & MSG_CTRUNC) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          description_, ": peer sent more than ", kMaxFdsPerWrite,
-          " file descriptors at once; they were closed"));
-    }
-    if (!received.empty()) {
-      if (fds == nullptr) {
+    // The buffer holds SCM_MAX_FD descriptors, so a truncation means the
+    // kernel could not install them all here (EMFILE): it closed the rest.
+    received.truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
+    if (!received.fds.empty() || received.truncated) {
+      if (batch == nullptr) {
         return absl::InvalidArgumentError(absl::StrCat(
             description_, ": peer sent file descriptors where none were expected"));
       }
-      for (ScopedFd& fd : received) fds->push_back(std::move(fd));
+      *batch = std::move(received);
     }
     if (n == 0) {
       return absl::UnavailableError(

@@ -34,7 +34,8 @@
 
 namespace ipcrpc {
 
-inline constexpr int kMaxFdsPerWrite = 16;
+// SCM_MAX_FD: the most descriptors the kernel passes in one sendmsg.
+inline constexpr int kMaxFdsPerWrite = 253;
 
 class UnixSocketTransport final : public Transport {
  public:
@@ -71,6 +72,9 @@ class UnixSocketTransport final : public Transport {
   absl::StatusOr<size_t> ReadWithFds(absl::Span<char> buffer,
                                      std::vector<ScopedFd>* fds,
                                      absl::Time deadline) override;
+  absl::StatusOr<size_t> ReadWithFdBatches(absl::Span<char> buffer,
+                                           std::vector<FdBatch>* batches,
+                                           absl::Time deadline) override;
 
  private:
   UnixSocketTransport(ScopedFd socket, ScopedFd wake, std::string description,
@@ -78,6 +82,9 @@ class UnixSocketTransport final : public Transport {
   // Waits until the socket is ready for `events` (POLLIN/POLLOUT), the
   // deadline passes, or (for reads) Interrupt() is called.
   absl::Status WaitReady(short events, absl::Time deadline, bool interruptible);
+  // One recvmsg (waiting as Read does); the descriptors that came with it go
+  // to *batch (null: none are expected, and they are closed).
+  absl::StatusOr<size_t> Receive(absl::Span<char> buffer, FdBatch* batch, absl::Time deadline);
 
   ScopedFd socket_;
   ScopedFd wake_;  // eventfd: Interrupt() makes it readable

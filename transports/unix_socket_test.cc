@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -159,6 +160,63 @@ TEST(SocketPairTest, TooManyFdsRejectedBySender) {
   absl::string_view chunks[] = {"F"};
   EXPECT_EQ(pair->first->WriteWithFds(chunks, fds, absl::InfiniteFuture()).code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SocketPairTest, FdBatchesStayApartPerWrite) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  ScopedFd read_end(p[0]), write_end(p[1]);
+  int first[] = {read_end.get(), write_end.get()};
+  int second[] = {write_end.get()};
+  absl::string_view a[] = {"AA"};
+  absl::string_view b[] = {"BBB"};
+  ASSERT_TRUE(pair->first->WriteWithFds(a, first, absl::InfiniteFuture()).ok());
+  ASSERT_TRUE(pair->first->WriteWithFds(b, second, absl::InfiniteFuture()).ok());
+  std::vector<FdBatch> batches;
+  char buf[16];
+  size_t total = 0;
+  while (total < 5) {
+    auto r = pair->second->ReadWithFdBatches(absl::MakeSpan(buf + total, sizeof(buf) - total),
+                                             &batches, absl::InfiniteFuture());
+    ASSERT_TRUE(r.ok()) << r.status();
+    total += *r;
+  }
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_EQ(batches[0].fds.size(), 2u);
+  EXPECT_EQ(batches[1].fds.size(), 1u);
+  EXPECT_FALSE(batches[0].truncated || batches[1].truncated);
+}
+
+TEST(SocketPairTest, OutOfDescriptorsGivesTruncatedBatch) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  int fds[] = {0, 1};
+  absl::string_view chunks[] = {"F"};
+  ASSERT_TRUE(pair->first->WriteWithFds(chunks, fds, absl::InfiniteFuture()).ok());
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+  std::vector<ScopedFd> fillers;  // take every free descriptor below the new limit
+  rlimit low = old;
+  low.rlim_cur = 64;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  for (;;) {
+    int fd = ::dup(0);
+    if (fd < 0) break;
+    fillers.emplace_back(fd);
+  }
+  std::vector<FdBatch> batches;
+  char buf[4];
+  auto r = pair->second->ReadWithFdBatches(absl::MakeSpan(buf, 4), &batches,
+                                           absl::InfiniteFuture());
+  fillers.clear();
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &old), 0);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, 1u);
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_TRUE(batches[0].truncated);
+  EXPECT_TRUE(batches[0].fds.empty());
 }
 
 TEST(UnixSocketTest, ListenConnectAcceptAndRemoveFile) {

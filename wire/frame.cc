@@ -136,9 +136,69 @@ absl::Status FrameReader::Fill(absl::Time deadline) {
     begin_ = 0;
   }
   IPCRPC_ASSIGN_OR_RETURN(
-      size_t n, transport_.Read(absl::MakeSpan(buffer_.data() + end_, buffer_.size() - end_),
-                                deadline));
+      size_t n, ReadBytes(absl::MakeSpan(buffer_.data() + end_, buffer_.size() - end_), deadline));
   end_ += n;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> FrameReader::ReadBytes(absl::Span<char> span, absl::Time deadline) {
+  IPCRPC_ASSIGN_OR_RETURN(size_t n, transport_.ReadWithFdBatches(span, &pending_, deadline));
+  // A batch travels with the first byte of the frame that declares it, so at
+  // most two wait at once: one whose header is still incomplete, and the
+  // next frame's, read in the same piece. More were never declared.
+  if (pending_.size() > 2) return RejectUndeclared("more batches than frame headers");
+  return n;
+}
+
+absl::Status FrameReader::RejectUndeclared(absl::string_view where) {
+  size_t count = 0;
+  for (FdBatch& batch : pending_) count += batch.fds.size();
+  undeclared_fds_closed_ += count;
+  pending_.clear();  // closes them
+  return absl::DataLossError(absl::StrCat(
+      transport_.description(), ": peer sent ", count,
+      " file descriptors that no frame declared (", where, "); they were closed"));
+}
+
+absl::Status FrameReader::TakeDeclaredFds() {
+  const FrameHeader& h = partial_.header;
+  partial_.fds.clear();
+  partial_.fds_lost = false;
+  if (h.fd_count == 0 || headers_only_fd_count_) return absl::OkStatus();
+  FdBatch batch;
+  if (!pending_.empty()) {
+    batch = std::move(pending_.front());
+    pending_.erase(pending_.begin());
+  } else {
+    absl::StatusOr<FdBatch> taken = transport_.TakeFdBatch();
+    if (absl::IsNotFound(taken.status())) {
+      return absl::DataLossError(absl::StrCat(
+          transport_.description(), ": a frame declares ", h.fd_count,
+          " file descriptors that the peer did not send with it"));
+    }
+    IPCRPC_RETURN_IF_ERROR(taken.status());
+    batch = std::move(*taken);
+  }
+  if (h.type != FrameType::kMessage || h.fd_count > max_fds_per_frame_) {
+    undeclared_fds_closed_ += batch.fds.size();
+    return absl::DataLossError(absl::StrCat(
+        transport_.description(), ": a frame of type ", static_cast<int>(h.type), " carries ",
+        h.fd_count, " file descriptors; this side accepts ", max_fds_per_frame_,
+        " per MESSAGE and none on other frames; they were closed"));
+  }
+  if (batch.truncated) {
+    // Out of descriptors here: the kernel closed what it could not install.
+    // The bytes are intact; only this frame's stream fails.
+    partial_.fds_lost = batch.fds.size() < h.fd_count;
+    if (partial_.fds_lost) return absl::OkStatus();  // batch.fds closed here
+  }
+  if (batch.fds.size() != h.fd_count) {
+    undeclared_fds_closed_ += batch.fds.size();
+    return absl::DataLossError(absl::StrCat(
+        transport_.description(), ": a frame declares ", h.fd_count,
+        " file descriptors, ", batch.fds.size(), " came with it; they were closed"));
+  }
+  partial_.fds = std::move(batch.fds);
   return absl::OkStatus();
 }
 
@@ -153,11 +213,22 @@ void FrameReader::GrowPayload(size_t more) {
 }
 
 absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
+  frame->fds.clear();  // a reused Frame does not keep the last frame's descriptors open
+  frame->fds_lost = false;
   while (!have_header_) {
+    if (begin_ == end_ && !pending_.empty()) {
+      // Every byte that came is consumed, and the frames it started took
+      // their batches: these came with no frame header.
+      return RejectUndeclared("between frames");
+    }
     if (end_ - begin_ >= kFrameHeaderSize) {
       IPCRPC_ASSIGN_OR_RETURN(partial_.header, DecodeFrameHeader(&buffer_[begin_]));
       begin_ += kFrameHeaderSize;
       have_header_ = true;
+      if (absl::Status fds = TakeDeclaredFds(); !fds.ok()) {
+        have_header_ = false;  // the connection is over anyway
+        return fds;
+      }
       partial_.oversized =
           partial_.header.length > (partial_.header.type == FrameType::kMessage
                                         ? max_message_payload_
@@ -202,10 +273,11 @@ absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
       }
       // Never past this frame: a recycled buffer may be longer than it.
       const size_t room = std::min(partial_.payload.size() - payload_filled_, remaining);
+      const size_t batches_before = pending_.size();
       IPCRPC_ASSIGN_OR_RETURN(
-          size_t n, transport_.Read(absl::MakeSpan(&partial_.payload[payload_filled_], room),
-                                    deadline));
+          size_t n, ReadBytes(absl::MakeSpan(&partial_.payload[payload_filled_], room), deadline));
       payload_filled_ += n;
+      if (pending_.size() != batches_before) return RejectUndeclared("inside a payload");
     } else {
       IPCRPC_RETURN_IF_ERROR(Fill(deadline));
     }
@@ -214,6 +286,9 @@ absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
   if (!partial_.oversized) partial_.payload.resize(length);  // a recycled buffer may be longer
   frame->header = partial_.header;
   frame->oversized = partial_.oversized;
+  frame->fds = std::move(partial_.fds);
+  frame->fds_lost = partial_.fds_lost;
+  partial_.fds.clear();
   // Swapped, not moved: a caller that reuses its Frame hands back the memory
   // of the payload it did not keep, so small frames stop allocating. Large
   // buffers go back through Recycle() instead of staying here.

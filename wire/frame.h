@@ -104,6 +104,12 @@ struct Frame {
   // true when the payload was larger than the reader's limit: it was read and
   // dropped, `payload` is empty, and the stream must fail RESOURCE_EXHAUSTED.
   bool oversized = false;
+  // The header's fd_count descriptors, in the order sent (PROTOCOL.md §10).
+  std::vector<ScopedFd> fds;
+  // The frame declared descriptors that this process could not receive (it
+  // is out of descriptors: the kernel truncated the batch). `fds` is empty;
+  // the frame's stream must fail RESOURCE_EXHAUSTED. The byte stream is fine.
+  bool fds_lost = false;
 };
 
 // A per-thread buffer for assembling outgoing frames, so that sending a large
@@ -124,6 +130,18 @@ class FrameReader {
   FrameReader(Transport& transport, size_t max_payload)
       : FrameReader(transport, max_payload, max_payload) {}
 
+  // Frames may declare up to `max` descriptors each (what this side announced
+  // in its HELLO; 0 until then: a frame that declares any is a protocol
+  // error). The reading thread only.
+  void set_max_fds_per_frame(int max) { max_fds_per_frame_ = max; }
+  // Codec mode, for the conformance vectors and tools that read a recorded
+  // byte stream (never a live connection): fd_count is decoded and reported
+  // in the header, but no descriptors are looked for or matched.
+  void set_headers_only_fd_count() { headers_only_fd_count_ = true; }
+  // Descriptors the peer sent that no frame declared, closed (the reading
+  // thread; tests and diagnostics).
+  uint64_t undeclared_fds_closed() const { return undeclared_fds_closed_; }
+
   // Gives a consumed payload's memory back for a later large frame (any
   // thread; keeps at most one buffer). Small buffers are simply dropped.
   void Recycle(std::string buffer);
@@ -131,7 +149,11 @@ class FrameReader {
   // Reads the next whole frame into *frame (whose old payload memory may be
   // reused for later frames: pass the same Frame each time). On error (DEADLINE_EXCEEDED, ABORTED from
   // Transport::Interrupt) a partial frame is kept for the next call;
-  // UNAVAILABLE / DATA_LOSS mean the connection is over.
+  // UNAVAILABLE / DATA_LOSS mean the connection is over. Descriptors are
+  // matched to frames as PROTOCOL.md §10 says: a frame's fds are the batch
+  // that came with its first byte (or, out of band, the next batch); a batch
+  // that no frame declares, a count that differs, or fds on a frame other
+  // than MESSAGE are DATA_LOSS, and every descriptor involved is closed.
   absl::Status ReadFrame(Frame* frame, absl::Time deadline);
 
   // Memory held for the frame being assembled (tests only; the reading thread).
@@ -139,6 +161,12 @@ class FrameReader {
 
  private:
   absl::Status Fill(absl::Time deadline);  // reads more bytes into buffer_
+  // Reads into `span`, collecting descriptor batches into pending_.
+  absl::StatusOr<size_t> ReadBytes(absl::Span<char> span, absl::Time deadline);
+  // Gives partial_ the descriptors its header declares.
+  absl::Status TakeDeclaredFds();
+  // Closes every pending batch: DATA_LOSS naming `where`.
+  absl::Status RejectUndeclared(absl::string_view where);
   // Makes partial_.payload at least payload_filled_ + `more` bytes long.
   void GrowPayload(size_t more);
 
@@ -152,6 +180,11 @@ class FrameReader {
   bool have_header_ = false;
   Frame partial_;
   size_t payload_filled_ = 0;
+  // Descriptor batches that came in band and wait for their frame header.
+  std::vector<FdBatch> pending_;
+  int max_fds_per_frame_ = 0;
+  bool headers_only_fd_count_ = false;
+  uint64_t undeclared_fds_closed_ = 0;
 
   internal::Mutex spare_mu_;
   std::string spare_ ABSL_GUARDED_BY(spare_mu_);  // recycled payload memory

@@ -4,8 +4,11 @@
 
 #include "wire/frame.h"
 
+#include <unistd.h>
+
 #include <deque>
 #include <string>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
@@ -24,6 +27,14 @@ class ScriptedTransport final : public Transport {
     }
   }
   void AddError(absl::Status status) { script_.push_back({"", status}); }
+  // Bytes read in one piece, with a batch of `fds` descriptors (copies of
+  // stdin's) arriving with them.
+  void AddBytesWithFds(std::string bytes, int fds, bool truncated = false) {
+    Step step{std::move(bytes), absl::OkStatus()};
+    step.fds = fds;
+    step.truncated = truncated;
+    script_.push_back(std::move(step));
+  }
 
   absl::Status Write(absl::Span<const absl::string_view>, absl::Time) override {
     return absl::OkStatus();
@@ -42,6 +53,18 @@ class ScriptedTransport final : public Transport {
     if (step.bytes.empty()) script_.pop_front();
     return n;
   }
+  absl::StatusOr<size_t> ReadWithFdBatches(absl::Span<char> buffer, std::vector<FdBatch>* batches,
+                                           absl::Time deadline) override {
+    if (!script_.empty() && (script_.front().fds > 0 || script_.front().truncated)) {
+      FdBatch batch;
+      for (int i = 0; i < script_.front().fds; ++i) batch.fds.emplace_back(::dup(0));
+      batch.truncated = script_.front().truncated;
+      batches->push_back(std::move(batch));
+      script_.front().fds = 0;
+      script_.front().truncated = false;
+    }
+    return Read(buffer, deadline);
+  }
   void Interrupt() override {}
   void Shutdown() override {}
   PeerCredentials peer() const override { return {}; }
@@ -51,6 +74,8 @@ class ScriptedTransport final : public Transport {
   struct Step {
     std::string bytes;
     absl::Status status;
+    int fds = 0;
+    bool truncated = false;
   };
   std::deque<Step> script_;
 };
@@ -253,6 +278,102 @@ TEST(FrameReaderTest, GarbageIsDataLoss) {
   FrameReader reader(transport, 1000);
   Frame f;
   EXPECT_EQ(reader.ReadFrame(&f, absl::InfiniteFuture()).code(), absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace ipcrpc::internal
+
+namespace ipcrpc::internal {
+namespace {
+
+std::string MessageWithFds(uint32_t stream, uint8_t fds, absl::string_view payload = "pp") {
+  std::string out;
+  AppendFrame(FrameType::kMessage, stream, payload, &out);
+  out[14] = static_cast<char>(fds);
+  return out;
+}
+
+TEST(FrameReaderFdTest, EachMessageGetsTheBatchThatCameWithItsFirstByte) {
+  ScriptedTransport t;
+  std::string ping;
+  AppendFrame(FrameType::kPing, 0, "12345678", &ping);
+  t.AddBytes(ping);
+  t.AddBytesWithFds(MessageWithFds(1, 2), 2);
+  // A batch may come early: the frame before it and its own first bytes in
+  // one read (a stream recvmsg joins them).
+  t.AddBytesWithFds(ping + MessageWithFds(3, 1).substr(0, 5), 1);
+  t.AddBytes(MessageWithFds(3, 1).substr(5));
+  FrameReader reader(t, 1 << 20);
+  reader.set_max_fds_per_frame(253);
+  Frame f;
+  ASSERT_TRUE(reader.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_TRUE(f.fds.empty());
+  ASSERT_TRUE(reader.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_EQ(f.header.stream_id, 1u);
+  EXPECT_EQ(f.fds.size(), 2u);
+  ASSERT_TRUE(reader.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_EQ(f.header.type, FrameType::kPing);
+  EXPECT_TRUE(f.fds.empty());  // the last frame's were closed
+  ASSERT_TRUE(reader.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_EQ(f.header.stream_id, 3u);
+  EXPECT_EQ(f.fds.size(), 1u);
+  EXPECT_EQ(reader.undeclared_fds_closed(), 0u);
+}
+
+TEST(FrameReaderFdTest, ATruncatedBatchLosesThatMessageOnly) {
+  ScriptedTransport t;
+  t.AddBytesWithFds(MessageWithFds(1, 3), 1, /*truncated=*/true);
+  t.AddBytesWithFds(MessageWithFds(3, 1), 1);
+  FrameReader reader(t, 1 << 20);
+  reader.set_max_fds_per_frame(253);
+  Frame f;
+  ASSERT_TRUE(reader.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_TRUE(f.fds_lost);
+  EXPECT_TRUE(f.fds.empty());
+  EXPECT_EQ(f.payload, "pp");  // the bytes are intact
+  ASSERT_TRUE(reader.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_FALSE(f.fds_lost);
+  EXPECT_EQ(f.fds.size(), 1u);
+}
+
+TEST(FrameReaderFdTest, ViolationsAreDataLossAndUndeclaredOnesAreCounted) {
+  {
+    ScriptedTransport t;  // descriptors with a frame that declares none
+    std::string ping;
+    AppendFrame(FrameType::kPing, 0, "12345678", &ping);
+    t.AddBytesWithFds(ping, 4);
+    t.AddBytes(ping);
+    FrameReader reader(t, 1 << 20);
+    reader.set_max_fds_per_frame(253);
+    Frame f;
+    ASSERT_TRUE(reader.ReadFrame(&f, absl::InfiniteFuture()).ok());
+    EXPECT_EQ(reader.ReadFrame(&f, absl::InfiniteFuture()).code(), absl::StatusCode::kDataLoss);
+    EXPECT_EQ(reader.undeclared_fds_closed(), 4u);
+  }
+  {
+    ScriptedTransport t;  // declared, none came
+    t.AddBytes(MessageWithFds(1, 2));
+    FrameReader reader(t, 1 << 20);
+    reader.set_max_fds_per_frame(253);
+    Frame f;
+    EXPECT_EQ(reader.ReadFrame(&f, absl::InfiniteFuture()).code(), absl::StatusCode::kDataLoss);
+  }
+  {
+    ScriptedTransport t;  // more than this side announced
+    t.AddBytesWithFds(MessageWithFds(1, 2), 2);
+    FrameReader reader(t, 1 << 20);
+    reader.set_max_fds_per_frame(1);
+    Frame f;
+    EXPECT_EQ(reader.ReadFrame(&f, absl::InfiniteFuture()).code(), absl::StatusCode::kDataLoss);
+  }
+  {
+    ScriptedTransport t;  // a count that differs
+    t.AddBytesWithFds(MessageWithFds(1, 2), 3);
+    FrameReader reader(t, 1 << 20);
+    reader.set_max_fds_per_frame(253);
+    Frame f;
+    EXPECT_EQ(reader.ReadFrame(&f, absl::InfiniteFuture()).code(), absl::StatusCode::kDataLoss);
+  }
 }
 
 }  // namespace

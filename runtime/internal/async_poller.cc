@@ -105,7 +105,8 @@ void AsyncPoller::Complete(Call call) {
     if (s.inbox_.size() != 1) {
       status = absl::InternalError(
           absl::StrCat("server answered a unary call with ", s.inbox_.size(), " messages"));
-    } else if (!call.response->ParseFromString(s.inbox_.front())) {
+    } else if (!s.Parse(s.inbox_.front().payload, std::move(s.inbox_.front().fds),
+                        call.response)) {
       status = absl::InternalError("could not parse the response message");
     }
   }

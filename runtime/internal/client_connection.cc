@@ -95,12 +95,18 @@ void ClientStream::Cancel() { Fail(absl::CancelledError("call cancelled by the c
 absl::Status ClientStream::Write(const google::protobuf::MessageLite& message) {
   ClientConnection& c = *connection_;
   size_t size = message.ByteSizeLong();
-  if (absl::Status s = c.CheckSendSize(size); !s.ok()) {
-    Fail(s);
-    return s;
+  thread_local OutgoingFds fds;
+  fds.fds.clear();
+  absl::Status checked = CollectFds(message, c.peer_hello_.max_fds_per_message(),
+                                    *c.description_, &fds);
+  if (checked.ok()) checked = c.CheckSendSize(size + fds.table.size());
+  if (!checked.ok()) {
+    Fail(checked);
+    return checked;
   }
   std::string compressed;
-  const bool is_compressed = compression_ != kCompressionNone &&
+  // A message that carries descriptors is never compressed (PROTOCOL.md §10).
+  const bool is_compressed = compression_ != kCompressionNone && fds.empty() &&
                              CompressMessage(message, size, compression_, &compressed);
   {
     internal::MutexLock lock(&c.mu_);
@@ -116,15 +122,16 @@ absl::Status ClientStream::Write(const google::protobuf::MessageLite& message) {
       c.mu_.Lock();
     }
     if (done_) return final_status_;
-    // The window counts the bytes on the wire (PROTOCOL.md §7).
-    send_window_ -= static_cast<int64_t>(is_compressed ? compressed.size() : size);
+    // The window counts the bytes on the wire (PROTOCOL.md §7), the
+    // descriptor table included (§10).
+    send_window_ -= static_cast<int64_t>(is_compressed ? compressed.size() : size + fds.table.size());
   }
   absl::Status status =
       is_compressed
           ? c.framed_.WriteCompressedMessage(&OutgoingFrameBuffer(), id_, compressed, compression_,
                                              FramedConnection::NoFramesAfter, deadline_)
           : c.framed_.WriteMessage(&OutgoingFrameBuffer(), id_, &message, size,
-                                   FramedConnection::NoFramesAfter, deadline_);
+                                   FramedConnection::NoFramesAfter, deadline_, &fds);
   if (!status.ok()) {
     internal::MutexLock lock(&c.mu_);
     c.BreakLocked(status);
@@ -148,6 +155,7 @@ bool ClientStream::Read(google::protobuf::MessageLite* message) {
   ClientConnection& c = *connection_;
   std::string payload;
   uint8_t compression = 0;
+  std::vector<ScopedFd> fds;
   uint32_t credit = 0;
   {
     internal::MutexLock lock(&c.mu_);
@@ -158,8 +166,9 @@ bool ClientStream::Read(google::protobuf::MessageLite* message) {
       c.mu_.Lock();
     }
     if (inbox_.empty()) return false;
-    payload = std::move(inbox_.front());
+    payload = std::move(inbox_.front().payload);
     compression = inbox_.front_compression();
+    fds = std::move(inbox_.front().fds);
     inbox_.pop_front();
     unacked_bytes_ += static_cast<uint32_t>(payload.size());
     if (!done_ && unacked_bytes_ >= c.options_.stream_window_bytes / 2) {
@@ -184,14 +193,32 @@ bool ClientStream::Read(google::protobuf::MessageLite* message) {
     }
     payload.swap(plain);
   }
-  bool parsed = message->ParseFromString(payload);
-  size_t size = payload.size();
+  const size_t size = payload.size();
+  const bool parsed = Parse(payload, std::move(fds), message);
   c.framed_.reader().Recycle(std::move(payload));
   if (!parsed) {
     Fail(absl::InternalError(absl::StrCat("could not parse a response message of ", size,
                                           " bytes as ", message->GetTypeName())));
     return false;
   }
+  return true;
+}
+
+bool ClientStream::Parse(const std::string& payload, std::vector<ScopedFd> fds,
+                         google::protobuf::MessageLite* message) {
+  if (fds.empty()) {
+    // A message without descriptors drops those the last one left untaken.
+    if (received_fds_ && context_ != nullptr) context_->fds().Replace({});
+    received_fds_ = false;
+    return message->ParseFromString(payload);
+  }
+  absl::string_view bytes, table;
+  if (!SplitFdTable(payload, fds.size(), &bytes, &table) ||
+      !message->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return false;  // `fds` close here
+  }
+  BindFds(message, table, std::move(fds), context_ ? &context_->fds() : nullptr);
+  received_fds_ = true;
   return true;
 }
 
@@ -247,9 +274,15 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
     const google::protobuf::MessageLite* first_request, bool half_close) {
   const size_t request_size = first_request != nullptr ? first_request->ByteSizeLong() : 0;
   const uint8_t compression = RequestCompression(context);
-  std::string compressed;  // the first request, if it goes compressed
+  thread_local OutgoingFds fds;  // reused: no allocation per call
+  fds.fds.clear();
+  const absl::Status fd_status =
+      first_request == nullptr
+          ? absl::OkStatus()
+          : CollectFds(*first_request, peer_hello_.max_fds_per_message(), *description_, &fds);
+  std::string compressed;  // the first request, if it goes compressed (never with descriptors)
   const bool is_compressed = first_request != nullptr && compression != kCompressionNone &&
-                             CheckSendSize(request_size).ok() &&
+                             fds.empty() && CheckSendSize(request_size).ok() &&
                              CompressMessage(*first_request, request_size, compression, &compressed);
   const size_t request_wire_size = is_compressed ? compressed.size() : request_size;
   // Streams must reach the server in id order: hold start_mu_ from choosing
@@ -311,9 +344,15 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
     return stream;
   }
   if (first_request != nullptr) {
-    if (absl::Status s = CheckSendSize(request_size); !s.ok()) {
+    absl::Status s = fd_status;
+    if (s.ok()) s = CheckSendSize(request_size + fds.table.size());
+    if (!s.ok()) {
       stream->Fail(std::move(s));
       return stream;
+    }
+    if (!fds.empty()) {  // the table counts against the window, as the server counts it
+      internal::MutexLock lock(&mu_);
+      stream->send_window_ -= static_cast<int64_t>(fds.table.size());
     }
   }
 
@@ -335,7 +374,7 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
           ? framed_.WriteCompressedMessage(&out, id, compressed, compression, append_half_close,
                                            deadline)
           : framed_.WriteMessage(&out, id, first_request, request_size, append_half_close,
-                                 deadline);
+                                 deadline, &fds);
   if (!status.ok()) {
     internal::MutexLock lock(&mu_);
     BreakLocked(status);
@@ -462,6 +501,10 @@ absl::Status ClientConnection::ReceivedMessageError(size_t size) const {
 
 void ClientConnection::HandleFrameLocked(Frame& frame) {
   const FrameHeader& h = frame.header;
+  // Descriptors that no stream takes (an unknown or finished stream, a
+  // failed message) are closed on return, not kept until the next frame.
+  std::vector<ScopedFd> fds = std::move(frame.fds);
+  frame.fds.clear();
   switch (h.type) {
     case FrameType::kPing:
       if (!(h.flags & kFlagPingAck)) {
@@ -538,8 +581,34 @@ void ClientConnection::HandleFrameLocked(Frame& frame) {
                                   compression, ", which this client did not accept")));
         return;
       }
+      if (CompressionOf(h.flags) != kCompressionNone && h.fd_count > 0) {
+        // A message with descriptors is never compressed (PROTOCOL.md §10).
+        AppendFrame(FrameType::kCancel, s->id_, {}, &pending_control_);
+        FinishStreamLocked(s, absl::InternalError(
+                                  "server sent a compressed message with file descriptors"));
+        return;
+      }
+      if (frame.fds_lost) {
+        // This process is out of descriptors: the message is lost, the
+        // connection is not (PROTOCOL.md §10).
+        AppendFrame(FrameType::kCancel, s->id_, {}, &pending_control_);
+        FinishStreamLocked(s, absl::ResourceExhaustedError(absl::StrCat(
+                                  "a response came with ", h.fd_count,
+                                  " file descriptors that this process could not receive: "
+                                  "it is out of descriptors (EMFILE, RLIMIT_NOFILE)")));
+        return;
+      }
+      if (!fds.empty() && !queued_fds_.TryAdd(fds.size(), kMaxQueuedFdsPerConnection)) {
+        AppendFrame(FrameType::kCancel, s->id_, {}, &pending_control_);
+        FinishStreamLocked(s, absl::ResourceExhaustedError(absl::StrCat(
+                                  "the connection's unread responses already hold ",
+                                  queued_fds_.count(), " file descriptors; at most ",
+                                  kMaxQueuedFdsPerConnection, " are kept")));
+        return;
+      }
       s->receive_window_ -= static_cast<int64_t>(frame.payload.size());
-      s->inbox_.push_back(std::move(frame.payload), CompressionOf(h.flags));  // decompressed by Read
+      s->inbox_.push_back(std::move(frame.payload), CompressionOf(h.flags), std::move(fds),
+                          &queued_fds_);  // decompressed by Read
       s->cv_.SignalAll();
       return;
     case FrameType::kTrailers: {

@@ -61,6 +61,10 @@ class ClientStream final : public ClientCall {
   friend class ClientConnection;
   ClientStream(std::shared_ptr<ClientConnection> connection, uint32_t id,
                ClientContext* context);
+  // Parses a received payload into *message; the descriptors that came with
+  // it go to the context (PROTOCOL.md §10). false if it does not parse.
+  bool Parse(const std::string& payload, std::vector<ScopedFd> fds,
+             google::protobuf::MessageLite* message);
 
   const std::shared_ptr<ClientConnection> connection_;
   const uint32_t id_;
@@ -82,6 +86,9 @@ class ClientStream final : public ClientCall {
   int64_t receive_window_ = 0;
   int waiters_ = 0;
   internal::CondVar cv_;
+  // The reading thread only: the last message read came with descriptors,
+  // which the context may still hold.
+  bool received_fds_ = false;
 };
 
 class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
@@ -151,6 +158,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   const ChannelOptions options_;
   const std::shared_ptr<const std::string> description_;  // shared with ClientContexts
   wire::Hello peer_hello_;  // set by Establish, then immutable
+  // Descriptors in the streams' inboxes (kMaxQueuedFdsPerConnection). The
+  // streams hold the connection, so it outlives their inboxes.
+  QueuedFdCount queued_fds_;
 
   internal::Mutex start_mu_;  // serializes StartStream (ids go out in order)
   internal::Mutex mu_;

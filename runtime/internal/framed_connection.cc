@@ -20,8 +20,10 @@ namespace {
 // buffer as large as the message.
 class TransportOutputStream final : public google::protobuf::io::ZeroCopyOutputStream {
  public:
-  TransportOutputStream(Transport& transport, absl::string_view first, absl::Time deadline)
-      : transport_(transport), first_(first), deadline_(deadline), chunk_(Chunk()) {}
+  // `fds` go with the first write (with `first`'s first byte).
+  TransportOutputStream(Transport& transport, absl::string_view first, absl::Span<const int> fds,
+                        absl::Time deadline)
+      : transport_(transport), first_(first), fds_(fds), deadline_(deadline), chunk_(Chunk()) {}
 
   bool Next(void** data, int* size) override {
     if (used_ == kStreamedMessageBytes && !Flush()) return false;
@@ -41,8 +43,10 @@ class TransportOutputStream final : public google::protobuf::io::ZeroCopyOutputS
   bool Flush() {
     if (!status_.ok()) return false;
     absl::string_view chunks[] = {first_, absl::string_view(chunk_, used_)};
-    status_ = transport_.Write(chunks, deadline_);
+    status_ = fds_.empty() ? transport_.Write(chunks, deadline_)
+                           : transport_.WriteWithFds(chunks, fds_, deadline_);
     first_ = {};
+    fds_ = {};
     used_ = 0;
     return status_.ok();
   }
@@ -56,6 +60,7 @@ class TransportOutputStream final : public google::protobuf::io::ZeroCopyOutputS
 
   Transport& transport_;
   absl::string_view first_;
+  absl::Span<const int> fds_;
   const absl::Time deadline_;
   char* const chunk_;
   size_t used_ = 0;
@@ -126,41 +131,83 @@ absl::Status FramedConnection::WriteHoldingTurn(absl::string_view frames, absl::
 
 absl::Status FramedConnection::WriteMessage(
     std::string* frames, uint32_t stream_id, const google::protobuf::MessageLite* message,
-    size_t size, absl::FunctionRef<void(std::string*)> append_after, absl::Time deadline) {
-  if (message == nullptr || size < kStreamedMessageBytes) {
+    size_t size, absl::FunctionRef<void(std::string*)> append_after, absl::Time deadline,
+    const OutgoingFds* fds) {
+  const bool with_fds = message != nullptr && fds != nullptr && !fds->empty();
+  if (!with_fds && (message == nullptr || size < kStreamedMessageBytes)) {
     if (message != nullptr) AppendProtoFrame(FrameType::kMessage, stream_id, *message, size, frames);
     append_after(frames);
     return Write(*frames, deadline);
   }
+  // The MESSAGE frame's header, then (streamed) its message bytes; `after`
+  // holds the descriptor table, if any, and the frames that follow.
   std::string after;  // built before the lock; one allocation per large message at most
-  append_after(&after);
+  if (with_fds) after = fds->table;
+  const size_t table_bytes = after.size();
   FrameHeader header;
   header.type = FrameType::kMessage;
   header.stream_id = stream_id;
-  header.length = static_cast<uint32_t>(size);
+  header.length = static_cast<uint32_t>(size + table_bytes);
+  header.fd_count = with_fds ? static_cast<uint8_t>(fds->fds.size()) : 0;
+  // With descriptors, the MESSAGE starts a transport write of its own: they
+  // travel with its first byte (PROTOCOL.md §10), not with the frames before.
+  const size_t prefix = with_fds ? frames->size() : 0;
   size_t at = frames->size();
   frames->resize(at + kFrameHeaderSize);
   EncodeFrameHeader(header, &(*frames)[at]);
+  const absl::string_view all(*frames);
+  absl::Span<const int> fd_span;
+  if (with_fds) fd_span = absl::MakeConstSpan(fds->fds.data(), fds->fds.size());
+
+  if (with_fds && size < kStreamedMessageBytes) {
+    // Small: header, message and table in one string, sent with the fds.
+    frames->resize(at + kFrameHeaderSize + size);
+    message->SerializeWithCachedSizesToArray(
+        reinterpret_cast<uint8_t*>(&(*frames)[at + kFrameHeaderSize]));
+    frames->append(after);
+    append_after(frames);
+    WriteTurn turn(*this);
+    deadline = TransportWriteDeadline(deadline);
+    absl::Status status;
+    if (prefix > 0) {
+      absl::string_view chunks[] = {absl::string_view(*frames).substr(0, prefix)};
+      status = transport_->Write(chunks, deadline);
+    }
+    if (status.ok()) {
+      absl::string_view chunks[] = {absl::string_view(*frames).substr(prefix)};
+      status = transport_->WriteWithFds(chunks, fd_span, deadline);
+    }
+    if (!status.ok()) transport_->Shutdown();
+    return status;
+  }
+  append_after(&after);
 
   WriteTurn turn(*this);
   deadline = TransportWriteDeadline(deadline);
-  TransportOutputStream stream(*transport_, *frames, deadline);
-  {
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    message->SerializeWithCachedSizes(&coded);
-  }  // gives back the unused end of the last chunk
-  absl::Status status = stream.status();
-  if (status.ok() && static_cast<size_t>(stream.ByteCount()) != size) {
-    // The header already promised `size` bytes: the stream cannot be repaired.
-    status = absl::InternalError(absl::StrCat(
-        "message changed while it was being sent (", size, " bytes expected, ",
-        stream.ByteCount(), " serialized)"));
+  absl::Status status;
+  if (prefix > 0) {
+    absl::string_view chunks[] = {all.substr(0, prefix)};
+    status = transport_->Write(chunks, deadline);
   }
-  if (status.ok() && stream.Flush()) {
-    absl::string_view chunks[] = {after};
-    if (!after.empty()) status = transport_->Write(chunks, deadline);
-  } else if (status.ok()) {
+  if (status.ok()) {
+    TransportOutputStream stream(*transport_, all.substr(prefix), fd_span, deadline);
+    {
+      google::protobuf::io::CodedOutputStream coded(&stream);
+      message->SerializeWithCachedSizes(&coded);
+    }  // gives back the unused end of the last chunk
     status = stream.status();
+    if (status.ok() && static_cast<size_t>(stream.ByteCount()) != size) {
+      // The header already promised `size` bytes: the stream cannot be repaired.
+      status = absl::InternalError(absl::StrCat(
+          "message changed while it was being sent (", size, " bytes expected, ",
+          stream.ByteCount(), " serialized)"));
+    }
+    if (status.ok() && stream.Flush()) {
+      absl::string_view chunks[] = {after};
+      if (!after.empty()) status = transport_->Write(chunks, deadline);
+    } else if (status.ok()) {
+      status = stream.status();
+    }
   }
   if (!status.ok()) transport_->Shutdown();
   return status;
@@ -184,8 +231,17 @@ bool CompressMessage(const google::protobuf::MessageLite& message, size_t size,
 
 absl::StatusOr<wire::Hello> FramedConnection::ExchangeHello(const wire::Hello& ours,
                                                             absl::Time deadline) {
+  // Descriptors travel wherever the transport can pass them (PROTOCOL.md
+  // §10). A zero-byte write first: a transport that negotiates lazily (the
+  // server's end of a new connection) then knows what it is.
+  IPCRPC_RETURN_IF_ERROR(transport_->Write({}, deadline));
+  wire::Hello sent = ours;
+  const uint32_t max_fds = static_cast<uint32_t>(
+      std::clamp<int>(transport_->max_fds_per_write(), 0, static_cast<int>(kMaxFdsPerMessage)));
+  sent.set_max_fds_per_message(max_fds);
+  reader_.set_max_fds_per_frame(static_cast<int>(max_fds));
   std::string out;
-  AppendProtoFrame(FrameType::kHello, 0, ours, ours.ByteSizeLong(), &out);
+  AppendProtoFrame(FrameType::kHello, 0, sent, sent.ByteSizeLong(), &out);
   absl::Status written = Write(out, deadline);
   Frame frame;
   if (!written.ok()) {

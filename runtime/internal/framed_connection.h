@@ -21,6 +21,7 @@
 #include "google/protobuf/message_lite.h"
 #include "google/protobuf/repeated_ptr_field.h"
 #include "proto/ipcrpc/wire.pb.h"
+#include "runtime/internal/fd_fields.h"
 #include "runtime/metadata.h"
 #include "transports/transport.h"
 #include "wire/frame.h"
@@ -75,10 +76,14 @@ class FramedConnection {
   // straight into the transport in chunks, through a small per-thread buffer:
   // no buffer the size of the message is filled, zeroed or kept. *frames is
   // clobbered either way. Thread-safe; failures as for Write().
+  // `fds`, if given and not empty, go with the MESSAGE (PROTOCOL.md §10):
+  // its header declares them, its payload ends with their table, and its
+  // first byte starts a transport write of its own (the frames before it
+  // go in a write before). The descriptors must be open until this returns.
   absl::Status WriteMessage(std::string* frames, uint32_t stream_id,
                             const google::protobuf::MessageLite* message, size_t size,
                             absl::FunctionRef<void(std::string*)> append_after,
-                            absl::Time deadline);
+                            absl::Time deadline, const OutgoingFds* fds = nullptr);
   // As WriteMessage, for a message already compressed (CompressMessage):
   // one MESSAGE frame whose flags carry `algorithm`, in one transport write.
   absl::Status WriteCompressedMessage(std::string* frames, uint32_t stream_id,

@@ -12,32 +12,82 @@
 #ifndef IPCRPC_RUNTIME_INTERNAL_PAYLOAD_QUEUE_H_
 #define IPCRPC_RUNTIME_INTERNAL_PAYLOAD_QUEUE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>
 
+#include <vector>
+
 #include "absl/container/inlined_vector.h"
+#include "base/scoped_fd.h"
 
 namespace ipcrpc::internal {
 
+// The descriptors one connection holds in its streams' queues, with a cap:
+// messages that the application has not read yet cannot make this process
+// hold more than that many descriptors for a peer (PROTOCOL.md §10).
+class QueuedFdCount {
+ public:
+  // Counts `n` more; false (nothing counted) if that would pass `limit`.
+  bool TryAdd(size_t n, size_t limit) {
+    size_t now = count_.load(std::memory_order_relaxed);
+    do {
+      if (now + n > limit) return false;
+    } while (!count_.compare_exchange_weak(now, now + n, std::memory_order_relaxed));
+    return true;
+  }
+  void Release(size_t n) { count_.fetch_sub(n, std::memory_order_relaxed); }
+  size_t count() const { return count_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<size_t> count_{0};
+};
+
+// The most descriptors a connection holds in its streams' queues.
+inline constexpr size_t kMaxQueuedFdsPerConnection = 1024;
+
+// One received MESSAGE: its payload and the descriptors that came with it
+// (closed with it unless the reader takes them).
+struct ReceivedPayload {
+  std::string payload;
+  std::vector<ScopedFd> fds;
+  QueuedFdCount* counted_in = nullptr;  // where fds.size() was counted
+  size_t counted = 0;
+  uint8_t compression = 0;  // the payload's compression algorithm id
+};
+
 class PayloadQueue {
  public:
+  PayloadQueue() = default;
+  PayloadQueue(const PayloadQueue&) = delete;
+  PayloadQueue& operator=(const PayloadQueue&) = delete;
+  ~PayloadQueue() {
+    for (size_t i = head_; i < items_.size(); ++i) Uncount(items_[i]);
+  }
+
   bool empty() const { return head_ == items_.size(); }
   size_t size() const { return items_.size() - head_; }
 
   // `compression`: the payload's compression algorithm id (wire/compression.h).
-  void push_back(std::string payload, uint8_t compression = 0) {
-    items_.push_back(Item{std::move(payload), compression});
+  // `fds`, if any, were counted in *counted_in (QueuedFdCount::TryAdd); they
+  // are released from it when their message leaves the queue.
+  void push_back(std::string payload, uint8_t compression = 0, std::vector<ScopedFd> fds = {},
+                 QueuedFdCount* counted_in = nullptr) {
+    const size_t n = fds.size();
+    items_.push_back(ReceivedPayload{std::move(payload), std::move(fds),
+                                     n > 0 ? counted_in : nullptr, n, compression});
   }
 
   // Requires !empty().
-  std::string& front() { return items_[head_].payload; }
+  ReceivedPayload& front() { return items_[head_]; }
   uint8_t front_compression() const { return items_[head_].compression; }
 
   // Requires !empty().
   void pop_front() {
-    items_[head_].payload = std::string();  // release the payload's memory now
+    Uncount(items_[head_]);
+    items_[head_] = ReceivedPayload();  // release the payload's memory (and fds) now
     if (++head_ == items_.size()) {
       items_.clear();
       head_ = 0;
@@ -50,11 +100,12 @@ class PayloadQueue {
  private:
   static constexpr size_t kCompactAfter = 64;  // consumed slots before moving the rest down
 
-  struct Item {
-    std::string payload;
-    uint8_t compression;
-  };
-  absl::InlinedVector<Item, 1> items_;
+  static void Uncount(ReceivedPayload& item) {
+    if (item.counted_in != nullptr) item.counted_in->Release(item.counted);
+    item.counted_in = nullptr;
+  }
+
+  absl::InlinedVector<ReceivedPayload, 1> items_;
   size_t head_ = 0;  // items_[0, head_) are consumed
 };
 

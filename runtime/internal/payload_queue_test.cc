@@ -16,7 +16,7 @@ TEST(PayloadQueueTest, OneAtATime) {
   for (int i = 0; i < 5; ++i) {
     q.push_back(std::string(100, static_cast<char>('a' + i)));
     ASSERT_EQ(q.size(), 1u);
-    EXPECT_EQ(q.front(), std::string(100, static_cast<char>('a' + i)));
+    EXPECT_EQ(q.front().payload, std::string(100, static_cast<char>('a' + i)));
     q.pop_front();
     EXPECT_TRUE(q.empty());
   }
@@ -31,13 +31,13 @@ TEST(PayloadQueueTest, KeepsOrderThroughSpillsAndCompaction) {
     for (int i = 0; i < 7; ++i) q.push_back(std::to_string(pushed++));
     for (int i = 0; i < 5; ++i) {
       ASSERT_FALSE(q.empty());
-      EXPECT_EQ(q.front(), std::to_string(popped++));
+      EXPECT_EQ(q.front().payload, std::to_string(popped++));
       q.pop_front();
     }
     EXPECT_EQ(q.size(), static_cast<size_t>(pushed - popped));
   }
   while (!q.empty()) {
-    EXPECT_EQ(q.front(), std::to_string(popped++));
+    EXPECT_EQ(q.front().payload, std::to_string(popped++));
     q.pop_front();
   }
   EXPECT_EQ(popped, pushed);
@@ -47,10 +47,10 @@ TEST(PayloadQueueTest, FrontIsMovable) {
   PayloadQueue q;
   q.push_back("first");
   q.push_back("second");
-  std::string taken = std::move(q.front());
+  std::string taken = std::move(q.front().payload);
   q.pop_front();
   EXPECT_EQ(taken, "first");
-  EXPECT_EQ(q.front(), "second");
+  EXPECT_EQ(q.front().payload, "second");
 }
 
 }  // namespace

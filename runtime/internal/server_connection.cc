@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "runtime/internal/call_limits.h"
@@ -70,6 +71,10 @@ bool ServerConnection::ReadUntilHandlerRanInline() {
   ReadingRole::Watchdog& watchdog = core_.watchdog();
   for (;;) {
     if (!framed_.reader().ReadFrame(&read_frame_, absl::InfiniteFuture()).ok()) {
+      // A violation ends the connection, so the reader's count is final.
+      if (uint64_t fds = framed_.reader().undeclared_fds_closed(); fds > 0) {
+        core_.Count(ServerCore::Counter::kUndeclaredFdsClosed, fds);
+      }
       EndConnection();
       return false;
     }
@@ -196,6 +201,9 @@ void ServerConnection::RunHandler(std::shared_ptr<ServerStream> stream,
 void ServerConnection::HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* ready,
                                    MethodHandler** ready_handler) {
   const FrameHeader& h = frame.header;
+  // Descriptors that no stream takes (an unknown or failed stream, a dropped
+  // message) are closed on return, not kept until the next frame.
+  absl::Cleanup close_untaken_fds = [&frame] { frame.fds.clear(); };
   switch (h.type) {
     case FrameType::kCallStart:
       StartCall(h.stream_id, frame);  // refused in TRAILERS if oversized
@@ -286,9 +294,26 @@ bool ServerConnection::HandleStreamFrameLocked(ServerStream& s, Frame& frame,
         s.forced_status_ = absl::UnimplementedError(absl::StrCat(
             "request message compressed with algorithm id ", compression,
             ", which this server does not accept"));
+      } else if (compression != kCompressionNone && h.fd_count > 0) {
+        // A message with descriptors is never compressed (PROTOCOL.md §10).
+        s.forced_status_ = absl::InternalError("compressed request with file descriptors");
+      } else if (frame.fds_lost) {
+        // This process is out of descriptors: the request is lost, the
+        // connection is not (PROTOCOL.md §10).
+        s.forced_status_ = absl::ResourceExhaustedError(absl::StrCat(
+            "a request came with ", h.fd_count,
+            " file descriptors that the server could not receive: it is out of descriptors "
+            "(EMFILE, RLIMIT_NOFILE)"));
+      } else if (!frame.fds.empty() &&
+                 !queued_fds_.TryAdd(frame.fds.size(), kMaxQueuedFdsPerConnection)) {
+        core_.Count(ServerCore::Counter::kCallsResourceExhausted);
+        s.forced_status_ = absl::ResourceExhaustedError(absl::StrCat(
+            "the connection's unread requests already hold ", queued_fds_.count(),
+            " file descriptors; at most ", kMaxQueuedFdsPerConnection, " are kept"));
       } else {
         s.receive_window_ -= static_cast<int64_t>(frame.payload.size());
-        s.inbox_.push_back(std::move(frame.payload), compression);
+        s.inbox_.push_back(std::move(frame.payload), compression, std::move(frame.fds),
+                          &queued_fds_);
       }
       break;
     case FrameType::kHalfClose:

@@ -34,6 +34,7 @@
 #include "runtime/internal/framed_connection.h"
 #include "runtime/codegen/method_handler.h"
 #include "runtime/internal/reading_role.h"
+#include "runtime/internal/payload_queue.h"
 #include "runtime/internal/server_stream.h"
 #include "transports/transport.h"
 
@@ -108,6 +109,9 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   const uid_t peer_uid_;
   FramedConnection framed_;
   wire::Hello peer_hello_;
+  // Descriptors in the streams' inboxes (kMaxQueuedFdsPerConnection). Must
+  // outlive the streams: they hold the connection.
+  QueuedFdCount queued_fds_;
 
   internal::Mutex mu_;
   absl::flat_hash_map<uint32_t, std::shared_ptr<ServerStream>> streams_ ABSL_GUARDED_BY(mu_);

@@ -231,6 +231,7 @@ ServerStats ServerCore::GetStats() const {
   stats.connections_closed_idle = get(Counter::kConnectionsClosedIdle);
   stats.connections_closed_keepalive = get(Counter::kConnectionsClosedKeepalive);
   stats.calls_resource_exhausted = get(Counter::kCallsResourceExhausted);
+  stats.undeclared_fds_closed = get(Counter::kUndeclaredFdsClosed);
   for (const auto& l : listeners_) stats.peers_refused += l->refused_peers();
   {
     internal::MutexLock lock(&mu_);

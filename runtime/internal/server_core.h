@@ -104,10 +104,11 @@ class ServerCore {
     kConnectionsClosedIdle,
     kConnectionsClosedKeepalive,
     kCallsResourceExhausted,
+    kUndeclaredFdsClosed,
     kCount
   };
-  void Count(Counter c) {
-    counters_[static_cast<int>(c)].fetch_add(1, std::memory_order_relaxed);
+  void Count(Counter c, uint64_t n = 1) {
+    counters_[static_cast<int>(c)].fetch_add(n, std::memory_order_relaxed);
   }
   ServerStats GetStats() const;
 

@@ -80,6 +80,7 @@ bool ServerStream::Read(google::protobuf::MessageLite* message) {
   ServerConnection& c = *connection_;
   std::string payload;
   uint8_t compression = 0;
+  std::vector<ScopedFd> fds;
   uint32_t credit = 0;
   {
     internal::MutexLock lock(&c.mu_);
@@ -88,8 +89,9 @@ bool ServerStream::Read(google::protobuf::MessageLite* message) {
       cv_.WaitWithDeadline(&c.mu_, context_.deadline_);
     }
     if (inbox_.empty() || reads_ended_ || !forced_status_.ok() || cancelled()) return false;
-    payload = std::move(inbox_.front());
+    payload = std::move(inbox_.front().payload);
     compression = inbox_.front_compression();
+    fds = std::move(inbox_.front().fds);
     inbox_.pop_front();
     unacked_bytes_ += static_cast<uint32_t>(payload.size());
     if (!half_closed_ && unacked_bytes_ >= c.core_.options().stream_window_bytes / 2) {
@@ -115,7 +117,21 @@ bool ServerStream::Read(google::protobuf::MessageLite* message) {
     }
     payload.swap(plain);
   }
-  bool parsed = message->ParseFromString(payload);
+  bool parsed;
+  if (fds.empty()) {
+    parsed = message->ParseFromString(payload);
+    // A message without descriptors drops those the last one left untaken.
+    if (received_fds_) context_.fds().Replace({});
+    received_fds_ = false;
+  } else {
+    absl::string_view bytes, table;
+    parsed = SplitFdTable(payload, fds.size(), &bytes, &table) &&
+             message->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+    if (parsed) {
+      BindFds(message, table, std::move(fds), &context_.fds());
+      received_fds_ = true;
+    }
+  }
   c.framed_.reader().Recycle(std::move(payload));
   if (!parsed) {
     internal::MutexLock lock(&c.mu_);
@@ -195,10 +211,15 @@ void ServerStream::EndReads() {
 bool ServerStream::Write(const google::protobuf::MessageLite& message) {
   ServerConnection& c = *connection_;
   size_t size = message.ByteSizeLong();
-  absl::Status size_ok = CheckSendSize(size);
+  thread_local OutgoingFds fds;
+  fds.fds.clear();
+  absl::Status size_ok = CollectFds(message, c.peer_hello_.max_fds_per_message(),
+                                    c.framed_.transport().description(), &fds);
+  if (size_ok.ok()) size_ok = CheckSendSize(size + fds.table.size());
   std::string compressed;
   const uint8_t compression = ResponseCompression();
-  const bool is_compressed = compression != kCompressionNone && size_ok.ok() &&
+  // A message that carries descriptors is never compressed (PROTOCOL.md §10).
+  const bool is_compressed = compression != kCompressionNone && size_ok.ok() && fds.empty() &&
                              CompressMessage(message, size, compression, &compressed);
   std::string& out = OutgoingFrameBuffer();
   {
@@ -215,8 +236,10 @@ bool ServerStream::Write(const google::protobuf::MessageLite& message) {
       forced_status_ = std::move(s);
       return false;
     }
-    // The window counts the bytes on the wire (PROTOCOL.md §7).
-    send_window_ -= static_cast<int64_t>(is_compressed ? compressed.size() : size);
+    // The window counts the bytes on the wire (PROTOCOL.md §7), the
+    // descriptor table included (§10).
+    send_window_ -= static_cast<int64_t>(is_compressed ? compressed.size()
+                                                       : size + fds.table.size());
   }
   if (is_compressed) {
     return c.framed_
@@ -226,7 +249,7 @@ bool ServerStream::Write(const google::protobuf::MessageLite& message) {
   }
   return c.framed_
       .WriteMessage(&out, id_, &message, size, FramedConnection::NoFramesAfter,
-                    context_.deadline_)
+                    context_.deadline_, &fds)
       .ok();
 }
 
@@ -254,6 +277,8 @@ void ServerStream::Finish(const absl::Status& status,
   absl::Status final_status = status;
   std::string& out = OutgoingFrameBuffer();
   size_t size = 0;
+  thread_local OutgoingFds fds;
+  fds.fds.clear();
   bool send;
   {
     internal::MutexLock lock(&c.mu_);
@@ -269,7 +294,10 @@ void ServerStream::Finish(const absl::Status& status,
     if (send) {
       if (final_status.ok() && last_message != nullptr) {
         size = last_message->ByteSizeLong();
-        if (absl::Status size_ok = CheckSendSize(size); !size_ok.ok()) {
+        absl::Status size_ok = CollectFds(*last_message, c.peer_hello_.max_fds_per_message(),
+                                          c.framed_.transport().description(), &fds);
+        if (size_ok.ok()) size_ok = CheckSendSize(size + fds.table.size());
+        if (!size_ok.ok()) {
           final_status = std::move(size_ok);
           last_message = nullptr;
         }
@@ -287,7 +315,7 @@ void ServerStream::Finish(const absl::Status& status,
     };
     std::string compressed;
     const uint8_t compression = last_message != nullptr ? ResponseCompression() : 0;
-    if (compression != kCompressionNone &&
+    if (compression != kCompressionNone && fds.empty() &&
         CompressMessage(*last_message, size, compression, &compressed)) {
       c.framed_
           .WriteCompressedMessage(&out, id_, compressed, compression, append_trailers,
@@ -296,7 +324,7 @@ void ServerStream::Finish(const absl::Status& status,
     } else {
       c.framed_
           .WriteMessage(&out, id_, last_message, size, append_trailers,
-                        absl::Now() + kControlWriteTimeout)
+                        absl::Now() + kControlWriteTimeout, last_message != nullptr ? &fds : nullptr)
           .IgnoreError();
     }
   }

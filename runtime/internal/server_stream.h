@@ -120,6 +120,9 @@ class ServerStream final : public ServerCall {
   // (half-close), so the handler thread is woken once, not once per frame.
   MethodHandler* deferred_handler_ = nullptr;
   internal::CondVar cv_;
+  // The handler's thread only: the last request read came with descriptors,
+  // which the context may still hold.
+  bool received_fds_ = false;
   // Made by the first child call; null for (almost) every call.
   mutable std::shared_ptr<ChildCalls> child_calls_;
 };

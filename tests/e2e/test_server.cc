@@ -48,6 +48,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -58,6 +59,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -71,6 +73,9 @@
 #include "runtime/logging_interceptor.h"
 #include "runtime/metrics_interceptor.h"
 #include "tests/e2e/test_interceptors.h"
+#include "runtime/file_descriptor.h"
+#include "tests/e2e/fd_service.ipcrpc.pb.h"
+#include "tests/e2e/fd_util.h"
 #include "tests/e2e/test_service.ipcrpc.pb.h"
 #ifdef IPCRPC_TEST_SERVER_GRPC_BRIDGE
 #include "bridge/grpc_server_bridge.h"
@@ -78,6 +83,11 @@
 
 namespace ipcrpc::test {
 namespace {
+
+#define IPCRPC_TEST_RETURN_IF_ERROR(expr)        \
+  do {                                           \
+    if (absl::Status s_ = (expr); !s_.ok()) return s_; \
+  } while (0)
 
 // Sleeps `ms`, returning false early if the call is cancelled.
 bool SleepUnlessCancelled(ServerContext* ctx, int ms) {
@@ -302,6 +312,103 @@ class TestServiceImpl final : public TestService::Service {
 // comes back as "initial-*" / "trailing-*"; the trailing metadata "method"
 // is the wire name called. Metadata "fail-code" (a number) and
 // "fail-message" make the call end with that status after echoing.
+
+// FdService (tests/e2e/fd_service.proto): descriptors both ways.
+class FdServiceImpl final : public FdService::Service {
+  absl::Status Open(ServerContext* ctx, const FdRequest* req, FdReply* reply) override {
+    for (int i = 0; i < std::max(req->count(), 1); ++i) {
+      absl::StatusOr<ScopedFd> fd = OpenWithContent(req->kind(), absl::StrCat(req->content(), i));
+      if (!fd.ok()) return fd.status();
+      FileDescriptor* field;
+      if (i == 0) {
+        field = reply->mutable_fd();
+      } else if (req->spread() && i == 1) {
+        field = reply->mutable_nested()->mutable_fd();
+      } else if (req->spread() && i == 2) {
+        field = &(*reply->mutable_named())["a"];
+      } else {
+        field = reply->add_fds();
+      }
+      AttachFd(ctx, field, std::move(*fd));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Read(ServerContext* ctx, const FdRequest* req, FdReply* reply) override {
+    return ReadInto(ctx, *req, reply->mutable_content());
+  }
+
+  absl::Status OpenStream(ServerContext* ctx, const FdRequest* req,
+                          ServerWriter<FdReply>* writer) override {
+    for (int i = 0; i < req->count(); ++i) {
+      absl::StatusOr<ScopedFd> fd = OpenWithContent(req->kind(), absl::StrCat(req->content(), i));
+      if (!fd.ok()) return fd.status();
+      FdReply reply;
+      reply.set_index(i);
+      SetFd(reply.mutable_fd(), fd->get());  // open until Write returns
+      if (!writer->Write(reply)) return absl::OkStatus();
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadStream(ServerContext* ctx, ServerReader<FdRequest>* reader,
+                          FdReply* reply) override {
+    FdRequest req;
+    while (reader->Read(&req)) {
+      // A request with delay_ms makes the handler stop reading that long.
+      if (req.delay_ms() > 0) SleepUnlessCancelled(ctx, req.delay_ms());
+      IPCRPC_TEST_RETURN_IF_ERROR(ReadInto(ctx, req, reply->mutable_content()));
+      reply->set_index(reply->index() + 1);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Bidi(ServerContext* ctx, ServerReaderWriter<FdReply, FdRequest>* stream) override {
+    FdRequest req;
+    int i = 0;
+    while (stream->Read(&req)) {
+      absl::StatusOr<ScopedFd> in = TakeFd(ctx, req.fd());
+      if (!in.ok()) return in.status();
+      absl::StatusOr<std::string> content = ReadAll(in->get());
+      if (!content.ok()) return content.status();
+      absl::StatusOr<ScopedFd> out = OpenWithContent("memfd", *content);
+      if (!out.ok()) return out.status();
+      FdReply reply;
+      reply.set_index(i++);
+      SetFd(reply.mutable_fd(), out->get());
+      if (!stream->Write(reply)) break;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Hold(ServerContext* ctx, const FdRequest* req, FdReply*) override {
+    SleepUnlessCancelled(ctx, req->delay_ms());
+    return absl::OkStatus();
+  }
+
+ private:
+  // Reads every descriptor `req` names, in field order, appending
+  // "|<content>" per descriptor to *out.
+  static absl::Status ReadInto(ServerContext* ctx, const FdRequest& req, std::string* out) {
+    std::vector<const FileDescriptor*> fields;
+    if (req.has_fd()) fields.push_back(&req.fd());
+    for (const FileDescriptor& fd : req.fds()) fields.push_back(&fd);
+    if (req.nested().has_fd()) fields.push_back(&req.nested().fd());
+    std::vector<std::string> keys;
+    for (const auto& [key, fd] : req.named()) keys.push_back(key);
+    std::sort(keys.begin(), keys.end());
+    for (const std::string& key : keys) fields.push_back(&req.named().at(key));
+    for (const FileDescriptor* field : fields) {
+      absl::StatusOr<ScopedFd> fd = TakeFd(ctx, *field);
+      if (!fd.ok()) return fd.status();
+      absl::StatusOr<std::string> content = ReadAll(fd->get());
+      if (!content.ok()) return content.status();
+      absl::StrAppend(out, "|", *content);
+    }
+    return absl::OkStatus();
+  }
+};
+
 class GenericEcho final : public GenericService {
  public:
   absl::Status HandleCall(ServerContext* ctx, GenericServerReaderWriter* stream) override {
@@ -507,10 +614,11 @@ int Main(int argc, char** argv) {
   }
   signal(SIGTERM, [](int) { g_terminate = true; });
   TestServiceImpl service;
+  FdServiceImpl fd_service;
   ServerBuilder builder;
   builder.SetOptions(server_options);
   // A proxy serves everything through its generic service.
-  if (proxy_to.empty()) builder.RegisterService(&service);
+  if (proxy_to.empty()) builder.RegisterService(&service).RegisterService(&fd_service);
   if (health) builder.EnableHealthService();
   std::unique_ptr<google::protobuf::DescriptorPool> dynamic_pool;
   if (reflection && generic_echo) {

@@ -52,7 +52,7 @@ absl::Status FifoTransport::WaitWritable(absl::Time deadline) {
   for (;;) {
     IPCRPC_RETURN_IF_ERROR(CheckOpen());
     pollfd fds[3] = {{write_fifo_.get(), POLLOUT, 0},
-                     {control_->fd(), ControlChannel::kPollEvents, 0},
+                     {control_->fd(), control_->poll_events(), 0},
                      {control_->doorbell_fd(), POLLIN, 0}};  // Shutdown()
     IPCRPC_RETURN_IF_ERROR(PollUntil(absl::MakeSpan(fds), deadline, description_).status());
     // Writable, or POLLERR (the reader is gone: writev will say EPIPE).
@@ -127,7 +127,7 @@ absl::StatusOr<size_t> FifoTransport::Read(absl::Span<char> buffer, absl::Time d
     // once a writer has come and gone, and keeps waiting while none ever did.
     pollfd fds[4] = {{read_fifo_.get(), POLLIN, 0},
                      {wake_.get(), POLLIN, 0},
-                     {control_->fd(), ControlChannel::kPollEvents, 0},
+                     {control_->fd(), control_->poll_events(), 0},
                      {control_->doorbell_fd(), POLLIN, 0}};  // Shutdown()
     IPCRPC_RETURN_IF_ERROR(PollUntil(absl::MakeSpan(fds), deadline, description_).status());
     if (fds[3].revents & POLLIN) continue;  // shut down: CheckOpen says so

@@ -53,6 +53,18 @@ class FifoTransport final : public Transport {
   // The control channel knows (a zero-timeout poll of the control socket).
   bool PeerGone() override { return control_->PeerGone(); }
   std::string description() const override { return description_; }
+  // Descriptors travel as fd records on the control socket, ahead of the
+  // bytes (transports/control_channel.h).
+  int max_fds_per_write() const override { return ControlChannel::kMaxFdsPerRecord; }
+  absl::Status WriteWithFds(absl::Span<const absl::string_view> chunks,
+                            absl::Span<const int> fds, absl::Time deadline) override {
+    if (!fds.empty()) {
+      absl::Status sent = control_->SendFds(fds, deadline);
+      if (!sent.ok()) return sent;
+    }
+    return Write(chunks, deadline);
+  }
+  absl::StatusOr<FdBatch> TakeFdBatch() override { return control_->TakeFdBatch(); }
 
  private:
   FifoTransport(ScopedFd read_fifo, ScopedFd write_fifo,

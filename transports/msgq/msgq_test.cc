@@ -82,7 +82,7 @@ TEST(MsgqTransportTest, DescribesItselfAndKnowsThePeer) {
   EXPECT_NE(pair->server->description().find("server"), std::string::npos);
   EXPECT_EQ(pair->client->peer().pid, ::getpid());  // socketpair: the creator
   EXPECT_EQ(pair->server->peer().uid, ::getuid());
-  EXPECT_EQ(pair->client->max_fds_per_write(), 0);
+  EXPECT_EQ(pair->client->max_fds_per_write(), 253);  // ControlChannel::kMaxFdsPerRecord
 }
 
 // --- Fragments -------------------------------------------------------------
