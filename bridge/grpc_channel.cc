@@ -99,20 +99,6 @@ absl::Status CompleteContext(const grpc::Status& grpc_status, grpc::ClientContex
   return FromGrpcStatus(grpc_status, trailing);
 }
 
-// A call that could not start: every operation reports why.
-class FailedCall final : public internal::ClientCall {
- public:
-  explicit FailedCall(absl::Status status) : status_(std::move(status)) {}
-  absl::Status Write(const google::protobuf::MessageLite&) override { return status_; }
-  absl::Status WritesDone() override { return status_; }
-  bool Read(google::protobuf::MessageLite*) override { return false; }
-  absl::Status Finish() override { return status_; }
-  void Cancel() override {}
-
- private:
-  absl::Status status_;
-};
-
 // A streaming call over gRPC. Every gRPC operation is started at most when
 // gRPC allows it (one read and one write outstanding, WritesDone and Finish
 // once), whatever the caller does.
@@ -308,7 +294,7 @@ class GrpcChannel final : public Channel, public std::enable_shared_from_this<Gr
     absl::Status start_error;
     auto call = std::make_unique<GrpcCall>(stub_, std::string(method.name), context, name_,
                                            &start_error);
-    if (!start_error.ok()) return std::make_unique<FailedCall>(start_error);
+    if (!start_error.ok()) return std::make_unique<internal::FailedClientCall>(start_error);
     if (request != nullptr) {
       call->Write(*request).IgnoreError();  // a failure shows in Read/Finish
       call->WritesDone().IgnoreError();

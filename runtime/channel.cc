@@ -14,20 +14,6 @@ namespace ipcrpc {
 namespace internal {
 namespace {
 
-// A call that could not start: every operation reports why.
-class FailedCall final : public ClientCall {
- public:
-  explicit FailedCall(absl::Status status) : status_(std::move(status)) {}
-  absl::Status Write(const google::protobuf::MessageLite&) override { return status_; }
-  absl::Status WritesDone() override { return status_; }
-  bool Read(google::protobuf::MessageLite*) override { return false; }
-  absl::Status Finish() override { return status_; }
-  void Cancel() override {}
-
- private:
-  absl::Status status_;
-};
-
 absl::Status FinishUnary(ClientStream& stream, const MethodDescriptor& method,
                          google::protobuf::MessageLite* response) {
   bool got_response = stream.Read(response);
@@ -75,7 +61,7 @@ class IpcChannel final : public Channel {
                                         ClientContext* context,
                                         const google::protobuf::MessageLite* request) override {
     absl::StatusOr<std::shared_ptr<ClientConnection>> connection = GetConnection(context);
-    if (!connection.ok()) return std::make_unique<FailedCall>(connection.status());
+    if (!connection.ok()) return std::make_unique<FailedClientCall>(connection.status());
     return (*connection)->StartStream(method, context, request, request != nullptr);
   }
 

@@ -13,6 +13,8 @@
 #ifndef IPCRPC_RUNTIME_CODEGEN_CALL_INTERFACES_H_
 #define IPCRPC_RUNTIME_CODEGEN_CALL_INTERFACES_H_
 
+#include <utility>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "google/protobuf/message_lite.h"
@@ -46,6 +48,21 @@ class ClientCall {
 
   // Cancels the call: the server sees CANCELLED, Finish() returns CANCELLED.
   virtual void Cancel() = 0;
+};
+
+// A call that could not start (no connection, a refused start): every
+// operation reports `status`; Read() returns false.
+class FailedClientCall final : public ClientCall {
+ public:
+  explicit FailedClientCall(absl::Status status) : status_(std::move(status)) {}
+  absl::Status Write(const google::protobuf::MessageLite&) override { return status_; }
+  absl::Status WritesDone() override { return status_; }
+  bool Read(google::protobuf::MessageLite*) override { return false; }
+  absl::Status Finish() override { return status_; }
+  void Cancel() override {}
+
+ private:
+  absl::Status status_;
 };
 
 // One call from the server's side; used by the handler's thread, except that

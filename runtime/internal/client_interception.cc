@@ -98,19 +98,6 @@ class ClientInterception {
   InterceptorList interceptors_;
 };
 
-class FailedCall final : public ClientCall {
- public:
-  explicit FailedCall(absl::Status status) : status_(std::move(status)) {}
-  absl::Status Write(const google::protobuf::MessageLite&) override { return status_; }
-  absl::Status WritesDone() override { return status_; }
-  bool Read(google::protobuf::MessageLite*) override { return false; }
-  absl::Status Finish() override { return status_; }
-  void Cancel() override {}
-
- private:
-  absl::Status status_;
-};
-
 class InterceptedCall final : public ClientCall {
  public:
   InterceptedCall(std::unique_ptr<ClientInterception> interception,
@@ -205,7 +192,7 @@ class InterceptedChannel final : public Channel {
     absl::Status status = interception->BeforeStart(request, /*close=*/request != nullptr);
     std::unique_ptr<ClientCall> call = status.ok()
                                            ? ChannelCalls::Start(*channel_, method, context, request)
-                                           : std::make_unique<FailedCall>(status);
+                                           : std::make_unique<FailedClientCall>(status);
     return std::make_unique<InterceptedCall>(std::move(interception), std::move(call));
   }
 
