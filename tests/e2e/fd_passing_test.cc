@@ -542,27 +542,31 @@ bool ServerClosed(int socket) {
 class FdHostilePeerTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    server_fds_ = CountOpenFds(server_.pid());
     socket_ = ConnectRaw(server_.socket_path());
     ASSERT_GE(socket_, 0);
     ASSERT_TRUE(SendAll(socket_, HelloFrame()));
     ASSERT_GE(ReceiveFrame(socket_).size(), 16u);  // the server's HELLO
     ASSERT_TRUE(WaitUntilConsumed(socket_));
-    server_fds_ = CountOpenFds(server_.pid());
     ASSERT_TRUE(OpenWithContent("memfd", "evil").ok());
     fd_ = *OpenWithContent("memfd", "evil");
   }
   void TearDown() override {
     if (socket_ >= 0) ::close(socket_);
   }
-  // The server closed the connection and holds two descriptors less (the
-  // connection's socket and its wake-up eventfd) than with it open: nothing
-  // it received is left.
+  // The server closed the connection and holds no more descriptors than
+  // before it was opened: nothing it received is left. (At most, not exactly:
+  // a descriptor the server held only briefly at start-up may be gone.)
   void ExpectClosedWithoutLeaks() {
     EXPECT_TRUE(ServerClosed(socket_));
     ::close(socket_);
     socket_ = -1;
-    const int want = server_fds_ - 2;
-    EXPECT_EQ(AwaitFdCount(server_.pid(), want), want);
+    int now = CountOpenFds(server_.pid());
+    for (int i = 0; i < 2000 && now > server_fds_; ++i) {
+      absl::SleepFor(absl::Milliseconds(10));
+      now = CountOpenFds(server_.pid());
+    }
+    EXPECT_LE(now, server_fds_) << "the server kept a descriptor it was sent";
   }
 
   ServerProcess server_;

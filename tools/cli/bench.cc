@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -41,17 +42,24 @@ struct CallerResult {
 class StopOnInterrupt {
  public:
   StopOnInterrupt() {
-    stop_ = false;
+    stop_.store(false, std::memory_order_relaxed);
     struct sigaction action = {};
-    action.sa_handler = [](int) { stop_ = true; };
+    action.sa_handler = [](int) {
+      const int saved_errno = errno;
+      stop_.store(true, std::memory_order_relaxed);
+      errno = saved_errno;
+    };
     sigemptyset(&action.sa_mask);
     ::sigaction(SIGINT, &action, &previous_);
   }
   ~StopOnInterrupt() { ::sigaction(SIGINT, &previous_, nullptr); }
-  bool stopped() const { return stop_; }
+  bool stopped() const { return stop_.load(std::memory_order_relaxed); }
 
  private:
-  static inline volatile std::sig_atomic_t stop_ = false;
+  // Read by the callers' threads, set by the handler on whichever thread
+  // takes SIGINT: an atomic (lock-free, so safe in a handler), not a
+  // volatile sig_atomic_t, which is only good within one thread.
+  static inline std::atomic<bool> stop_{false};
   struct sigaction previous_ = {};
 };
 
