@@ -34,9 +34,9 @@ trap cleanup EXIT
 
 # Sources each target needs, besides its own file (all compiled once).
 declare -A deps=(
-  [frame_reader_fuzzer]="wire/frame.cc"
+  [frame_reader_fuzzer]="wire/frame.cc base/scoped_fd.cc"
   [decompress_fuzzer]="wire/compression.cc"
-  [call_start_fuzzer]="wire/frame.cc runtime/internal/call_limits.cc runtime/metadata.cc GEN/proto/ipcrpc/wire.pb.cc"
+  [call_start_fuzzer]="wire/frame.cc base/scoped_fd.cc runtime/internal/call_limits.cc runtime/metadata.cc GEN/proto/ipcrpc/wire.pb.cc"
   [negotiation_fuzzer]="wire/frame.cc wire/refusal.cc connect/negotiation.cc connect/pending_objects.cc transports/unix_socket.cc base/fd_util.cc base/scoped_fd.cc GEN/proto/ipcrpc/transport.pb.cc GEN/proto/ipcrpc/wire.pb.cc"
   [shm_ring_fuzzer]="transports/shm/shm_ring.cc transports/shm/ring_transport.cc transports/shm/shm_region.cc transports/shm/wake.cc transports/shm/shared_semaphore.cc transports/shm/spin_policy.cc transports/control_channel.cc base/fd_util.cc base/scoped_fd.cc GEN/proto/ipcrpc/transport.pb.cc"
 )

@@ -79,9 +79,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (int i = 0; i < 100000; ++i) {
     absl::Status status = reader.ReadFrame(&frame, absl::InfiniteFuture());
     if (absl::IsDeadlineExceeded(status) || absl::IsAborted(status)) continue;
+    // A frame that declares descriptors is a violation here (this transport
+    // sends none): the reader must fail on it, not return it.
     const bool whole_frame_left =
         size - at >= kFrameHeaderSize &&
         DecodeFrameHeader(reinterpret_cast<const char*>(data + at)).ok() &&
+        DecodeFrameHeader(reinterpret_cast<const char*>(data + at))->fd_count == 0 &&
         size - at - kFrameHeaderSize >=
             DecodeFrameHeader(reinterpret_cast<const char*>(data + at))->length;
     if (!status.ok()) {
