@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
@@ -25,18 +26,31 @@ bool IsFileDescriptor(const Descriptor* type) { return type->full_name() == kFil
 
 // Whether messages of `type` can contain a FileDescriptor (at any depth).
 // Memoized per thread: a pure function of immutable descriptors, so no lock.
+// Whether a FileDescriptor is reachable from `type` through message fields;
+// `seen` breaks cycles (a type met again adds nothing new).
+bool ReachesFileDescriptor(const Descriptor* type,
+                           absl::flat_hash_set<const Descriptor*>* seen) {
+  if (!seen->insert(type).second) return false;
+  if (IsFileDescriptor(type)) return true;
+  for (int i = 0; i < type->field_count(); ++i) {
+    const FieldDescriptor* field = type->field(i);
+    if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE &&
+        ReachesFileDescriptor(field->message_type(), seen)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Cached per type. Only whole answers are cached: caching the types met on
+// the way would record "no" for a type whose answer depended on a cycle
+// still being explored (B in A{B b; FileDescriptor f}, B{A a}).
 bool CanContainFd(const Descriptor* type) {
   thread_local absl::flat_hash_map<const Descriptor*, bool> known;
   auto it = known.find(type);
   if (it != known.end()) return it->second;
-  known[type] = false;  // a recursive type meets itself as "no" until decided
-  bool found = IsFileDescriptor(type);
-  for (int i = 0; i < type->field_count() && !found; ++i) {
-    const FieldDescriptor* field = type->field(i);
-    if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-      found = CanContainFd(field->message_type());
-    }
-  }
+  absl::flat_hash_set<const Descriptor*> seen;
+  const bool found = ReachesFileDescriptor(type, &seen);
   known[type] = found;
   return found;
 }
