@@ -47,7 +47,7 @@ constexpr uint64_t kDefaultMaxRingBytes = 4 << 20;
 UpgradeableTransport ShmEntry(const char* name, ShmOptions options, uint64_t max_ring_bytes) {
   return UpgradeableTransport{
       name,
-      [options, max_ring_bytes](const wire::TransportRequest& request) {
+      [options, max_ring_bytes](const wire::TransportRequest& request, CreatedObjects*) {
         ShmOptions server = options;
         // A client's ring-size wish is honoured when PrepareShm accepts it
         // (a power of two in [4 KiB, 1 GiB]), up to the server's maximum
@@ -79,18 +79,24 @@ std::vector<UpgradeableTransport> UpgradeableTransports(const config::TransportT
   FifoOptions fifo = FifoOptionsFrom(tuning);
   table.push_back(UpgradeableTransport{
       kFifoTransportName,
-      [fifo](const wire::TransportRequest&) { return PrepareFifo(fifo); },
+      [fifo](const wire::TransportRequest&, CreatedObjects* created) {
+        return PrepareFifo(fifo, created);
+      },
       [fifo](const wire::TransportOffer& offer, std::vector<ScopedFd> fds, ScopedFd control) {
         return AttachFifo(offer, std::move(fds), std::move(control), fifo);
-      }});
+      },
+      /*creates_lasting_objects=*/true});
   MsgqOptions msgq;
   msgq.max_fragment_bytes = tuning.msgq().max_fragment_bytes();
   table.push_back(UpgradeableTransport{
       "msgq",
-      [msgq](const wire::TransportRequest&) { return PrepareMsgq(msgq); },
+      [msgq](const wire::TransportRequest&, CreatedObjects* created) {
+        return PrepareMsgq(msgq, created);
+      },
       [msgq](const wire::TransportOffer& offer, std::vector<ScopedFd> fds, ScopedFd control) {
         return AttachMsgq(offer, std::move(fds), std::move(control), msgq);
-      }});
+      },
+      /*creates_lasting_objects=*/true});
   return table;
 }
 

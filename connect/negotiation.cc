@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -259,7 +260,12 @@ class ServerNegotiatingTransport final : public Transport {
           .IgnoreError();
       return absl::FailedPreconditionError(offer.error());
     }
-    absl::StatusOr<std::unique_ptr<PendingTransport>> pending = chosen->prepare(request);
+    // Made before the objects and removed after them: the next server removes
+    // them if this process dies first (connect/pending_objects.h).
+    std::optional<PendingObjectRecord> record;
+    if (chosen->creates_lasting_objects) record.emplace();
+    absl::StatusOr<std::unique_ptr<PendingTransport>> pending =
+        chosen->prepare(request, record ? &*record : nullptr);
     if (!pending.ok()) {
       offer.set_error(absl::StrCat("server could not set up ", chosen->name, ": ",
                                    pending.status().message()));
@@ -269,9 +275,6 @@ class ServerNegotiatingTransport final : public Transport {
     }
     std::vector<int> fds;
     (*pending)->FillOffer(&offer, &fds);
-    // Until the transport owns them: the next server removes these objects
-    // if this process dies first (connect/pending_objects.h).
-    PendingObjectRecord record(offer);
     IPCRPC_RETURN_IF_ERROR(
         WriteNegotiationFrame(*socket_, FrameType::kTransportOffer, offer, fds, deadline));
     wire::TransportAck ack;

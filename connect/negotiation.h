@@ -38,14 +38,18 @@ inline constexpr char kUnixTransportName[] = "unix";
 struct UpgradeableTransport {
   std::string name;  // "fifo", "shm", "shm+sem", "msgq", ...
   // Server side: create the resources for one connection (the request may
-  // carry wishes, e.g. a ring size, that the server may honour).
+  // carry wishes, e.g. a ring size, that the server may honour), reporting
+  // to `created` each kernel object that would outlive a killed server.
   std::function<absl::StatusOr<std::unique_ptr<PendingTransport>>(
-      const wire::TransportRequest& request)>
+      const wire::TransportRequest& request, CreatedObjects* created)>
       prepare;
   // Client side: attach to what the server offered.
   std::function<absl::StatusOr<std::unique_ptr<Transport>>(
       const wire::TransportOffer& offer, std::vector<ScopedFd> fds, ScopedFd control_socket)>
       attach;
+  // Whether prepare creates such objects (FIFOs, SysV queues): then the
+  // negotiation keeps a record of them (connect/pending_objects.h).
+  bool creates_lasting_objects = false;
 };
 
 // Connects to the unix socket of `connector` and negotiates one of

@@ -44,7 +44,7 @@ class PairPending final : public PendingTransport {
 UpgradeableTransport TestPair(bool fail_prepare = false, bool fail_attach = false) {
   UpgradeableTransport t;
   t.name = "test-pair";
-  t.prepare = [=](const wire::TransportRequest&)
+  t.prepare = [=](const wire::TransportRequest&, CreatedObjects*)
       -> absl::StatusOr<std::unique_ptr<PendingTransport>> {
     if (fail_prepare) return absl::ResourceExhaustedError("prepare failed on purpose");
     return std::unique_ptr<PendingTransport>(std::make_unique<PairPending>(false));

@@ -40,19 +40,6 @@ std::string DirOf(const std::string& path) {
   return slash == std::string::npos ? std::string() : path.substr(0, slash);
 }
 
-// What a record says: one "msgq ID" or "fifo DIR" per line.
-std::string Describe(const wire::TransportOffer& offer) {
-  std::string out;
-  if (offer.has_msgq()) {
-    absl::StrAppend(&out, "msgq ", offer.msgq().client_to_server_id(), "\n");
-    absl::StrAppend(&out, "msgq ", offer.msgq().server_to_client_id(), "\n");
-  }
-  if (offer.has_fifo() && !offer.fifo().client_to_server_path().empty()) {
-    absl::StrAppend(&out, "fifo ", DirOf(offer.fifo().client_to_server_path()), "\n");
-  }
-  return out;
-}
-
 void RemoveQueue(int id) {
   msqid_ds ds;
   if (::msgctl(id, IPC_STAT, &ds) < 0) return;  // already gone
@@ -98,9 +85,7 @@ std::string PendingObjectsDir() {
   return absl::StrCat("/tmp/ipcrpc-pending-", ::geteuid());
 }
 
-PendingObjectRecord::PendingObjectRecord(const wire::TransportOffer& offer) {
-  std::string content = Describe(offer);
-  if (content.empty()) return;
+PendingObjectRecord::PendingObjectRecord() {
   static std::atomic<uint64_t> serial{0};
   const std::string dir = PendingObjectsDir();
   // Twice: another process may remove the (empty) directory between our
@@ -109,24 +94,35 @@ PendingObjectRecord::PendingObjectRecord(const wire::TransportOffer& offer) {
     if (!UsableDir(dir)) return;
     std::string path =
         absl::StrCat(dir, "/", PidNamespace(), "-", ::getpid(), "-", serial.fetch_add(1));
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) continue;
-    bool written = ::write(fd, content.data(), content.size()) ==
-                   static_cast<ssize_t>(content.size());
-    ::close(fd);
-    if (written) {
-      path_ = std::move(path);
-    } else {
-      ::unlink(path.c_str());
-    }
+    file_.reset(::open(path.c_str(),
+                       O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (file_.valid()) path_ = std::move(path);
   }
 }
 
 PendingObjectRecord::~PendingObjectRecord() {
   if (path_.empty()) return;
+  file_.reset();
   ::unlink(path_.c_str());
   ::rmdir(DirOf(path_).c_str());  // only if empty
 }
+
+// One line per object, "msgq ID" or "fifo DIR", each with a single write: a
+// process killed at any point leaves whole lines (the sweep skips anything
+// else).
+void PendingObjectRecord::Append(const std::string& line) {
+  if (!file_.valid()) return;
+  ssize_t n;
+  do {
+    n = ::write(file_.get(), line.data(), line.size());
+  } while (n < 0 && errno == EINTR);
+}
+
+void PendingObjectRecord::FifoDirectory(const std::string& dir) {
+  Append(absl::StrCat("fifo ", dir, "\n"));
+}
+
+void PendingObjectRecord::MessageQueue(int id) { Append(absl::StrCat("msgq ", id, "\n")); }
 
 int SweepStalePendingObjects() {
   const std::string dir = PendingObjectsDir();
@@ -153,8 +149,11 @@ int SweepStalePendingObjects() {
     }
     const std::string path = absl::StrCat(dir, "/", name);
     std::ifstream record(path);
-    std::string line;
-    while (std::getline(record, line)) {
+    std::stringstream content;
+    content << record.rdbuf();
+    std::vector<std::string> lines = absl::StrSplit(content.str(), '\n');
+    lines.pop_back();  // after the last newline: empty, or a line cut short
+    for (const std::string& line : lines) {
       std::vector<std::string> words = absl::StrSplit(line, absl::MaxSplits(' ', 1));
       int id = 0;
       if (words.size() != 2) continue;

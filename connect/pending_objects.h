@@ -12,7 +12,10 @@
 // So the server records each such negotiation in a per-user directory
 // (PendingObjectsDir(): $IPCRPC_PENDING_DIR, or /tmp/ipcrpc-pending-EUID,
 // mode 0700), as one small file named after its PID namespace and pid,
-// removed again when the negotiation ends either way. Every server that starts listening
+// created before the objects are and removed again when the negotiation ends
+// either way; the transport reports each object the moment the system call
+// that made it returns (transports/upgrade.h, CreatedObjects), and the record
+// appends it with one write. Every server that starts listening
 // (MakeListener) sweeps the directory: records of processes that no longer
 // exist (judged only for records made in the sweeper's own PID namespace:
 // containers sharing /tmp but not PIDs leave each other alone) are read,
@@ -26,8 +29,9 @@
 // once as the same user, or remove the queues (`ipcrm -q ID`) and
 // directories a record names.
 //
-// Limits: a record is written just after the objects are created, so a
-// server killed in between (microseconds) can still leak them; a queue id
+// Limits: an object is recorded just after the system call that creates it,
+// so a server killed between the two (one system call apart) can still leak
+// it; a queue id
 // reused by the same user's queue of the same mode after a reboot-free
 // wrap-around could be removed by a sweep (ids are reused only after the
 // kernel has cycled through them).
@@ -39,22 +43,28 @@
 
 #include <string>
 
-#include "proto/ipcrpc/transport.pb.h"
+#include "base/scoped_fd.h"
+#include "transports/upgrade.h"
 
 namespace ipcrpc {
 
 // Where the records live (see above).
 std::string PendingObjectsDir();
 
-// Records the objects `offer` names (FIFO directory, message queues) for this
-// process; the record is removed when this object is destroyed. An offer
-// with nothing to record (shm: a memfd dies with its last user) records
-// nothing. Never fails the negotiation: if the directory cannot be used
-// safely (say, another user created it), nothing is recorded.
-class PendingObjectRecord {
+// One negotiation's record: the file is created (empty) by the constructor,
+// each object reported to it is appended, and the file is removed when this
+// object is destroyed — declare it before the PendingTransport it watches, so
+// that a failed negotiation removes the objects before their record. Never
+// fails the negotiation: if the directory cannot be used safely (say, another
+// user created it), nothing is recorded.
+class PendingObjectRecord final : public CreatedObjects {
  public:
-  explicit PendingObjectRecord(const wire::TransportOffer& offer);
+  PendingObjectRecord();
   ~PendingObjectRecord();
+
+  void FifoDirectory(const std::string& dir) override;
+  void MessageQueue(int id) override;
+
   PendingObjectRecord(const PendingObjectRecord&) = delete;
   PendingObjectRecord& operator=(const PendingObjectRecord&) = delete;
 
@@ -62,7 +72,10 @@ class PendingObjectRecord {
   const std::string& path() const { return path_; }
 
  private:
+  void Append(const std::string& line);
+
   std::string path_;
+  ScopedFd file_;  // open for appending while the negotiation runs
 };
 
 // Removes the objects recorded by processes that no longer exist, and their

@@ -12,8 +12,11 @@
 // Each upgradeable transport provides two functions of this shape:
 //
 //   // Server: create the resources (they are removed if the result is
-//   // destroyed before Complete()).
-//   absl::StatusOr<std::unique_ptr<PendingTransport>> PrepareXxx(const XxxOptions&);
+//   // destroyed before Complete()). Each kernel object that would outlive a
+//   // killed process is reported to `created` (if not null) the moment it
+//   // exists.
+//   absl::StatusOr<std::unique_ptr<PendingTransport>> PrepareXxx(
+//       const XxxOptions&, CreatedObjects* created = nullptr);
 //
 //   // Client: attach to what the server offered. Takes ownership of the
 //   // control socket and of the received fds. The negotiation passes a
@@ -45,6 +48,7 @@
 #define IPCRPC_TRANSPORTS_UPGRADE_H_
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -54,6 +58,20 @@
 #include "transports/transport.h"
 
 namespace ipcrpc {
+
+// Told about each kernel object a server-side upgrade creates that the kernel
+// keeps after its creator dies — a FIFO directory, a SysV message queue —
+// right after the system call that made it, before anything else can fail or
+// take time. connect/pending_objects.h records them, so that a server killed
+// in the middle of a negotiation does not leave them behind for good.
+class CreatedObjects {
+ public:
+  virtual void FifoDirectory(const std::string& dir) = 0;
+  virtual void MessageQueue(int id) = 0;
+
+ protected:
+  ~CreatedObjects() = default;
+};
 
 // The server's half of an upgrade between TRANSPORT_OFFER and TRANSPORT_ACK.
 class PendingTransport {

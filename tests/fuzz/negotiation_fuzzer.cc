@@ -38,14 +38,14 @@ class FakePending final : public PendingTransport {
 std::shared_ptr<const std::vector<UpgradeableTransport>> FakeTable() {
   UpgradeableTransport fake;
   fake.name = "fake";
-  fake.prepare = [](const wire::TransportRequest& request)
+  fake.prepare = [](const wire::TransportRequest& request, CreatedObjects*)
       -> absl::StatusOr<std::unique_ptr<PendingTransport>> {
     // The ring size a client asks for is only a wish.
     return std::unique_ptr<PendingTransport>(new FakePending(request.ring_bytes() % 2 == 0));
   };
   UpgradeableTransport failing;
   failing.name = "failing";
-  failing.prepare = [](const wire::TransportRequest&)
+  failing.prepare = [](const wire::TransportRequest&, CreatedObjects*)
       -> absl::StatusOr<std::unique_ptr<PendingTransport>> {
     return absl::ResourceExhaustedError("failing: no resources");
   };

@@ -82,12 +82,13 @@ class PendingFifo final : public PendingTransport {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<PendingTransport>> PrepareFifo(const FifoOptions& options) {
+absl::StatusOr<std::unique_ptr<PendingTransport>> PrepareFifo(const FifoOptions& options,
+                                                              CreatedObjects* created) {
   if (options.parent_dir.empty()) {
     return absl::InvalidArgumentError("fifo: FifoOptions.parent_dir is empty");
   }
   // The files go again (FifoFiles' destructor) on every failure from here.
-  IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<FifoFiles> files, CreateFifoFiles(options.parent_dir));
+  IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<FifoFiles> files, CreateFifoFiles(options.parent_dir, created));
   // Opening for reading with O_NONBLOCK succeeds without a writer; it is what
   // lets the client open its write end without blocking.
   ScopedFd read_fifo(

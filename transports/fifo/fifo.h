@@ -75,8 +75,10 @@ struct FifoOptions {
 };
 
 // Server: creates the directory and both FIFOs and opens the server's read
-// end. The result removes them unless its Complete() succeeds.
-absl::StatusOr<std::unique_ptr<PendingTransport>> PrepareFifo(const FifoOptions& options);
+// end. The result removes them unless its Complete() succeeds. The directory
+// is reported to `created` (if not null) as soon as it exists.
+absl::StatusOr<std::unique_ptr<PendingTransport>> PrepareFifo(const FifoOptions& options,
+                                                              CreatedObjects* created = nullptr);
 
 // Client: checks and opens the FIFOs named in `offer`. `fds` must be empty
 // (a FIFO offer carries none). Takes ownership of `control_socket`, which

@@ -101,11 +101,13 @@ void FifoFiles::Remove() {
   ::rmdir(dir_.c_str());
 }
 
-absl::StatusOr<std::unique_ptr<FifoFiles>> CreateFifoFiles(const std::string& parent_dir) {
+absl::StatusOr<std::unique_ptr<FifoFiles>> CreateFifoFiles(const std::string& parent_dir,
+                                                           CreatedObjects* created) {
   std::string dir = absl::StrCat(parent_dir, "/ipcrpc-fifo-XXXXXX");
   if (::mkdtemp(dir.data()) == nullptr) {
     return PathErrorStatus(errno, "fifo: mkdtemp in " + parent_dir);
   }
+  if (created != nullptr) created->FifoDirectory(dir);
   // From here on every return removes whatever exists.
   auto files = std::make_unique<FifoFiles>(dir);
   if (::chmod(dir.c_str(), 0700) < 0) return ErrnoStatus(errno, "fifo: chmod " + dir);

@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "base/scoped_fd.h"
+#include "transports/upgrade.h"
 
 namespace ipcrpc::fifo {
 
@@ -65,8 +66,10 @@ class FifoFiles {
 };
 
 // mkdtemp `parent_dir`/ipcrpc-fifo-XXXXXX, chmod 0700, mkfifo c2s and s2c
-// (0600). On failure whatever was made is removed again.
-absl::StatusOr<std::unique_ptr<FifoFiles>> CreateFifoFiles(const std::string& parent_dir);
+// (0600). On failure whatever was made is removed again. The directory is
+// reported to `created` (if not null) as soon as it exists.
+absl::StatusOr<std::unique_ptr<FifoFiles>> CreateFifoFiles(const std::string& parent_dir,
+                                                           CreatedObjects* created = nullptr);
 
 // Checks `path` (offered by a server running as `server_uid`) and opens it
 // with `flags` (O_RDONLY or O_WRONLY; O_NONBLOCK, O_CLOEXEC and O_NOFOLLOW

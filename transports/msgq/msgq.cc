@@ -91,10 +91,13 @@ class MsgqPendingTransport final : public PendingTransport {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<PendingTransport>> PrepareMsgq(const MsgqOptions& options) {
+absl::StatusOr<std::unique_ptr<PendingTransport>> PrepareMsgq(const MsgqOptions& options,
+                                                              CreatedObjects* created) {
   IPCRPC_ASSIGN_OR_RETURN(size_t msgmax, ReadKernelLimit(kMsgmaxPath));
   IPCRPC_ASSIGN_OR_RETURN(int client_to_server, CreateQueue());
+  if (created != nullptr) created->MessageQueue(client_to_server);
   absl::StatusOr<int> server_to_client = CreateQueue();
+  if (server_to_client.ok() && created != nullptr) created->MessageQueue(*server_to_client);
   if (!server_to_client.ok()) {
     RemoveQueue(client_to_server);
     return server_to_client.status();

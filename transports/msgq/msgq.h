@@ -61,9 +61,10 @@ struct MsgqOptions {
 };
 
 // Server: creates the two queues. They are removed if the result is
-// destroyed before Complete() succeeds.
+// destroyed before Complete() succeeds. Each is reported to `created` (if not
+// null) as soon as it exists.
 absl::StatusOr<std::unique_ptr<PendingTransport>> PrepareMsgq(
-    const MsgqOptions& options);
+    const MsgqOptions& options, CreatedObjects* created = nullptr);
 
 // Client: validates and attaches to the queues named in `offer` (`fds` must
 // be empty: this transport sends none). Takes ownership of `control_socket`,
