@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "connect/address.h"
+#include "connect/pending_objects.h"
 #include "gtest/gtest.h"
 
 extern char** environ;
@@ -83,7 +84,15 @@ void ServerProcess::Start() {
   EXPECT_EQ(line, "READY\n") << "test_server did not start";
 }
 
-ServerProcess::~ServerProcess() { Kill(); }
+// A test that ends kills its server wherever it is — possibly in the middle
+// of negotiating fifo or msgq with a client the test has already given up on
+// — and then removes what such a negotiation recorded, as the next server to
+// start would (connect/pending_objects.h). Objects nobody recorded are still
+// left for the suite's leak check (tests/testing/ipc_leak_check.h) to find.
+ServerProcess::~ServerProcess() {
+  Kill();
+  SweepStalePendingObjects();
+}
 
 int ServerProcess::Terminate() {
   if (pid_ <= 0) return -1;

@@ -53,7 +53,9 @@ class ServerProcess {
   // SIGTERM (graceful shutdown) and wait for the exit status; -1 if the
   // server is not running.
   int Terminate();
-  // SIGKILL and wait; nothing if the server is not running.
+  // SIGKILL and wait; nothing if the server is not running. (The destructor
+  // also kills, and then sweeps the objects of negotiations the server had
+  // recorded, as the next server would.)
   void Kill();
   // Kills the server and starts a new one at the same address.
   void Restart();
