@@ -161,6 +161,32 @@ TEST_P(FdPassingTest, DescriptorsSentByTheClientAreReadByTheServer) {
   ExpectNoLeaks();
 }
 
+// Message types that contain each other (Tree → Branch → Tree): descriptors
+// at any depth travel, also under a field whose type the walk first met
+// while the cycle was still being explored (before: the descriptor under
+// `branch` stayed behind and the server found none).
+TEST_P(FdPassingTest, DescriptorsDeepInsideMutuallyRecursiveTypesTravel) {
+  std::vector<ScopedFd> mine;
+  for (const char* content : {"top", "deep", "branch", "branch-deep"}) {
+    mine.push_back(*OpenWithContent("memfd", content));
+  }
+  ClientContext ctx;
+  FdRequest req;
+  SetFd(req.mutable_tree()->mutable_fd(), mine[0].get());
+  SetFd(req.mutable_tree()->mutable_branch()->mutable_tree()->mutable_branch()->mutable_tree()
+            ->mutable_fd(),
+        mine[1].get());
+  SetFd(req.mutable_branch()->mutable_tree()->mutable_fd(), mine[2].get());
+  SetFd(req.mutable_branch()->mutable_tree()->mutable_branch()->mutable_tree()->mutable_fd(),
+        mine[3].get());
+  FdReply reply;
+  absl::Status s = stub_->Read(&ctx, req, &reply);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(reply.content(), "|top|deep|branch|branch-deep");
+  mine.clear();
+  ExpectNoLeaks();
+}
+
 // Messages of 128 KiB and more are serialized into the transport in pieces
 // (FramedConnection::WriteMessage): the descriptors go with the first one.
 TEST_P(FdPassingTest, ALargeMessageCarriesItsDescriptors) {

@@ -398,6 +398,14 @@ class FdServiceImpl final : public FdService::Service {
     for (const auto& [key, fd] : req.named()) keys.push_back(key);
     std::sort(keys.begin(), keys.end());
     for (const std::string& key : keys) fields.push_back(&req.named().at(key));
+    for (const Tree* tree = req.has_tree() ? &req.tree() : nullptr; tree != nullptr;
+         tree = tree->branch().has_tree() ? &tree->branch().tree() : nullptr) {
+      if (tree->has_fd()) fields.push_back(&tree->fd());
+    }
+    for (const Tree* tree = req.branch().has_tree() ? &req.branch().tree() : nullptr;
+         tree != nullptr; tree = tree->branch().has_tree() ? &tree->branch().tree() : nullptr) {
+      if (tree->has_fd()) fields.push_back(&tree->fd());
+    }
     for (const FileDescriptor* field : fields) {
       absl::StatusOr<ScopedFd> fd = TakeFd(ctx, *field);
       if (!fd.ok()) return fd.status();
