@@ -36,6 +36,19 @@ class IpcChannel final : public Channel {
 
   std::string target() const override { return target_; }
 
+  absl::StatusOr<std::shared_ptr<SharedBufferSession>> SharedBufferSessionForAllocation()
+      override {
+    absl::StatusOr<std::shared_ptr<ClientConnection>> connection = GetConnection(nullptr);
+    if (!connection.ok()) return connection.status();
+    if ((*connection)->shared_buffers() == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the server at ", (*connection)->description(),
+          " does not take shared buffers (it did not announce them in its HELLO: an older or "
+          "non-C++ peer, or the feature is off)"));
+    }
+    return (*connection)->shared_buffers();
+  }
+
   absl::Status UnaryCall(const MethodDescriptor& method, ClientContext* context,
                          const google::protobuf::MessageLite& request,
                          google::protobuf::MessageLite* response) override {

@@ -26,6 +26,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "google/protobuf/message_lite.h"
 #include "runtime/client_context.h"
@@ -37,6 +38,8 @@
 namespace ipcrpc {
 namespace internal {
 class ChannelCalls;
+class SharedBufferAccess;
+class SharedBufferSession;
 }  // namespace internal
 
 // Default cap on one message, each direction (the same as gRPC's).
@@ -73,6 +76,14 @@ struct ChannelOptions {
   // Whether this client tells servers it can decompress responses (HELLO's
   // accept_compression). false: servers never compress to it.
   bool accept_compression = true;
+  // Shared buffers (runtime/shared_buffer.h): whether this side takes part
+  // (HELLO's shared_buffers; false: peers never send it any, and allocation
+  // fails FAILED_PRECONDITION), the most bytes of segments this side's pool
+  // holds per connection (allocation beyond fails RESOURCE_EXHAUSTED), and the
+  // size of its smallest segment (an arena that small buffers share).
+  bool shared_buffers = true;
+  uint64_t shared_buffer_pool_bytes = uint64_t{2} << 30;
+  uint64_t shared_buffer_arena_bytes = uint64_t{64} << 20;
 };
 
 class Channel {
@@ -87,6 +98,15 @@ class Channel {
   // bridge) overrides them.
  private:
   friend class internal::ChannelCalls;
+  friend class internal::SharedBufferAccess;
+  // The shared-buffer pool of the connection new calls use, connecting if
+  // needed (runtime/shared_buffer.h, AllocateSharedBuffer). A channel that
+  // has none (a test fake, the gRPC bridge) refuses.
+  virtual absl::StatusOr<std::shared_ptr<internal::SharedBufferSession>>
+  SharedBufferSessionForAllocation() {
+    return absl::FailedPreconditionError(
+        "shared buffers need an ipcrpc connection; channel " + target() + " has none");
+  }
 
   // Runs a unary call to completion.
   virtual absl::Status UnaryCall(const MethodDescriptor& method,

@@ -34,6 +34,7 @@
 #include "base/sync.h"
 #include "runtime/compression.h"
 #include "runtime/metadata.h"
+#include "runtime/call_buffers.h"
 #include "runtime/call_fds.h"
 
 namespace ipcrpc {
@@ -143,6 +144,9 @@ class ClientContext {
   // (ipcrpc::TakeFd) and those kept until sent (ipcrpc::AttachFd); see
   // runtime/call_fds.h and runtime/file_descriptor.h.
   CallFds& fds() { return fds_; }
+  // The shared buffers of this call: received ones not taken yet, writers
+  // kept for sending. runtime/call_buffers.h and runtime/shared_buffer.h.
+  CallBuffers& buffers() { return buffers_; }
 
   // What carried the call, e.g. "unix:/run/x.sock" or "shm via shm:/run/x.sock"
   // (set once the call has started).
@@ -166,6 +170,7 @@ class ClientContext {
   Metadata trailing_metadata_;
   PeerCredentials peer_;
   CallFds fds_;
+  CallBuffers buffers_;
   std::shared_ptr<const std::string> transport_;  // the connection's description
   // Set by FromServerContext: the server call's registry of child calls.
   std::shared_ptr<internal::ChildCalls> parent_calls_;

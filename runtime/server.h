@@ -121,6 +121,14 @@ struct ServerOptions {
   // Whether this server tells clients it can decompress requests (HELLO's
   // accept_compression). false: clients never compress to it.
   bool accept_compression = true;
+  // Shared buffers (runtime/shared_buffer.h): whether this side takes part
+  // (HELLO's shared_buffers; false: peers never send it any, and allocation
+  // fails FAILED_PRECONDITION), the most bytes of segments this side's pool
+  // holds per connection (allocation beyond fails RESOURCE_EXHAUSTED), and the
+  // size of its smallest segment (an arena that small buffers share).
+  bool shared_buffers = true;
+  uint64_t shared_buffer_pool_bytes = uint64_t{2} << 30;
+  uint64_t shared_buffer_arena_bytes = uint64_t{64} << 20;
 };
 
 // What the server's limits refused or closed since it started, and what it

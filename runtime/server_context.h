@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "runtime/compression.h"
 #include "runtime/metadata.h"
+#include "runtime/call_buffers.h"
 #include "runtime/call_fds.h"
 
 namespace ipcrpc {
@@ -89,6 +90,9 @@ class ServerContext {
   // (ipcrpc::TakeFd) and those kept until sent (ipcrpc::AttachFd); see
   // runtime/call_fds.h and runtime/file_descriptor.h.
   CallFds& fds() { return fds_; }
+  // The shared buffers of this call: received ones not taken yet, writers
+  // kept for sending. runtime/call_buffers.h and runtime/shared_buffer.h.
+  CallBuffers& buffers() { return buffers_; }
 
  private:
   friend class ClientContext;  // FromServerContext
@@ -104,6 +108,7 @@ class ServerContext {
   PeerCredentials peer_;
   CompressionAlgorithm compression_ = CompressionAlgorithm::kNone;
   CallFds fds_;
+  CallBuffers buffers_;
   const internal::ServerStream* stream_ = nullptr;
 };
 

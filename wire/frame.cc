@@ -179,12 +179,16 @@ absl::Status FrameReader::TakeDeclaredFds() {
     IPCRPC_RETURN_IF_ERROR(taken.status());
     batch = std::move(*taken);
   }
-  if (h.type != FrameType::kMessage || h.fd_count > max_fds_per_frame_) {
+  const bool allowed = h.type == FrameType::kMessage
+                           ? h.fd_count <= max_fds_per_frame_
+                           : h.type == FrameType::kSegment && accept_segments_ && h.fd_count == 1;
+  if (!allowed) {
     undeclared_fds_closed_ += batch.fds.size();
     return absl::DataLossError(absl::StrCat(
         transport_.description(), ": a frame of type ", static_cast<int>(h.type), " carries ",
         h.fd_count, " file descriptors; this side accepts ", max_fds_per_frame_,
-        " per MESSAGE and none on other frames; they were closed"));
+        " per MESSAGE, one per SEGMENT (if it announced shared buffers) and none on other "
+        "frames; they were closed"));
   }
   if (batch.truncated) {
     // Out of descriptors here: the kernel closed what it could not install.

@@ -60,9 +60,16 @@ enum class FrameType : uint8_t {
   kTransportRequest = 11,  // payload: wire.TransportRequest  client → server
   kTransportOffer = 12,    // payload: wire.TransportOffer    server → client
   kTransportAck = 13,      // payload: wire.TransportAck      client → server
+  // Shared buffers (PROTOCOL.md §11), stream 0, only between peers that both
+  // announced Hello.shared_buffers.
+  kSegment = 14,        // 16 bytes (wire/shared_buffer_format.h) + one memfd    owner → peer
+  kSegmentRetire = 15,  // u32 LE segment ids                                    owner → peer
+  kBufferRelease = 16,  // u32 LE buffer keys, one per reference dropped         peer → owner
 };
 
 inline constexpr uint16_t kFlagPingAck = 0x1;
+// MESSAGE: the payload ends with a shared-buffer table (PROTOCOL.md §11).
+inline constexpr uint16_t kFlagSharedBuffers = 0x0010;
 
 struct FrameHeader {
   FrameType type;
@@ -134,6 +141,9 @@ class FrameReader {
   // in its HELLO; 0 until then: a frame that declares any is a protocol
   // error). The reading thread only.
   void set_max_fds_per_frame(int max) { max_fds_per_frame_ = max; }
+  // Whether a SEGMENT frame may carry its one descriptor (PROTOCOL.md §11:
+  // this side announced Hello.shared_buffers).
+  void set_accept_segments(bool accept) { accept_segments_ = accept; }
   // Codec mode, for the conformance vectors and tools that read a recorded
   // byte stream (never a live connection): fd_count is decoded and reported
   // in the header, but no descriptors are looked for or matched.
@@ -183,6 +193,7 @@ class FrameReader {
   // Descriptor batches that came in band and wait for their frame header.
   std::vector<FdBatch> pending_;
   int max_fds_per_frame_ = 0;
+  bool accept_segments_ = false;
   bool headers_only_fd_count_ = false;
   uint64_t undeclared_fds_closed_ = 0;
 

@@ -106,7 +106,7 @@ void AsyncPoller::Complete(Call call) {
       status = absl::InternalError(
           absl::StrCat("server answered a unary call with ", s.inbox_.size(), " messages"));
     } else if (!s.Parse(s.inbox_.front().payload, std::move(s.inbox_.front().fds),
-                        call.response)) {
+                        std::move(s.inbox_.front().buffers), call.response)) {
       status = absl::InternalError("could not parse the response message");
     }
   }

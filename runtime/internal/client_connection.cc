@@ -11,9 +11,11 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
+#include "runtime/internal/buffer_fields.h"
 #include "runtime/internal/call_limits.h"
 #include "wire/compression.h"
 
@@ -96,17 +98,21 @@ absl::Status ClientStream::Write(const google::protobuf::MessageLite& message) {
   ClientConnection& c = *connection_;
   size_t size = message.ByteSizeLong();
   thread_local OutgoingFds fds;
-  fds.fds.clear();
+  fds.Clear();
   absl::Status checked = CollectFds(message, c.peer_hello_.max_fds_per_message(),
                                     *c.description_, &fds);
+  if (checked.ok()) checked = CollectSharedBuffers(message, c.shared_buffers_, *c.description_, &fds);
+  // Buffers counted as sent are uncounted unless the message goes out.
+  absl::Cleanup uncount = [] { fds.RollBackBuffers(); };
   if (checked.ok()) checked = c.CheckSendSize(size + fds.table.size());
   if (!checked.ok()) {
     Fail(checked);
     return checked;
   }
   std::string compressed;
-  // A message that carries descriptors is never compressed (PROTOCOL.md §10).
-  const bool is_compressed = compression_ != kCompressionNone && fds.empty() &&
+  // A message that carries descriptors or buffers is never compressed
+  // (PROTOCOL.md §10, §11).
+  const bool is_compressed = compression_ != kCompressionNone && !fds.has_trailer() &&
                              CompressMessage(message, size, compression_, &compressed);
   {
     internal::MutexLock lock(&c.mu_);
@@ -126,6 +132,7 @@ absl::Status ClientStream::Write(const google::protobuf::MessageLite& message) {
     // descriptor table included (§10).
     send_window_ -= static_cast<int64_t>(is_compressed ? compressed.size() : size + fds.table.size());
   }
+  fds.CommitBuffers();  // from here the message is written (or the connection breaks)
   absl::Status status =
       is_compressed
           ? c.framed_.WriteCompressedMessage(&OutgoingFrameBuffer(), id_, compressed, compression_,
@@ -156,6 +163,7 @@ bool ClientStream::Read(google::protobuf::MessageLite* message) {
   std::string payload;
   uint8_t compression = 0;
   std::vector<ScopedFd> fds;
+  std::vector<ReceivedBuffer> buffers;
   uint32_t credit = 0;
   {
     internal::MutexLock lock(&c.mu_);
@@ -169,8 +177,10 @@ bool ClientStream::Read(google::protobuf::MessageLite* message) {
     payload = std::move(inbox_.front().payload);
     compression = inbox_.front_compression();
     fds = std::move(inbox_.front().fds);
+    buffers = std::move(inbox_.front().buffers);
+    const uint32_t table_bytes = inbox_.front().table_bytes;
     inbox_.pop_front();
-    unacked_bytes_ += static_cast<uint32_t>(payload.size());
+    unacked_bytes_ += static_cast<uint32_t>(payload.size()) + table_bytes;
     if (!done_ && unacked_bytes_ >= c.options_.stream_window_bytes / 2) {
       credit = unacked_bytes_;
       unacked_bytes_ = 0;
@@ -194,7 +204,7 @@ bool ClientStream::Read(google::protobuf::MessageLite* message) {
     payload.swap(plain);
   }
   const size_t size = payload.size();
-  const bool parsed = Parse(payload, std::move(fds), message);
+  const bool parsed = Parse(payload, std::move(fds), std::move(buffers), message);
   c.framed_.reader().Recycle(std::move(payload));
   if (!parsed) {
     Fail(absl::InternalError(absl::StrCat("could not parse a response message of ", size,
@@ -205,21 +215,36 @@ bool ClientStream::Read(google::protobuf::MessageLite* message) {
 }
 
 bool ClientStream::Parse(const std::string& payload, std::vector<ScopedFd> fds,
+                         std::vector<ReceivedBuffer> buffers,
                          google::protobuf::MessageLite* message) {
+  bool parsed;
   if (fds.empty()) {
     // A message without descriptors drops those the last one left untaken.
     if (received_fds_ && context_ != nullptr) context_->fds().Replace({});
     received_fds_ = false;
-    return message->ParseFromString(payload);
+    parsed = message->ParseFromString(payload);
+  } else {
+    absl::string_view bytes, table;
+    parsed = SplitFdTable(payload, fds.size(), &bytes, &table) &&
+             message->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+    if (parsed) {
+      BindFds(message, table, std::move(fds), context_ ? &context_->fds() : nullptr);
+      received_fds_ = true;
+    }  // else `fds` close here
   }
-  absl::string_view bytes, table;
-  if (!SplitFdTable(payload, fds.size(), &bytes, &table) ||
-      !message->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return false;  // `fds` close here
+  // Shared buffers (PROTOCOL.md §11) likewise: the last message's replace
+  // those of the one before; a message that did not parse releases its own.
+  if (!buffers.empty() || received_buffers_) {
+    BindSharedBuffers(message, parsed ? std::move(buffers) : std::vector<ReceivedBuffer>(),
+                      context_ ? &context_->buffers() : nullptr);
+    received_buffers_ = parsed && context_ != nullptr;
+    if (!parsed && !buffers.empty()) {
+      std::shared_ptr<SharedBufferSession> session = buffers.front().session_ptr();
+      buffers.clear();
+      session->FlushReleases();
+    }
   }
-  BindFds(message, table, std::move(fds), context_ ? &context_->fds() : nullptr);
-  received_fds_ = true;
-  return true;
+  return parsed;
 }
 
 absl::Status ClientStream::Finish() {
@@ -245,7 +270,9 @@ ClientConnection::ClientConnection(std::unique_ptr<Transport> transport,
       description_(std::make_shared<const std::string>(framed_.transport().description())),
       poller_(*this, mu_) {}
 
-ClientConnection::~ClientConnection() = default;
+ClientConnection::~ClientConnection() {
+  if (shared_buffers_ != nullptr) shared_buffers_->Close();
+}
 
 absl::StatusOr<std::shared_ptr<ClientConnection>> ClientConnection::Establish(
     std::unique_ptr<Transport> transport, const ChannelOptions& options,
@@ -258,6 +285,7 @@ absl::StatusOr<std::shared_ptr<ClientConnection>> ClientConnection::Establish(
   hello.set_initial_stream_window(options.stream_window_bytes);
   hello.set_agent(kAgent);
   if (options.accept_compression) hello.set_accept_compression(kSupportedCompression);
+  hello.set_shared_buffers(options.shared_buffers);
   absl::StatusOr<wire::Hello> theirs = c->framed_.ExchangeHello(hello, deadline);
   if (!theirs.ok()) {
     return absl::Status(theirs.status().code(),
@@ -265,6 +293,17 @@ absl::StatusOr<std::shared_ptr<ClientConnection>> ClientConnection::Establish(
                                      ": ", theirs.status().message()));
   }
   c->peer_hello_ = std::move(*theirs);
+  if (c->framed_.announced_shared_buffers() && c->peer_hello_.shared_buffers()) {
+    std::weak_ptr<ClientConnection> weak = c;
+    c->shared_buffers_ = std::make_shared<SharedBufferSession>(
+        *c->description_,
+        SharedBufferLimits{options.shared_buffer_pool_bytes, options.shared_buffer_arena_bytes},
+        [weak](absl::string_view frames, absl::Span<const int> fds) -> absl::Status {
+          std::shared_ptr<ClientConnection> connection = weak.lock();
+          if (connection == nullptr) return absl::UnavailableError("connection closed");
+          return connection->framed_.WriteWithFds(frames, fds, absl::Now() + absl::Seconds(5));
+        });
+  }
   c->last_frame_ms_.store(CoarseMonotonicMillis(), std::memory_order_relaxed);
   return c;
 }
@@ -275,14 +314,19 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
   const size_t request_size = first_request != nullptr ? first_request->ByteSizeLong() : 0;
   const uint8_t compression = RequestCompression(context);
   thread_local OutgoingFds fds;  // reused: no allocation per call
-  fds.fds.clear();
-  const absl::Status fd_status =
+  fds.Clear();
+  absl::Status fd_status =
       first_request == nullptr
           ? absl::OkStatus()
           : CollectFds(*first_request, peer_hello_.max_fds_per_message(), *description_, &fds);
+  if (fd_status.ok() && first_request != nullptr) {
+    fd_status = CollectSharedBuffers(*first_request, shared_buffers_, *description_, &fds);
+  }
+  // Buffers counted as sent are uncounted unless the request goes out.
+  absl::Cleanup uncount = [] { fds.RollBackBuffers(); };
   std::string compressed;  // the first request, if it goes compressed (never with descriptors)
   const bool is_compressed = first_request != nullptr && compression != kCompressionNone &&
-                             fds.empty() && CheckSendSize(request_size).ok() &&
+                             !fds.has_trailer() && CheckSendSize(request_size).ok() &&
                              CompressMessage(*first_request, request_size, compression, &compressed);
   const size_t request_wire_size = is_compressed ? compressed.size() : request_size;
   // Streams must reach the server in id order: hold start_mu_ from choosing
@@ -350,7 +394,7 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
       stream->Fail(std::move(s));
       return stream;
     }
-    if (!fds.empty()) {  // the table counts against the window, as the server counts it
+    if (fds.has_trailer()) {  // the tables count against the window, as the server counts them
       internal::MutexLock lock(&mu_);
       stream->send_window_ -= static_cast<int64_t>(fds.table.size());
     }
@@ -369,6 +413,7 @@ std::unique_ptr<ClientStream> ClientConnection::StartStream(
   auto append_half_close = [&](std::string* after) {
     if (half_close) AppendFrame(FrameType::kHalfClose, id, {}, after);
   };
+  fds.CommitBuffers();  // from here the request is written (or the connection breaks)
   absl::Status status =
       is_compressed
           ? framed_.WriteCompressedMessage(&out, id, compressed, compression, append_half_close,
@@ -417,9 +462,11 @@ bool ClientConnection::AwaitLocked(ClientStream* stream, const std::function<boo
       } else if (!absl::IsAborted(status) && !absl::IsDeadlineExceeded(status)) {
         BreakLocked(status);
       }
-      if (!pending_control_.empty()) {
+      if (!pending_control_.empty() || shared_buffers_ != nullptr) {
         mu_.Unlock();
         FlushPendingControl();
+        // Releases queued while handling the frame (a failed message's buffers).
+        if (shared_buffers_ != nullptr) shared_buffers_->FlushReleases();
         mu_.Lock();
       }
       continue;
@@ -525,6 +572,11 @@ void ClientConnection::HandleFrameLocked(Frame& frame) {
       }
       return;
     }
+    case FrameType::kSegment:
+    case FrameType::kSegmentRetire:
+    case FrameType::kBufferRelease:
+      HandleSharedBufferFrameLocked(frame, std::move(fds));
+      return;
     case FrameType::kHello:
     case FrameType::kCallStart:
     case FrameType::kCancel:
@@ -533,6 +585,15 @@ void ClientConnection::HandleFrameLocked(Frame& frame) {
       return;
     default:
       break;
+  }
+  // A MESSAGE's shared buffers are resolved whatever becomes of it, so that
+  // a message dropped here still releases them (PROTOCOL.md §11); holds
+  // dropped on the paths below queue their releases, sent after this frame.
+  std::vector<ReceivedBuffer> buffers;
+  absl::Status buffers_status;
+  const size_t wire_size = frame.payload.size();
+  if (h.type == FrameType::kMessage && (h.flags & kFlagSharedBuffers) && !frame.oversized) {
+    buffers_status = TakeBufferTable(&frame.payload, fds.size(), shared_buffers_.get(), &buffers);
   }
   auto it = streams_.find(h.stream_id);
   if (it == streams_.end()) return;  // a stream we already finished locally
@@ -606,6 +667,27 @@ void ClientConnection::HandleFrameLocked(Frame& frame) {
                                   kMaxQueuedFdsPerConnection, " are kept")));
         return;
       }
+      if (h.flags & kFlagSharedBuffers) {
+        if (CompressionOf(h.flags) != kCompressionNone) {
+          AppendFrame(FrameType::kCancel, s->id_, {}, &pending_control_);
+          FinishStreamLocked(s, absl::InternalError(
+                                    "server sent a compressed message with shared buffers"));
+          return;
+        }
+        if (!buffers_status.ok()) {
+          AppendFrame(FrameType::kCancel, s->id_, {}, &pending_control_);
+          FinishStreamLocked(s, absl::Status(buffers_status.code(),
+                                             absl::StrCat("a response's shared buffers: ",
+                                                          buffers_status.message())));
+          return;
+        }
+        s->receive_window_ -= static_cast<int64_t>(wire_size);
+        const auto table_bytes = static_cast<uint32_t>(wire_size - frame.payload.size());
+        s->inbox_.push_back(std::move(frame.payload), kCompressionNone, std::move(fds),
+                            &queued_fds_, std::move(buffers), table_bytes);
+        s->cv_.SignalAll();
+        return;
+      }
       s->receive_window_ -= static_cast<int64_t>(frame.payload.size());
       s->inbox_.push_back(std::move(frame.payload), CompressionOf(h.flags), std::move(fds),
                           &queued_fds_);  // decompressed by Read
@@ -649,6 +731,22 @@ void ClientConnection::HandleFrameLocked(Frame& frame) {
     default:
       return;  // unknown frame types are skipped
   }
+}
+
+void ClientConnection::HandleSharedBufferFrameLocked(Frame& frame, std::vector<ScopedFd> fds) {
+  const FrameHeader& h = frame.header;
+  if (shared_buffers_ == nullptr) return;  // not negotiated: skipped like unknown types
+  absl::Status status;
+  if (h.stream_id != 0 || frame.oversized) {
+    status = absl::DataLossError("shared-buffer frame on a stream other than 0, or oversized");
+  } else if (h.type == FrameType::kSegment) {
+    status = shared_buffers_->OnSegment(frame.payload, std::move(fds));
+  } else if (h.type == FrameType::kSegmentRetire) {
+    status = shared_buffers_->OnRetire(frame.payload);
+  } else {
+    status = shared_buffers_->OnRelease(frame.payload);
+  }
+  if (!status.ok()) BreakLocked(status);  // a protocol violation (PROTOCOL.md §11)
 }
 
 void ClientConnection::SendControl(FrameType type, uint32_t stream_id,

@@ -36,6 +36,7 @@
 #include "runtime/codegen/call_interfaces.h"
 #include "runtime/internal/framed_connection.h"
 #include "runtime/internal/payload_queue.h"
+#include "runtime/internal/shared_buffer_session.h"
 #include "runtime/method.h"
 
 namespace ipcrpc::internal {
@@ -64,7 +65,7 @@ class ClientStream final : public ClientCall {
   // Parses a received payload into *message; the descriptors that came with
   // it go to the context (PROTOCOL.md §10). false if it does not parse.
   bool Parse(const std::string& payload, std::vector<ScopedFd> fds,
-             google::protobuf::MessageLite* message);
+             std::vector<ReceivedBuffer> buffers, google::protobuf::MessageLite* message);
 
   const std::shared_ptr<ClientConnection> connection_;
   const uint32_t id_;
@@ -89,6 +90,8 @@ class ClientStream final : public ClientCall {
   // The reading thread only: the last message read came with descriptors,
   // which the context may still hold.
   bool received_fds_ = false;
+  // Likewise for shared buffers.
+  bool received_buffers_ = false;
 };
 
 class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
@@ -125,6 +128,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   }
 
   const std::string& description() const { return *description_; }
+  // The connection's shared buffers; null when either side did not announce
+  // them (PROTOCOL.md §11).
+  const std::shared_ptr<SharedBufferSession>& shared_buffers() const { return shared_buffers_; }
   PeerCredentials peer() { return framed_.transport().peer(); }
 
  private:
@@ -158,6 +164,10 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   const ChannelOptions options_;
   const std::shared_ptr<const std::string> description_;  // shared with ClientContexts
   wire::Hello peer_hello_;  // set by Establish, then immutable
+  std::shared_ptr<SharedBufferSession> shared_buffers_;  // set by Establish, then immutable
+  // Applies SEGMENT, SEGMENT_RETIRE and BUFFER_RELEASE (stream 0).
+  void HandleSharedBufferFrameLocked(Frame& frame, std::vector<ScopedFd> fds)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Descriptors in the streams' inboxes (kMaxQueuedFdsPerConnection). The
   // streams hold the connection, so it outlives their inboxes.
   QueuedFdCount queued_fds_;

@@ -8,6 +8,7 @@
 #include "runtime/channel.h"
 #include "runtime/codegen/stub_calls.h"
 #include "runtime/internal/interception.h"
+#include "runtime/internal/shared_buffer_access.h"
 
 namespace ipcrpc {
 namespace internal {
@@ -183,6 +184,11 @@ class InterceptedChannel final : public Channel {
           interception->AfterReceive(status.ok() ? response : nullptr, &status);
           done(status);
         });
+  }
+
+  absl::StatusOr<std::shared_ptr<SharedBufferSession>> SharedBufferSessionForAllocation()
+      override {
+    return SharedBufferAccess::SessionOf(*channel_);
   }
 
   std::unique_ptr<ClientCall> StartCall(const MethodDescriptor& method, ClientContext* context,

@@ -106,6 +106,25 @@ void PutU32(uint32_t v, std::string* out) {
 
 }  // namespace
 
+void OutgoingFds::Clear() {
+  RollBackBuffers();
+  fds.clear();
+  table.clear();
+  flags = 0;
+}
+
+void OutgoingFds::CommitBuffers() {
+  buffer_keys.clear();
+  buffer_session.reset();
+}
+
+void OutgoingFds::RollBackBuffers() {
+  if (buffer_session != nullptr) {
+    for (uint32_t key : buffer_keys) buffer_session->UndoRemote(key);
+  }
+  CommitBuffers();
+}
+
 absl::Status CollectFds(const google::protobuf::MessageLite& lite, uint32_t peer_max,
                         absl::string_view peer, OutgoingFds* out) {
   const auto* message = dynamic_cast<const Message*>(&lite);

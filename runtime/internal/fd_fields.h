@@ -14,6 +14,7 @@
 #define IPCRPC_RUNTIME_INTERNAL_FD_FIELDS_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "base/scoped_fd.h"
 #include "google/protobuf/message_lite.h"
 #include "runtime/call_fds.h"
+#include "runtime/internal/shared_buffer_session.h"
 
 namespace ipcrpc::internal {
 
@@ -31,11 +33,25 @@ inline constexpr uint32_t kMaxFdsPerMessage = 253;
 // Bytes per descriptor-table entry at the end of a MESSAGE payload.
 inline constexpr size_t kFdTableEntryBytes = 4;
 
-// The descriptors a message names, ready to go with its frame.
+// What goes with a MESSAGE beside its bytes: the descriptors a message
+// names, and the payload's trailer — the shared-buffer table (PROTOCOL.md
+// §11, runtime/internal/buffer_fields.h) if `flags` says so, then the
+// descriptor table (§10).
 struct OutgoingFds {
   absl::InlinedVector<int, 4> fds;  // in the order sent
-  std::string table;                // u32 LE key (the field's handle) per fd
+  std::string table;                // the trailer: [buffer table] u32 LE key (the field's handle) per fd
+  uint16_t flags = 0;               // MESSAGE flags the trailer needs (kFlagSharedBuffers)
+  // Shared buffers counted as sent to the peer (buffer_fields.h): uncounted
+  // by RollBackBuffers or Clear unless CommitBuffers ran (the message went out).
+  std::shared_ptr<SharedBufferSession> buffer_session;
+  std::vector<uint32_t> buffer_keys;
+
   bool empty() const { return fds.empty(); }
+  bool has_trailer() const { return !table.empty(); }
+  // Ready for the next message (rolls back uncommitted buffer references).
+  void Clear();
+  void CommitBuffers();
+  void RollBackBuffers();
 };
 
 // Collects the FileDescriptor fields of `message` that name a descriptor.

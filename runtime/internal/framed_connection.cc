@@ -134,7 +134,9 @@ absl::Status FramedConnection::WriteMessage(
     size_t size, absl::FunctionRef<void(std::string*)> append_after, absl::Time deadline,
     const OutgoingFds* fds) {
   const bool with_fds = message != nullptr && fds != nullptr && !fds->empty();
-  if (!with_fds && (message == nullptr || size < kStreamedMessageBytes)) {
+  // A trailer: the shared-buffer table (§11) and/or the descriptor table (§10).
+  const bool with_trailer = message != nullptr && fds != nullptr && fds->has_trailer();
+  if (!with_trailer && (message == nullptr || size < kStreamedMessageBytes)) {
     if (message != nullptr) AppendProtoFrame(FrameType::kMessage, stream_id, *message, size, frames);
     append_after(frames);
     return Write(*frames, deadline);
@@ -142,13 +144,14 @@ absl::Status FramedConnection::WriteMessage(
   // The MESSAGE frame's header, then (streamed) its message bytes; `after`
   // holds the descriptor table, if any, and the frames that follow.
   std::string after;  // built before the lock; one allocation per large message at most
-  if (with_fds) after = fds->table;
+  if (with_trailer) after = fds->table;
   const size_t table_bytes = after.size();
   FrameHeader header;
   header.type = FrameType::kMessage;
   header.stream_id = stream_id;
   header.length = static_cast<uint32_t>(size + table_bytes);
   header.fd_count = with_fds ? static_cast<uint8_t>(fds->fds.size()) : 0;
+  header.flags = with_trailer ? fds->flags : 0;
   // With descriptors, the MESSAGE starts a transport write of its own: they
   // travel with its first byte (PROTOCOL.md §10), not with the frames before.
   const size_t prefix = with_fds ? frames->size() : 0;
@@ -159,8 +162,8 @@ absl::Status FramedConnection::WriteMessage(
   absl::Span<const int> fd_span;
   if (with_fds) fd_span = absl::MakeConstSpan(fds->fds.data(), fds->fds.size());
 
-  if (with_fds && size < kStreamedMessageBytes) {
-    // Small: header, message and table in one string, sent with the fds.
+  if (with_trailer && size < kStreamedMessageBytes) {
+    // Small: header, message and trailer in one string, sent with the fds.
     frames->resize(at + kFrameHeaderSize + size);
     message->SerializeWithCachedSizesToArray(
         reinterpret_cast<uint8_t*>(&(*frames)[at + kFrameHeaderSize]));
@@ -213,6 +216,15 @@ absl::Status FramedConnection::WriteMessage(
   return status;
 }
 
+absl::Status FramedConnection::WriteWithFds(absl::string_view frames, absl::Span<const int> fds,
+                                            absl::Time deadline) {
+  WriteTurn turn(*this);
+  absl::string_view chunks[] = {frames};
+  absl::Status status = transport_->WriteWithFds(chunks, fds, TransportWriteDeadline(deadline));
+  if (!status.ok()) transport_->Shutdown();
+  return status;
+}
+
 absl::Status FramedConnection::WriteCompressedMessage(
     std::string* frames, uint32_t stream_id, absl::string_view payload, uint8_t algorithm,
     absl::FunctionRef<void(std::string*)> append_after, absl::Time deadline) {
@@ -240,6 +252,10 @@ absl::StatusOr<wire::Hello> FramedConnection::ExchangeHello(const wire::Hello& o
       std::clamp<int>(transport_->max_fds_per_write(), 0, static_cast<int>(kMaxFdsPerMessage)));
   sent.set_max_fds_per_message(max_fds);
   reader_.set_max_fds_per_frame(static_cast<int>(max_fds));
+  // Shared buffers need descriptors (their segments travel as fds, §11).
+  sent.set_shared_buffers(ours.shared_buffers() && max_fds > 0);
+  reader_.set_accept_segments(sent.shared_buffers());
+  announced_shared_buffers_ = sent.shared_buffers();
   std::string out;
   AppendProtoFrame(FrameType::kHello, 0, sent, sent.ByteSizeLong(), &out);
   absl::Status written = Write(out, deadline);

@@ -90,12 +90,20 @@ class FramedConnection {
                                       absl::string_view payload, uint8_t algorithm,
                                       absl::FunctionRef<void(std::string*)> append_after,
                                       absl::Time deadline);
+  // Writes whole `frames` in one transport write with `fds` sent with their
+  // first byte (a SEGMENT frame, PROTOCOL.md §11). Failures as for Write().
+  absl::Status WriteWithFds(absl::string_view frames, absl::Span<const int> fds,
+                            absl::Time deadline);
   // For WriteMessage: no frames after the message.
   static void NoFramesAfter(std::string*) {}
 
-  // Sends our HELLO and reads the peer's (client order: send first).
+  // Sends our HELLO and reads the peer's (client order: send first). The
+  // HELLO sent announces shared buffers only if `ours` asks for them and
+  // the transport passes descriptors.
   absl::StatusOr<wire::Hello> ExchangeHello(const wire::Hello& ours,
                                             absl::Time deadline);
+  // Whether the HELLO sent announced shared buffers (after ExchangeHello).
+  bool announced_shared_buffers() const { return announced_shared_buffers_; }
 
  private:
   // One writer at a time; the turn is waited for up to a deadline (not
@@ -107,6 +115,7 @@ class FramedConnection {
 
   std::unique_ptr<Transport> transport_;
   FrameReader reader_;
+  bool announced_shared_buffers_ = false;  // set by ExchangeHello
   internal::Mutex turn_mu_;
   bool writing_ ABSL_GUARDED_BY(turn_mu_) = false;
 };

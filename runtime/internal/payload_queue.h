@@ -22,6 +22,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "base/scoped_fd.h"
+#include "runtime/internal/shared_buffer_session.h"
 
 namespace ipcrpc::internal {
 
@@ -56,6 +57,11 @@ struct ReceivedPayload {
   QueuedFdCount* counted_in = nullptr;  // where fds.size() was counted
   size_t counted = 0;
   uint8_t compression = 0;  // the payload's compression algorithm id
+  // The shared buffers the MESSAGE referenced (PROTOCOL.md §11), resolved as
+  // it arrived; their table was cut from `payload`, and `table_bytes` says
+  // how long it was (flow-control credit counts it).
+  std::vector<ReceivedBuffer> buffers;
+  uint32_t table_bytes = 0;
 };
 
 class PayloadQueue {
@@ -73,11 +79,15 @@ class PayloadQueue {
   // `compression`: the payload's compression algorithm id (wire/compression.h).
   // `fds`, if any, were counted in *counted_in (QueuedFdCount::TryAdd); they
   // are released from it when their message leaves the queue.
+  // `buffers`: the message's shared buffers, whose table of `table_bytes`
+  // was cut from the payload.
   void push_back(std::string payload, uint8_t compression = 0, std::vector<ScopedFd> fds = {},
-                 QueuedFdCount* counted_in = nullptr) {
+                 QueuedFdCount* counted_in = nullptr, std::vector<ReceivedBuffer> buffers = {},
+                 uint32_t table_bytes = 0) {
     const size_t n = fds.size();
     items_.push_back(ReceivedPayload{std::move(payload), std::move(fds),
-                                     n > 0 ? counted_in : nullptr, n, compression});
+                                     n > 0 ? counted_in : nullptr, n, compression,
+                                     std::move(buffers), table_bytes});
   }
 
   // Requires !empty().

@@ -7,6 +7,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "runtime/internal/buffer_fields.h"
 #include "runtime/internal/call_limits.h"
 #include "runtime/internal/server_core.h"
 #include "wire/compression.h"
@@ -21,7 +22,10 @@ ServerConnection::ServerConnection(ServerCore& core, std::unique_ptr<Transport> 
               ControlFrameLimit(MetadataLimitsOf(core.options()))),
       reading_role_([this](bool first) { ThreadMain(first); }) {}
 
-ServerConnection::~ServerConnection() { Join(); }
+ServerConnection::~ServerConnection() {
+  Join();
+  if (shared_buffers_ != nullptr) shared_buffers_->Close();
+}
 
 absl::Status ServerConnection::Start() {
   absl::Status started = reading_role_.Start();
@@ -56,6 +60,7 @@ bool ServerConnection::Handshake() {
   ours.set_max_concurrent_streams(core_.options().max_concurrent_streams_per_connection);
   ours.set_agent(kAgent);
   if (core_.options().accept_compression) ours.set_accept_compression(kSupportedCompression);
+  ours.set_shared_buffers(core_.options().shared_buffers);
   absl::StatusOr<wire::Hello> theirs =
       framed_.ExchangeHello(ours, absl::Now() + core_.options().handshake_timeout);
   if (!theirs.ok()) {
@@ -63,6 +68,18 @@ bool ServerConnection::Handshake() {
     return false;
   }
   peer_hello_ = std::move(*theirs);
+  if (framed_.announced_shared_buffers() && peer_hello_.shared_buffers()) {
+    std::weak_ptr<ServerConnection> weak = weak_from_this();
+    shared_buffers_ = std::make_shared<SharedBufferSession>(
+        framed_.transport().description(),
+        SharedBufferLimits{core_.options().shared_buffer_pool_bytes,
+                           core_.options().shared_buffer_arena_bytes},
+        [weak](absl::string_view frames, absl::Span<const int> fds) -> absl::Status {
+          std::shared_ptr<ServerConnection> connection = weak.lock();
+          if (connection == nullptr) return absl::UnavailableError("connection closed");
+          return connection->framed_.WriteWithFds(frames, fds, absl::Now() + kControlWriteTimeout);
+        });
+  }
   hello_done_.store(true, std::memory_order_release);
   return true;
 }
@@ -81,6 +98,8 @@ bool ServerConnection::ReadUntilHandlerRanInline() {
     std::shared_ptr<ServerStream> ready;
     MethodHandler* handler = nullptr;
     HandleFrame(read_frame_, &ready, &handler);
+    // Releases of buffers dropped while handling the frame (a failed message).
+    if (shared_buffers_ != nullptr) shared_buffers_->FlushReleases();
     if (ready == nullptr) continue;
     if (!watchdog.TryStartInlineHandler()) {
       RunHandler(std::move(ready), handler);
@@ -102,6 +121,9 @@ bool ServerConnection::ReadUntilHandlerRanInline() {
 
 void ServerConnection::EndConnection() {
   framed_.transport().Shutdown();
+  // Every segment of the connection is forgotten on this side (writers and
+  // views still alive keep their own mappings).
+  if (shared_buffers_ != nullptr) shared_buffers_->Close();
   {
     internal::MutexLock lock(&mu_);
     going_away_ = true;
@@ -224,15 +246,32 @@ void ServerConnection::HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* 
     case FrameType::kHeaders:
       framed_.transport().Shutdown();  // protocol violation
       return;
+    case FrameType::kSegment:
+    case FrameType::kSegmentRetire:
+    case FrameType::kBufferRelease:
+      if (!HandleSharedBufferFrame(frame)) framed_.transport().Shutdown();
+      return;
     default:
       break;
+  }
+  // A MESSAGE's shared buffers are resolved whatever becomes of it, so that a
+  // dropped message still releases them (PROTOCOL.md §11).
+  std::vector<ReceivedBuffer> buffers;
+  absl::Status buffers_status;
+  const size_t wire_size = frame.payload.size();
+  if (h.type == FrameType::kMessage && (h.flags & kFlagSharedBuffers) && !frame.oversized) {
+    buffers_status =
+        TakeBufferTable(&frame.payload, frame.fds.size(), shared_buffers_.get(), &buffers);
   }
   std::shared_ptr<ChildCalls> cancelled_children;  // set by a CANCEL only
   {
     internal::MutexLock lock(&mu_);
     auto it = streams_.find(h.stream_id);
     if (it == streams_.end()) return;  // finished already, or never existed
-    if (!HandleStreamFrameLocked(*it->second, frame, &cancelled_children)) return;
+    if (!HandleStreamFrameLocked(*it->second, frame, &cancelled_children, buffers,
+                                 buffers_status, wire_size)) {
+      return;
+    }
     ServerStream& s = *it->second;
     s.cv_.SignalAll();
     bool request_complete = s.half_closed_ || !s.forced_status_.ok() ||
@@ -265,8 +304,28 @@ void ServerConnection::CancelAll() {
   for (auto& [stream, handler] : deferred) RunHandler(std::move(stream), handler);
 }
 
+bool ServerConnection::HandleSharedBufferFrame(Frame& frame) {
+  const FrameHeader& h = frame.header;
+  std::vector<ScopedFd> fds = std::move(frame.fds);
+  frame.fds.clear();
+  if (shared_buffers_ == nullptr) return true;  // not negotiated: skipped like unknown types
+  if (h.stream_id != 0 || frame.oversized) return false;
+  absl::Status status;
+  if (h.type == FrameType::kSegment) {
+    status = shared_buffers_->OnSegment(frame.payload, std::move(fds));
+  } else if (h.type == FrameType::kSegmentRetire) {
+    status = shared_buffers_->OnRetire(frame.payload);
+  } else {
+    status = shared_buffers_->OnRelease(frame.payload);
+  }
+  return status.ok();
+}
+
 bool ServerConnection::HandleStreamFrameLocked(ServerStream& s, Frame& frame,
-                                               std::shared_ptr<ChildCalls>* cancelled_children) {
+                                               std::shared_ptr<ChildCalls>* cancelled_children,
+                                               std::vector<ReceivedBuffer>& buffers,
+                                               const absl::Status& buffers_status,
+                                               size_t wire_size) {
   const FrameHeader& h = frame.header;
   switch (h.type) {
     case FrameType::kMessage:
@@ -297,6 +356,13 @@ bool ServerConnection::HandleStreamFrameLocked(ServerStream& s, Frame& frame,
       } else if (compression != kCompressionNone && h.fd_count > 0) {
         // A message with descriptors is never compressed (PROTOCOL.md §10).
         s.forced_status_ = absl::InternalError("compressed request with file descriptors");
+      } else if (compression != kCompressionNone && (h.flags & kFlagSharedBuffers)) {
+        s.forced_status_ = absl::InternalError("compressed request with shared buffers");
+      } else if (!buffers_status.ok()) {
+        // PROTOCOL.md §11: a reference that does not resolve fails the call.
+        s.forced_status_ = absl::Status(
+            buffers_status.code(),
+            absl::StrCat("a request's shared buffers: ", buffers_status.message()));
       } else if (frame.fds_lost) {
         // This process is out of descriptors: the request is lost, the
         // connection is not (PROTOCOL.md §10).
@@ -311,9 +377,11 @@ bool ServerConnection::HandleStreamFrameLocked(ServerStream& s, Frame& frame,
             "the connection's unread requests already hold ", queued_fds_.count(),
             " file descriptors; at most ", kMaxQueuedFdsPerConnection, " are kept"));
       } else {
-        s.receive_window_ -= static_cast<int64_t>(frame.payload.size());
+        // The window counts the bytes on the wire, the buffer table included.
+        s.receive_window_ -= static_cast<int64_t>(wire_size);
+        const auto table_bytes = static_cast<uint32_t>(wire_size - frame.payload.size());
         s.inbox_.push_back(std::move(frame.payload), compression, std::move(frame.fds),
-                          &queued_fds_);
+                          &queued_fds_, std::move(buffers), table_bytes);
       }
       break;
     case FrameType::kHalfClose:

@@ -36,6 +36,7 @@
 #include "runtime/internal/reading_role.h"
 #include "runtime/internal/payload_queue.h"
 #include "runtime/internal/server_stream.h"
+#include "runtime/internal/shared_buffer_session.h"
 #include "transports/transport.h"
 
 namespace ipcrpc::internal {
@@ -94,8 +95,11 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   // Applies a frame to its stream; false if it changed nothing. A CANCEL
   // returns the call's child calls (if any) in *cancelled_children, to be
   // cancelled once mu_ is released.
+  // `buffers`/`buffers_status`: a MESSAGE's shared buffers, resolved before.
   bool HandleStreamFrameLocked(ServerStream& stream, Frame& frame,
-                               std::shared_ptr<ChildCalls>* cancelled_children)
+                               std::shared_ptr<ChildCalls>* cancelled_children,
+                               std::vector<ReceivedBuffer>& buffers,
+                               const absl::Status& buffers_status, size_t wire_size)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartCall(uint32_t stream_id, const Frame& frame);
   void RefuseCall(uint32_t stream_id, const absl::Status& status);
@@ -109,6 +113,12 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   const uid_t peer_uid_;
   FramedConnection framed_;
   wire::Hello peer_hello_;
+  // The connection's shared buffers (PROTOCOL.md §11); set by Handshake when
+  // both sides announced them, then immutable; null otherwise.
+  std::shared_ptr<SharedBufferSession> shared_buffers_;
+  // SEGMENT, SEGMENT_RETIRE, BUFFER_RELEASE (stream 0); false: a protocol
+  // violation (the caller closes the connection).
+  bool HandleSharedBufferFrame(Frame& frame);
   // Descriptors in the streams' inboxes (kMaxQueuedFdsPerConnection). Must
   // outlive the streams: they hold the connection.
   QueuedFdCount queued_fds_;

@@ -1,8 +1,11 @@
 #include "runtime/internal/server_stream.h"
 
+#include "runtime/internal/buffer_fields.h"
+
 #include <algorithm>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
@@ -50,6 +53,9 @@ ServerStream::ServerStream(std::shared_ptr<ServerConnection> connection, uint32_
   context_.compression_ = connection_->core_.options().default_compression_algorithm;
   send_window_ = connection_->peer_hello_.initial_stream_window();
   receive_window_ = connection_->core_.options().stream_window_bytes;
+  if (connection_->shared_buffers_ != nullptr) {
+    context_.buffers().set_session(connection_->shared_buffers_);
+  }
 }
 
 void ServerStream::KeepMethodName(absl::string_view method) {
@@ -81,6 +87,7 @@ bool ServerStream::Read(google::protobuf::MessageLite* message) {
   std::string payload;
   uint8_t compression = 0;
   std::vector<ScopedFd> fds;
+  std::vector<ReceivedBuffer> buffers;
   uint32_t credit = 0;
   {
     internal::MutexLock lock(&c.mu_);
@@ -92,8 +99,10 @@ bool ServerStream::Read(google::protobuf::MessageLite* message) {
     payload = std::move(inbox_.front().payload);
     compression = inbox_.front_compression();
     fds = std::move(inbox_.front().fds);
+    buffers = std::move(inbox_.front().buffers);
+    const uint32_t table_bytes = inbox_.front().table_bytes;
     inbox_.pop_front();
-    unacked_bytes_ += static_cast<uint32_t>(payload.size());
+    unacked_bytes_ += static_cast<uint32_t>(payload.size()) + table_bytes;
     if (!half_closed_ && unacked_bytes_ >= c.core_.options().stream_window_bytes / 2) {
       credit = unacked_bytes_;
       unacked_bytes_ = 0;
@@ -131,6 +140,13 @@ bool ServerStream::Read(google::protobuf::MessageLite* message) {
       BindFds(message, table, std::move(fds), &context_.fds());
       received_fds_ = true;
     }
+  }
+  // Shared buffers (PROTOCOL.md §11): the last request's replace those of
+  // the one before; a request that did not parse releases its own.
+  if (!buffers.empty() || received_buffers_) {
+    if (!parsed) buffers.clear();
+    BindSharedBuffers(message, std::move(buffers), &context_.buffers());
+    received_buffers_ = parsed;
   }
   c.framed_.reader().Recycle(std::move(payload));
   if (!parsed) {
@@ -212,14 +228,22 @@ bool ServerStream::Write(const google::protobuf::MessageLite& message) {
   ServerConnection& c = *connection_;
   size_t size = message.ByteSizeLong();
   thread_local OutgoingFds fds;
-  fds.fds.clear();
+  fds.Clear();
   absl::Status size_ok = CollectFds(message, c.peer_hello_.max_fds_per_message(),
                                     c.framed_.transport().description(), &fds);
+  if (size_ok.ok()) {
+    size_ok = CollectSharedBuffers(message, c.shared_buffers_,
+                                   c.framed_.transport().description(), &fds);
+  }
+  // Buffers counted as sent are uncounted unless the message goes out.
+  absl::Cleanup uncount = [] { fds.RollBackBuffers(); };
   if (size_ok.ok()) size_ok = CheckSendSize(size + fds.table.size());
   std::string compressed;
   const uint8_t compression = ResponseCompression();
-  // A message that carries descriptors is never compressed (PROTOCOL.md §10).
-  const bool is_compressed = compression != kCompressionNone && size_ok.ok() && fds.empty() &&
+  // A message that carries descriptors or buffers is never compressed
+  // (PROTOCOL.md §10, §11).
+  const bool is_compressed = compression != kCompressionNone && size_ok.ok() &&
+                             !fds.has_trailer() &&
                              CompressMessage(message, size, compression, &compressed);
   std::string& out = OutgoingFrameBuffer();
   {
@@ -241,6 +265,7 @@ bool ServerStream::Write(const google::protobuf::MessageLite& message) {
     send_window_ -= static_cast<int64_t>(is_compressed ? compressed.size()
                                                        : size + fds.table.size());
   }
+  fds.CommitBuffers();  // from here the message is written (or the connection breaks)
   if (is_compressed) {
     return c.framed_
         .WriteCompressedMessage(&out, id_, compressed, compression,
@@ -278,7 +303,13 @@ void ServerStream::Finish(const absl::Status& status,
   std::string& out = OutgoingFrameBuffer();
   size_t size = 0;
   thread_local OutgoingFds fds;
-  fds.fds.clear();
+  fds.Clear();
+  // Buffers counted as sent are uncounted unless the response goes out.
+  absl::Cleanup uncount = [] { fds.RollBackBuffers(); };
+  // Request buffers the handler did not take are released before the
+  // response goes out, so the client can reuse them as soon as it has it.
+  context_.buffers().DropReceived();
+  if (c.shared_buffers_ != nullptr) c.shared_buffers_->FlushReleases();
   bool send;
   {
     internal::MutexLock lock(&c.mu_);
@@ -296,6 +327,10 @@ void ServerStream::Finish(const absl::Status& status,
         size = last_message->ByteSizeLong();
         absl::Status size_ok = CollectFds(*last_message, c.peer_hello_.max_fds_per_message(),
                                           c.framed_.transport().description(), &fds);
+        if (size_ok.ok()) {
+          size_ok = CollectSharedBuffers(*last_message, c.shared_buffers_,
+                                         c.framed_.transport().description(), &fds);
+        }
         if (size_ok.ok()) size_ok = CheckSendSize(size + fds.table.size());
         if (!size_ok.ok()) {
           final_status = std::move(size_ok);
@@ -315,7 +350,8 @@ void ServerStream::Finish(const absl::Status& status,
     };
     std::string compressed;
     const uint8_t compression = last_message != nullptr ? ResponseCompression() : 0;
-    if (compression != kCompressionNone && fds.empty() &&
+    if (last_message != nullptr) fds.CommitBuffers();  // written (or the connection breaks)
+    if (compression != kCompressionNone && !fds.has_trailer() &&
         CompressMessage(*last_message, size, compression, &compressed)) {
       c.framed_
           .WriteCompressedMessage(&out, id_, compressed, compression, append_trailers,

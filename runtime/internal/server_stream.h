@@ -123,6 +123,8 @@ class ServerStream final : public ServerCall {
   // The handler's thread only: the last request read came with descriptors,
   // which the context may still hold.
   bool received_fds_ = false;
+  // Likewise for shared buffers.
+  bool received_buffers_ = false;
   // Made by the first child call; null for (almost) every call.
   mutable std::shared_ptr<ChildCalls> child_calls_;
 };
