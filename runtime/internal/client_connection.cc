@@ -520,6 +520,9 @@ void ClientConnection::BreakLocked(const absl::Status& why) {
   for (const auto& entry : streams_) all.push_back(entry.second);
   for (ClientStream* s : all) FinishStreamLocked(s, broken_);
   framed_.transport().Shutdown();
+  // The peer's segments and this side's pool are forgotten (writers and
+  // views still alive keep their own mappings).
+  if (shared_buffers_ != nullptr) shared_buffers_->Close();
   poller_.ConnectionBrokenLocked();
 }
 

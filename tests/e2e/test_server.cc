@@ -72,6 +72,7 @@
 #include "runtime/ipcrpc.h"
 #include "runtime/logging_interceptor.h"
 #include "runtime/metrics_interceptor.h"
+#include "tests/e2e/shared_buffer_service_impl.h"
 #include "tests/e2e/test_interceptors.h"
 #include "runtime/file_descriptor.h"
 #include "tests/e2e/fd_service.ipcrpc.pb.h"
@@ -596,6 +597,12 @@ int Main(int argc, char** argv) {
       }
     } else if (absl::ConsumePrefix(&arg, "--nproc_headroom=")) {
       if (!absl::SimpleAtoi(arg, &nproc_headroom)) return 2;
+    } else if (arg == "--no_shared_buffers") {
+      server_options.shared_buffers = false;
+    } else if (absl::ConsumePrefix(&arg, "--shared_buffer_pool_bytes=")) {
+      if (!absl::SimpleAtoi(arg, &server_options.shared_buffer_pool_bytes)) return 2;
+    } else if (absl::ConsumePrefix(&arg, "--shared_buffer_arena_bytes=")) {
+      if (!absl::SimpleAtoi(arg, &server_options.shared_buffer_arena_bytes)) return 2;
     } else if (arg == "--compress") {
       server_options.default_compression_algorithm = CompressionAlgorithm::kGzip;
     } else if (arg == "--no_accept_compression") {
@@ -623,10 +630,14 @@ int Main(int argc, char** argv) {
   signal(SIGTERM, [](int) { g_terminate = true; });
   TestServiceImpl service;
   FdServiceImpl fd_service;
+  SharedBufferServiceImpl shared_buffer_service;
   ServerBuilder builder;
   builder.SetOptions(server_options);
   // A proxy serves everything through its generic service.
-  if (proxy_to.empty()) builder.RegisterService(&service).RegisterService(&fd_service);
+  if (proxy_to.empty()) {
+    builder.RegisterService(&service).RegisterService(&fd_service).RegisterService(
+        &shared_buffer_service);
+  }
   if (health) builder.EnableHealthService();
   std::unique_ptr<google::protobuf::DescriptorPool> dynamic_pool;
   if (reflection && generic_echo) {
