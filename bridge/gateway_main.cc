@@ -82,6 +82,9 @@ int ServeGrpcToLocal(const Flags& flags, const sigset_t& stop) {
   ipcrpc::ChannelOptions options;
   options.max_send_message_size = flags.max_message_size;
   options.max_receive_message_size = flags.max_message_size;
+  // Shared buffers cannot cross to gRPC: the server is told this client
+  // takes none, so it is never sent one (PROTOCOL.md §13).
+  options.shared_buffers = false;
   auto channel = ipcrpc::CreateChannel(flags.to, options);
   if (!channel.ok()) return Usage("--to: " + channel.status().ToString());
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
@@ -127,6 +130,9 @@ int ServeLocalToGrpc(const Flags& flags, const sigset_t& stop) {
   ipcrpc::grpc_bridge::ChannelForwardingService service(*channel);
   ipcrpc::ServerOptions server_options;
   server_options.max_message_size = flags.max_message_size;
+  // Shared buffers cannot cross to gRPC: local clients are never sent one,
+  // and sending one here fails FAILED_PRECONDITION (PROTOCOL.md §13).
+  server_options.shared_buffers = false;
   // Every forwarded call is a generic (bidi) handler: let one client use
   // the whole pool, not the per-connection share meant for streaming calls.
   server_options.num_threads = flags.threads;

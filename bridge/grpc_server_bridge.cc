@@ -23,6 +23,9 @@ absl::StatusOr<std::unique_ptr<GrpcBridge>> ServeOverGrpc(
   ChannelOptions channel_options;
   channel_options.max_send_message_size = options.max_message_size;
   channel_options.max_receive_message_size = options.max_message_size;
+  // Shared buffers cannot cross to gRPC: the served handlers are never
+  // given one to send (AllocateSharedBuffer fails FAILED_PRECONDITION).
+  channel_options.shared_buffers = false;
   std::shared_ptr<Channel> channel =
       CreateChannelFromTransport(std::move(pair->second), channel_options);
 

@@ -60,7 +60,7 @@ enum class FrameType : uint8_t {
   kTransportRequest = 11,  // payload: wire.TransportRequest  client → server
   kTransportOffer = 12,    // payload: wire.TransportOffer    server → client
   kTransportAck = 13,      // payload: wire.TransportAck      client → server
-  // Shared buffers (PROTOCOL.md §11), stream 0, only between peers that both
+  // Shared buffers (PROTOCOL.md §13), stream 0, only between peers that both
   // announced Hello.shared_buffers.
   kSegment = 14,        // 16 bytes (wire/shared_buffer_format.h) + one memfd    owner → peer
   kSegmentRetire = 15,  // u32 LE segment ids                                    owner → peer
@@ -68,7 +68,7 @@ enum class FrameType : uint8_t {
 };
 
 inline constexpr uint16_t kFlagPingAck = 0x1;
-// MESSAGE: the payload ends with a shared-buffer table (PROTOCOL.md §11).
+// MESSAGE: the payload ends with a shared-buffer table (PROTOCOL.md §13).
 inline constexpr uint16_t kFlagSharedBuffers = 0x0010;
 
 struct FrameHeader {
@@ -141,7 +141,7 @@ class FrameReader {
   // in its HELLO; 0 until then: a frame that declares any is a protocol
   // error). The reading thread only.
   void set_max_fds_per_frame(int max) { max_fds_per_frame_ = max; }
-  // Whether a SEGMENT frame may carry its one descriptor (PROTOCOL.md §11:
+  // Whether a SEGMENT frame may carry its one descriptor (PROTOCOL.md §13:
   // this side announced Hello.shared_buffers).
   void set_accept_segments(bool accept) { accept_segments_ = accept; }
   // Codec mode, for the conformance vectors and tools that read a recorded

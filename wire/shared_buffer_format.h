@@ -1,4 +1,4 @@
-// ipcrpc wire: the byte layouts of shared buffers (docs/PROTOCOL.md §11).
+// ipcrpc wire: the byte layouts of shared buffers (docs/PROTOCOL.md §13).
 //
 // Writer and reader share these constants and codecs: the SEGMENT frame's
 // payload, the SEGMENT_RETIRE / BUFFER_RELEASE lists of u32, and the buffer

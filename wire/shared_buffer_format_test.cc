@@ -8,7 +8,7 @@ namespace {
 TEST(SharedBufferFormat, TableRoundTripsAndBytesAreAsDocumented) {
   std::string payload = "msg";
   EncodeBufferTable({{7, 2, 0x100, 0x10}}, &payload);
-  // PROTOCOL.md §11's example entry.
+  // PROTOCOL.md §13's example entry.
   const std::string expected =
       std::string("msg") + std::string("\x07\0\0\0\x02\0\0\0\0\x01\0\0\0\0\0\0\x10\0\0\0\0\0\0\0", 24) +
       std::string("\x01\0\0\0", 4);

@@ -88,11 +88,11 @@ absl::Status TakeBufferTable(std::string* payload, size_t fd_count, SharedBuffer
   if (!DecodeBufferTable(absl::string_view(*payload).substr(0, payload->size() - fd_table),
                          &message, &refs)) {
     return absl::InternalError(
-        "MESSAGE with a shared-buffer table that does not fit its payload (PROTOCOL.md §11)");
+        "MESSAGE with a shared-buffer table that does not fit its payload (PROTOCOL.md §13)");
   }
   if (session == nullptr) {
     return absl::FailedPreconditionError(
-        "the peer sent shared buffers, which this side did not announce (PROTOCOL.md §11)");
+        "the peer sent shared buffers, which this side did not announce (PROTOCOL.md §13)");
   }
   absl::Status resolved = session->Resolve(refs, out);
   // message bytes | descriptor table: the table is cut out (only the small

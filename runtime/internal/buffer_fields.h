@@ -2,7 +2,7 @@
 //
 // Sending: CollectSharedBuffers walks a message for SharedBuffer fields (by
 // reflection, only for types that can contain one), counts one reference to
-// the peer per buffer named, and puts the buffer table (PROTOCOL.md §11) in
+// the peer per buffer named, and puts the buffer table (PROTOCOL.md §13) in
 // front of the descriptor table in the MESSAGE's trailer. Receiving:
 // TakeBufferTable runs when the frame is read (in frame order, without the
 // message's schema), removes the table from the payload and resolves it

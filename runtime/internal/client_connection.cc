@@ -111,7 +111,7 @@ absl::Status ClientStream::Write(const google::protobuf::MessageLite& message) {
   }
   std::string compressed;
   // A message that carries descriptors or buffers is never compressed
-  // (PROTOCOL.md §10, §11).
+  // (PROTOCOL.md §10, §13).
   const bool is_compressed = compression_ != kCompressionNone && !fds.has_trailer() &&
                              CompressMessage(message, size, compression_, &compressed);
   {
@@ -232,7 +232,7 @@ bool ClientStream::Parse(const std::string& payload, std::vector<ScopedFd> fds,
       received_fds_ = true;
     }  // else `fds` close here
   }
-  // Shared buffers (PROTOCOL.md §11) likewise: the last message's replace
+  // Shared buffers (PROTOCOL.md §13) likewise: the last message's replace
   // those of the one before; a message that did not parse releases its own.
   if (!buffers.empty() || received_buffers_) {
     BindSharedBuffers(message, parsed ? std::move(buffers) : std::vector<ReceivedBuffer>(),
@@ -590,7 +590,7 @@ void ClientConnection::HandleFrameLocked(Frame& frame) {
       break;
   }
   // A MESSAGE's shared buffers are resolved whatever becomes of it, so that
-  // a message dropped here still releases them (PROTOCOL.md §11); holds
+  // a message dropped here still releases them (PROTOCOL.md §13); holds
   // dropped on the paths below queue their releases, sent after this frame.
   std::vector<ReceivedBuffer> buffers;
   absl::Status buffers_status;
@@ -749,7 +749,7 @@ void ClientConnection::HandleSharedBufferFrameLocked(Frame& frame, std::vector<S
   } else {
     status = shared_buffers_->OnRelease(frame.payload);
   }
-  if (!status.ok()) BreakLocked(status);  // a protocol violation (PROTOCOL.md §11)
+  if (!status.ok()) BreakLocked(status);  // a protocol violation (PROTOCOL.md §13)
 }
 
 void ClientConnection::SendControl(FrameType type, uint32_t stream_id,

@@ -129,7 +129,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
 
   const std::string& description() const { return *description_; }
   // The connection's shared buffers; null when either side did not announce
-  // them (PROTOCOL.md §11).
+  // them (PROTOCOL.md §13).
   const std::shared_ptr<SharedBufferSession>& shared_buffers() const { return shared_buffers_; }
   PeerCredentials peer() { return framed_.transport().peer(); }
 

@@ -35,7 +35,7 @@ inline constexpr size_t kFdTableEntryBytes = 4;
 
 // What goes with a MESSAGE beside its bytes: the descriptors a message
 // names, and the payload's trailer — the shared-buffer table (PROTOCOL.md
-// §11, runtime/internal/buffer_fields.h) if `flags` says so, then the
+// §13, runtime/internal/buffer_fields.h) if `flags` says so, then the
 // descriptor table (§10).
 struct OutgoingFds {
   absl::InlinedVector<int, 4> fds;  // in the order sent

@@ -134,7 +134,7 @@ absl::Status FramedConnection::WriteMessage(
     size_t size, absl::FunctionRef<void(std::string*)> append_after, absl::Time deadline,
     const OutgoingFds* fds) {
   const bool with_fds = message != nullptr && fds != nullptr && !fds->empty();
-  // A trailer: the shared-buffer table (§11) and/or the descriptor table (§10).
+  // A trailer: the shared-buffer table (§13) and/or the descriptor table (§10).
   const bool with_trailer = message != nullptr && fds != nullptr && fds->has_trailer();
   if (!with_trailer && (message == nullptr || size < kStreamedMessageBytes)) {
     if (message != nullptr) AppendProtoFrame(FrameType::kMessage, stream_id, *message, size, frames);
@@ -252,7 +252,7 @@ absl::StatusOr<wire::Hello> FramedConnection::ExchangeHello(const wire::Hello& o
       std::clamp<int>(transport_->max_fds_per_write(), 0, static_cast<int>(kMaxFdsPerMessage)));
   sent.set_max_fds_per_message(max_fds);
   reader_.set_max_fds_per_frame(static_cast<int>(max_fds));
-  // Shared buffers need descriptors (their segments travel as fds, §11).
+  // Shared buffers need descriptors (their segments travel as fds, §13).
   sent.set_shared_buffers(ours.shared_buffers() && max_fds > 0);
   reader_.set_accept_segments(sent.shared_buffers());
   announced_shared_buffers_ = sent.shared_buffers();

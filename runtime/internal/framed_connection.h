@@ -91,7 +91,7 @@ class FramedConnection {
                                       absl::FunctionRef<void(std::string*)> append_after,
                                       absl::Time deadline);
   // Writes whole `frames` in one transport write with `fds` sent with their
-  // first byte (a SEGMENT frame, PROTOCOL.md §11). Failures as for Write().
+  // first byte (a SEGMENT frame, PROTOCOL.md §13). Failures as for Write().
   absl::Status WriteWithFds(absl::string_view frames, absl::Span<const int> fds,
                             absl::Time deadline);
   // For WriteMessage: no frames after the message.

@@ -57,7 +57,7 @@ struct ReceivedPayload {
   QueuedFdCount* counted_in = nullptr;  // where fds.size() was counted
   size_t counted = 0;
   uint8_t compression = 0;  // the payload's compression algorithm id
-  // The shared buffers the MESSAGE referenced (PROTOCOL.md §11), resolved as
+  // The shared buffers the MESSAGE referenced (PROTOCOL.md §13), resolved as
   // it arrived; their table was cut from `payload`, and `table_bytes` says
   // how long it was (flow-control credit counts it).
   std::vector<ReceivedBuffer> buffers;

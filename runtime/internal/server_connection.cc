@@ -255,7 +255,7 @@ void ServerConnection::HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* 
       break;
   }
   // A MESSAGE's shared buffers are resolved whatever becomes of it, so that a
-  // dropped message still releases them (PROTOCOL.md §11).
+  // dropped message still releases them (PROTOCOL.md §13).
   std::vector<ReceivedBuffer> buffers;
   absl::Status buffers_status;
   const size_t wire_size = frame.payload.size();
@@ -359,7 +359,7 @@ bool ServerConnection::HandleStreamFrameLocked(ServerStream& s, Frame& frame,
       } else if (compression != kCompressionNone && (h.flags & kFlagSharedBuffers)) {
         s.forced_status_ = absl::InternalError("compressed request with shared buffers");
       } else if (!buffers_status.ok()) {
-        // PROTOCOL.md §11: a reference that does not resolve fails the call.
+        // PROTOCOL.md §13: a reference that does not resolve fails the call.
         s.forced_status_ = absl::Status(
             buffers_status.code(),
             absl::StrCat("a request's shared buffers: ", buffers_status.message()));

@@ -113,7 +113,7 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   const uid_t peer_uid_;
   FramedConnection framed_;
   wire::Hello peer_hello_;
-  // The connection's shared buffers (PROTOCOL.md §11); set by Handshake when
+  // The connection's shared buffers (PROTOCOL.md §13); set by Handshake when
   // both sides announced them, then immutable; null otherwise.
   std::shared_ptr<SharedBufferSession> shared_buffers_;
   // SEGMENT, SEGMENT_RETIRE, BUFFER_RELEASE (stream 0); false: a protocol

@@ -141,7 +141,7 @@ bool ServerStream::Read(google::protobuf::MessageLite* message) {
       received_fds_ = true;
     }
   }
-  // Shared buffers (PROTOCOL.md §11): the last request's replace those of
+  // Shared buffers (PROTOCOL.md §13): the last request's replace those of
   // the one before; a request that did not parse releases its own.
   if (!buffers.empty() || received_buffers_) {
     if (!parsed) buffers.clear();
@@ -241,7 +241,7 @@ bool ServerStream::Write(const google::protobuf::MessageLite& message) {
   std::string compressed;
   const uint8_t compression = ResponseCompression();
   // A message that carries descriptors or buffers is never compressed
-  // (PROTOCOL.md §10, §11).
+  // (PROTOCOL.md §10, §13).
   const bool is_compressed = compression != kCompressionNone && size_ok.ok() &&
                              !fds.has_trailer() &&
                              CompressMessage(message, size, compression, &compressed);

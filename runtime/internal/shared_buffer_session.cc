@@ -235,7 +235,7 @@ absl::Status SharedBufferSession::OnSegment(absl::string_view payload,
                                             std::vector<ScopedFd> fds) {
   SegmentAnnouncement s;
   if (!DecodeSegmentAnnouncement(payload, &s) || fds.size() != 1) {
-    return absl::DataLossError("malformed SEGMENT frame (PROTOCOL.md §11)");
+    return absl::DataLossError("malformed SEGMENT frame (PROTOCOL.md §13)");
   }
   if (s.segment == 0 || s.segment > kMaxSharedId) {
     return absl::DataLossError(absl::StrCat("SEGMENT frame with invalid segment id ", s.segment));

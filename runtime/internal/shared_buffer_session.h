@@ -13,7 +13,7 @@
 // dropped queues a release, and FlushReleases sends the queue as one
 // BUFFER_RELEASE frame.
 //
-// The wire rules are docs/PROTOCOL.md §11; the design docs/SHARED_BUFFERS.md.
+// The wire rules are docs/PROTOCOL.md §13; the design docs/SHARED_BUFFERS.md.
 //
 // Thread-safety: every method is thread-safe. `mu_` is a leaf lock (nothing
 // else is taken, no frame is written, while it is held), so holds may be

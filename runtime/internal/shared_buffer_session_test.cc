@@ -1,5 +1,5 @@
 // SharedBufferSession in one process: an owner session's frames are fed to a
-// peer session, as a connection would carry them (PROTOCOL.md §11).
+// peer session, as a connection would carry them (PROTOCOL.md §13).
 
 #include "runtime/internal/shared_buffer_session.h"
 

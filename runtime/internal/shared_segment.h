@@ -3,7 +3,7 @@
 // The owner creates a segment (memfd_create with MFD_ALLOW_SEALING |
 // MFD_CLOEXEC, sized once, sealed F_SEAL_SHRINK | F_SEAL_GROW, mapped
 // read/write, then sealed F_SEAL_FUTURE_WRITE | F_SEAL_SEAL, so its one
-// mapping is the only one that can ever write); the peer receives the descriptor (PROTOCOL.md §11),
+// mapping is the only one that can ever write); the peer receives the descriptor (PROTOCOL.md §13),
 // checks that it is such a memfd of the announced size and maps it
 // read-only. Either way the descriptor is closed once mapped: the mapping
 // keeps the pages, and they are freed when the last mapping (in either

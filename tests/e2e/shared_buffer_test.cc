@@ -597,7 +597,7 @@ TEST_F(SharedBufferLimitsTest, BuffersOfAnotherConnectionAndReceivedOnesAreNotSe
   EXPECT_NE(s.message().find("received from a peer"), std::string::npos) << s;
 }
 
-// --- A peer that breaks the rules (raw unix socket, PROTOCOL.md §11). ---
+// --- A peer that breaks the rules (raw unix socket, PROTOCOL.md §13). ---
 
 bool SendWithFds(int socket, const std::string& bytes, const std::vector<int>& fds) {
   iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
