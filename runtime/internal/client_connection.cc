@@ -303,6 +303,13 @@ absl::StatusOr<std::shared_ptr<ClientConnection>> ClientConnection::Establish(
           if (connection == nullptr) return absl::UnavailableError("connection closed");
           return connection->framed_.WriteWithFds(frames, fds, absl::Now() + absl::Seconds(5));
         });
+    // A client reads only while one of its calls waits: a full pool reads the
+    // releases already waiting before giving up.
+    c->shared_buffers_->set_read_waiting_frames([weak] {
+      if (std::shared_ptr<ClientConnection> connection = weak.lock()) {
+        connection->ReadWaitingFrames();
+      }
+    });
   }
   c->last_frame_ms_.store(CoarseMonotonicMillis(), std::memory_order_relaxed);
   return c;
@@ -734,6 +741,31 @@ void ClientConnection::HandleFrameLocked(Frame& frame) {
     default:
       return;  // unknown frame types are skipped
   }
+}
+
+void ClientConnection::ReadWaitingFrames() {
+  internal::MutexLock lock(&mu_);
+  while (!reading_ && broken_.ok()) {
+    reading_ = true;
+    mu_.Unlock();
+    absl::Status status = framed_.reader().ReadFrame(&read_frame_, absl::Now());
+    mu_.Lock();
+    reading_ = false;
+    if (!status.ok()) {
+      if (!absl::IsAborted(status) && !absl::IsDeadlineExceeded(status)) BreakLocked(status);
+      break;  // nothing more waiting (a frame cut short resumes on the next read)
+    }
+    last_frame_ms_.store(CoarseMonotonicMillis(), std::memory_order_relaxed);
+    HandleFrameLocked(read_frame_);
+    if (!pending_control_.empty() || shared_buffers_ != nullptr) {
+      mu_.Unlock();
+      FlushPendingControl();
+      if (shared_buffers_ != nullptr) shared_buffers_->FlushReleases();
+      mu_.Lock();
+    }
+  }
+  // Hand the reading role on if a call started waiting meanwhile.
+  if (!reading_ && total_waiters_ > 0) WakeOneWaiterLocked();
 }
 
 void ClientConnection::HandleSharedBufferFrameLocked(Frame& frame, std::vector<ScopedFd> fds) {

@@ -150,6 +150,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void BreakLocked(const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void GoAwayLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads and applies the frames already waiting, without waiting for
+  // more; nothing if another thread is reading (it applies them).
+  void ReadWaitingFrames();
   // Sends a frame without payload; errors surface through the reader.
   void SendControl(FrameType type, uint32_t stream_id, absl::string_view payload = {});
   void FlushPendingControl();

@@ -89,6 +89,16 @@ absl::StatusOr<AllocatedBuffer> SharedBufferSession::AllocateLocked(size_t size)
 }
 
 absl::StatusOr<AllocatedBuffer> SharedBufferSession::Allocate(size_t size) {
+  absl::StatusOr<AllocatedBuffer> buffer = AllocateOnce(size);
+  if (absl::IsResourceExhausted(buffer.status()) && read_waiting_ != nullptr &&
+      size <= limits_.pool_bytes) {
+    read_waiting_();  // releases may be waiting unread
+    buffer = AllocateOnce(size);
+  }
+  return buffer;
+}
+
+absl::StatusOr<AllocatedBuffer> SharedBufferSession::AllocateOnce(size_t size) {
   if (size == 0) return absl::InvalidArgumentError("a shared buffer must have at least 1 byte");
   if (size > limits_.pool_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(

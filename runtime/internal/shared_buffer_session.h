@@ -110,10 +110,18 @@ class SharedBufferSession : public std::enable_shared_from_this<SharedBufferSess
 
   const std::string& description() const { return description_; }
 
+  // Reads the frames already waiting on the connection (so that releases the
+  // peer sent are applied) without waiting for more; set once, before the
+  // session is shared. The client's: a client reads only while a call of
+  // its waits, so a pool found full may just have unread releases.
+  void set_read_waiting_frames(std::function<void()> read) { read_waiting_ = std::move(read); }
+
   // ---- Owner side.
   // A new buffer of `size` bytes (1..pool_bytes), held locally once.
-  // RESOURCE_EXHAUSTED when the pool cannot make room under its cap;
-  // UNAVAILABLE once the connection has ended.
+  // RESOURCE_EXHAUSTED when the pool cannot make room under its cap (after
+  // reading the frames already waiting, if set_read_waiting_frames was
+  // called); UNAVAILABLE once the connection has ended. No connection lock
+  // may be held.
   absl::StatusOr<AllocatedBuffer> Allocate(size_t size);
   // A writer for `key` was destroyed.
   void DropLocal(uint32_t key);
@@ -177,6 +185,7 @@ class SharedBufferSession : public std::enable_shared_from_this<SharedBufferSess
     absl::Status refused;
   };
 
+  absl::StatusOr<AllocatedBuffer> AllocateOnce(size_t size);
   absl::StatusOr<AllocatedBuffer> AllocateLocked(size_t size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeFreeLocked(uint32_t key, Allocation& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint32_t NextIdLocked(uint32_t* counter) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -185,6 +194,7 @@ class SharedBufferSession : public std::enable_shared_from_this<SharedBufferSess
   const std::string description_;
   const SharedBufferLimits limits_;
   const FrameWriter write_;
+  std::function<void()> read_waiting_;  // set before the session is shared
 
   mutable internal::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;

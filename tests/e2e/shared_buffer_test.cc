@@ -378,6 +378,39 @@ TEST_F(SharedBufferLimitsTest, APeerThatNeverReleasesMeetsThePoolCap) {
   EXPECT_TRUE(again.ok()) << again.status();
 }
 
+// A client that only sends (a client stream) reads nothing while it
+// writes: its pool, found full, reads the releases already waiting. Ten
+// times the cap goes out in one stream.
+TEST_F(SharedBufferLimitsTest, AClientStreamingBuffersOutReusesReleasedSpace) {
+  ServerProcess server;
+  ChannelOptions options;
+  options.shared_buffer_pool_bytes = 8 * kMiB;
+  options.shared_buffer_arena_bytes = 2 * kMiB;
+  std::shared_ptr<Channel> channel = Connect(server, options);
+  auto stub = SharedBufferService::NewStub(channel);
+  ClientContext ctx;
+  BufferReply reply;
+  auto writer = stub->Consume(&ctx, &reply);
+  uint64_t want = 14695981039346656037ull;
+  for (uint32_t i = 0; i < 80; ++i) {
+    absl::StatusOr<SharedBufferWriter> w = AllocateSharedBuffer(*channel, kMiB);
+    for (int retry = 0; retry < 2000 && absl::IsResourceExhausted(w.status()); ++retry) {
+      absl::SleepFor(absl::Milliseconds(1));  // the server has not read that far yet
+      w = AllocateSharedBuffer(*channel, kMiB);
+    }
+    ASSERT_TRUE(w.ok()) << i << ": " << w.status();
+    FillPattern(w->data(), i);
+    BufferRequest req;
+    SetSharedBuffer(req.mutable_buffer(), *w);
+    ASSERT_TRUE(writer->Write(req));
+    want = PatternChecksum(kMiB, i, want);
+  }
+  writer->WritesDone();
+  ASSERT_TRUE(writer->Finish().ok());
+  EXPECT_EQ(reply.checksum(), want);
+  EXPECT_LE(SegmentMappings().bytes, 8 * kMiB);
+}
+
 // The sender keeps writing into a buffer it sent: the receiver reads it
 // without faulting, sees it change (as docs/SECURITY.md warns), and a
 // Snapshot() is a private copy that does not.
