@@ -1,7 +1,5 @@
 #include "runtime/internal/server_stream.h"
 
-#include "runtime/internal/buffer_fields.h"
-
 #include <algorithm>
 #include <utility>
 
@@ -9,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
+#include "runtime/internal/buffer_fields.h"
 #include "runtime/internal/server_connection.h"
 #include "runtime/internal/server_core.h"
 #include "wire/compression.h"

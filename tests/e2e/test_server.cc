@@ -72,11 +72,11 @@
 #include "runtime/ipcrpc.h"
 #include "runtime/logging_interceptor.h"
 #include "runtime/metrics_interceptor.h"
-#include "tests/e2e/shared_buffer_service_impl.h"
 #include "tests/e2e/test_interceptors.h"
 #include "runtime/file_descriptor.h"
 #include "tests/e2e/fd_service.ipcrpc.pb.h"
 #include "tests/e2e/fd_util.h"
+#include "tests/e2e/shared_buffer_service_impl.h"
 #include "tests/e2e/test_service.ipcrpc.pb.h"
 #ifdef IPCRPC_TEST_SERVER_GRPC_BRIDGE
 #include "bridge/grpc_server_bridge.h"
