@@ -106,7 +106,8 @@ TEST_F(ReflectionTest, ListServicesOnBothVersions) {
     EXPECT_EQ(response.original_request().list_services(), "*");
     EXPECT_EQ(ServiceNames(response),
               (std::vector<std::string>{
-                  "ipcrpc.test.TestService", "ipcrpc.test.FdService", "grpc.health.v1.Health",
+                  "ipcrpc.test.TestService", "ipcrpc.test.FdService",
+                  "ipcrpc.test.SharedBufferService", "grpc.health.v1.Health",
                   "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
                   "ipcrpc.test.dynamic.DynamicEcho"}))
         << method;
