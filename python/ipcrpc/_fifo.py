@@ -72,7 +72,7 @@ class FifoTransport(Transport):
         self._r = read_fd
         self._w = write_fd
         self._control = control
-        self.control = ControlSocket(control)  # liveness, and fd records (PROTOCOL.md §10)
+        self.control: ControlSocket = ControlSocket(control)  # liveness, and fd records (PROTOCOL.md §10)
         self._shutdown = False
         self._gone = False  # sticky: the peer closed
         self._closed = False

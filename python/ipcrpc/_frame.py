@@ -139,7 +139,8 @@ class FrameDecoder:
     they stream past (never buffered) and reported with ``oversized=True``.
     Memory is held only for bytes that arrived, never for a declared length.
 
-    With an ``fd_source`` (the transport the bytes came from, fed every byte
+    Without an ``fd_source`` it is a codec: fd_count is decoded and reported,
+    no descriptors are looked for.  With an ``fd_source`` (the transport the bytes came from, fed every byte
     it received, in order), a header that declares descriptors takes them
     from it (PROTOCOL.md §10): only a MESSAGE may, at most ``max_fds`` (what
     this side announced); anything else is a ProtocolError, and the
@@ -167,7 +168,7 @@ class FrameDecoder:
     def _claim(self, frame: Frame, header_offset: int) -> None:
         src = self.fd_source
         if src is None:
-            raise ProtocolError(f"a frame of type {frame.type} declares {frame.fd_count} file descriptors, which this connection cannot receive")
+            return  # codec mode (conformance vectors, recorded streams): fd_count is reported, nothing is matched
         batch = src.claim_fds(header_offset, frame.fd_count)
         if frame.type != FrameType.MESSAGE or frame.fd_count > self.max_fds:
             batch.close()

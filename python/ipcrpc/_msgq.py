@@ -146,7 +146,7 @@ class MsgqTransport(Transport):
         self._sq = send_q
         self._frag = fragment
         self._control = control
-        self.control = ControlSocket(control)  # liveness, and fd records (PROTOCOL.md §10)
+        self.control: ControlSocket = ControlSocket(control)  # liveness, and fd records (PROTOCOL.md §10)
         self._rbuf = ctypes.create_string_buffer(_LONG.size + fragment)
         self._sbuf = ctypes.create_string_buffer(_LONG.size + fragment)
         self._pending = b""  # the rest of a fragment larger than the caller's read

@@ -137,7 +137,7 @@ class ShmTransport(Transport):
             self._base = ctypes.addressof(self._anchor)
         self._ring = ring_bytes
         self._control = control
-        self.control = ControlSocket(control)  # liveness, and fd records (PROTOCOL.md §10)
+        self.control: ControlSocket = ControlSocket(control)  # liveness, and fd records (PROTOCOL.md §10)
         own = SERVER_SIDE if is_server else CLIENT_SIDE
         self._own_side = _side(own)
         self._peer_side = _side(1 - own)

@@ -185,7 +185,7 @@ class _Connection:
         self.our_max: int = channel._max_receive
         self.peer_max_message: int = _frame.DEFAULT_MAX_MESSAGE
         self.peer_window: int = _frame.DEFAULT_STREAM_WINDOW
-        self.peer_max_fds = 0  # the server's max_fds_per_message (HELLO field 7)
+        self.peer_max_fds: int = 0  # the server's max_fds_per_message (HELLO field 7)
         self.streams: Dict[int, _Stream] = {}
         self.next_id = 1
         self.usable = True
@@ -243,6 +243,7 @@ class _Connection:
             self._fifo_fds = (self.transport.read_fd, self.transport.control_fd)
             self.loop.add_reader(self._fifo_fds[0], self._on_fifo_readable)
             self.loop.add_reader(self._fifo_fds[1], self._on_control_readable)
+            assert self.transport.control is not None
             self.transport.control.on_record_taken = self._on_record_taken
         elif self._msgq is not None:
             self.transport.send(hello)

@@ -312,7 +312,11 @@ class _Connection:
         fut = self.loop.create_future()
         fd = self.sock.fileno()
         add, remove = (self.loop.add_writer, self.loop.remove_writer) if writable else (self.loop.add_reader, self.loop.remove_reader)
-        add(fd, lambda: fut.done() or fut.set_result(None))
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        add(fd, ready)
         try:
             await fut
         finally:
