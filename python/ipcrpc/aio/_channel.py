@@ -160,21 +160,6 @@ class _Stream:
         return True
 
 
-class _Protocol(asyncio.Protocol):
-    def __init__(self, conn: "_Connection") -> None:
-        self._conn = conn
-
-    def data_received(self, data: bytes) -> None:
-        self._conn._feed(data)
-
-    def eof_received(self) -> Optional[bool]:
-        self._conn.break_connection(f"connection to {self._conn.target} lost: the server closed the connection")
-        return None
-
-    def connection_lost(self, exc: Optional[Exception]) -> None:
-        self._conn.break_connection(f"connection to {self._conn.target} lost: {exc or 'closed'}")
-
-
 class _Connection:
     def __init__(self, channel: "Channel", loop: asyncio.AbstractEventLoop, t: _transport.Transport) -> None:
         self.channel = channel
@@ -199,7 +184,6 @@ class _Connection:
         self._got_hello = False
         self._unix = isinstance(t, _transport.UnixTransport)
         self._unix_fd = -1  # the socket, while the loop reads it
-        self._atransport: Optional[asyncio.Transport] = None
         self._reader_thread: Optional[threading.Thread] = None
         self._fifo_fds: Optional[Tuple[int, int]] = None
         # shm and shm+sem: the loop thread reads the ring itself (after a bounded,
@@ -308,6 +292,7 @@ class _Connection:
             self.loop.add_reader(self._fifo_fds[1], self._on_control_readable)
 
     def _stop_fifo_readers(self) -> None:
+        """Stops the loop's readers (the FIFO and its control socket, or the unix socket)."""
         if self._fifo_fds is not None:
             for fd in self._fifo_fds:
                 self.loop.remove_reader(fd)
@@ -322,9 +307,6 @@ class _Connection:
         """Writes ``data`` in order; ``fds`` go with the frame at offset ``at``."""
         if self.broken is not None:
             return
-        if self._atransport is not None:
-            self._atransport.write(data)
-            return
         async with self._write_lock:
             try:
                 if len(data) <= _WRITE_NOW_MAX:
@@ -338,9 +320,6 @@ class _Connection:
         """Writes data at once from the loop thread if nothing is queued before it
         (a small write: the unix socket's buffer or a transport write that does not
         wait long); False if the caller must use send() instead."""
-        if self._atransport is not None:
-            self._atransport.write(data)
-            return True
         if self._write_lock.locked() or len(data) > _WRITE_NOW_MAX:
             return False
         try:
@@ -353,10 +332,7 @@ class _Connection:
         """Queues a control frame from synchronous code (frames stay in order)."""
         if self.broken is not None:
             return
-        if self._atransport is not None:
-            self._atransport.write(data)
-        else:
-            self.loop.create_task(self.send(data))
+        self.loop.create_task(self.send(data))
 
     # -- reading shm on the loop thread --
     #
@@ -679,22 +655,16 @@ class _Connection:
             self.ready.set_result(None)
         for s in list(self.streams.values()):
             s.finish(StatusCode.UNAVAILABLE, reason)
-        if self._atransport is not None:
-            self._atransport.abort()
-        else:
-            self._stop_fifo_readers()
-            self._bell_stop = True
-            self._park.set()
-            self.transport.shutdown()
+        self._stop_fifo_readers()
+        self._bell_stop = True
+        self._park.set()
+        self.transport.shutdown()
 
     async def close(self) -> None:
         self.break_connection(f"channel to {self.target} closed")
         if self._reader_thread is not None:
             await self.loop.run_in_executor(None, self._reader_thread.join, 5)
-        if self._atransport is None:
-            self.transport.close()
-        else:
-            await asyncio.sleep(0)  # let the loop finish closing the socket
+        self.transport.close()
 
 
 class Channel:
@@ -1097,7 +1067,7 @@ class UnaryUnaryMultiCallable(_MultiCallable[Req, Resp]):
             deadline = conn.loop.time() + timeout
             call_start += _wirepb.timeout_field(max(1, int(timeout * 1e6)))
         data_len = len(call_start) + len(payload) + 3 * _frame.HEADER_SIZE
-        if conn._atransport is None and (conn._write_lock.locked() or data_len > _WRITE_NOW_MAX):
+        if conn._write_lock.locked() or data_len > _WRITE_NOW_MAX:
             return None
         s = conn.open_stream(self._method, deadline)
         if s is None:
