@@ -549,3 +549,44 @@ def test_client_closes_fds_a_server_did_not_declare(aio: bool, how: str) -> None
     finally:
         os.close(r)
         t.join(10)
+
+
+UPGRADED = [t for t in ("fifo", "shm", "msgq") if t in TRANSPORTS]
+
+
+@pytest.mark.parametrize("transport", UPGRADED)
+@pytest.mark.parametrize("how", ["record-no-frame-declared", "stray-bytes-with-fds"])
+def test_server_closes_fds_of_bad_control_records(fd_server: ServerProcess, transport: str, how: str) -> None:
+    """Upgraded transports: an fd record that no frame declared (the next frame that
+    declares some finds a record of the wrong size), or bytes that are not a record
+    with descriptors on them: the server closes the descriptors and the connection."""
+    from ipcrpc import _transport
+
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    t = _transport.connect(_transport.parse_address(fd_server.address(transport)), transport, 10)
+    try:
+        assert t.control is not None
+        t.send(_frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, 4 << 20, 1 << 20, max_fds_per_message=253).encode()))
+        if how == "record-no-frame-declared":
+            t.control.send_fds([w])  # declared by no frame
+            body = b"\x2a\x02\x08\x01\x32\x02\x08\x02"  # FdRequest{fd: {handle 1}, fds: [{handle 2}]}
+            t.control.send_fds([w, w])
+            t.send(_frame.encode_frame(FrameType.CALL_START, 1, _wirepb.CallStart("/ipcrpc.test.FdService/Read").encode())
+                   + _frame.encode_frame(FrameType.MESSAGE, 1, body + struct.pack("<II", 1, 2), fd_count=2)
+                   + _frame.encode_frame(FrameType.HALF_CLOSE, 1))
+        else:
+            _sendmsg_fds(t.control.sock, b"NOPE", [w])
+        os.close(w)
+        w = -1
+        end = time.monotonic() + 10
+        closed = False
+        while time.monotonic() < end and not closed:
+            data = t.recv_within(1 << 16, 0.1)
+            closed = data == b""  # frames (its HELLO) are read and dropped
+        assert closed, "the server kept the connection"
+        assert _closed_everywhere(r), "the server kept descriptors nobody declared"
+    finally:
+        t.close()
+        os.close(r)
+        if w >= 0:
+            os.close(w)
