@@ -342,8 +342,18 @@ def bind(msg: Any, item: FdPayload) -> Any:
     return msg
 
 
+def clear_handles(msg: Any) -> Any:
+    """For a message that came with no descriptors: every FileDescriptor field
+    names none, whatever number the peer wrote there (so peek_fd can never be
+    made to name one of this process's own descriptors)."""
+    if _is_message(msg) and _reaches(msg.DESCRIPTOR):
+        for sub in _fd_fields(msg):
+            sub.handle = 0
+    return msg
+
+
 def deserialize(deserializer: Callable[[bytes], Any], item: Incoming) -> Any:
     if type(item) is bytes:
-        return deserializer(item)
+        return clear_handles(deserializer(item))
     msg = deserializer(item.message)
     return bind(msg, item)

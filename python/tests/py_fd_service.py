@@ -124,6 +124,9 @@ class FdService(svc.FdServiceServicer):
             finally:
                 os.close(out)
 
+    def Peek(self, request: pb.FdRequest, context: ipcrpc.ServicerContext) -> pb.FdReply:
+        return pb.FdReply(content=str(ipcrpc.peek_fd(request.fd)).encode())
+
     def Hold(self, request: pb.FdRequest, context: ipcrpc.ServicerContext) -> pb.FdReply:
         until = time.monotonic() + request.delay_ms / 1000
         while time.monotonic() < until and context.is_active():
@@ -173,6 +176,9 @@ class AioFdService(svc.FdServiceServicer):
             finally:
                 os.close(out)
             i += 1
+
+    async def Peek(self, request: pb.FdRequest, context: ipcrpc.aio.ServicerContext) -> pb.FdReply:  # type: ignore[override]
+        return pb.FdReply(content=str(ipcrpc.peek_fd(request.fd)).encode())
 
     async def Hold(self, request: pb.FdRequest, context: ipcrpc.aio.ServicerContext) -> pb.FdReply:  # type: ignore[override]
         until = time.monotonic() + request.delay_ms / 1000

@@ -185,6 +185,31 @@ def test_aio_client_all_kinds(fd_server: ServerProcess, transport: str) -> None:
     asyncio.run(run())
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_forged_handle_names_no_descriptor_on_either_side(fd_server: ServerProcess, transport: str) -> None:
+    """A peer that writes a handle into a FileDescriptor field and sends no
+    descriptor: the receiver's field names none, so peek_fd cannot be made to
+    name one of the receiver's own descriptors (before: the number stayed)."""
+    with ipcrpc.channel(fd_server.address(transport)) as ch:
+        peek = ch.unary_unary("/ipcrpc.test.FdService/Peek")
+        for handle in (1, 4, 1000):
+            forged = pb.ForgedRequest(fd=pb.ForgedHandle(handle=handle)).SerializeToString()
+            assert pb.FdReply.FromString(peek(forged, timeout=10)).content == b"-1", handle
+    if fd_server.kind != "cpp":  # type: ignore[attr-defined]
+        return
+    echo_server = start_cpp_server(["--generic_echo"])
+    try:
+        with ipcrpc.channel(echo_server.address(transport)) as ch:
+            stub = svc.FdEchoStub(ch)
+            for handle in (1, 4, 1000):
+                reply = stub.Echo(pb.ForgedReply(fd=pb.ForgedHandle(handle=handle)), timeout=10)
+                assert ipcrpc.peek_fd(reply.fd) == -1, handle
+                with pytest.raises(LookupError):
+                    ipcrpc.take_fd(reply.fd)
+    finally:
+        _finish(echo_server)
+
+
 def test_received_fd_is_the_same_file(fd_server: ServerProcess) -> None:
     """A file the client opened, read by the server through the passed descriptor,
     and one the server opened, written by the client through its copy."""

@@ -210,7 +210,9 @@ bool ClientStream::Parse(const std::string& payload, std::vector<ScopedFd> fds,
     // A message without descriptors drops those the last one left untaken.
     if (received_fds_ && context_ != nullptr) context_->fds().Replace({});
     received_fds_ = false;
-    return message->ParseFromString(payload);
+    if (!message->ParseFromString(payload)) return false;
+    ClearFdHandles(message);  // a handle the peer made up names nothing
+    return true;
   }
   absl::string_view bytes, table;
   if (!SplitFdTable(payload, fds.size(), &bytes, &table) ||

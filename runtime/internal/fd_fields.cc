@@ -183,4 +183,8 @@ void BindFds(google::protobuf::MessageLite* lite, absl::string_view table,
   }  // else `fds` closes here
 }
 
+void ClearFdHandles(google::protobuf::MessageLite* message) {
+  BindFds(message, absl::string_view(), {}, nullptr);
+}
+
 }  // namespace ipcrpc::internal
