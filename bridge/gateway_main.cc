@@ -82,6 +82,7 @@ int ServeGrpcToLocal(const Flags& flags, const sigset_t& stop) {
   ipcrpc::ChannelOptions options;
   options.max_send_message_size = flags.max_message_size;
   options.max_receive_message_size = flags.max_message_size;
+  options.max_fds_per_message = 0;  // descriptors cannot reach a gRPC client
   auto channel = ipcrpc::CreateChannel(flags.to, options);
   if (!channel.ok()) return Usage("--to: " + channel.status().ToString());
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
@@ -127,6 +128,7 @@ int ServeLocalToGrpc(const Flags& flags, const sigset_t& stop) {
   ipcrpc::grpc_bridge::ChannelForwardingService service(*channel);
   ipcrpc::ServerOptions server_options;
   server_options.max_message_size = flags.max_message_size;
+  server_options.max_fds_per_message = 0;  // descriptors cannot reach a gRPC server
   // Every forwarded call is a generic (bidi) handler: let one client use
   // the whole pool, not the per-connection share meant for streaming calls.
   server_options.num_threads = flags.threads;

@@ -23,6 +23,9 @@ absl::StatusOr<std::unique_ptr<GrpcBridge>> ServeOverGrpc(
   ChannelOptions channel_options;
   channel_options.max_send_message_size = options.max_message_size;
   channel_options.max_receive_message_size = options.max_message_size;
+  // Descriptors cannot reach a gRPC client: a handler's response that names
+  // one fails FAILED_PRECONDITION.
+  channel_options.max_fds_per_message = 0;
   std::shared_ptr<Channel> channel =
       CreateChannelFromTransport(std::move(pair->second), channel_options);
 

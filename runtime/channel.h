@@ -73,6 +73,11 @@ struct ChannelOptions {
   // Whether this client tells servers it can decompress responses (HELLO's
   // accept_compression). false: servers never compress to it.
   bool accept_compression = true;
+  // The most file descriptors this client accepts with one response message
+  // (HELLO's max_fds_per_message, runtime/file_descriptor.h); capped at 253
+  // and at what the transport can pass. 0: servers never send it one (a
+  // handler's response that names one fails FAILED_PRECONDITION).
+  uint32_t max_fds_per_message = 253;
 };
 
 class Channel {

@@ -121,6 +121,11 @@ struct ServerOptions {
   // Whether this server tells clients it can decompress requests (HELLO's
   // accept_compression). false: clients never compress to it.
   bool accept_compression = true;
+  // The most file descriptors this server accepts with one request message
+  // (HELLO's max_fds_per_message, runtime/file_descriptor.h); capped at 253
+  // and at what the transport can pass. 0: clients never send it one (their
+  // call fails FAILED_PRECONDITION before sending).
+  uint32_t max_fds_per_message = 253;
 };
 
 // What the server's limits refused or closed since it started, and what it

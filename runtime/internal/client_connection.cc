@@ -260,6 +260,7 @@ absl::StatusOr<std::shared_ptr<ClientConnection>> ClientConnection::Establish(
   hello.set_initial_stream_window(options.stream_window_bytes);
   hello.set_agent(kAgent);
   if (options.accept_compression) hello.set_accept_compression(kSupportedCompression);
+  hello.set_max_fds_per_message(options.max_fds_per_message);
   absl::StatusOr<wire::Hello> theirs = c->framed_.ExchangeHello(hello, deadline);
   if (!theirs.ok()) {
     return absl::Status(theirs.status().code(),

@@ -56,6 +56,7 @@ bool ServerConnection::Handshake() {
   ours.set_max_concurrent_streams(core_.options().max_concurrent_streams_per_connection);
   ours.set_agent(kAgent);
   if (core_.options().accept_compression) ours.set_accept_compression(kSupportedCompression);
+  ours.set_max_fds_per_message(core_.options().max_fds_per_message);
   absl::StatusOr<wire::Hello> theirs =
       framed_.ExchangeHello(ours, absl::Now() + core_.options().handshake_timeout);
   if (!theirs.ok()) {
