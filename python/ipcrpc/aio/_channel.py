@@ -260,20 +260,25 @@ class _Connection:
             return
         self._feed(data)
 
-    def _on_unix_readable(self) -> None:
-        if self._unix_fd < 0:
-            return
+    def _read_once(self, t: Any) -> bool:
+        """One read of ``t`` that does not block, fed to the frame decoder:
+        False when nothing was there or the connection broke."""
         try:
-            data = self.transport.recv_within(_READ_CHUNK, 0.0)
+            data = t.recv_within(_READ_CHUNK, 0.0)
         except (ConnectionError, OSError) as e:
             self.break_connection(f"connection to {self.target} lost: {e}")
-            return
+            return False
         if data is None:
-            return
+            return False
         if not data:
             self.break_connection(f"connection to {self.target} lost: the server closed the connection")
-            return
+            return False
         self._feed(data)
+        return True
+
+    def _on_unix_readable(self) -> None:
+        if self._unix_fd >= 0:
+            self._read_once(self.transport)
 
     def _on_control_readable(self) -> None:
         # The control socket stays silent, but for fd records (PROTOCOL.md §10):
@@ -367,18 +372,8 @@ class _Connection:
     def _drain_shm(self) -> None:
         t = self._shm
         assert t is not None
-        while self.broken is None:
-            try:
-                data = t.recv_within(_READ_CHUNK, 0.0)
-            except (ConnectionError, OSError) as e:
-                self.break_connection(f"connection to {self.target} lost: {e}")
-                return
-            if data is None:
-                return
-            if not data:
-                self.break_connection(f"connection to {self.target} lost: the server closed the connection")
-                return
-            self._feed(data)
+        while self.broken is None and self._read_once(t):
+            pass
 
     def _on_doorbell(self) -> None:
         self._bell_pending = False
