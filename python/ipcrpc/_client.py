@@ -230,6 +230,7 @@ class _Connection:
         self.peer_window = _frame.DEFAULT_STREAM_WINDOW
         self.peer_max_streams = 0
         self.peer_max_fds = 0  # the server's max_fds_per_message (HELLO field 7)
+        self.unread_fds = _fds.UnreadFds()  # in responses not read yet (at most MAX_UNREAD_FDS)
         self.our_max_fds = max_fds
         self._lock = threading.Lock()  # streams, next id, state
         self._write_lock = threading.Lock()
@@ -541,7 +542,7 @@ class _Connection:
             if frame.oversized:
                 s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"response message of {frame.length} bytes exceeds this client's max_receive_message_size of {self.our_max_message} bytes")
                 return
-            item, error = incoming_message(frame, "client")
+            item, error = incoming_message(frame, "client", self.unread_fds)
             if error is not None:
                 s.fail_locally(*error)
                 return
@@ -576,10 +577,12 @@ class _Connection:
         # other types (unknown, or client-only ones we tolerate) are skipped
 
 
-def incoming_message(frame: _frame.Frame, side: str) -> Tuple[_fds.Incoming, Optional[Tuple[StatusCode, str]]]:
+def incoming_message(frame: _frame.Frame, side: str, unread: _fds.UnreadFds) -> Tuple[_fds.Incoming, Optional[Tuple[StatusCode, str]]]:
     """What a received MESSAGE puts in its stream's inbox (the payload, or an
     FdPayload owning the descriptors that came with it), or why its stream fails
-    (PROTOCOL.md §10; the descriptors are then closed)."""
+    (PROTOCOL.md §10; the descriptors are then closed). ``unread`` counts the
+    connection's descriptors in messages not read yet: past MAX_UNREAD_FDS the
+    stream fails RESOURCE_EXHAUSTED."""
     if frame.fds_lost:
         return None, (StatusCode.RESOURCE_EXHAUSTED, f"a message's {frame.fd_count} file descriptors could not be received by the {side}: out of descriptors")
     batch = frame.fds
@@ -592,6 +595,10 @@ def incoming_message(frame: _frame.Frame, side: str) -> Tuple[_fds.Incoming, Opt
     item = _fds.split_payload(frame.payload, batch)
     if item is None:
         return None, (StatusCode.INTERNAL, f"a MESSAGE's descriptor table ({frame.fd_count} entries) does not fit its {frame.length}-byte payload")
+    held = batch.count_in(unread)
+    if held > _fds.MAX_UNREAD_FDS:
+        batch.close()
+        return None, (StatusCode.RESOURCE_EXHAUSTED, f"the connection's unread messages already hold {held - frame.fd_count} file descriptors; at most {_fds.MAX_UNREAD_FDS} are kept")
     return item, None
 
 

@@ -47,21 +47,57 @@ def close_quietly(fd: int) -> None:
         pass
 
 
+# The most descriptors a connection keeps in received messages that the
+# application has not read yet (PROTOCOL.md §5 "Limits", as the C++ side).
+MAX_UNREAD_FDS = 1024
+
+
+class UnreadFds:
+    """How many descriptors one connection holds in received messages the
+    application has not read yet (any thread)."""
+
+    __slots__ = ("_lock", "count")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self, n: int) -> int:
+        with self._lock:
+            self.count += n
+            return self.count
+
+    def sub(self, n: int) -> None:
+        with self._lock:
+            self.count -= n
+
+
 class FdBatch:
     """Descriptors received together (one SCM_RIGHTS message), owned until
     released: closed by close() or when the object is dropped."""
 
-    __slots__ = ("fds", "truncated", "__weakref__")
+    __slots__ = ("fds", "truncated", "_unread", "__weakref__")
 
     def __init__(self, fds: Sequence[int], truncated: bool = False) -> None:
         self.fds: List[int] = list(fds)
         self.truncated = truncated  # the kernel could not install them all (MSG_CTRUNC)
+        self._unread: Optional[Tuple[UnreadFds, int]] = None
 
     def __len__(self) -> int:
         return len(self.fds)
 
+    def count_in(self, unread: UnreadFds) -> int:
+        """Counts these descriptors as unread on their connection until they are
+        released or closed; returns the connection's count with them."""
+        n = len(self.fds)
+        self._unread = (unread, n)
+        return unread.add(n)
+
     def release(self) -> List[int]:
         fds, self.fds = self.fds, []
+        counted, self._unread = self._unread, None
+        if counted is not None:
+            counted[0].sub(counted[1])
         return fds
 
     def close(self) -> None:

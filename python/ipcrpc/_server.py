@@ -464,6 +464,7 @@ class _ServerConnection:
         self.peer_max_message = _frame.DEFAULT_MAX_MESSAGE
         self.peer_window = _frame.DEFAULT_STREAM_WINDOW
         self.peer_max_fds = 0  # the client's max_fds_per_message (HELLO field 7)
+        self.unread_fds = _fds.UnreadFds()  # in requests not read yet (at most MAX_UNREAD_FDS)
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self.streams: Dict[int, _ServerStream] = {}
@@ -610,7 +611,7 @@ class _ServerConnection:
         if s is None:
             return
         if t == FrameType.MESSAGE:
-            item, error = incoming_message(frame, "server")
+            item, error = incoming_message(frame, "server", self.unread_fds)
             with s.cond:
                 if error is not None:
                     pass

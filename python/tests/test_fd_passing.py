@@ -416,6 +416,39 @@ def test_cancelled_call_closes_its_fds_on_both_sides(fd_server: ServerProcess, t
         assert settle(fd_server.pid, server_before) == server_before
 
 
+# -- the bound on unread descriptors ---------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["unix", "shm"])
+def test_a_server_holds_at_most_1024_unread_descriptors_per_connection(fd_server: ServerProcess, transport: str) -> None:
+    """A client stream of one-descriptor requests to a handler that stops
+    reading: past 1024 waiting descriptors the call fails RESOURCE_EXHAUSTED,
+    the descriptors are closed and the connection still serves (before, a
+    Python server kept every one: a client could exhaust its descriptors)."""
+    with ipcrpc.channel(fd_server.address(transport)) as ch:
+        stub = svc.FdServiceStub(ch)
+        stub.Hold(pb.FdRequest(), timeout=10)
+        server_before = open_fds(str(fd_server.pid))
+        fd = open_with_content("memfd", b"q")
+        try:
+            def requests() -> Iterator[pb.FdRequest]:
+                first = pb.FdRequest(delay_ms=3000)  # the handler stops reading for 3 s
+                ipcrpc.attach_fd(first.fd, fd)
+                yield first
+                for _ in range(1500):
+                    req = pb.FdRequest()
+                    ipcrpc.attach_fd(req.fd, fd)
+                    yield req
+            with pytest.raises(ipcrpc.RpcError) as e:
+                stub.ReadStream(requests(), timeout=30)
+            assert e.value.code() is ipcrpc.StatusCode.RESOURCE_EXHAUSTED, e.value.details()
+            assert "at most 1024" in (e.value.details() or ""), e.value.details()
+        finally:
+            os.close(fd)
+        stub.Hold(pb.FdRequest(), timeout=10)  # the connection still serves
+        assert settle(fd_server.pid, server_before) <= server_before
+
+
 # -- hostile peers: descriptors nobody declared ---------------------------------------
 
 

@@ -165,6 +165,7 @@ class _Connection:
         self.channel = channel
         self.loop = loop
         self.transport = t
+        self.unread_fds = _fds.UnreadFds()  # in responses not read yet (at most MAX_UNREAD_FDS)
         self.target: str = channel.target
         self.our_window: int = channel._window
         self.our_max: int = channel._max_receive
@@ -601,7 +602,7 @@ class _Connection:
             return
         s = found
         if t == FrameType.MESSAGE:
-            item, error = incoming_message(frame, "client") if not frame.oversized else (None, None)
+            item, error = incoming_message(frame, "client", self.unread_fds) if not frame.oversized else (None, None)
             if frame.oversized:
                 s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"response message of {frame.length} bytes exceeds this client's max_receive_message_size of {self.our_max} bytes")
             elif error is not None:

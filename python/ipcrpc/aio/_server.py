@@ -270,6 +270,7 @@ class _Connection:
         self.server = server
         self.sock = sock
         self.loop = asyncio.get_running_loop()
+        self.unread_fds = _fds.UnreadFds()  # in requests not read yet (at most MAX_UNREAD_FDS)
         self.peer = _access.peer_credentials(sock)
         self.peer_max_message = _frame.DEFAULT_MAX_MESSAGE
         self.peer_window = _frame.DEFAULT_STREAM_WINDOW
@@ -464,7 +465,7 @@ class _Connection:
         if s is None:
             return
         if t == FrameType.MESSAGE:
-            item, error = incoming_message(f, "server") if not f.oversized else (None, None)
+            item, error = incoming_message(f, "server", self.unread_fds) if not f.oversized else (None, None)
             if error is not None:
                 await s.finish(*error)
             elif f.oversized:
