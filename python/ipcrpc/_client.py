@@ -659,6 +659,8 @@ class Channel:
         plan = _config.plan_channel(address)
         if not 0 <= max_fds_per_message <= _fds.MAX_FDS_PER_MESSAGE:
             raise ValueError(f"max_fds_per_message must be 0..{_fds.MAX_FDS_PER_MESSAGE}")
+        if plan.max_fds is not None:  # the config file's entry decides, as in C++
+            max_fds_per_message = min(plan.max_fds, _fds.MAX_FDS_PER_MESSAGE)
         self._max_fds = max_fds_per_message
         self._address = _transport.parse_address(plan.address)
         # IPCRPC_TRANSPORT, then the config entry, then the `transport` argument, then the address.

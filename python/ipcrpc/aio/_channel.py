@@ -674,6 +674,8 @@ class Channel:
 
         if not 0 <= max_fds_per_message <= _fds.MAX_FDS_PER_MESSAGE:
             raise ValueError(f"max_fds_per_message must be 0..{_fds.MAX_FDS_PER_MESSAGE}")
+        if plan.max_fds is not None:  # the config file's entry decides, as in C++
+            max_fds_per_message = min(plan.max_fds, _fds.MAX_FDS_PER_MESSAGE)
         self._max_fds = max_fds_per_message
         plan = _config.plan_channel(address)
         self._address = _transport.parse_address(plan.address)

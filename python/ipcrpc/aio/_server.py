@@ -533,8 +533,10 @@ class Server:
 
         if not 0 <= max_fds_per_message <= _fds.MAX_FDS_PER_MESSAGE:
             raise ValueError(f"max_fds_per_message must be 0..{_fds.MAX_FDS_PER_MESSAGE}")
-        self.max_fds_per_message = max_fds_per_message
         section = _config.server_section()  # IPCRPC_CONFIG's `server` fills what the caller left at its default
+        if max_fds_per_message == _fds.MAX_FDS_PER_MESSAGE and section.HasField("max_fds_per_message"):
+            max_fds_per_message = min(section.max_fds_per_message, _fds.MAX_FDS_PER_MESSAGE)
+        self.max_fds_per_message = max_fds_per_message
         self.metadata_limits = _limits.MetadataLimits.of(max_metadata_bytes, max_metadata_entries, section)
         self.socket_mode = _access.socket_mode_from(socket_mode, section)
         self.access_policy = _access.policy_from(allowed_uids, allowed_gids, allow_any_peer, section)
