@@ -22,6 +22,7 @@
 #include "tests/bridge/child_process.h"
 #include "tests/e2e/fd_service.ipcrpc.pb.h"
 #include "tests/e2e/fd_util.h"
+#include "tests/testing/notification.h"
 #include "tests/testing/temp_dir.h"
 
 namespace ipcrpc::test {
@@ -111,6 +112,18 @@ TEST_P(FdBridgeTest, ARequestNamingADescriptorIsFailedPrecondition) {
     writer->WritesDone();
     s = writer->Finish();
     EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+    // The callback form too.
+    ClientContext async_ctx;
+    async_ctx.set_timeout(absl::Seconds(10));
+    FdReply async_reply;
+    absl::Status async_status;
+    testing::Notification done;
+    stub_->async()->Read(&async_ctx, &req, &async_reply, [&](absl::Status st) {
+      async_status = st;
+      done.Notify();
+    });
+    ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(20)));
+    EXPECT_EQ(async_status.code(), absl::StatusCode::kFailedPrecondition) << async_status;
   }
   EXPECT_EQ(CountOpenFds(), before);
 }
