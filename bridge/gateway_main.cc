@@ -85,6 +85,7 @@ int ServeGrpcToLocal(const Flags& flags, const sigset_t& stop) {
   // Shared buffers cannot cross to gRPC: the server is told this client
   // takes none, so it is never sent one (PROTOCOL.md §13).
   options.shared_buffers = false;
+  options.max_fds_per_message = 0;  // descriptors cannot reach a gRPC client
   auto channel = ipcrpc::CreateChannel(flags.to, options);
   if (!channel.ok()) return Usage("--to: " + channel.status().ToString());
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
@@ -133,6 +134,7 @@ int ServeLocalToGrpc(const Flags& flags, const sigset_t& stop) {
   // Shared buffers cannot cross to gRPC: local clients are never sent one,
   // and sending one here fails FAILED_PRECONDITION (PROTOCOL.md §13).
   server_options.shared_buffers = false;
+  server_options.max_fds_per_message = 0;  // descriptors cannot reach a gRPC server
   // Every forwarded call is a generic (bidi) handler: let one client use
   // the whole pool, not the per-connection share meant for streaming calls.
   server_options.num_threads = flags.threads;

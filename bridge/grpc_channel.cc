@@ -12,6 +12,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "base/sync.h"
 #include "base/thread.h"
 #include "bridge/grpc_mapping.h"
@@ -19,6 +20,7 @@
 #include "runtime/channel_schemes.h"
 #include "runtime/codegen/call_interfaces.h"
 #include "runtime/codegen/foreign_call.h"
+#include "runtime/file_descriptor.h"
 
 namespace ipcrpc {
 namespace grpc_bridge {
@@ -106,7 +108,7 @@ class GrpcCall final : public internal::ClientCall {
  public:
   GrpcCall(grpc::GenericStub& stub, const std::string& method, ClientContext* context,
            std::shared_ptr<const std::string> name, absl::Status* start_error)
-      : context_(context) {
+      : context_(context), name_(name) {
     *start_error = PrepareContext(context, &grpc_context_);
     if (!start_error->ok()) return;
     if (!ForeignCallAccess::SetCancelHook(context, [this] { grpc_context_.TryCancel(); })) {
@@ -130,6 +132,13 @@ class GrpcCall final : public internal::ClientCall {
   // completions come through queue_, not callbacks), so none starts after
   // Finish did.
   absl::Status Write(const google::protobuf::MessageLite& message) override {
+    absl::Status no_fds = CheckNoFds(message, *name_);
+    if (!no_fds.ok()) {  // the call ends with this status
+      internal::MutexLock lock(&mu_);
+      if (forced_.ok()) forced_ = no_fds;
+      grpc_context_.TryCancel();
+      return no_fds;
+    }
     grpc::ByteBuffer buffer = ToGrpcBuffer(message.SerializeAsString());
     {
       internal::MutexLock lock(&mu_);
@@ -175,6 +184,7 @@ class GrpcCall final : public internal::ClientCall {
       grpc_context_.TryCancel();
       return false;
     }
+    ForeignCallAccess::ClearFdHandles(message);
     if (!initial_metadata_copied_) {  // gRPC has it once a message arrived
       initial_metadata_copied_ = true;
       Metadata* initial = ForeignCallAccess::server_initial_metadata(context_);
@@ -209,6 +219,7 @@ class GrpcCall final : public internal::ClientCall {
 
  private:
   ClientContext* const context_;
+  const std::shared_ptr<const std::string> name_;
   CallQueue queue_;  // after grpc_context_ and call_ in destruction order
   grpc::ClientContext grpc_context_;
   std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call_;
@@ -239,6 +250,7 @@ class GrpcChannel final : public Channel, public std::enable_shared_from_this<Gr
   absl::Status UnaryCall(const MethodDescriptor& method, ClientContext* context,
                          const google::protobuf::MessageLite& request,
                          google::protobuf::MessageLite* response) override {
+    IPCRPC_RETURN_IF_ERROR(CheckNoFds(request, *name_));
     grpc::ClientContext grpc_context;
     absl::Status prepared = PrepareContext(context, &grpc_context);
     if (!prepared.ok()) return prepared;
@@ -267,6 +279,7 @@ class GrpcChannel final : public Channel, public std::enable_shared_from_this<Gr
                                               " from the gRPC server does not parse as ",
                                               response->GetTypeName()));
     }
+    ForeignCallAccess::ClearFdHandles(response);
     return absl::OkStatus();
   }
 
@@ -274,6 +287,11 @@ class GrpcChannel final : public Channel, public std::enable_shared_from_this<Gr
                       const google::protobuf::MessageLite& request,
                       google::protobuf::MessageLite* response,
                       std::function<void(absl::Status)> done) override {
+    absl::Status no_fds = CheckNoFds(request, *name_);
+    if (!no_fds.ok()) {
+      done(no_fds);
+      return;
+    }
     // `request` is only valid until this returns.
     auto request_copy = std::make_shared<ByteBuffer>(request.SerializeAsString());
     std::shared_ptr<GrpcChannel> self = shared_from_this();

@@ -26,6 +26,9 @@ absl::StatusOr<std::unique_ptr<GrpcBridge>> ServeOverGrpc(
   // Shared buffers cannot cross to gRPC: the served handlers are never
   // given one to send (AllocateSharedBuffer fails FAILED_PRECONDITION).
   channel_options.shared_buffers = false;
+  // Descriptors cannot reach a gRPC client: a handler's response that names
+  // one fails FAILED_PRECONDITION.
+  channel_options.max_fds_per_message = 0;
   std::shared_ptr<Channel> channel =
       CreateChannelFromTransport(std::move(pair->second), channel_options);
 

@@ -84,6 +84,11 @@ struct ChannelOptions {
   bool shared_buffers = true;
   uint64_t shared_buffer_pool_bytes = uint64_t{2} << 30;
   uint64_t shared_buffer_arena_bytes = uint64_t{64} << 20;
+  // The most file descriptors this client accepts with one response message
+  // (HELLO's max_fds_per_message, runtime/file_descriptor.h); capped at 253
+  // and at what the transport can pass. 0: servers never send it one (a
+  // handler's response that names one fails FAILED_PRECONDITION).
+  uint32_t max_fds_per_message = 253;
 };
 
 class Channel {

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace ipcrpc {
@@ -37,6 +38,10 @@ enum class CompressionAlgorithm : uint8_t {
 
 // "identity", "gzip" (gRPC's names).
 absl::string_view CompressionAlgorithmName(CompressionAlgorithm algorithm);
+
+// The algorithm named `name` ("identity" or "gzip"; also "none");
+// INVALID_ARGUMENT naming the choices otherwise.
+absl::StatusOr<CompressionAlgorithm> ParseCompressionAlgorithm(absl::string_view name);
 
 }  // namespace ipcrpc
 

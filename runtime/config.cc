@@ -95,6 +95,21 @@ absl::StatusOr<ChannelPlan> PlanChannel(absl::string_view target, const ChannelO
     if (entry->max_metadata_entries() != 0) {
       plan.options.max_metadata_entries = entry->max_metadata_entries();
     }
+    if (!entry->compression().empty()) {
+      absl::StatusOr<CompressionAlgorithm> algorithm =
+          ParseCompressionAlgorithm(entry->compression());
+      if (!algorithm.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("channel entry for \"", entry->target(),
+                                                       "\": ", algorithm.status().message()));
+      }
+      plan.options.default_compression_algorithm = *algorithm;
+    }
+    if (entry->has_accept_compression()) {
+      plan.options.accept_compression = entry->accept_compression();
+    }
+    if (entry->has_max_fds_per_message()) {
+      plan.options.max_fds_per_message = entry->max_fds_per_message();
+    }
   }
   if (!env_transport.empty()) plan.transport = std::string(env_transport);
   return plan;

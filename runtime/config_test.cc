@@ -56,6 +56,38 @@ TEST(ConfigTest, MetadataLimitsComeFromTheChannelEntry) {
   EXPECT_EQ(defaults->options.max_metadata_entries, kDefaultMaxMetadataEntries);
 }
 
+TEST(ConfigTest, CompressionAndDescriptorSettingsComeFromTheChannelEntry) {
+  auto config = ParseConfig(R"pb(channel {
+                                   target: "*"
+                                   compression: "gzip"
+                                   accept_compression: false
+                                   max_fds_per_message: 0
+                                 })pb",
+                            "test");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto plan = PlanChannel("unix:/run/x.sock", {}, *config, "");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->options.default_compression_algorithm, CompressionAlgorithm::kGzip);
+  EXPECT_FALSE(plan->options.accept_compression);
+  EXPECT_EQ(plan->options.max_fds_per_message, 0u);
+  // Unset: the options as the code gave them.
+  ChannelOptions mine;
+  mine.max_fds_per_message = 7;
+  auto defaults = PlanChannel("unix:/run/x.sock", mine, config::Config(), "");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->options.default_compression_algorithm, CompressionAlgorithm::kNone);
+  EXPECT_TRUE(defaults->options.accept_compression);
+  EXPECT_EQ(defaults->options.max_fds_per_message, 7u);
+
+  auto bad = ParseConfig(R"pb(channel { target: "*" compression: "zip" })pb", "test");
+  ASSERT_TRUE(bad.ok());
+  auto refused = PlanChannel("unix:/run/x.sock", {}, *bad, "");
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("unknown compression algorithm \"zip\""),
+            std::string::npos)
+      << refused.status();
+}
+
 TEST(ConfigTest, EnvironmentOverridesEverything) {
   auto config = ParseConfig(kText, "test");
   ASSERT_TRUE(config.ok());

@@ -19,9 +19,10 @@
 //
 // Errors (the call's status): more than 253 descriptors in one message
 // (SCM_MAX_FD) → INVALID_ARGUMENT, a descriptor that is not open →
-// INVALID_ARGUMENT, a peer that does not accept descriptors (an older or
-// non-C++ peer, or a generic/ByteBuffer call) → FAILED_PRECONDITION, all
-// before anything is sent; a receiver out of descriptors (EMFILE) →
+// INVALID_ARGUMENT, a peer that does not accept descriptors (an older peer,
+// one whose ChannelOptions/ServerOptions::max_fds_per_message is 0, the gRPC
+// bridge; a generic/ByteBuffer call carries none) or a grpc: channel →
+// FAILED_PRECONDITION, all before anything is sent; a receiver out of descriptors (EMFILE) →
 // RESOURCE_EXHAUSTED for that call only. See docs/TRANSPORTS.md, "Passing
 // file descriptors".
 //
@@ -43,8 +44,11 @@
 #ifndef IPCRPC_RUNTIME_FILE_DESCRIPTOR_H_
 #define IPCRPC_RUNTIME_FILE_DESCRIPTOR_H_
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "base/scoped_fd.h"
+#include "google/protobuf/message_lite.h"
 #include "proto/ipcrpc/file_descriptor.pb.h"
 #include "runtime/client_context.h"
 #include "runtime/server_context.h"
@@ -67,6 +71,14 @@ inline void AttachFd(ServerContext* context, FileDescriptor* field, ScopedFd fd)
 inline void AttachFd(ClientContext* context, FileDescriptor* field, ScopedFd fd) {
   SetFd(field, context->fds().Keep(std::move(fd)));
 }
+
+// OK if `message` names no descriptor in any FileDescriptor field;
+// otherwise FAILED_PRECONDITION, saying it cannot go to `destination`. For
+// code that sends messages where descriptors cannot follow: the gRPC bridge
+// checks every message bound for a gRPC peer (descriptors cannot cross
+// machines).
+absl::Status CheckNoFds(const google::protobuf::MessageLite& message,
+                        absl::string_view destination);
 
 // The descriptor number `field` names in this process, or -1.
 inline int PeekFd(const FileDescriptor& field) {

@@ -156,6 +156,19 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
   if (config_->has_keepalive_timeout_ms()) {
     options_.keepalive_timeout = absl::Milliseconds(config_->keepalive_timeout_ms());
   }
+  if (!config_->compression().empty()) {
+    absl::StatusOr<CompressionAlgorithm> algorithm =
+        ParseCompressionAlgorithm(config_->compression());
+    if (!algorithm.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("server config: ", algorithm.status().message()));
+    }
+    options_.default_compression_algorithm = *algorithm;
+  }
+  if (config_->has_accept_compression()) options_.accept_compression = config_->accept_compression();
+  if (config_->has_max_fds_per_message()) {
+    options_.max_fds_per_message = config_->max_fds_per_message();
+  }
   std::vector<std::string> allowed(config_->allowed_transports().begin(),
                                    config_->allowed_transports().end());
   std::unique_ptr<HealthService> health;

@@ -129,6 +129,11 @@ struct ServerOptions {
   bool shared_buffers = true;
   uint64_t shared_buffer_pool_bytes = uint64_t{2} << 30;
   uint64_t shared_buffer_arena_bytes = uint64_t{64} << 20;
+  // The most file descriptors this server accepts with one request message
+  // (HELLO's max_fds_per_message, runtime/file_descriptor.h); capped at 253
+  // and at what the transport can pass. 0: clients never send it one (their
+  // call fails FAILED_PRECONDITION before sending).
+  uint32_t max_fds_per_message = 253;
 };
 
 // What the server's limits refused or closed since it started, and what it

@@ -36,6 +36,7 @@ from ._server import (
     unary_stream_rpc_method_handler,
     unary_unary_rpc_method_handler,
 )
+from ._fds import attach_fd, peek_fd, take_fd
 from ._status import RpcError, StatusCode
 from ._transport import available_transports
 
@@ -56,12 +57,15 @@ __all__ = [
     "StreamUnaryMultiCallable",
     "UnaryStreamMultiCallable",
     "UnaryUnaryMultiCallable",
+    "attach_fd",
     "available_transports",
     "channel",
     "method_handlers_generic_handler",
+    "peek_fd",
     "server",
     "stream_stream_rpc_method_handler",
     "stream_unary_rpc_method_handler",
+    "take_fd",
     "unary_stream_rpc_method_handler",
     "unary_unary_rpc_method_handler",
 ]

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, Generic, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
-from . import _frame, _limits, _transport, _wirepb
+from . import _fds, _frame, _limits, _transport, _wirepb
 from ._frame import FrameType, ProtocolError
 from ._status import MetadataType, RpcError, StatusCode, WireMetadata, normalize_metadata, user_metadata
 
@@ -57,7 +57,7 @@ class _ClientStream:
         self.lock = threading.Lock()  # guards this state; cond (made when first needed) waits on it
         self._cond: Optional[threading.Condition] = None
         self.sleepers = 0  # threads inside cond.wait(): nobody to notify while 0
-        self.inbox: Deque[bytes] = collections.deque()
+        self.inbox: Deque[_fds.Incoming] = collections.deque()
         self.initial_metadata: Optional[MetadataType] = None
         self.send_window = conn.peer_window
         self.recv_window = conn.our_window  # what the server may still send
@@ -105,6 +105,8 @@ class _ClientStream:
             if self.done:
                 return
         self.finish(code, details)
+        with self.lock:
+            _fds.close_items(self.inbox)  # nobody takes the descriptors of a failed call
         self.conn.send_control(FrameType.CANCEL, self.id)
 
     # -- called by the calling thread --
@@ -160,20 +162,24 @@ class _ClientStream:
 
         return check
 
-    def send_message(self, payload: bytes, half_close: bool = False) -> None:
+    def send_message(self, payload: bytes, half_close: bool = False, out: Optional[_fds.Outgoing] = None) -> None:
         limit = self.conn.peer_max_message
         if len(payload) > limit:
             self.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds the server's max_message_size of {limit} bytes")
+            return
+        refused = _fds.check_peer(out, self.conn.peer_max_fds, self.conn.target)
+        if refused is not None:
+            self.fail_locally(*refused)
             return
         with self.lock:
             self.wait(lambda: self.send_window > 0 or self.done, "while waiting to send")
             if self.done:
                 return
             self.send_window -= len(payload)
-        data = _frame.encode_frame(FrameType.MESSAGE, self.id, payload)
+        data = _frame.encode_frame(FrameType.MESSAGE, self.id, payload, fd_count=len(out.fds) if out else 0)
         if half_close:
             data += _frame.encode_frame(FrameType.HALF_CLOSE, self.id)
-        self.conn.send(data)
+        self.conn.send(data, out.fds if out else ())
 
     def half_close(self) -> None:
         with self.lock:
@@ -181,8 +187,8 @@ class _ClientStream:
                 return
         self.conn.send_control(FrameType.HALF_CLOSE, self.id)
 
-    def next_message(self) -> Optional[bytes]:
-        """The next response payload, or None once the call ended (check ``code``)."""
+    def next_message(self) -> Optional[_fds.Incoming]:
+        """The next response payload (bytes, or an FdPayload), or None once the call ended (check ``code``)."""
         with self.lock:
             self.wait(lambda: bool(self.inbox) or self.done, "waiting for a response")
             if not self.inbox:
@@ -190,7 +196,7 @@ class _ClientStream:
             payload = self.inbox.popleft()
             credit = 0
             if not self.done:
-                self.unacked += len(payload)
+                self.unacked += _fds.wire_len(payload)
                 if self.unacked >= self.conn.our_window // 2:
                     credit, self.unacked = self.unacked, 0
                     self.recv_window += credit
@@ -215,7 +221,7 @@ class _Connection:
     """One connection to a server: a transport, its reader thread and its streams."""
 
     def __init__(self, transport: _transport.Transport, target: str, max_receive: int, window: int,
-                 limits: _limits.MetadataLimits = _limits.MetadataLimits()) -> None:
+                 limits: _limits.MetadataLimits = _limits.MetadataLimits(), max_fds: int = _fds.MAX_FDS_PER_MESSAGE) -> None:
         self.transport = transport
         self.target = target
         self.our_max_message = max_receive
@@ -223,6 +229,9 @@ class _Connection:
         self.peer_max_message = _frame.DEFAULT_MAX_MESSAGE
         self.peer_window = _frame.DEFAULT_STREAM_WINDOW
         self.peer_max_streams = 0
+        self.peer_max_fds = 0  # the server's max_fds_per_message (HELLO field 7)
+        self.unread_fds = _fds.UnreadFds()  # in responses not read yet (at most MAX_UNREAD_FDS)
+        self.our_max_fds = max_fds
         self._lock = threading.Lock()  # streams, next id, state
         self._write_lock = threading.Lock()
         self._streams: Dict[int, _ClientStream] = {}
@@ -231,13 +240,13 @@ class _Connection:
         self.usable = True  # false after GOAWAY, a failure, or the last stream id
         self._broken: Optional[str] = None
         self.limits = limits
-        self._decoder = _frame.FrameDecoder(max_receive, limits.control_frame_limit)
+        self._decoder = _frame.FrameDecoder(max_receive, limits.control_frame_limit, transport, max_fds)
         self._got_hello = False
         self._reader_role = threading.Lock()  # held by the caller that reads the connection
         self._waiters: List[_ClientStream] = []  # callers waiting while someone else reads
         self._broken_code = StatusCode.UNAVAILABLE
         try:
-            transport.send(_frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, max_receive, window, 0, AGENT).encode()))
+            transport.send(_frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, max_receive, window, 0, AGENT, max_fds_per_message=max_fds).encode()))
         except ConnectionError as e:
             # A refusing server may have closed before our HELLO went out (§4): its GOAWAY comes first.
             refusal = _transport.read_refusal(transport, target)
@@ -248,10 +257,11 @@ class _Connection:
 
     # -- writing --
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, fds: Sequence[int] = (), at: int = 0) -> None:
+        """Writes ``data``; ``fds`` go with the frame that starts at offset ``at``."""
         try:
             with self._write_lock:
-                self.transport.send(data)
+                self.transport.send_split(data, fds, at)
         except ConnectionError as e:
             self.break_connection(f"connection to {self.target} lost: {e}")
 
@@ -340,7 +350,7 @@ class _Connection:
     def _dispatch(self, data: bytes, mine: Optional[_ClientStream]) -> bool:
         """Decodes and handles the frames in data; False if a refusal ended the connection."""
         decoder = self._decoder
-        if decoder.mid_frame or not self._got_hello:
+        if decoder.mid_frame or not self._got_hello or self.transport.has_pending_fds():
             for frame in decoder.feed(data):
                 if not self._got_hello:
                     if _transport.is_refusal(frame):
@@ -354,6 +364,11 @@ class _Connection:
             return True
         # Whole frames at the front are split in one call; the decoder keeps the rest.
         frames, used = _frame.split_frames(data, decoder.max_payload, decoder.max_control)
+        if any(f[3] for f in frames):  # descriptors: the decoder matches them to frames
+            for frame in decoder.feed(data):
+                self._on_frame(frame)
+            return True
+        decoder.advance(used)
         mine_id = -1 if mine is None else mine.id
         for type_, sid, flags, fd_count, payload in frames:
             if sid == mine_id and mine is not None:
@@ -429,8 +444,9 @@ class _Connection:
             else:
                 time.sleep(0.01)
 
-    def open_stream(self, method: str, deadline: Optional[float], first_bytes: Callable[[_ClientStream], bytes]) -> Optional[_ClientStream]:
-        """A new stream whose first frames (``first_bytes(stream)``) are sent at once, or
+    def open_stream(self, method: str, deadline: Optional[float], first_bytes: Callable[[_ClientStream], Any]) -> Optional[_ClientStream]:
+        """A new stream whose first frames (``first_bytes(stream)``: bytes, or
+        (bytes, fds, offset of the frame the fds go with)) are sent at once, or
         None if this connection cannot take one (open another).
 
         Ids are allocated and sent under the write lock: the server requires
@@ -447,9 +463,11 @@ class _Connection:
                     self.usable = False
                 s = _ClientStream(self, sid, method, deadline)
                 self._streams[sid] = s
-            data = first_bytes(s)
+            first = first_bytes(s)
+            data, fds, at = first if isinstance(first, tuple) else (first, (), 0)
             try:
-                self.transport.send(data)
+                if data:
+                    self.transport.send_split(data, fds, at)
                 return s
             except ConnectionError as e:
                 reason = f"connection to {self.target} lost: {e}"
@@ -494,6 +512,7 @@ class _Connection:
         self.peer_max_message = hello.max_message_size or _frame.DEFAULT_MAX_MESSAGE
         self.peer_window = hello.initial_stream_window or _frame.DEFAULT_STREAM_WINDOW
         self.peer_max_streams = hello.max_concurrent_streams
+        self.peer_max_fds = min(hello.max_fds_per_message, _fds.MAX_FDS_PER_MESSAGE)
         self._ready.set()
 
     def _on_frame(self, frame: _frame.Frame) -> None:
@@ -523,16 +542,20 @@ class _Connection:
             if frame.oversized:
                 s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"response message of {frame.length} bytes exceeds this client's max_receive_message_size of {self.our_max_message} bytes")
                 return
+            item, error = incoming_message(frame, "client", self.unread_fds)
+            if error is not None:
+                s.fail_locally(*error)
+                return
             with s.lock:
-                violation = s.recv_window <= 0
+                violation = s.recv_window <= 0 or s.done
                 if not violation:
                     s.recv_window -= frame.length
-                    s.inbox.append(frame.payload)
+                    s.inbox.append(item)
                 if s.initial_metadata is None:
                     s.initial_metadata = ()
                 if s.sleepers:
                     s.cond.notify_all()
-            if violation:
+            if violation and not s.done:
                 s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"protocol violation: the server sent a MESSAGE while the stream's flow-control window ({self.our_window} bytes) was used up")
         elif t == FrameType.HEADERS:
             md, error = decode_headers(frame, self.limits)
@@ -552,6 +575,31 @@ class _Connection:
                 if s.sleepers:
                     s.cond.notify_all()
         # other types (unknown, or client-only ones we tolerate) are skipped
+
+
+def incoming_message(frame: _frame.Frame, side: str, unread: _fds.UnreadFds) -> Tuple[_fds.Incoming, Optional[Tuple[StatusCode, str]]]:
+    """What a received MESSAGE puts in its stream's inbox (the payload, or an
+    FdPayload owning the descriptors that came with it), or why its stream fails
+    (PROTOCOL.md §10; the descriptors are then closed). ``unread`` counts the
+    connection's descriptors in messages not read yet: past MAX_UNREAD_FDS the
+    stream fails RESOURCE_EXHAUSTED."""
+    if frame.fds_lost:
+        return None, (StatusCode.RESOURCE_EXHAUSTED, f"a message's {frame.fd_count} file descriptors could not be received by the {side}: out of descriptors")
+    batch = frame.fds
+    if batch is None:
+        return frame.payload, None
+    frame.fds = None
+    if frame.flags & _fds.COMPRESSION_MASK:
+        batch.close()
+        return None, (StatusCode.INTERNAL, "a MESSAGE with file descriptors was compressed")
+    item = _fds.split_payload(frame.payload, batch)
+    if item is None:
+        return None, (StatusCode.INTERNAL, f"a MESSAGE's descriptor table ({frame.fd_count} entries) does not fit its {frame.length}-byte payload")
+    held = batch.count_in(unread)
+    if held > _fds.MAX_UNREAD_FDS:
+        batch.close()
+        return None, (StatusCode.RESOURCE_EXHAUSTED, f"the connection's unread messages already hold {held - frame.fd_count} file descriptors; at most {_fds.MAX_UNREAD_FDS} are kept")
+    return item, None
 
 
 def decode_headers(frame: _frame.Frame, limits: _limits.MetadataLimits) -> Tuple[MetadataType, Optional[Tuple[StatusCode, str]]]:
@@ -604,10 +652,16 @@ class Channel:
         ring_bytes: int = 0,
         max_metadata_bytes: Optional[int] = None,
         max_metadata_entries: Optional[int] = None,
+        max_fds_per_message: int = _fds.MAX_FDS_PER_MESSAGE,
     ) -> None:
         from . import _config
 
         plan = _config.plan_channel(address)
+        if not 0 <= max_fds_per_message <= _fds.MAX_FDS_PER_MESSAGE:
+            raise ValueError(f"max_fds_per_message must be 0..{_fds.MAX_FDS_PER_MESSAGE}")
+        if plan.max_fds is not None:  # the config file's entry decides, as in C++
+            max_fds_per_message = min(plan.max_fds, _fds.MAX_FDS_PER_MESSAGE)
+        self._max_fds = max_fds_per_message
         self._address = _transport.parse_address(plan.address)
         # IPCRPC_TRANSPORT, then the config entry, then the `transport` argument, then the address.
         self._transport_name = _transport.check_transport_name(plan.transport or transport or self._address.transport)
@@ -646,7 +700,7 @@ class Channel:
                 if deadline is not None:
                     timeout = min(timeout, max(deadline - time.monotonic(), 0.001))
                 t = _transport.connect(self._address, self._transport_name, timeout, self._ring_bytes, self._max_spin)
-                conn = self._conn = _Connection(t, self.target, self._max_receive, self._window, self._limits)
+                conn = self._conn = _Connection(t, self.target, self._max_receive, self._window, self._limits, self._max_fds)
         return conn
 
     def _start(self, method: str, timeout: Optional[float], first_bytes: Callable[[_ClientStream], bytes], wait_for_ready: bool = False) -> _ClientStream:
@@ -791,7 +845,7 @@ class Call:
             what = "without a response" if not s.inbox else f"with {len(s.inbox)} responses"
             raise RpcError(StatusCode.INTERNAL, f"the server ended a unary-response call OK {what}", s.trailing_metadata, s.initial_metadata or (), s.method)
         try:
-            return self._deserialize(s.inbox[0])
+            return _fds.deserialize(self._deserialize, s.inbox[0])
         except Exception as e:
             raise RpcError(StatusCode.INTERNAL, f"cannot parse the response: {e}", s.trailing_metadata, s.initial_metadata or (), s.method) from None
 
@@ -810,7 +864,7 @@ class _StreamingCall(Call, Generic[Resp]):
                 raise StopIteration
             raise s.error()
         try:
-            return self._deserialize(payload)  # type: ignore[no-any-return]
+            return _fds.deserialize(self._deserialize, payload)  # type: ignore[no-any-return]
         except Exception as e:
             s.fail_locally(StatusCode.INTERNAL, f"cannot parse a response: {e}")
             raise s.error() from None
@@ -825,10 +879,14 @@ def _send_requests(channel: Channel, stream: _ClientStream, requests: Iterable[A
         for req in requests:
             if stream.done:
                 return
-            payload = serialize(req)
+            try:
+                payload, out = _fds.serialize(serialize, req)
+            except RpcError as e:
+                stream.fail_locally(e.code(), e.details())
+                return
             if not channel._check_send_size(stream, payload):
                 return
-            stream.send_message(payload)
+            stream.send_message(payload, out=out)
         stream.half_close()
     except RpcError:
         pass
@@ -852,25 +910,38 @@ class _MultiCallable(Generic[Req, Resp]):
 
     def _begin_unary_request(self, request: Any, timeout: Optional[float], metadata: MetadataArg, wait_for_ready: Optional[bool] = None) -> _ClientStream:
         md = self._metadata(metadata)
-        return self._begin_unary_payload(self._serialize(request), timeout, md, wait_for_ready)
+        try:
+            payload, out = _fds.serialize(self._serialize, request)
+        except RpcError as e:
+            e._method = self._method
+            raise
+        return self._begin_unary_payload(payload, timeout, md, wait_for_ready, out)
 
-    def _begin_unary_payload(self, payload: bytes, timeout: Optional[float], md: WireMetadata, wait_for_ready: Optional[bool] = None) -> _ClientStream:
+    def _begin_unary_payload(self, payload: bytes, timeout: Optional[float], md: WireMetadata, wait_for_ready: Optional[bool] = None,
+                             out: Optional[_fds.Outgoing] = None) -> _ClientStream:
         ch = self._channel
         if len(payload) > ch._max_send:
             raise RpcError(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds this channel's max_send_message_bytes of {ch._max_send} bytes", method=self._method)
-        too_big: List[int] = []
+        refused: List[Tuple[StatusCode, str]] = []
 
-        def first_bytes(stream: _ClientStream) -> bytes:
-            start = ch._call_start_frame(stream, md)
+        def first_bytes(stream: _ClientStream) -> Any:
             if len(payload) > stream.conn.peer_max_message:
-                too_big.append(stream.conn.peer_max_message)
-                return start + _frame.encode_frame(FrameType.CANCEL, stream.id)
+                refused.append((StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds the server's max_message_size of {stream.conn.peer_max_message} bytes"))
+                return b""  # nothing is sent (stream ids may have gaps)
+            why = _fds.check_peer(out, stream.conn.peer_max_fds, stream.conn.target)
+            if why is not None:
+                refused.append(why)
+                return b""
+            start = ch._call_start_frame(stream, md)
             stream.send_window -= len(payload)
-            return start + _frame.encode_frame(FrameType.MESSAGE, stream.id, payload) + _frame.encode_frame(FrameType.HALF_CLOSE, stream.id)
+            message = _frame.encode_frame(FrameType.MESSAGE, stream.id, payload, fd_count=len(out.fds) if out else 0) + _frame.encode_frame(FrameType.HALF_CLOSE, stream.id)
+            if out is None:
+                return start + message
+            return start + message, out.fds, len(start)
 
         stream = ch._start(self._method, timeout, first_bytes, bool(wait_for_ready))
-        if too_big:
-            stream.finish(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds the server's max_message_size of {too_big[0]} bytes")
+        if refused:
+            stream.finish(*refused[0])
             raise stream.error()
         return stream
 
@@ -953,8 +1024,12 @@ class UnaryUnaryMultiCallable(_MultiCallable[Req, Resp]):
         if metadata:
             stream = self._begin_unary_request(request, timeout, metadata, wait_for_ready)
         else:
-            payload = self._serialize(request)
-            stream = self._single_caller(payload, timeout) or self._begin_unary_payload(payload, timeout, (), wait_for_ready)
+            try:
+                payload, out = _fds.serialize(self._serialize, request)
+            except RpcError as e:
+                e._method = self._method
+                raise
+            stream = (out is None and self._single_caller(payload, timeout)) or self._begin_unary_payload(payload, timeout, (), wait_for_ready, out)
         call = Call(stream, self._deserialize)
         return call._unary_response(), call
 

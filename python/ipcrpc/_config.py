@@ -50,6 +50,7 @@ class ChannelPlan:
     max_metadata_bytes: int = 0  # 0: the caller's value
     max_metadata_entries: int = 0
     max_spin: Optional[float] = None  # shm spin budget in seconds; None: the default (50 µs), 0: no spinning
+    max_fds: Optional[int] = None  # max_fds_per_message; None: the caller's value
 
 
 def shm_max_spin(shm_tuning: Any) -> Optional[float]:
@@ -90,6 +91,8 @@ def plan_channel(target: str, config: Any = None) -> ChannelPlan:
         plan.max_receive = entry.max_receive_message_bytes
         plan.max_metadata_bytes = entry.max_metadata_bytes
         plan.max_metadata_entries = entry.max_metadata_entries
+        if entry.HasField("max_fds_per_message"):
+            plan.max_fds = entry.max_fds_per_message
     env = os.environ.get(TRANSPORT_ENV)
     if env:
         plan.transport = env

@@ -20,6 +20,7 @@ import time
 from typing import List, Optional
 
 from . import _wirepb
+from ._control import ControlSocket
 from ._transport import Transport
 
 _OPEN = os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -71,6 +72,7 @@ class FifoTransport(Transport):
         self._r = read_fd
         self._w = write_fd
         self._control = control
+        self.control: ControlSocket = ControlSocket(control)  # liveness, and fd records (PROTOCOL.md §10)
         self._shutdown = False
         self._gone = False  # sticky: the peer closed
         self._closed = False
@@ -85,8 +87,8 @@ class FifoTransport(Transport):
         return self._control.fileno()
 
     def _control_events(self, revents: int) -> None:
-        if revents:
-            self._gone = True  # hang-up, error, or bytes on a socket that must stay silent
+        if self.control.events(revents):
+            self._gone = True  # hang-up, error, or bytes (not an fd record) on a socket that must stay silent
 
     def send(self, data: bytes) -> None:
         view = memoryview(data)
@@ -104,7 +106,7 @@ class FifoTransport(Transport):
                 raise ConnectionError("fifo: the peer closed the connection") from None
             p = select.poll()
             p.register(self._w, select.POLLOUT)
-            p.register(self._control.fileno(), select.POLLIN | _HUP)
+            p.register(self._control.fileno(), self.control.poll_events())
             for fd, ev in p.poll(int(_POLL_SLICE * 1000)):
                 if fd == self._control.fileno():
                     self._control_events(ev)
@@ -131,7 +133,7 @@ class FifoTransport(Transport):
                 return b""
             p = select.poll()
             p.register(self._r, select.POLLIN)
-            p.register(self._control.fileno(), select.POLLIN | _HUP)
+            p.register(self._control.fileno(), self.control.poll_events())
             wait = _POLL_SLICE if give_up is None else min(_POLL_SLICE, give_up - time.monotonic())
             if wait <= 0:
                 return None

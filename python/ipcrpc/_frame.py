@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Protocol, Tuple
 
 HEADER_SIZE = 16
 MAGIC = b"IR"
@@ -61,6 +61,12 @@ class Frame:
     # and dropped (``payload`` is empty) and ``length`` says how big it was.
     oversized: bool = False
     length: int = 0
+    # The fd_count descriptors that came with a MESSAGE (an ipcrpc._fds.FdBatch,
+    # which closes them unless released), or None.
+    fds: Optional[Any] = None
+    # The frame declared descriptors this process could not receive (out of
+    # descriptors: the kernel truncated the batch): its stream fails.
+    fds_lost: bool = False
 
 
 def encode_header(type_: int, stream_id: int, length: int, flags: int = 0, fd_count: int = 0) -> bytes:
@@ -117,6 +123,14 @@ def decode_credit(payload: bytes) -> int:
     return struct.unpack("<I", payload)[0]
 
 
+class FdSource(Protocol):
+    """Where a decoder gets the descriptors a header declares (a Transport)."""
+
+    def claim_fds(self, header_offset: int, count: int) -> Any: ...
+
+    def check_undeclared(self, next_header_offset: int) -> None: ...
+
+
 class FrameDecoder:
     """Incremental decoder: feed() bytes as they arrive, get whole frames.
 
@@ -124,14 +138,50 @@ class FrameDecoder:
     larger than ``max_control`` (default: ``max_payload``), are discarded as
     they stream past (never buffered) and reported with ``oversized=True``.
     Memory is held only for bytes that arrived, never for a declared length.
+
+    Without an ``fd_source`` it is a codec: fd_count is decoded and reported,
+    no descriptors are looked for.  With an ``fd_source`` (the transport the bytes came from, fed every byte
+    it received, in order), a header that declares descriptors takes them
+    from it (PROTOCOL.md §10): only a MESSAGE may, at most ``max_fds`` (what
+    this side announced); anything else is a ProtocolError, and the
+    descriptors involved are closed.
     """
 
-    def __init__(self, max_payload: int = DEFAULT_MAX_MESSAGE, max_control: Optional[int] = None) -> None:
+    def __init__(self, max_payload: int = DEFAULT_MAX_MESSAGE, max_control: Optional[int] = None,
+                 fd_source: Optional[FdSource] = None, max_fds: int = 0) -> None:
         self.max_payload = max_payload
         self.max_control = max_payload if max_control is None else max_control
+        self.fd_source = fd_source
+        self.max_fds = max_fds
         self._buf = bytearray()
         self._pending: Optional[Frame] = None  # header read, payload not complete
         self._skip = 0  # bytes of an oversized payload still to drop
+        self.offset = 0  # stream offset of the first byte in _buf
+
+    def advance(self, n: int) -> None:
+        """Counts ``n`` bytes of whole frames decoded elsewhere (split_frames) while
+        this decoder held nothing."""
+        self.offset += n
+        if self.fd_source is not None:
+            self.fd_source.check_undeclared(self.offset)
+
+    def _claim(self, frame: Frame, header_offset: int) -> None:
+        src = self.fd_source
+        if src is None:
+            return  # codec mode (conformance vectors, recorded streams): fd_count is reported, nothing is matched
+        batch = src.claim_fds(header_offset, frame.fd_count)
+        if frame.type != FrameType.MESSAGE or frame.fd_count > self.max_fds:
+            batch.close()
+            raise ProtocolError(f"a frame of type {frame.type} carries {frame.fd_count} file descriptors; this side accepts {self.max_fds} per MESSAGE and none on other frames; they were closed")
+        if batch.truncated and len(batch) < frame.fd_count:
+            batch.close()  # out of descriptors here: only this frame's stream fails
+            frame.fds_lost = True
+            return
+        if len(batch) != frame.fd_count:
+            n = len(batch)
+            batch.close()
+            raise ProtocolError(f"a frame declares {frame.fd_count} file descriptors, {n} came with it; they were closed")
+        frame.fds = batch
 
     @property
     def buffered(self) -> int:
@@ -155,6 +205,8 @@ class FrameDecoder:
                     if len(buf) - pos < HEADER_SIZE:
                         break
                     frame = decode_header(bytes(buf[pos : pos + HEADER_SIZE]))
+                    if frame.fd_count:
+                        self._claim(frame, self.offset + pos)
                     pos += HEADER_SIZE
                     if frame.length > (self.max_payload if frame.type == FrameType.MESSAGE else self.max_control):
                         frame.oversized = True
@@ -173,6 +225,9 @@ class FrameDecoder:
                     frame.payload = bytes(buf[pos : pos + frame.length])
                     pos += frame.length
                 self._pending = None
+                if self.fd_source is not None:
+                    self.fd_source.check_undeclared(self.offset + pos)
                 yield frame
         finally:
             del buf[:pos]
+            self.offset += pos

@@ -31,6 +31,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 from . import _wirepb
+from ._control import ControlSocket
 from ._transport import Transport
 
 try:
@@ -145,6 +146,7 @@ class MsgqTransport(Transport):
         self._sq = send_q
         self._frag = fragment
         self._control = control
+        self.control: ControlSocket = ControlSocket(control)  # liveness, and fd records (PROTOCOL.md §10)
         self._rbuf = ctypes.create_string_buffer(_LONG.size + fragment)
         self._sbuf = ctypes.create_string_buffer(_LONG.size + fragment)
         self._pending = b""  # the rest of a fragment larger than the caller's read
@@ -171,9 +173,16 @@ class MsgqTransport(Transport):
 
     def _watch(self) -> None:
         poller = select.poll()
-        poller.register(self._control.fileno(), select.POLLIN | _HUP)
+        cfd = self._control.fileno()
+        mask = self.control.poll_events()
+        poller.register(cfd, mask)
         while not self._closed:
-            events = poller.poll(int(_TICK * 1000))
+            if self.control.poll_events() != mask:
+                mask = self.control.poll_events()
+                poller.modify(cfd, mask)
+            events = poller.poll(int(_TICK * 1000) if mask & select.POLLIN else 10)
+            if events and not self._shutdown and not self.control.events(events[0][1]):
+                events = []  # an fd record waits for its frame: not a loss
             if events and not self._shutdown:
                 with self._lock:
                     self._peer_gone = True

@@ -22,9 +22,10 @@ from concurrent import futures
 from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from . import _access, _frame, _limits, _transport, _wirepb
+from . import _access, _fds, _frame, _limits, _transport, _wirepb
 from ._access import PeerCredentials
 from ._frame import FrameType, ProtocolError
+from ._client import incoming_message
 from ._status import AbortError, MetadataType, RpcError, StatusCode, WireMetadata, normalize_metadata, user_metadata
 
 AGENT = "ipcrpc-python/0.1"
@@ -97,6 +98,17 @@ class ServicerContextBase:
         self._stream = stream
         self._code: Optional[StatusCode] = None
         self._details = ""
+
+    def attach_fd(self, field: Any, fd: int) -> None:
+        """Makes the ``ipcrpc.FileDescriptor`` field ``field`` name ``fd`` and gives
+        ``fd`` to the call: it stays open until the call has ended (after the
+        response naming it was sent), then the runtime closes it.  The simplest
+        way for a handler to return a descriptor it opened (compare
+        :func:`ipcrpc.attach_fd`, which only borrows)."""
+        if not isinstance(fd, int):
+            fd = fd.fileno()
+        self._stream.kept_fds.append(fd)
+        _fds.attach_fd(field, fd)
 
     def peer(self) -> str:
         c = self._stream.conn.peer
@@ -181,7 +193,8 @@ class _ServerStream:
         self.metadata = metadata
         self.user_metadata: Optional[MetadataType] = None  # made by invocation_metadata()
         self.cond = threading.Condition(threading.Lock())
-        self.inbox: Deque[bytes] = collections.deque()
+        self.inbox: Deque[_fds.Incoming] = collections.deque()
+        self.kept_fds: List[int] = []  # ServicerContext.attach_fd: closed when the call ends
         self.half_closed = False
         self.cancelled = False
         self.forced: Optional[Tuple[StatusCode, str]] = None
@@ -222,6 +235,7 @@ class _ServerStream:
                 return
             self.cancelled = True
             self.cond.notify_all()
+            _fds.close_items(self.inbox)
         self._run_callbacks()
 
     def _wait(self, predicate: Callable[[], bool]) -> bool:
@@ -237,7 +251,7 @@ class _ServerStream:
             self.cond.wait(remaining)
         return True
 
-    def next_request(self) -> Optional[bytes]:
+    def next_request(self) -> Optional[_fds.Incoming]:
         """The next request payload, or None at the end (half-close, cancel, deadline, error)."""
         with self.cond:
             if not self._wait(lambda: bool(self.inbox) or self.half_closed):
@@ -247,7 +261,7 @@ class _ServerStream:
             payload = self.inbox.popleft()
             credit = 0
             if not self.half_closed:
-                self.unacked += len(payload)
+                self.unacked += _fds.wire_len(payload)
                 if self.unacked >= self.conn.server.stream_window // 2:
                     credit, self.unacked = self.unacked, 0
                     self.recv_window += credit
@@ -290,12 +304,13 @@ class _ServerStream:
         which = "the server's max_message_bytes" if limit == self.conn.server.max_message_bytes else "the client's max receive size"
         return f"response message of {n} bytes exceeds the limit of {limit} bytes ({which})"
 
-    def write(self, payload: bytes) -> bool:
+    def write(self, payload: bytes, out: Optional[_fds.Outgoing] = None) -> bool:
         """Sends one response MESSAGE (streaming); False if the call is over."""
         err = self.check_send_size(len(payload))
-        if err:
+        refused = (StatusCode.RESOURCE_EXHAUSTED, err) if err else _fds.check_peer(out, self.conn.peer_max_fds, "the client")
+        if refused:
             with self.cond:
-                self.forced = (StatusCode.RESOURCE_EXHAUSTED, err)
+                self.forced = refused
             return False
         with self.cond:
             if not self._wait(lambda: self.send_window > 0):
@@ -304,11 +319,13 @@ class _ServerStream:
             data = self._headers_frame_locked()
             if self.forced is not None:
                 return False
-        self.conn.send(data + _frame.encode_frame(FrameType.MESSAGE, self.id, payload))
+        fds = out.fds if out else ()
+        self.conn.send(data + _frame.encode_frame(FrameType.MESSAGE, self.id, payload, fd_count=len(fds)), fds, len(data))
         return True
 
-    def finish(self, code: StatusCode, details: str, last: Optional[bytes] = None) -> None:
-        """Sends the optional last message and TRAILERS once; nothing if the client cancelled."""
+    def finish(self, code: StatusCode, details: str, last: Optional[bytes] = None, out: Optional[_fds.Outgoing] = None) -> None:
+        """Sends the optional last message (with ``out``'s descriptors) and TRAILERS once;
+        nothing if the client cancelled."""
         with self.cond:
             if self.finished:
                 return
@@ -327,16 +344,28 @@ class _ServerStream:
                 last = None
             if last is not None:
                 err = self.check_send_size(len(last))
-                if err:
-                    code, details, last = StatusCode.RESOURCE_EXHAUSTED, err, None
+                refused = (StatusCode.RESOURCE_EXHAUSTED, err) if err else _fds.check_peer(out, self.conn.peer_max_fds, "the client")
+                if refused:
+                    (code, details), last = refused, None
             self.cond.notify_all()
+            _fds.close_items(self.inbox)
+        fds: Sequence[int] = ()
+        at = 0
         if send:
             if last is not None:
-                data += _frame.encode_frame(FrameType.MESSAGE, self.id, last)
+                if out is not None:
+                    fds, at = out.fds, len(data)
+                data += _frame.encode_frame(FrameType.MESSAGE, self.id, last, fd_count=len(fds))
             trailers = b"" if code is StatusCode.OK and not details and not trailing else _wirepb.Trailers(code.number, details, trailing).encode()
-            self.conn.send(data + _frame.encode_frame(FrameType.TRAILERS, self.id, trailers))
+            self.conn.send(data + _frame.encode_frame(FrameType.TRAILERS, self.id, trailers), fds, at)
+        self.close_kept_fds()
         self.conn.stream_finished(self)
         self._run_callbacks()
+
+    def close_kept_fds(self) -> None:
+        kept, self.kept_fds = self.kept_fds, []
+        for fd in kept:
+            _fds.close_quietly(fd)
 
 
 class _RequestIterator:
@@ -354,7 +383,7 @@ class _RequestIterator:
         if payload is None:
             raise StopIteration
         try:
-            return self._deserialize(payload)
+            return _fds.deserialize(self._deserialize, payload)
         except Exception as e:
             with self._stream.cond:
                 self._stream.forced = (StatusCode.INTERNAL, f"could not parse a request message: {e}")
@@ -387,19 +416,20 @@ def _run_handler(stream: _ServerStream) -> None:
                     stream.finish(StatusCode.INTERNAL, "client sent more than one request message for a single-request method")
                     return
                 try:
-                    arg = deserialize(payload)
+                    arg = _fds.deserialize(deserialize, payload)
                 except Exception as e:
                     stream.finish(StatusCode.INTERNAL, f"could not parse the request message: {e}")
                     return
             result = h.behavior(arg, context)
+            out: Optional[_fds.Outgoing] = None
             if h.response_streaming:
                 if result is not None:
                     for response in result:
-                        if not stream.write(serialize(response)):
+                        if not stream.write(*_fds.serialize(serialize, response)):
                             break
                 last = None
             else:
-                last = serialize(result) if result is not None else None
+                last, out = _fds.serialize(serialize, result) if result is not None else (None, None)
         except AbortError as e:
             stream.finish(e.code, e.details)
             return
@@ -407,7 +437,9 @@ def _run_handler(stream: _ServerStream) -> None:
         if code is StatusCode.OK and not h.response_streaming and last is None and stream.forced is None:
             stream.finish(StatusCode.INTERNAL, "the handler returned no response")
             return
-        stream.finish(code, context.details(), last if code is StatusCode.OK else None)
+        stream.finish(code, context.details(), last if code is StatusCode.OK else None, out)
+    except _fds.FdError as e:  # a response that cannot go (its descriptors, PROTOCOL.md §10)
+        stream.finish(e.code(), e.details())
     except Exception as e:
         set_code = context.code()
         if set_code is None or set_code is StatusCode.OK:
@@ -417,6 +449,7 @@ def _run_handler(stream: _ServerStream) -> None:
     finally:
         if not stream.finished:
             stream.finish(StatusCode.INTERNAL, "handler returned without finishing the call")
+        stream.close_kept_fds()
 
 
 # -- connections ---------------------------------------------------------------
@@ -430,6 +463,8 @@ class _ServerConnection:
         self.peer = _access.peer_credentials(sock)
         self.peer_max_message = _frame.DEFAULT_MAX_MESSAGE
         self.peer_window = _frame.DEFAULT_STREAM_WINDOW
+        self.peer_max_fds = 0  # the client's max_fds_per_message (HELLO field 7)
+        self.unread_fds = _fds.UnreadFds()  # in requests not read yet (at most MAX_UNREAD_FDS)
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self.streams: Dict[int, _ServerStream] = {}
@@ -438,13 +473,14 @@ class _ServerConnection:
         self.closed = False
         self.thread = threading.Thread(target=self._run, name=f"ipcrpc-server-conn pid {self.peer.pid}", daemon=True)
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, fds: Sequence[int] = (), at: int = 0) -> None:
+        """Writes ``data``; ``fds`` go with the frame that starts at offset ``at``."""
         t = self.transport
         if t is None:
             return
         try:
             with self._write_lock:
-                t.send(data)
+                t.send_split(data, fds, at)
         except ConnectionError:
             self.shutdown()
 
@@ -494,8 +530,9 @@ class _ServerConnection:
         deadline = time.monotonic() + _NEGOTIATION_TIMEOUT
         first = _transport.read_frame_exact(self.sock, deadline, 1 << 20)
         if first.type == FrameType.HELLO:
-            self.transport = _transport.UnixTransport(self.sock)
-            return _frame.encode_header(first.type, first.stream_id, len(first.payload), first.flags, first.fd_count) + first.payload
+            early = _frame.encode_header(first.type, first.stream_id, len(first.payload), first.flags, first.fd_count) + first.payload
+            self.transport = _transport.UnixTransport(self.sock, rx_offset=len(early))
+            return early
         if first.type != FrameType.TRANSPORT_REQUEST or first.stream_id != 0:
             raise ProtocolError(f"first frame of type {first.type} (expected HELLO or TRANSPORT_REQUEST)")
         req = _wirepb.TransportRequest.decode(first.payload)
@@ -517,9 +554,11 @@ class _ServerConnection:
             early = self._negotiate()
             assert self.transport is not None
             self.server._register_connection(self)
-            hello = _wirepb.Hello(1, self.server.max_message_bytes, self.server.stream_window, self.server.max_concurrent_streams, AGENT)
+            hello = _wirepb.Hello(1, self.server.max_message_bytes, self.server.stream_window, self.server.max_concurrent_streams, AGENT,
+                                  max_fds_per_message=self.server.max_fds_per_message)
             self.send(_frame.encode_frame(FrameType.HELLO, 0, hello.encode()))
-            decoder = _frame.FrameDecoder(self.server.max_message_bytes, self.server.metadata_limits.control_frame_limit)
+            decoder = _frame.FrameDecoder(self.server.max_message_bytes, self.server.metadata_limits.control_frame_limit,
+                                          self.transport, self.server.max_fds_per_message)
             got_hello = False
             data = early or b""
             while True:
@@ -536,6 +575,7 @@ class _ServerConnection:
                             raise ProtocolError(f"client speaks protocol version {h.protocol_version}")
                         self.peer_max_message = h.max_message_size or _frame.DEFAULT_MAX_MESSAGE
                         self.peer_window = h.initial_stream_window or _frame.DEFAULT_STREAM_WINDOW
+                        self.peer_max_fds = min(h.max_fds_per_message, _fds.MAX_FDS_PER_MESSAGE)
                         got_hello = True
                     else:
                         self._on_frame(frame)
@@ -571,17 +611,21 @@ class _ServerConnection:
         if s is None:
             return
         if t == FrameType.MESSAGE:
-            error: Optional[Tuple[StatusCode, str]] = None
+            item, error = incoming_message(frame, "server", self.unread_fds)
             with s.cond:
-                if frame.oversized:
+                if error is not None:
+                    pass
+                elif frame.oversized:
                     error = (StatusCode.RESOURCE_EXHAUSTED, f"request message of {frame.length} bytes exceeds the server's max_message_size of {self.server.max_message_bytes} bytes")
                 elif s.half_closed:
                     error = (StatusCode.INTERNAL, "protocol violation: MESSAGE after HALF_CLOSE")
                 elif s.recv_window <= 0:
                     error = (StatusCode.RESOURCE_EXHAUSTED, f"protocol violation: MESSAGE while the stream's flow-control window ({self.server.stream_window} bytes) was used up")
+                elif s.finished or s.cancelled:
+                    pass  # dropped (its descriptors are closed)
                 else:
                     s.recv_window -= frame.length
-                    s.inbox.append(frame.payload)
+                    s.inbox.append(item)
                 s.cond.notify_all()
             if error is not None:
                 s.finish(*error)
@@ -711,10 +755,16 @@ class Server:
         allow_any_peer: bool = False,
         max_metadata_bytes: Optional[int] = None,
         max_metadata_entries: Optional[int] = None,
+        max_fds_per_message: int = _fds.MAX_FDS_PER_MESSAGE,
     ) -> None:
         from . import _config
 
+        if not 0 <= max_fds_per_message <= _fds.MAX_FDS_PER_MESSAGE:
+            raise ValueError(f"max_fds_per_message must be 0..{_fds.MAX_FDS_PER_MESSAGE}")
         section = _config.server_section()  # IPCRPC_CONFIG's `server` fills what the caller left at its default
+        if max_fds_per_message == _fds.MAX_FDS_PER_MESSAGE and section.HasField("max_fds_per_message"):
+            max_fds_per_message = min(section.max_fds_per_message, _fds.MAX_FDS_PER_MESSAGE)
+        self.max_fds_per_message = max_fds_per_message
         self.metadata_limits = _limits.MetadataLimits.of(max_metadata_bytes, max_metadata_entries, section)
         self.socket_mode = _access.socket_mode_from(socket_mode, section)
         self.access_policy = _access.policy_from(allowed_uids, allowed_gids, allow_any_peer, section)

@@ -27,6 +27,7 @@ import time
 from typing import Any, List, Optional
 
 from . import _wirepb
+from ._control import ControlSocket
 from ._transport import Transport
 
 try:
@@ -136,6 +137,7 @@ class ShmTransport(Transport):
             self._base = ctypes.addressof(self._anchor)
         self._ring = ring_bytes
         self._control = control
+        self.control: ControlSocket = ControlSocket(control)  # liveness, and fd records (PROTOCOL.md §10)
         own = SERVER_SIDE if is_server else CLIENT_SIDE
         self._own_side = _side(own)
         self._peer_side = _side(1 - own)
@@ -225,23 +227,24 @@ class ShmTransport(Transport):
         return -1
 
     def _watch(self) -> None:
+        # The control socket: a hang-up, end of file or stray bytes end the
+        # connection; an fd record waiting for its frame does not (it is polled
+        # for hang-ups only until the reader takes the record).
         poller = select.poll()
-        poller.register(self._control.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR)
+        fd = self._control.fileno()
+        mask = self.control.poll_events()
+        poller.register(fd, mask)
         while not self._shutdown:
-            events = poller.poll(100)
-            if not events:
+            if self.control.poll_events() != mask:
+                mask = self.control.poll_events()
+                poller.modify(fd, mask)
+            events = poller.poll(100 if mask & select.POLLIN else 10)
+            if not events or not self.control.events(events[0][1]):
                 continue
-            try:
-                data = self._control.recv(4096)  # bytes on the control socket are discarded
-            except BlockingIOError:
-                continue
-            except OSError:
-                data = b""
-            if not data:
-                self._peer_gone = True
-                self._cring.stop()
-                self._wake_all()
-                return
+            self._peer_gone = True
+            self._cring.stop()
+            self._wake_all()
+            return
 
     def shutdown(self) -> None:
         if self._shutdown:

@@ -10,17 +10,23 @@ of writers (serialised by the caller) may use a transport at once.
 from __future__ import annotations
 
 import array
+import collections
 import os
 import select
 import socket
 import struct
 import time
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Deque, List, Optional, Sequence, Tuple
 
 from . import _frame, _wirepb
+from ._control import ControlSocket, fds_from_ancillary
+from ._fds import MAX_FDS_PER_MESSAGE, FdBatch
 from ._frame import FrameType, ProtocolError
 from ._status import RpcError, StatusCode
+
+_ANCILLARY = socket.CMSG_SPACE(MAX_FDS_PER_MESSAGE * 4)
+_CLOEXEC = getattr(socket, "MSG_CMSG_CLOEXEC", 0x40000000)
 
 # In "auto" preference order, as the C++ implementation (docs/TRANSPORTS.md).
 KNOWN_TRANSPORTS = ("shm", "shm+sem", "unix", "msgq", "fifo")
@@ -53,17 +59,64 @@ class Transport:
     def close(self) -> None:
         raise NotImplementedError
 
+    # -- file descriptors (PROTOCOL.md §10) --
+    # Upgraded transports (fifo, shm, msgq) carry them as fd records on their
+    # control socket (``control``); the unix transport with the frame's bytes.
+
+    control: Optional[ControlSocket] = None
+
+    def send_fds(self, data: bytes, fds: Sequence[int]) -> None:
+        """Sends ``data``, whose first byte is the header of the frame that
+        declares ``fds``, with those descriptors."""
+        if self.control is None:
+            raise ConnectionError(f"the {self.name} transport cannot pass file descriptors")
+        self.control.send_fds(fds)
+        self.send(data)
+
+    def send_split(self, data: bytes, fds: Sequence[int] = (), at: int = 0) -> None:
+        """Sends ``data``; ``fds`` go with the frame that starts at offset ``at``."""
+        if not fds:
+            self.send(data)
+            return
+        if at:
+            self.send(data[:at])
+        self.send_fds(data[at:] if at else data, fds)
+
+    def claim_fds(self, header_offset: int, count: int) -> FdBatch:
+        """The descriptors of the frame whose header starts at byte ``header_offset``
+        of the received stream and declares ``count`` (ProtocolError if none came)."""
+        if self.control is None:
+            raise ProtocolError(f"a frame declares {count} file descriptors, which the {self.name} transport cannot carry")
+        return self.control.take_batch()
+
+    def check_undeclared(self, next_header_offset: int) -> None:
+        """Called when the frame decoder is about to read a header at
+        ``next_header_offset``: raises ProtocolError (closing them) if descriptors
+        came that no earlier header declared."""
+
+    def has_pending_fds(self) -> bool:
+        """Whether descriptors came in band that no decoded header has claimed yet."""
+        return False
+
 
 class UnixTransport(Transport):
-    """The unix socket itself carries the byte stream."""
+    """The unix socket itself carries the byte stream (and SCM_RIGHTS descriptors
+    with it: a batch arrives with the recvmsg that reads the first byte it was
+    sent with, the first byte of the frame that declares it)."""
 
     name = "unix"
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, rx_offset: int = 0) -> None:
         self.sock = sock
         self._closed = False
         self._poller = select.poll()
         self._poller_ready = False
+        # Bytes received so far (the offset of the next byte), and the batches
+        # that came in band and wait for their header: (first, end, batch) with
+        # [first, end) the bytes of the recvmsg they came with.
+        self.rx_offset = rx_offset
+        self._batches: Deque[Tuple[int, int, FdBatch]] = collections.deque()
+        self.undeclared_fds_closed = 0
 
     def send(self, data: bytes) -> None:
         try:
@@ -71,9 +124,26 @@ class UnixTransport(Transport):
         except OSError as e:
             raise ConnectionError(f"unix socket send: {e.strerror or e}") from e
 
+    def send_fds(self, data: bytes, fds: Sequence[int]) -> None:
+        try:
+            send_with_fds(self.sock, data, fds)
+        except OSError as e:
+            raise ConnectionError(f"unix socket send: {e.strerror or e}") from e
+
+    def _recvmsg(self, max_bytes: int, flags: int) -> bytes:
+        data, anc, mflags, _ = self.sock.recvmsg(max_bytes, _ANCILLARY, flags | _CLOEXEC)
+        if anc or mflags & socket.MSG_CTRUNC:
+            batch = FdBatch(fds_from_ancillary(anc), bool(mflags & socket.MSG_CTRUNC))
+            if not data:
+                batch.close()
+            else:
+                self._batches.append((self.rx_offset, self.rx_offset + len(data), batch))
+        self.rx_offset += len(data)
+        return data
+
     def recv(self, max_bytes: int) -> bytes:
         try:
-            return self.sock.recv(max_bytes)
+            return self._recvmsg(max_bytes, 0)
         except OSError as e:
             if self._closed:
                 return b""
@@ -83,8 +153,7 @@ class UnixTransport(Transport):
         if self._closed:
             return b""
         try:
-            data = self.sock.recv(max_bytes, socket.MSG_DONTWAIT)
-            return data
+            return self._recvmsg(max_bytes, socket.MSG_DONTWAIT)
         except BlockingIOError:
             pass
         except OSError as e:
@@ -112,6 +181,32 @@ class UnixTransport(Transport):
             self._closed = True
             self.shutdown()
             self.sock.close()
+        self._reject_all()
+
+    def _reject_all(self) -> int:
+        n = 0
+        while self._batches:
+            batch = self._batches.popleft()[2]
+            n += len(batch)
+            batch.close()
+        return n
+
+    def has_pending_fds(self) -> bool:
+        return bool(self._batches)
+
+    def check_undeclared(self, next_header_offset: int) -> None:
+        # A batch's header starts within the bytes its recvmsg read: once the next
+        # header starts at or after their end, no header claimed it.
+        if self._batches and self._batches[0][1] <= next_header_offset:
+            n = self._reject_all()
+            self.undeclared_fds_closed += n
+            raise ProtocolError(f"peer sent {n} file descriptors that no frame declared; they were closed")
+
+    def claim_fds(self, header_offset: int, count: int) -> FdBatch:
+        self.check_undeclared(header_offset)
+        if not self._batches or self._batches[0][0] > header_offset:
+            raise ProtocolError(f"a frame declares {count} file descriptors that the peer did not send with it")
+        return self._batches.popleft()[2]
 
 
 # -- addresses ---------------------------------------------------------------

@@ -166,6 +166,8 @@ class Hello:
     initial_stream_window: int = 0
     max_concurrent_streams: int = 0
     agent: str = ""
+    accept_compression: int = 0  # bit N: algorithm id N (the Python package lists none)
+    max_fds_per_message: int = 0  # descriptors accepted per MESSAGE (§10)
 
     def encode(self) -> bytes:
         return (
@@ -174,12 +176,15 @@ class Hello:
             + _uint(3, self.initial_stream_window)
             + _uint(4, self.max_concurrent_streams)
             + _bytes(5, self.agent.encode())
+            + _uint(6, self.accept_compression)
+            + _uint(7, self.max_fds_per_message)
         )
 
     @classmethod
     def decode(cls, data: bytes) -> "Hello":
         f = _fields(data)
-        return cls(_last_int(f, 1, 32), _last_int(f, 2, 32), _last_int(f, 3, 32), _last_int(f, 4, 32), _last_str(f, 5))
+        return cls(_last_int(f, 1, 32), _last_int(f, 2, 32), _last_int(f, 3, 32), _last_int(f, 4, 32), _last_str(f, 5),
+                   _last_int(f, 6, 32), _last_int(f, 7, 32))
 
 
 @dataclass

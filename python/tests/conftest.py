@@ -42,6 +42,11 @@ def _generate() -> None:
         rc = protoc.run([f"-I{REPO / include}", f"--python_out={_GEN}", f"--pyi_out={_GEN}", f"--ipcrpc_python_out={_GEN}", str(REPO / include / proto)])
         if rc != 0:
             raise RuntimeError(f"generating code for {proto} failed")
+    # fd_service.proto imports "proto/ipcrpc/file_descriptor.proto" (from the repository root).
+    rc = protoc.run([f"-I{REPO / 'tests/e2e'}", f"-I{REPO}", f"--python_out={_GEN}", f"--pyi_out={_GEN}", f"--ipcrpc_python_out={_GEN}",
+                     str(REPO / "tests/e2e/fd_service.proto"), str(REPO / "proto/ipcrpc/file_descriptor.proto")])
+    if rc != 0:
+        raise RuntimeError("generating code for fd_service.proto failed")
 
 
 _generate()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import ipcrpc
+import ipcrpc.aio
 from ipcrpc import _config
 import test_service_pb2 as pb
 import test_service_ipcrpc as svc
@@ -93,6 +94,18 @@ def test_server_section_limits_transports(tmp_path: Path, monkeypatch: pytest.Mo
             assert e.value.code() is Code.RESOURCE_EXHAUSTED
     finally:
         server.stop(None).wait(5)
+
+
+def test_max_fds_per_message_comes_from_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`max_fds_per_message` in a channel entry and in the server section, as in
+    C++ (0 refuses descriptors: the peer announces none in HELLO)."""
+    monkeypatch.setenv("IPCRPC_CONFIG", _write(tmp_path, 'channel { target: "*" max_fds_per_message: 0 } server { max_fds_per_message: 3 }'))
+    assert _config.plan_channel("unix:/x.sock").max_fds == 0
+    assert ipcrpc.server(max_workers=1).max_fds_per_message == 3
+    assert ipcrpc.aio.server().max_fds_per_message == 3
+    assert ipcrpc.server(max_workers=1, max_fds_per_message=7).max_fds_per_message == 7  # the caller's value wins
+    monkeypatch.setenv("IPCRPC_CONFIG", _write(tmp_path, 'channel { target: "*" }'))
+    assert _config.plan_channel("unix:/x.sock").max_fds is None
 
 
 @pytest.mark.skipif("shm" not in ipcrpc.available_transports(), reason="ipcrpc._native is not built")

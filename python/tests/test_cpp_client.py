@@ -23,6 +23,8 @@ CASES = [
     "client_deadline",
     "cancel",
     "large_messages",
+    "fd_open",
+    "fd_read",
 ]
 
 

@@ -27,6 +27,7 @@
 #include <utility>
 
 #include "runtime/client_context.h"
+#include "google/protobuf/message_lite.h"
 #include "runtime/metadata.h"
 
 namespace ipcrpc {
@@ -53,6 +54,11 @@ class ForeignCallAccess {
   static bool SetCancelHook(ClientContext* context, std::function<void()> cancel);
   // Removes the hook; after it returns the hook is not running and will not run.
   static void ClearCancelHook(ClientContext* context);
+  // A foreign channel carries no file descriptors: it refuses to send a
+  // message that names one (CheckNoFds, runtime/file_descriptor.h) and
+  // clears the FileDescriptor fields of each message it parses, whose
+  // numbers, written by a remote peer, name nothing in this process.
+  static void ClearFdHandles(google::protobuf::MessageLite* message);
 };
 
 }  // namespace internal

@@ -223,6 +223,7 @@ bool ClientStream::Parse(const std::string& payload, std::vector<ScopedFd> fds,
     if (received_fds_ && context_ != nullptr) context_->fds().Replace({});
     received_fds_ = false;
     parsed = message->ParseFromString(payload);
+    if (parsed) ClearFdHandles(message);  // a handle the peer made up names nothing
   } else {
     absl::string_view bytes, table;
     parsed = SplitFdTable(payload, fds.size(), &bytes, &table) &&
@@ -286,6 +287,7 @@ absl::StatusOr<std::shared_ptr<ClientConnection>> ClientConnection::Establish(
   hello.set_agent(kAgent);
   if (options.accept_compression) hello.set_accept_compression(kSupportedCompression);
   hello.set_shared_buffers(options.shared_buffers);
+  hello.set_max_fds_per_message(options.max_fds_per_message);
   absl::StatusOr<wire::Hello> theirs = c->framed_.ExchangeHello(hello, deadline);
   if (!theirs.ok()) {
     return absl::Status(theirs.status().code(),

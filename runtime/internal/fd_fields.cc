@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
+#include "runtime/codegen/foreign_call.h"
 
 namespace ipcrpc::internal {
 namespace {
@@ -146,8 +147,8 @@ absl::Status CollectFds(const google::protobuf::MessageLite& lite, uint32_t peer
   }
   if (peer_max == 0) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "the peer at ", peer, " does not accept file descriptors (it did not announce fd "
-        "passing in its HELLO: an older or non-C++ peer)"));
+        "the peer at ", peer, " does not accept file descriptors (its HELLO announced none: "
+        "a peer without fd passing, one that refuses descriptors, or the gRPC bridge)"));
   }
   if (handles.size() > peer_max) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -200,6 +201,32 @@ void BindFds(google::protobuf::MessageLite* lite, absl::string_view table,
   if (received != nullptr) {
     received->Replace(std::move(fds));
   }  // else `fds` closes here
+}
+
+}  // namespace ipcrpc::internal
+
+namespace ipcrpc {
+
+void internal::ForeignCallAccess::ClearFdHandles(google::protobuf::MessageLite* message) {
+  internal::ClearFdHandles(message);
+}
+
+absl::Status CheckNoFds(const google::protobuf::MessageLite& message,
+                        absl::string_view destination) {
+  internal::OutgoingFds fds;
+  absl::Status s = internal::CollectFds(message, 0, destination, &fds);
+  if (s.ok() && fds.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "a message that names file descriptors cannot go to ", destination,
+      ": descriptors cannot cross a gRPC connection (docs/GRPC_BRIDGE.md)"));
+}
+
+}  // namespace ipcrpc
+
+namespace ipcrpc::internal {
+
+void ClearFdHandles(google::protobuf::MessageLite* message) {
+  BindFds(message, absl::string_view(), {}, nullptr);
 }
 
 }  // namespace ipcrpc::internal

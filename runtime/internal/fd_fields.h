@@ -77,6 +77,13 @@ bool SplitFdTable(absl::string_view payload, size_t fd_count, absl::string_view*
 void BindFds(google::protobuf::MessageLite* message, absl::string_view table,
              std::vector<ScopedFd> fds, CallFds* received);
 
+// After `message` was parsed from a payload that came with no descriptors:
+// every FileDescriptor field in it names none (handle 0), whatever number
+// the peer wrote there — so that PeekFd on a received field can never name
+// one of this process's own descriptors. Costs a type lookup for messages
+// that cannot contain such a field.
+void ClearFdHandles(google::protobuf::MessageLite* message);
+
 }  // namespace ipcrpc::internal
 
 #endif  // IPCRPC_RUNTIME_INTERNAL_FD_FIELDS_H_

@@ -244,12 +244,15 @@ bool CompressMessage(const google::protobuf::MessageLite& message, size_t size,
 absl::StatusOr<wire::Hello> FramedConnection::ExchangeHello(const wire::Hello& ours,
                                                             absl::Time deadline) {
   // Descriptors travel wherever the transport can pass them (PROTOCOL.md
-  // §10). A zero-byte write first: a transport that negotiates lazily (the
-  // server's end of a new connection) then knows what it is.
+  // §10), as many as `ours` accepts. A zero-byte write first: a transport
+  // that negotiates lazily (the server's end of a new connection) then knows
+  // what it is.
   IPCRPC_RETURN_IF_ERROR(transport_->Write({}, deadline));
   wire::Hello sent = ours;
-  const uint32_t max_fds = static_cast<uint32_t>(
-      std::clamp<int>(transport_->max_fds_per_write(), 0, static_cast<int>(kMaxFdsPerMessage)));
+  const uint32_t max_fds = std::min(
+      ours.max_fds_per_message(),
+      static_cast<uint32_t>(std::clamp<int>(transport_->max_fds_per_write(), 0,
+                                            static_cast<int>(kMaxFdsPerMessage))));
   sent.set_max_fds_per_message(max_fds);
   reader_.set_max_fds_per_frame(static_cast<int>(max_fds));
   // Shared buffers need descriptors (their segments travel as fds, §13).

@@ -61,6 +61,7 @@ bool ServerConnection::Handshake() {
   ours.set_agent(kAgent);
   if (core_.options().accept_compression) ours.set_accept_compression(kSupportedCompression);
   ours.set_shared_buffers(core_.options().shared_buffers);
+  ours.set_max_fds_per_message(core_.options().max_fds_per_message);
   absl::StatusOr<wire::Hello> theirs =
       framed_.ExchangeHello(ours, absl::Now() + core_.options().handshake_timeout);
   if (!theirs.ok()) {

@@ -128,6 +128,7 @@ bool ServerStream::Read(google::protobuf::MessageLite* message) {
   bool parsed;
   if (fds.empty()) {
     parsed = message->ParseFromString(payload);
+    if (parsed) ClearFdHandles(message);  // a handle the peer made up names nothing
     // A message without descriptors drops those the last one left untaken.
     if (received_fds_) context_.fds().Replace({});
     received_fds_ = false;

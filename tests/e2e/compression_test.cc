@@ -281,6 +281,32 @@ TEST(CompressionWireTest, AcceptingPeerGetsGzipAndMaySendIt) {
   EXPECT_EQ(out.message_headers[0].flags, 0);
 }
 
+// The server's config file sets what its code would: the default response
+// compression and whether it accepts compressed requests.
+TEST(CompressionWireTest, TheServerConfigFileSetsCompression) {
+  {
+    ServerProcess server({}, R"pb(server { compression: "gzip" })pb");
+    RawClient client(server, 1u << internal::kCompressionGzip);
+    const std::string payload = Compressible(50000);
+    client.SendEcho(1, EchoRequest(payload), 0);
+    RawClient::Outcome out = client.ReadCall(1);
+    EXPECT_EQ(out.code, 0) << out.status_message;
+    ASSERT_EQ(out.messages.size(), 1u);
+    EXPECT_EQ(out.message_headers[0].flags, internal::kCompressionGzip);
+  }
+  {
+    ServerProcess server({}, R"pb(server { accept_compression: false })pb");
+    RawClient client(server, 1u << internal::kCompressionGzip);
+    EXPECT_EQ(client.server_hello().accept_compression(), 0u);
+    const std::string payload = Compressible(50000);
+    client.SendEcho(1, EchoRequest(payload), 0);
+    RawClient::Outcome out = client.ReadCall(1);
+    EXPECT_EQ(out.code, 0) << out.status_message;
+    ASSERT_EQ(out.messages.size(), 1u);
+    EXPECT_EQ(out.message_headers[0].flags, 0) << "not configured to compress";
+  }
+}
+
 TEST(CompressionWireTest, CorruptUnknownAndUnofferedAreRefusedAndTheConnectionLives) {
   ServerProcess server;
   RawClient client(server, 0);

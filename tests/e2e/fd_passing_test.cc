@@ -678,6 +678,45 @@ TEST(FdStatsTest, UndeclaredDescriptorsAreCountedInTheServerStats) {
 // --- A peer that does not announce fd passing (the Python package, older
 // versions): it is never sent a descriptor. ---
 
+// A peer that writes a handle into a FileDescriptor field and sends no
+// descriptor with it: the receiver's field names none, so PeekFd cannot be
+// made to name one of the receiver's own descriptors (handle 1 would be its
+// stdin, 4 most likely one of its sockets). Before, the number stayed as
+// the peer wrote it whenever the frame carried no descriptors.
+TEST(FdForgedHandleTest, AHandleWithNoDescriptorBehindItNamesNoneOnEitherSide) {
+  ServerProcess server({"--generic_echo"});
+  for (const std::string& transport : TransportsUnderTest()) {
+    SCOPED_TRACE(transport);
+    auto channel = CreateChannel(transport + ":" + server.socket_path());
+    ASSERT_TRUE(channel.ok()) << channel.status();
+    for (uint32_t handle : {1u, 4u, 1000u}) {
+      ForgedRequest forged;
+      forged.mutable_fd()->set_handle(handle);
+      // Server side: the typed FdService reads it as an FdRequest.
+      GenericStub generic(*channel);
+      ClientContext ctx;
+      ByteBuffer response;
+      absl::Status s = generic.UnaryCall(&ctx, "/ipcrpc.test.FdService/Peek",
+                                         ByteBuffer(forged.SerializeAsString()), &response);
+      ASSERT_TRUE(s.ok()) << s;
+      FdReply peeked;
+      ASSERT_TRUE(peeked.ParseFromString(response.data()));
+      EXPECT_EQ(peeked.content(), "-1") << "handle " << handle;
+      // Client side: the generic echo returns the bytes, which this typed
+      // stub reads as an FdReply.
+      auto echo = FdEcho::NewStub(*channel);
+      ClientContext echo_ctx;
+      ForgedReply forged_reply;
+      forged_reply.mutable_fd()->set_handle(handle);
+      FdReply echoed;
+      s = echo->Echo(&echo_ctx, forged_reply, &echoed);
+      ASSERT_TRUE(s.ok()) << s;
+      EXPECT_EQ(PeekFd(echoed.fd()), -1) << "handle " << handle;
+      EXPECT_EQ(TakeFd(&echo_ctx, echoed.fd()).status().code(), absl::StatusCode::kNotFound);
+    }
+  }
+}
+
 TEST(FdNegotiationTest, APeerThatDidNotAnnounceFdPassingIsNeverSentOne) {
   auto pair = MakeSocketPair();
   ASSERT_TRUE(pair.ok());

@@ -45,6 +45,21 @@ TEST(ServerBuilderTest, DuplicateServiceName) {
   EXPECT_EQ(server.status().code(), absl::StatusCode::kAlreadyExists) << server.status();
 }
 
+TEST(ServerBuilderTest, AnUnknownCompressionInTheConfigIsInvalidArgument) {
+  testing::ScopedTempDir dir;
+  TestService::Service service;
+  config::ServerConfig config;
+  config.set_compression("zip");
+  ServerBuilder builder;
+  builder.AddListeningAddress("unix:" + dir.File("s.sock")).RegisterService(&service).SetConfig(
+      config);
+  auto server = builder.BuildAndStart();
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument) << server.status();
+  EXPECT_NE(server.status().message().find("unknown compression algorithm \"zip\""),
+            std::string::npos)
+      << server.status();
+}
+
 class NullGeneric final : public GenericService {
   absl::Status HandleCall(ServerContext*, GenericServerReaderWriter*) override {
     return absl::OkStatus();

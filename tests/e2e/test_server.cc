@@ -382,6 +382,11 @@ class FdServiceImpl final : public FdService::Service {
     return absl::OkStatus();
   }
 
+  absl::Status Peek(ServerContext*, const FdRequest* req, FdReply* reply) override {
+    reply->set_content(absl::StrCat(PeekFd(req->fd())));
+    return absl::OkStatus();
+  }
+
   absl::Status Hold(ServerContext* ctx, const FdRequest* req, FdReply*) override {
     SleepUnlessCancelled(ctx, req->delay_ms());
     return absl::OkStatus();

@@ -5,7 +5,8 @@
 //   interop_client ADDRESS CASE [SERVER_PID]
 //
 // Prints "PASS CASE" and exits 0, or "FAIL CASE: why" and exits 1. CASE is
-// one of the names in kCases below. With INTEROP_COMPRESSION=gzip in the
+// one of the names in Cases() below; the fd_* cases call the server's
+// FdService (tests/e2e/fd_service.proto) instead of TestService. With INTEROP_COMPRESSION=gzip in the
 // environment, the main channel asks for gzip (a server that does not
 // accept it must still get plain messages).
 
@@ -19,12 +20,17 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/empty.pb.h"
+#include "runtime/file_descriptor.h"
 #include "runtime/ipcrpc.h"
+#include "tests/e2e/fd_service.ipcrpc.pb.h"
+#include "tests/e2e/fd_util.h"
 #include "tests/e2e/test_service.ipcrpc.pb.h"
 
 namespace ipcrpc::test {
@@ -48,6 +54,7 @@ struct Env {
   std::string address;
   int server_pid = 0;
   Stub* stub = nullptr;
+  FdService::Stub* fd_stub = nullptr;
 };
 
 std::string LastCancel(Stub& stub) {
@@ -318,6 +325,135 @@ Result GracefulStop(Env& env) {
   return std::nullopt;
 }
 
+// --- File descriptors (PROTOCOL.md §10) ---------------------------------------
+
+// This process's open descriptors once the connection exists (a first call
+// sets it up), for a leak check.
+int FdBaseline(Env& env) {
+  ClientContext ctx;
+  FdReply reply;
+  env.fd_stub->Hold(&ctx, FdRequest(), &reply).IgnoreError();
+  return CountOpenFds();
+}
+
+// Takes the descriptor `field` names from the call and reads it.
+std::string TakeAndRead(ClientContext* ctx, const FileDescriptor& field) {
+  absl::StatusOr<ScopedFd> fd = TakeFd(ctx, field);
+  if (!fd.ok()) return "<" + fd.status().ToString() + ">";
+  return ReadAll(fd->get()).value_or("<unreadable>");
+}
+
+// The server opens descriptors (singular, nested, map value, repeated) and
+// this client reads them; then a server stream of one per message.
+Result FdOpen(Env& env) {
+  const int before = FdBaseline(env);
+  {
+    ClientContext ctx;
+    FdRequest req;
+    req.set_kind("memfd");
+    req.set_content("py");
+    req.set_count(5);
+    req.set_spread(true);
+    FdReply reply;
+    absl::Status s = env.fd_stub->Open(&ctx, req, &reply);
+    CHECK_OR_FAIL(s.ok(), s.ToString());
+    CHECK_OR_FAIL(TakeAndRead(&ctx, reply.fd()) == "py0", "fd");
+    CHECK_OR_FAIL(TakeAndRead(&ctx, reply.nested().fd()) == "py1", "nested");
+    CHECK_OR_FAIL(reply.named().count("a") == 1, "named has no \"a\"");
+    CHECK_OR_FAIL(TakeAndRead(&ctx, reply.named().at("a")) == "py2", "named");
+    CHECK_OR_FAIL(reply.fds_size() == 2, reply.fds_size());
+    CHECK_OR_FAIL(TakeAndRead(&ctx, reply.fds(0)) == "py3", "fds[0]");
+    CHECK_OR_FAIL(TakeAndRead(&ctx, reply.fds(1)) == "py4", "fds[1]");
+  }
+  {
+    ClientContext ctx;
+    FdRequest req;
+    req.set_kind("pipe");
+    req.set_content("s");
+    req.set_count(3);
+    auto reader = env.fd_stub->OpenStream(&ctx, req);
+    FdReply reply;
+    int n = 0;
+    while (reader->Read(&reply)) {
+      CHECK_OR_FAIL(reply.index() == n, reply.index(), " != ", n);
+      const std::string got = TakeAndRead(&ctx, reply.fd());
+      CHECK_OR_FAIL(got == absl::StrCat("s", n), got);
+      ++n;
+    }
+    absl::Status s = reader->Finish();
+    CHECK_OR_FAIL(s.ok() && n == 3, s.ToString(), " after ", n, " messages");
+  }
+  const int after = CountOpenFds();
+  CHECK_OR_FAIL(after == before, "descriptors open: ", before, " before, ", after, " after");
+  return std::nullopt;
+}
+
+// This client sends descriptors of every kind in every field shape; the
+// server reads them (Read), one per message of a client stream
+// (ReadStream), and turns each into a new one in a bidi stream.
+Result FdRead(Env& env) {
+  const int before = FdBaseline(env);
+  {
+    std::vector<ScopedFd> mine;
+    for (const auto& [kind, content] :
+         std::vector<std::pair<std::string, std::string>>{
+             {"file", "one"}, {"pipe", "two"}, {"memfd", "three"}, {"memfd", "four"},
+             {"file", "five"}}) {
+      absl::StatusOr<ScopedFd> fd = OpenWithContent(kind, content);
+      CHECK_OR_FAIL(fd.ok(), fd.status().ToString());
+      mine.push_back(std::move(*fd));
+    }
+    ClientContext ctx;
+    FdRequest req;
+    SetFd(req.mutable_fd(), mine[0].get());
+    SetFd(req.add_fds(), mine[1].get());
+    SetFd(req.add_fds(), mine[2].get());
+    SetFd(req.mutable_nested()->mutable_fd(), mine[3].get());
+    SetFd(&(*req.mutable_named())["k"], mine[4].get());
+    FdReply reply;
+    absl::Status s = env.fd_stub->Read(&ctx, req, &reply);
+    CHECK_OR_FAIL(s.ok(), s.ToString());
+    CHECK_OR_FAIL(reply.content() == "|one|two|three|four|five", reply.content());
+  }
+  {
+    ClientContext ctx;
+    FdReply reply;
+    auto writer = env.fd_stub->ReadStream(&ctx, &reply);
+    for (int i = 0; i < 3; ++i) {
+      absl::StatusOr<ScopedFd> fd = OpenWithContent("memfd", absl::StrCat("c", i));
+      CHECK_OR_FAIL(fd.ok(), fd.status().ToString());
+      FdRequest req;
+      SetFd(req.mutable_fd(), fd->get());
+      CHECK_OR_FAIL(writer->Write(req), "write ", i);
+    }
+    writer->WritesDone();
+    absl::Status s = writer->Finish();
+    CHECK_OR_FAIL(s.ok(), s.ToString());
+    CHECK_OR_FAIL(reply.content() == "|c0|c1|c2", reply.content());
+  }
+  {
+    ClientContext ctx;
+    auto stream = env.fd_stub->Bidi(&ctx);
+    for (int i = 0; i < 3; ++i) {
+      absl::StatusOr<ScopedFd> fd = OpenWithContent("pipe", absl::StrCat("b", i));
+      CHECK_OR_FAIL(fd.ok(), fd.status().ToString());
+      FdRequest req;
+      SetFd(req.mutable_fd(), fd->get());
+      CHECK_OR_FAIL(stream->Write(req), "write ", i);
+      FdReply reply;
+      CHECK_OR_FAIL(stream->Read(&reply), "read ", i);
+      const std::string got = TakeAndRead(&ctx, reply.fd());
+      CHECK_OR_FAIL(got == absl::StrCat("b", i), got);
+    }
+    stream->WritesDone();
+    absl::Status s = stream->Finish();
+    CHECK_OR_FAIL(s.ok(), s.ToString());
+  }
+  const int after = CountOpenFds();
+  CHECK_OR_FAIL(after == before, "descriptors open: ", before, " before, ", after, " after");
+  return std::nullopt;
+}
+
 const std::map<std::string, std::function<Result(Env&)>>& Cases() {
   static const auto* cases = new std::map<std::string, std::function<Result(Env&)>>{
       {"unary", Unary},
@@ -334,6 +470,8 @@ const std::map<std::string, std::function<Result(Env&)>>& Cases() {
       {"large_messages", LargeMessages},
       {"server_killed", ServerKilled},
       {"graceful_stop", GracefulStop},
+      {"fd_open", FdOpen},
+      {"fd_read", FdRead},
   };
   return *cases;
 }
@@ -363,6 +501,8 @@ int Main(int argc, char** argv) {
   }
   auto stub = TestService::NewStub(*channel);
   env.stub = stub.get();
+  auto fd_stub = FdService::NewStub(*channel);
+  env.fd_stub = fd_stub.get();
   Result r = it->second(env);
   if (r.has_value()) {
     std::printf("FAIL %s: %s\n", name.c_str(), r->message.c_str());

@@ -21,6 +21,7 @@
 #include "runtime/generic_stub.h"
 #include "runtime/ipcrpc.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/interrupt.h"
 #include "tools/cli/latency_histogram.h"
 #include "tools/cli/request_io.h"
 
@@ -35,32 +36,6 @@ struct CallerResult {
   LatencyHistogram latency;  // successful calls only
   std::map<absl::StatusCode, uint64_t> codes;
   std::string first_error[17];  // one message per failing code, to show
-};
-
-// Ctrl-C (SIGINT) ends the run early; the report covers what was done.
-// While it lives, SIGINT sets a flag instead of ending the process.
-class StopOnInterrupt {
- public:
-  StopOnInterrupt() {
-    stop_.store(false, std::memory_order_relaxed);
-    struct sigaction action = {};
-    action.sa_handler = [](int) {
-      const int saved_errno = errno;
-      stop_.store(true, std::memory_order_relaxed);
-      errno = saved_errno;
-    };
-    sigemptyset(&action.sa_mask);
-    ::sigaction(SIGINT, &action, &previous_);
-  }
-  ~StopOnInterrupt() { ::sigaction(SIGINT, &previous_, nullptr); }
-  bool stopped() const { return stop_.load(std::memory_order_relaxed); }
-
- private:
-  // Read by the callers' threads, set by the handler on whichever thread
-  // takes SIGINT: an atomic (lock-free, so safe in a handler), not a
-  // volatile sig_atomic_t, which is only good within one thread.
-  static inline std::atomic<bool> stop_{false};
-  struct sigaction previous_ = {};
 };
 
 std::string HumanDuration(absl::Duration d) {

@@ -302,6 +302,41 @@ class CliTest(unittest.TestCase):
             self.assertExit(cli("health", server.address()), status_exit(UNIMPLEMENTED),
                             "does not serve grpc.health.v1.Health")
 
+    def test_health_watch_prints_each_change_until_ctrl_c(self):
+        with Server("--health") as server:
+            a = server.address("shm")
+            proc = subprocess.Popen([CLI, "health", a, SERVICE, "--watch"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            OUR_PIDS.add(proc.pid)
+            try:
+                def next_line():
+                    ready, _, _ = select.select([proc.stdout], [], [], 60)
+                    self.assertTrue(ready, "no status line within 60 s")
+                    return proc.stdout.readline().strip()
+                self.assertEqual(next_line(), "SERVING")
+                self.assertExit(cli("call", a, SERVICE + "/SetHealth", "--proto", PROTO, "-d",
+                                    '{"text": "%s", "count": 0}' % SERVICE), 0)
+                self.assertEqual(next_line(), "NOT_SERVING")
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=60)
+                self.assertEqual(proc.returncode, EXIT_NOT_SERVING, err)  # the last status seen
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+            # --timeout ends a watch the same way; an unknown service is
+            # SERVICE_UNKNOWN (Watch does not fail for it, as gRPC's does not).
+            rc, out, err = cli("health", a, "--watch", "--timeout", "2s")
+            self.assertExit((rc, out, err), 0)
+            self.assertEqual(out.split(), ["SERVING"])
+            rc, out, err = cli("health", a, "no.Such", "--watch", "--timeout", "2s")
+            self.assertExit((rc, out, err), EXIT_NOT_SERVING)
+            self.assertEqual(out.split(), ["SERVICE_UNKNOWN"])
+            self.assertExit(cli("ls", a, "--watch"), EXIT_USAGE, "--watch is for health")
+        with Server() as server:
+            self.assertExit(cli("health", server.address(), "--watch", "--timeout", "5s"),
+                            status_exit(UNIMPLEMENTED), "does not serve grpc.health.v1.Health")
+
     def test_proto_files_without_reflection(self):
         with Server() as server:
             a = server.address("shm")

@@ -27,7 +27,7 @@ constexpr CommandShape kCommands[] = {
     {"ls", 2, 3, "ls ADDRESS [SERVICE]"},
     {"describe", 3, 3, "describe ADDRESS SYMBOL"},
     {"call", 3, 3, "call ADDRESS pkg.Service/Method [-d JSON]"},
-    {"health", 2, 3, "health ADDRESS [SERVICE]"},
+    {"health", 2, 3, "health ADDRESS [SERVICE] [--watch]"},
     {"bench", 3, 3, "bench ADDRESS pkg.Service/Method [-d JSON] [-c N] [-z DURATION]"},
 };
 
@@ -56,6 +56,7 @@ int Main(int argc, char** argv) {
     return UsageError(absl::StrCat("usage: ipcrpc ", shape->usage));
   }
 
+  if (options.watch && command != "health") return UsageError("--watch is for health");
   const std::string& address = options.positional[1];
   absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(address);
   if (!channel.ok()) return ReportError(channel.status());

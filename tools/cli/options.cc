@@ -53,7 +53,10 @@ Commands:
                                calls the method; requests are JSON objects from -d or
                                stdin (one per line, or one after another), responses are
                                printed as one JSON object per line
-  health ADDRESS [SERVICE]     grpc.health.v1 Check ("" = the whole server)
+  health ADDRESS [SERVICE] [--watch]
+                               grpc.health.v1 Check ("" = the whole server); with
+                               --watch, Watch: prints each status as it changes until
+                               Ctrl-C, --timeout or the server ends it
   bench ADDRESS pkg.Service/Method [-d JSON] [-c N] [-z DURATION | -n CALLS]
         [--connections K] [--json]
                                N concurrent callers of a unary method for DURATION (or
@@ -66,8 +69,8 @@ shm+sem:..., fifo:..., msgq:..., auto:..., or a name from IPCRPC_CONFIG.
 Flags:
   -d JSON              request(s) as JSON (default: read stdin; an empty input is {})
   -H key:value         metadata sent with the call (repeatable)
-  --timeout DURATION   deadline per call (e.g. 5s, 250ms; default: none for call,
-                       10s for ls/describe/health and each bench call)
+  --timeout DURATION   deadline per call (e.g. 5s, 250ms; default: none for call and
+                       health --watch, 10s for ls/describe/health and each bench call)
   --proto FILE         describe methods from this .proto instead of the server's
                        reflection service (repeatable)
   -I DIR               import path for --proto (repeatable; default: each file's directory)
@@ -81,7 +84,8 @@ Flags:
 
 Exit status: 0 success; 1 something named on the command line is missing or
 malformed (or, for bench, some calls failed); 2 usage; 3 health answered but
-not SERVING; 64 + code when a call failed with that gRPC status code (e.g. 78
+not SERVING (health --watch: the last status it printed, when Ctrl-C or
+--timeout ended the watch); 64 + code when a call failed with that gRPC status code (e.g. 78
 UNAVAILABLE, 76 UNIMPLEMENTED, 68 DEADLINE_EXCEEDED).
 )";
 }
@@ -130,6 +134,8 @@ absl::StatusOr<Options> ParseCommandLine(int argc, char** argv) {
       status = boolean(&options.verbose);
     } else if (flag == "--emit-defaults") {
       status = boolean(&options.emit_defaults);
+    } else if (flag == "--watch") {
+      status = boolean(&options.watch);
     } else if (flag == "-d" || flag == "--data") {
       absl::StatusOr<std::string> v = take_value();
       if (!v.ok()) return v.status();

@@ -50,6 +50,7 @@ struct Options {
   bool json = false;                       // bench --json
   bool verbose = false;                    // -v
   bool emit_defaults = false;              // --emit-defaults
+  bool watch = false;                      // health --watch
   bool help = false;                       // -h, --help
 };
 

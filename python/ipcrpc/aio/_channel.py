@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import select
 import socket
 import threading
 from typing import Any, AsyncIterable, AsyncIterator, Callable, Deque, Dict, Generic, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
-from .. import _frame, _limits, _transport, _wirepb
-from .._client import AGENT, MetadataArg, decode_headers, decode_trailers
+from .. import _fds, _frame, _limits, _transport, _wirepb
+from .._client import AGENT, MetadataArg, decode_headers, decode_trailers, incoming_message
 from .._fifo import FifoTransport as _FifoTransport
 from .._msgq import AdaptiveSpin as _AdaptiveSpin, MsgqTransport as _MsgqTransport
 from .._shm import _MAX_SPIN as _DEFAULT_SPIN, ShmTransport as _ShmTransport
@@ -57,7 +58,7 @@ class _Stream:
         self.id = sid
         self.method = method
         self.deadline = deadline  # loop.time() based
-        self.inbox: Deque[bytes] = collections.deque()
+        self.inbox: Deque[_fds.Incoming] = collections.deque()
         self.initial_metadata: Optional[MetadataType] = None
         self.done = False
         self.code = StatusCode.OK
@@ -122,50 +123,41 @@ class _Stream:
         if self.done:
             return
         self.finish(code, details)
+        _fds.close_items(self.inbox)  # nobody takes the descriptors of a failed call
         self.conn.send_soon(_frame.encode_frame(FrameType.CANCEL, self.id))
 
     def error(self) -> RpcError:
         return RpcError(self.code, self.details, self.trailing, self.initial_metadata or (), self.method)
 
-    async def next_message(self) -> Optional[bytes]:
+    async def next_message(self) -> Optional[_fds.Incoming]:
         await self.wait(lambda: bool(self.inbox) or self.done)
         if not self.inbox:
             return None
         payload = self.inbox.popleft()
         if not self.done:
-            self.unacked += len(payload)
+            self.unacked += _fds.wire_len(payload)
             if self.unacked >= self.conn.our_window // 2:
                 credit, self.unacked = self.unacked, 0
                 self.recv_window += credit
                 self.conn.send_soon(_frame.encode_frame(FrameType.CREDIT, self.id, _frame.encode_credit(credit)))
         return payload
 
-    async def send_message(self, payload: bytes) -> bool:
+    async def send_message(self, payload: bytes, out: Optional[_fds.Outgoing] = None) -> bool:
         if len(payload) > self.conn.peer_max_message or len(payload) > self.conn.channel._max_send:
             limit = min(self.conn.peer_max_message, self.conn.channel._max_send)
             self.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds the limit of {limit} bytes")
+            return False
+        refused = _fds.check_peer(out, self.conn.peer_max_fds, self.conn.target)
+        if refused is not None:
+            self.fail_locally(*refused)
             return False
         await self.wait(lambda: self.send_window > 0 or self.done)
         if self.done:
             return False
         self.send_window -= len(payload)
-        await self.conn.send(_frame.encode_frame(FrameType.MESSAGE, self.id, payload))
+        fds = out.fds if out else ()
+        await self.conn.send(_frame.encode_frame(FrameType.MESSAGE, self.id, payload, fd_count=len(fds)), fds)
         return True
-
-
-class _Protocol(asyncio.Protocol):
-    def __init__(self, conn: "_Connection") -> None:
-        self._conn = conn
-
-    def data_received(self, data: bytes) -> None:
-        self._conn._feed(data)
-
-    def eof_received(self) -> Optional[bool]:
-        self._conn.break_connection(f"connection to {self._conn.target} lost: the server closed the connection")
-        return None
-
-    def connection_lost(self, exc: Optional[Exception]) -> None:
-        self._conn.break_connection(f"connection to {self._conn.target} lost: {exc or 'closed'}")
 
 
 class _Connection:
@@ -173,11 +165,13 @@ class _Connection:
         self.channel = channel
         self.loop = loop
         self.transport = t
+        self.unread_fds = _fds.UnreadFds()  # in responses not read yet (at most MAX_UNREAD_FDS)
         self.target: str = channel.target
         self.our_window: int = channel._window
         self.our_max: int = channel._max_receive
         self.peer_max_message: int = _frame.DEFAULT_MAX_MESSAGE
         self.peer_window: int = _frame.DEFAULT_STREAM_WINDOW
+        self.peer_max_fds: int = 0  # the server's max_fds_per_message (HELLO field 7)
         self.streams: Dict[int, _Stream] = {}
         self.next_id = 1
         self.usable = True
@@ -186,10 +180,11 @@ class _Connection:
         self.ready: "asyncio.Future[None]" = loop.create_future()
         self._write_lock = asyncio.Lock()
         self.limits: _limits.MetadataLimits = channel._limits
-        self._decoder = _frame.FrameDecoder(self.our_max, self.limits.control_frame_limit)
+        self.our_max_fds: int = channel._max_fds
+        self._decoder = _frame.FrameDecoder(self.our_max, self.limits.control_frame_limit, t, self.our_max_fds)
         self._got_hello = False
         self._unix = isinstance(t, _transport.UnixTransport)
-        self._atransport: Optional[asyncio.Transport] = None
+        self._unix_fd = -1  # the socket, while the loop reads it
         self._reader_thread: Optional[threading.Thread] = None
         self._fifo_fds: Optional[Tuple[int, int]] = None
         # shm and shm+sem: the loop thread reads the ring itself (after a bounded,
@@ -209,11 +204,10 @@ class _Connection:
         self._mq_spin = _AdaptiveSpin(_DEFAULT_SPIN if max_spin is None else max_spin)
 
     async def start(self) -> None:
-        hello = _frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, self.our_max, self.our_window, 0, AGENT).encode())
+        hello = _frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, self.our_max, self.our_window, 0, AGENT, max_fds_per_message=self.our_max_fds).encode())
         if self._unix:
-            # An asyncio protocol on the socket: one epoll registration for the
-            # connection's life, data_received feeds the decoder, writes are
-            # buffered by the loop in order (no lock, no per-read epoll_ctl).
+            # The loop reads the socket (recvmsg: descriptors come with the bytes,
+            # PROTOCOL.md §10); writes go through send() in order, like the FIFOs'.
             sock = self.transport.sock  # type: ignore[attr-defined]
             try:
                 # Written before asyncio owns the socket, so that a refusing server
@@ -226,16 +220,16 @@ class _Connection:
                 else:
                     self.break_connection(f"connection to {self.target} lost: {e.strerror or e}")
                 return
-            sock.setblocking(False)
-            loop: Any = self.loop  # connect_accepted_socket is on every asyncio loop (3.5.3+)
-            atransport, _ = await loop.connect_accepted_socket(lambda: _Protocol(self), sock)
-            self._atransport = atransport
+            self._unix_fd = sock.fileno()
+            self.loop.add_reader(self._unix_fd, self._on_unix_readable)
         elif isinstance(self.transport, _FifoTransport):
             # FIFOs and the control socket can be polled: the loop reads them, no thread.
             self.transport.send(hello)
             self._fifo_fds = (self.transport.read_fd, self.transport.control_fd)
             self.loop.add_reader(self._fifo_fds[0], self._on_fifo_readable)
             self.loop.add_reader(self._fifo_fds[1], self._on_control_readable)
+            assert self.transport.control is not None
+            self.transport.control.on_record_taken = self._on_record_taken
         elif self._msgq is not None:
             self.transport.send(hello)
             self._reader_thread = threading.Thread(target=self._msgq_reader, name=f"ipcrpc-aio-msgq-reader {self.target}", daemon=True)
@@ -267,30 +261,64 @@ class _Connection:
             return
         self._feed(data)
 
+    def _read_once(self, t: Any) -> bool:
+        """One read of ``t`` that does not block, fed to the frame decoder:
+        False when nothing was there or the connection broke."""
+        try:
+            data = t.recv_within(_READ_CHUNK, 0.0)
+        except (ConnectionError, OSError) as e:
+            self.break_connection(f"connection to {self.target} lost: {e}")
+            return False
+        if data is None:
+            return False
+        if not data:
+            self.break_connection(f"connection to {self.target} lost: the server closed the connection")
+            return False
+        self._feed(data)
+        return True
+
+    def _on_unix_readable(self) -> None:
+        if self._unix_fd >= 0:
+            self._read_once(self.transport)
+
     def _on_control_readable(self) -> None:
-        # The control socket must stay silent: readable means the server closed or died.
-        self.break_connection(f"connection to {self.target} lost: the server closed the connection")
+        # The control socket stays silent, but for fd records (PROTOCOL.md §10):
+        # readable otherwise means the server closed, died or misbehaved.
+        ctl = self.transport.control
+        assert ctl is not None and self._fifo_fds is not None
+        if ctl.events(select.POLLIN):
+            self.break_connection(f"connection to {self.target} lost: the server closed the connection")
+        elif ctl.record_waiting:
+            # A record waits for its frame: stop watching until it is taken (the
+            # FIFO's end of file still tells a dead server).
+            self.loop.remove_reader(self._fifo_fds[1])
+
+    def _on_record_taken(self) -> None:
+        if self._fifo_fds is not None and self.broken is None:
+            self.loop.add_reader(self._fifo_fds[1], self._on_control_readable)
 
     def _stop_fifo_readers(self) -> None:
+        """Stops the loop's readers (the FIFO and its control socket, or the unix socket)."""
         if self._fifo_fds is not None:
             for fd in self._fifo_fds:
                 self.loop.remove_reader(fd)
             self._fifo_fds = None
+        if self._unix_fd >= 0:
+            self.loop.remove_reader(self._unix_fd)
+            self._unix_fd = -1
 
     # -- writing (ordered: one writer at a time) --
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes, fds: Sequence[int] = (), at: int = 0) -> None:
+        """Writes ``data`` in order; ``fds`` go with the frame at offset ``at``."""
         if self.broken is not None:
-            return
-        if self._atransport is not None:
-            self._atransport.write(data)
             return
         async with self._write_lock:
             try:
                 if len(data) <= _WRITE_NOW_MAX:
-                    self.transport.send(data)
+                    self.transport.send_split(data, fds, at)
                 else:
-                    await self.loop.run_in_executor(None, self.transport.send, data)
+                    await self.loop.run_in_executor(None, self.transport.send_split, data, fds, at)
             except (ConnectionError, OSError) as e:
                 self.break_connection(f"connection to {self.target} lost: {e}")
 
@@ -298,9 +326,6 @@ class _Connection:
         """Writes data at once from the loop thread if nothing is queued before it
         (a small write: the unix socket's buffer or a transport write that does not
         wait long); False if the caller must use send() instead."""
-        if self._atransport is not None:
-            self._atransport.write(data)
-            return True
         if self._write_lock.locked() or len(data) > _WRITE_NOW_MAX:
             return False
         try:
@@ -313,10 +338,7 @@ class _Connection:
         """Queues a control frame from synchronous code (frames stay in order)."""
         if self.broken is not None:
             return
-        if self._atransport is not None:
-            self._atransport.write(data)
-        else:
-            self.loop.create_task(self.send(data))
+        self.loop.create_task(self.send(data))
 
     # -- reading shm on the loop thread --
     #
@@ -351,18 +373,8 @@ class _Connection:
     def _drain_shm(self) -> None:
         t = self._shm
         assert t is not None
-        while self.broken is None:
-            try:
-                data = t.recv_within(_READ_CHUNK, 0.0)
-            except (ConnectionError, OSError) as e:
-                self.break_connection(f"connection to {self.target} lost: {e}")
-                return
-            if data is None:
-                return
-            if not data:
-                self.break_connection(f"connection to {self.target} lost: the server closed the connection")
-                return
-            self._feed(data)
+        while self.broken is None and self._read_once(t):
+            pass
 
     def _on_doorbell(self) -> None:
         self._bell_pending = False
@@ -516,13 +528,18 @@ class _Connection:
             return
         decoder = self._decoder
         try:
-            if decoder.mid_frame or not self._got_hello:
+            if decoder.mid_frame or not self._got_hello or self.transport.has_pending_fds():
                 for frame in decoder.feed(data):
                     self._on_frame(frame)
                 return
             # Whole frames at the front are split in one call (plain MESSAGE and OK
             # TRAILERS handled here); the decoder keeps the rest.
             frames, used = _frame.split_frames(data, decoder.max_payload, decoder.max_control)
+            if any(f[3] for f in frames):  # descriptors: the decoder matches them to frames
+                for frame in decoder.feed(data):
+                    self._on_frame(frame)
+                return
+            decoder.advance(used)
             streams = self.streams
             for type_, sid, flags, fd_count, payload in frames:
                 s = streams.get(sid)
@@ -560,6 +577,7 @@ class _Connection:
                 raise ProtocolError(f"server speaks protocol version {h.protocol_version}")
             self.peer_max_message = h.max_message_size or _frame.DEFAULT_MAX_MESSAGE
             self.peer_window = h.initial_stream_window or _frame.DEFAULT_STREAM_WINDOW
+            self.peer_max_fds = min(h.max_fds_per_message, _fds.MAX_FDS_PER_MESSAGE)
             self._got_hello = True
             if not self.ready.done():
                 self.ready.set_result(None)
@@ -584,13 +602,16 @@ class _Connection:
             return
         s = found
         if t == FrameType.MESSAGE:
+            item, error = incoming_message(frame, "client", self.unread_fds) if not frame.oversized else (None, None)
             if frame.oversized:
                 s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"response message of {frame.length} bytes exceeds this client's max_receive_message_size of {self.our_max} bytes")
+            elif error is not None:
+                s.fail_locally(*error)
             elif s.recv_window <= 0:
                 s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, "protocol violation: the server ignored the flow-control window")
             else:
                 s.recv_window -= frame.length
-                s.inbox.append(frame.payload)
+                s.inbox.append(item)
                 if s.initial_metadata is None:
                     s.initial_metadata = ()
                 s.wake()
@@ -630,22 +651,16 @@ class _Connection:
             self.ready.set_result(None)
         for s in list(self.streams.values()):
             s.finish(StatusCode.UNAVAILABLE, reason)
-        if self._atransport is not None:
-            self._atransport.abort()
-        else:
-            self._stop_fifo_readers()
-            self._bell_stop = True
-            self._park.set()
-            self.transport.shutdown()
+        self._stop_fifo_readers()
+        self._bell_stop = True
+        self._park.set()
+        self.transport.shutdown()
 
     async def close(self) -> None:
         self.break_connection(f"channel to {self.target} closed")
         if self._reader_thread is not None:
             await self.loop.run_in_executor(None, self._reader_thread.join, 5)
-        if self._atransport is None:
-            self.transport.close()
-        else:
-            await asyncio.sleep(0)  # let the loop finish closing the socket
+        self.transport.close()
 
 
 class Channel:
@@ -654,9 +669,14 @@ class Channel:
     def __init__(self, address: str, *, transport: Optional[str] = None, max_send_message_bytes: int = _frame.DEFAULT_MAX_MESSAGE,
                  max_receive_message_bytes: int = _frame.DEFAULT_MAX_MESSAGE, stream_window_bytes: int = _frame.DEFAULT_STREAM_WINDOW,
                  connect_timeout: float = 5.0, ring_bytes: int = 0, max_metadata_bytes: Optional[int] = None,
-                 max_metadata_entries: Optional[int] = None) -> None:
+                 max_metadata_entries: Optional[int] = None, max_fds_per_message: int = _fds.MAX_FDS_PER_MESSAGE) -> None:
         from .. import _config
 
+        if not 0 <= max_fds_per_message <= _fds.MAX_FDS_PER_MESSAGE:
+            raise ValueError(f"max_fds_per_message must be 0..{_fds.MAX_FDS_PER_MESSAGE}")
+        if plan.max_fds is not None:  # the config file's entry decides, as in C++
+            max_fds_per_message = min(plan.max_fds, _fds.MAX_FDS_PER_MESSAGE)
+        self._max_fds = max_fds_per_message
         plan = _config.plan_channel(address)
         self._address = _transport.parse_address(plan.address)
         self._transport_name = _transport.check_transport_name(plan.transport or transport or self._address.transport)
@@ -733,7 +753,11 @@ class Channel:
             attempts += 1
             s = conn.open_stream(method, deadline)
             if s is not None:
-                await conn.send(first(s))
+                data = first(s)
+                if isinstance(data, tuple):
+                    await conn.send(*data)
+                elif data:
+                    await conn.send(data)
                 return s
         raise RpcError(StatusCode.UNAVAILABLE, f"could not open a stream to {self.target}", method=method)
 
@@ -873,7 +897,7 @@ class Call:
             what = "without a response" if not s.inbox else f"with {len(s.inbox)} responses"
             raise RpcError(StatusCode.INTERNAL, f"the server ended a unary-response call OK {what}", s.trailing, s.initial_metadata or (), s.method)
         try:
-            return self._deserialize(s.inbox[0])
+            return _fds.deserialize(self._deserialize, s.inbox[0])
         except Exception as e:
             raise RpcError(StatusCode.INTERNAL, f"cannot parse the response: {e}", s.trailing, s.initial_metadata or (), s.method) from None
 
@@ -886,7 +910,7 @@ class Call:
                 return EOF
             raise s.error()
         try:
-            return self._deserialize(payload)
+            return _fds.deserialize(self._deserialize, payload)
         except Exception as e:
             s.fail_locally(StatusCode.INTERNAL, f"cannot parse a response: {e}")
             raise s.error() from None
@@ -912,7 +936,7 @@ class _RequestWriter:
         s = await self._call._s()
         if s.done:
             raise s.error() if s.code is not StatusCode.OK else RpcError(StatusCode.INTERNAL, "write after the call ended")
-        if not await s.send_message(self._serialize(request)):
+        if not await s.send_message(*_fds.serialize(self._serialize, request)):
             raise s.error()
 
     async def done_writing(self) -> None:
@@ -929,11 +953,11 @@ async def _pump(call: Call, requests: Union[Iterable[Any], AsyncIterable[Any]], 
     try:
         if hasattr(requests, "__aiter__"):
             async for r in requests:  # type: ignore[union-attr]
-                if s.done or not await s.send_message(serialize(r)):
+                if s.done or not await s.send_message(*_fds.serialize(serialize, r)):
                     return
         else:
             for r in requests:  # type: ignore[union-attr]
-                if s.done or not await s.send_message(serialize(r)):
+                if s.done or not await s.send_message(*_fds.serialize(serialize, r)):
                     return
         if not s.done:
             await s.conn.send(_frame.encode_frame(FrameType.HALF_CLOSE, s.id))
@@ -968,15 +992,28 @@ class _MultiCallable(Generic[Req, Resp]):
         self._serialize: Callable[[Any], bytes] = serializer or _identity
         self._deserialize: Callable[[bytes], Any] = deserializer or _identity
 
-    def _begin(self, call: Call, timeout: Optional[float], metadata: MetadataArg, payload: Optional[bytes], wait_for_ready: Optional[bool] = None) -> None:
+    def _begin(self, call: Call, timeout: Optional[float], metadata: MetadataArg, payload: Optional[bytes], wait_for_ready: Optional[bool] = None,
+               out: Optional[_fds.Outgoing] = None) -> None:
         md = normalize_metadata(metadata)
         ch = self._channel
+        refused: List[Tuple[StatusCode, str]] = []
 
-        def first(s: _Stream) -> bytes:
+        def first(s: _Stream) -> Any:
+            if payload is not None:
+                if len(payload) > s.conn.peer_max_message:
+                    refused.append((StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds the server's max_message_size of {s.conn.peer_max_message} bytes"))
+                    return b""  # nothing is sent (stream ids may have gaps)
+                why = _fds.check_peer(out, s.conn.peer_max_fds, s.conn.target)
+                if why is not None:
+                    refused.append(why)
+                    return b""
             data = ch._call_start(s, md)
             if payload is not None:
                 s.send_window -= len(payload)
-                data += _frame.encode_frame(FrameType.MESSAGE, s.id, payload) + _frame.encode_frame(FrameType.HALF_CLOSE, s.id)
+                at = len(data)
+                data += _frame.encode_frame(FrameType.MESSAGE, s.id, payload, fd_count=len(out.fds) if out else 0) + _frame.encode_frame(FrameType.HALF_CLOSE, s.id)
+                if out is not None:
+                    return data, out.fds, at
             return data
 
         async def go() -> None:
@@ -987,8 +1024,8 @@ class _MultiCallable(Generic[Req, Resp]):
                 if payload is not None and len(payload) > ch._max_send:
                     raise RpcError(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds this channel's max_send_message_bytes of {ch._max_send} bytes", method=self._method)
                 s = await ch._start(self._method, timeout, first, bool(wait_for_ready))
-                if payload is not None and len(payload) > s.conn.peer_max_message:
-                    s.fail_locally(StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(payload)} bytes exceeds the server's max_message_size of {s.conn.peer_max_message} bytes")
+                if refused:
+                    s.finish(*refused[0])
                 call._started(s)
             except BaseException as e:
                 call._started(None, e)
@@ -1003,12 +1040,12 @@ class UnaryUnaryMultiCallable(_MultiCallable[Req, Resp]):
 
     def __call__(self, request: Req, *, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> UnaryUnaryCall[Resp]:
         call: UnaryUnaryCall[Resp] = UnaryUnaryCall(self._channel, self._method, self._deserialize)
-        payload = self._serialize(request)
-        s = None if metadata else self._start_now(payload, timeout)
+        payload, out = _fds.serialize(self._serialize, request)
+        s = None if metadata or out is not None else self._start_now(payload, timeout)
         if s is not None:
             call._stream = s
         else:
-            self._begin(call, timeout, metadata, payload, wait_for_ready)
+            self._begin(call, timeout, metadata, payload, wait_for_ready, out)
         return call
 
     def _start_now(self, payload: bytes, timeout: Optional[float]) -> Optional[_Stream]:
@@ -1028,7 +1065,7 @@ class UnaryUnaryMultiCallable(_MultiCallable[Req, Resp]):
             deadline = conn.loop.time() + timeout
             call_start += _wirepb.timeout_field(max(1, int(timeout * 1e6)))
         data_len = len(call_start) + len(payload) + 3 * _frame.HEADER_SIZE
-        if conn._atransport is None and (conn._write_lock.locked() or data_len > _WRITE_NOW_MAX):
+        if conn._write_lock.locked() or data_len > _WRITE_NOW_MAX:
             return None
         s = conn.open_stream(self._method, deadline)
         if s is None:
@@ -1041,7 +1078,8 @@ class UnaryUnaryMultiCallable(_MultiCallable[Req, Resp]):
 class UnaryStreamMultiCallable(_MultiCallable[Req, Resp]):
     def __call__(self, request: Req, *, timeout: Optional[float] = None, metadata: MetadataArg = None, wait_for_ready: Optional[bool] = None) -> UnaryStreamCall[Resp]:
         call: UnaryStreamCall[Resp] = UnaryStreamCall(self._channel, self._method, self._deserialize)
-        self._begin(call, timeout, metadata, self._serialize(request), wait_for_ready)
+        payload, out = _fds.serialize(self._serialize, request)
+        self._begin(call, timeout, metadata, payload, wait_for_ready, out)
         return call
 
 

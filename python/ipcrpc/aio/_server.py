@@ -10,6 +10,7 @@ connection that hands the bytes to the loop. No thread is started per call.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
 import inspect
@@ -20,7 +21,8 @@ import time
 import traceback
 from typing import Any, AsyncIterator, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .. import _access, _frame, _limits, _transport, _wirepb
+from .. import _access, _fds, _frame, _limits, _transport, _wirepb
+from .._client import incoming_message
 from .._frame import FrameType, ProtocolError
 from .._server import (AGENT, GenericRpcHandler, PeerCredentials, RpcMethodHandler, ServicerContextBase, _remove_stale_socket, _unlink,
                        parse_call_start, upgrade_connection)
@@ -57,7 +59,8 @@ class _Stream:
         self.deadline = deadline
         self.metadata = metadata
         self.user_metadata: Optional[MetadataType] = None  # made by invocation_metadata()
-        self.inbox: Deque[bytes] = collections.deque()
+        self.inbox: Deque[_fds.Incoming] = collections.deque()
+        self.kept_fds: List[int] = []  # ServicerContext.attach_fd: closed when the call ends
         self.half_closed = False
         self.cancelled = False
         self.finished = False
@@ -90,14 +93,14 @@ class _Stream:
             await fut
         return True
 
-    async def next_request(self) -> Optional[bytes]:
+    async def next_request(self) -> Optional[_fds.Incoming]:
         if not await self.wait(lambda: bool(self.inbox) or self.half_closed):
             return None
         if not self.inbox:
             return None
         payload = self.inbox.popleft()
         if not self.half_closed:
-            self.unacked += len(payload)
+            self.unacked += _fds.wire_len(payload)
             if self.unacked >= self.conn.server.stream_window // 2:
                 credit, self.unacked = self.unacked, 0
                 self.recv_window += credit
@@ -123,10 +126,11 @@ class _Stream:
         limit = min(self.conn.server.max_message_bytes, self.conn.peer_max_message)
         return None if n <= limit else f"response message of {n} bytes exceeds the limit of {limit} bytes"
 
-    async def write(self, payload: bytes) -> bool:
+    async def write(self, payload: bytes, out: Optional[_fds.Outgoing] = None) -> bool:
         err = self._size_error(len(payload))
-        if err:
-            await self.finish(StatusCode.RESOURCE_EXHAUSTED, err)
+        refused = (StatusCode.RESOURCE_EXHAUSTED, err) if err else _fds.check_peer(out, self.conn.peer_max_fds, "the client")
+        if refused:
+            await self.finish(*refused)
             return False
         if not await self.wait(lambda: self.send_window > 0):
             return False
@@ -135,10 +139,18 @@ class _Stream:
         if self.headers_error:
             await self.finish(StatusCode.RESOURCE_EXHAUSTED, self.headers_error)
             return False
-        await self.conn.send(headers + _frame.encode_frame(FrameType.MESSAGE, self.id, payload))
+        fds = out.fds if out else ()
+        await self.conn.send(headers + _frame.encode_frame(FrameType.MESSAGE, self.id, payload, fd_count=len(fds)), fds, len(headers))
         return True
 
-    async def finish(self, code: StatusCode, details: str, last: Optional[bytes] = None) -> None:
+    def close_fds(self) -> None:
+        """The call's descriptors: unread requests' and those given with attach_fd."""
+        _fds.close_items(self.inbox)
+        kept, self.kept_fds = self.kept_fds, []
+        for fd in kept:
+            _fds.close_quietly(fd)
+
+    async def finish(self, code: StatusCode, details: str, last: Optional[bytes] = None, out: Optional[_fds.Outgoing] = None) -> None:
         if self.finished:
             return
         self.finished = True
@@ -157,10 +169,18 @@ class _Stream:
                 last = None
             if last is not None and self._size_error(len(last)):
                 code, details, last = StatusCode.RESOURCE_EXHAUSTED, self._size_error(len(last)) or "", None
+            refused = _fds.check_peer(out, self.conn.peer_max_fds, "the client") if last is not None else None
+            if refused:
+                (code, details), last = refused, None
+            fds: Sequence[int] = ()
+            at = 0
             if last is not None:
-                data += _frame.encode_frame(FrameType.MESSAGE, self.id, last)
+                if out is not None:
+                    fds, at = out.fds, len(data)
+                data += _frame.encode_frame(FrameType.MESSAGE, self.id, last, fd_count=len(fds))
             tr = b"" if code is StatusCode.OK and not details and not trailing else _wirepb.Trailers(code.number, details, trailing).encode()
-            await self.conn.send(data + _frame.encode_frame(FrameType.TRAILERS, self.id, tr))
+            await self.conn.send(data + _frame.encode_frame(FrameType.TRAILERS, self.id, tr), fds, at)
+        self.close_fds()
         self.conn.streams.pop(self.id, None)
         self.conn.server._call_ended()
 
@@ -180,7 +200,7 @@ class _Requests:
         if payload is None:
             raise StopAsyncIteration
         try:
-            return self._deserialize(payload)
+            return _fds.deserialize(self._deserialize, payload)
         except Exception as e:
             await self._s.finish(StatusCode.INTERNAL, f"could not parse a request message: {e}")
             raise StopAsyncIteration from None
@@ -207,29 +227,32 @@ async def _run(s: _Stream) -> None:
                     await s.finish(StatusCode.INTERNAL, "client sent more than one request message for a single-request method")
                     return
             try:
-                arg = deserialize(payload)
+                arg = _fds.deserialize(deserialize, payload)
             except Exception as e:
                 await s.finish(StatusCode.INTERNAL, f"could not parse the request message: {e}")
                 return
         result = h.behavior(arg, ctx)
         last = None
+        out: Optional[_fds.Outgoing] = None
         if h.response_streaming:
             if inspect.isasyncgen(result):
                 async for r in result:
-                    if not await s.write(serialize(r)):
+                    if not await s.write(*_fds.serialize(serialize, r)):
                         break
             else:
                 for r in (await result) if inspect.isawaitable(result) else (result or ()):
-                    if not await s.write(serialize(r)):
+                    if not await s.write(*_fds.serialize(serialize, r)):
                         break
         else:
             value = await result if inspect.isawaitable(result) else result
-            last = serialize(value) if value is not None else None
+            last, out = _fds.serialize(serialize, value) if value is not None else (None, None)
         code = ctx._code or StatusCode.OK
         if code is StatusCode.OK and not h.response_streaming and last is None:
             await s.finish(StatusCode.INTERNAL, "the handler returned no response")
         else:
-            await s.finish(code, ctx._details, last)
+            await s.finish(code, ctx._details, last, out)
+    except _fds.FdError as e:  # a response that cannot go (its descriptors, PROTOCOL.md §10)
+        await s.finish(e.code(), e.details())
     except AbortError as e:
         await s.finish(e.code, e.details)
     except asyncio.CancelledError:
@@ -247,9 +270,11 @@ class _Connection:
         self.server = server
         self.sock = sock
         self.loop = asyncio.get_running_loop()
+        self.unread_fds = _fds.UnreadFds()  # in requests not read yet (at most MAX_UNREAD_FDS)
         self.peer = _access.peer_credentials(sock)
         self.peer_max_message = _frame.DEFAULT_MAX_MESSAGE
         self.peer_window = _frame.DEFAULT_STREAM_WINDOW
+        self.peer_max_fds = 0  # the client's max_fds_per_message (HELLO field 7)
         self.streams: Dict[int, _Stream] = {}
         self.last_id = 0
         self.going_away = False
@@ -258,22 +283,57 @@ class _Connection:
         # Upgraded connections (shm, shm+sem, fifo, msgq): a blocking transport
         # read by one thread per connection, which hands bytes to the loop.
         self.transport: Optional[_transport.Transport] = None
+        # A unix connection: the socket read with recvmsg (descriptors come with
+        # the bytes) by the loop; this object matches them to frames.
+        self.unix: Optional[_transport.UnixTransport] = None
         self._inq: "asyncio.Queue[bytes]" = asyncio.Queue()
         self._reader: Optional[threading.Thread] = None
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes, fds: Sequence[int] = (), at: int = 0) -> None:
+        """Writes ``data`` in order; ``fds`` go with the frame at offset ``at``."""
         if self._closed:
             return
         async with self._lock:
             try:
                 if self.transport is None:
-                    await self.loop.sock_sendall(self.sock, data)
+                    if fds:
+                        if at:
+                            await self.loop.sock_sendall(self.sock, data[:at])
+                        await self._sock_sendmsg(data[at:], fds)
+                    else:
+                        await self.loop.sock_sendall(self.sock, data)
                 elif len(data) <= 64 * 1024:
-                    self.transport.send(data)
+                    self.transport.send_split(data, fds, at)
                 else:
-                    await self.loop.run_in_executor(None, self.transport.send, data)
+                    await self.loop.run_in_executor(None, self.transport.send_split, data, fds, at)
             except OSError:
                 self.shutdown()
+
+    async def _wait_fd(self, writable: bool) -> None:
+        fut = self.loop.create_future()
+        fd = self.sock.fileno()
+        add, remove = (self.loop.add_writer, self.loop.remove_writer) if writable else (self.loop.add_reader, self.loop.remove_reader)
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        add(fd, ready)
+        try:
+            await fut
+        finally:
+            remove(fd)
+
+    async def _sock_sendmsg(self, data: bytes, fds: Sequence[int]) -> None:
+        """sendmsg of data with fds as SCM_RIGHTS on the (non-blocking) socket; the rest as plain bytes."""
+        anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
+        while True:
+            try:
+                sent = self.sock.sendmsg([data], anc)
+                break
+            except (BlockingIOError, InterruptedError):
+                await self._wait_fd(True)
+        if sent < len(data):
+            await self.loop.sock_sendall(self.sock, data[sent:])
 
     def shutdown(self) -> None:
         if self.transport is not None:
@@ -301,7 +361,12 @@ class _Connection:
 
     async def _recv(self) -> bytes:
         if self.transport is None:
-            return await self.loop.sock_recv(self.sock, _READ_CHUNK)
+            assert self.unix is not None
+            while True:
+                data = self.unix.recv_within(_READ_CHUNK, 0.0)
+                if data is not None:
+                    return data
+                await self._wait_fd(False)
         return await self._inq.get()
 
     async def _negotiate(self, req: _wirepb.TransportRequest) -> bool:
@@ -340,7 +405,12 @@ class _Connection:
                 if not await self._negotiate(first):
                     return
                 first = b""
-            await self.send(_frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, self.server.max_message_bytes, self.server.stream_window, 0, AGENT).encode()))
+            if self.transport is None:
+                self.unix = _transport.UnixTransport(self.sock, rx_offset=len(first))
+            decoder.fd_source = self.transport or self.unix
+            decoder.max_fds = self.server.max_fds_per_message
+            await self.send(_frame.encode_frame(FrameType.HELLO, 0, _wirepb.Hello(1, self.server.max_message_bytes, self.server.stream_window, 0, AGENT,
+                                                                                   max_fds_per_message=self.server.max_fds_per_message).encode()))
             data = first
             while True:
                 if not data:
@@ -356,6 +426,7 @@ class _Connection:
                             raise ProtocolError(f"client speaks protocol version {h.protocol_version}")
                         self.peer_max_message = h.max_message_size or _frame.DEFAULT_MAX_MESSAGE
                         self.peer_window = h.initial_stream_window or _frame.DEFAULT_STREAM_WINDOW
+                        self.peer_max_fds = min(h.max_fds_per_message, _fds.MAX_FDS_PER_MESSAGE)
                         state = "open"
                         continue
                     await self._on_frame(f)
@@ -368,9 +439,12 @@ class _Connection:
             self._closed = True
             for s in list(self.streams.values()):
                 s.cancelled = True
+                _fds.close_items(s.inbox)
                 s.wake()
             if self.transport is not None:
                 self.transport.close()  # also closes the control socket
+            elif self.unix is not None:
+                self.unix.close()  # also closes descriptors that wait for their frame
             else:
                 self.sock.close()
 
@@ -391,21 +465,27 @@ class _Connection:
         if s is None:
             return
         if t == FrameType.MESSAGE:
-            if f.oversized:
+            item, error = incoming_message(f, "server", self.unread_fds) if not f.oversized else (None, None)
+            if error is not None:
+                await s.finish(*error)
+            elif f.oversized:
                 await s.finish(StatusCode.RESOURCE_EXHAUSTED, f"request message of {f.length} bytes exceeds the server's max_message_size of {self.server.max_message_bytes} bytes")
             elif s.half_closed:
                 await s.finish(StatusCode.INTERNAL, "protocol violation: MESSAGE after HALF_CLOSE")
             elif s.recv_window <= 0:
                 await s.finish(StatusCode.RESOURCE_EXHAUSTED, "protocol violation: MESSAGE while the stream's flow-control window was used up")
+            elif s.finished or s.cancelled:
+                pass  # dropped (its descriptors are closed)
             else:
                 s.recv_window -= f.length
-                s.inbox.append(f.payload)
+                s.inbox.append(item)
                 s.wake()
         elif t == FrameType.HALF_CLOSE:
             s.half_closed = True
             s.wake()
         elif t == FrameType.CANCEL:
             s.cancelled = True
+            _fds.close_items(s.inbox)
             s.wake()
             if s.task is not None:
                 s.task.cancel()
@@ -447,10 +527,16 @@ class Server:
                  stream_window_bytes: int = _frame.DEFAULT_STREAM_WINDOW, allowed_transports: Optional[Sequence[str]] = None,
                  ring_bytes: int = 0, socket_mode: Optional[int] = None, allowed_uids: Optional[Iterable[int]] = None,
                  allowed_gids: Optional[Iterable[int]] = None, allow_any_peer: bool = False,
-                 max_metadata_bytes: Optional[int] = None, max_metadata_entries: Optional[int] = None) -> None:
+                 max_metadata_bytes: Optional[int] = None, max_metadata_entries: Optional[int] = None,
+                 max_fds_per_message: int = _fds.MAX_FDS_PER_MESSAGE) -> None:
         from .. import _config
 
+        if not 0 <= max_fds_per_message <= _fds.MAX_FDS_PER_MESSAGE:
+            raise ValueError(f"max_fds_per_message must be 0..{_fds.MAX_FDS_PER_MESSAGE}")
         section = _config.server_section()  # IPCRPC_CONFIG's `server` fills what the caller left at its default
+        if max_fds_per_message == _fds.MAX_FDS_PER_MESSAGE and section.HasField("max_fds_per_message"):
+            max_fds_per_message = min(section.max_fds_per_message, _fds.MAX_FDS_PER_MESSAGE)
+        self.max_fds_per_message = max_fds_per_message
         self.metadata_limits = _limits.MetadataLimits.of(max_metadata_bytes, max_metadata_entries, section)
         self.socket_mode = _access.socket_mode_from(socket_mode, section)
         self.access_policy = _access.policy_from(allowed_uids, allowed_gids, allow_any_peer, section)
