@@ -674,10 +674,10 @@ class Channel:
 
         if not 0 <= max_fds_per_message <= _fds.MAX_FDS_PER_MESSAGE:
             raise ValueError(f"max_fds_per_message must be 0..{_fds.MAX_FDS_PER_MESSAGE}")
+        plan = _config.plan_channel(address)
         if plan.max_fds is not None:  # the config file's entry decides, as in C++
             max_fds_per_message = min(plan.max_fds, _fds.MAX_FDS_PER_MESSAGE)
         self._max_fds = max_fds_per_message
-        plan = _config.plan_channel(address)
         self._address = _transport.parse_address(plan.address)
         self._transport_name = _transport.check_transport_name(plan.transport or transport or self._address.transport)
         self._max_send = plan.max_send or max_send_message_bytes
