@@ -33,7 +33,10 @@ CallBuffers::~CallBuffers() {
 }
 
 CallBuffers::State& CallBuffers::StateLocked() {
-  if (state_ == nullptr) state_ = std::make_unique<State>();
+  if (state_ == nullptr) {
+    state_ = std::make_unique<State>();
+    has_state_.store(true, std::memory_order_release);
+  }
   return *state_;
 }
 
@@ -75,6 +78,7 @@ void CallBuffers::Keep(SharedBufferWriter writer) {
 }
 
 void CallBuffers::Replace(std::vector<internal::ReceivedBuffer> buffers) {
+  if (buffers.empty() && !has_state_.load(std::memory_order_acquire)) return;
   std::vector<internal::ReceivedBuffer> old;
   {
     internal::MutexLock lock(&mu_);
@@ -91,6 +95,7 @@ void CallBuffers::Replace(std::vector<internal::ReceivedBuffer> buffers) {
 }
 
 void CallBuffers::DropReceived() {
+  if (!has_state_.load(std::memory_order_acquire)) return;  // never held any
   std::vector<internal::ReceivedBuffer> old;
   {
     internal::MutexLock lock(&mu_);

@@ -18,6 +18,7 @@
 #ifndef IPCRPC_RUNTIME_CALL_BUFFERS_H_
 #define IPCRPC_RUNTIME_CALL_BUFFERS_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -67,6 +68,9 @@ class CallBuffers {
 
   mutable internal::Mutex mu_;
   std::unique_ptr<State> state_ ABSL_GUARDED_BY(mu_);  // made on first use
+  // Set once state_ exists: a call that never sees a shared buffer (nearly
+  // every call) reads messages without taking mu_.
+  std::atomic<bool> has_state_{false};
   std::shared_ptr<internal::SharedBufferSession> session_;  // set before the handler runs
 };
 

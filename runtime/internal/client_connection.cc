@@ -471,7 +471,7 @@ bool ClientConnection::AwaitLocked(ClientStream* stream, const std::function<boo
       } else if (!absl::IsAborted(status) && !absl::IsDeadlineExceeded(status)) {
         BreakLocked(status);
       }
-      if (!pending_control_.empty() || shared_buffers_ != nullptr) {
+      if (!pending_control_.empty() || QueuedReleases()) {
         mu_.Unlock();
         FlushPendingControl();
         // Releases queued while handling the frame (a failed message's buffers).
@@ -759,7 +759,7 @@ void ClientConnection::ReadWaitingFrames() {
     }
     last_frame_ms_.store(CoarseMonotonicMillis(), std::memory_order_relaxed);
     HandleFrameLocked(read_frame_);
-    if (!pending_control_.empty() || shared_buffers_ != nullptr) {
+    if (!pending_control_.empty() || QueuedReleases()) {
       mu_.Unlock();
       FlushPendingControl();
       if (shared_buffers_ != nullptr) shared_buffers_->FlushReleases();

@@ -156,6 +156,11 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   // Sends a frame without payload; errors surface through the reader.
   void SendControl(FrameType type, uint32_t stream_id, absl::string_view payload = {});
   void FlushPendingControl();
+  // Whether the shared-buffer session has releases to send (the reader then
+  // drops mu_ to flush them).
+  bool QueuedReleases() const {
+    return shared_buffers_ != nullptr && shared_buffers_->HasQueuedReleases();
+  }
   absl::Status ReceivedMessageError(size_t size) const;
   // The compression algorithm id for a call with `context`: what the call
   // or the channel asks for, if the server accepts it; else 0.

@@ -39,10 +39,19 @@ class TransportOutputStream final : public google::protobuf::io::ZeroCopyOutputS
   }
   int64_t ByteCount() const override { return static_cast<int64_t>(byte_count_); }
 
-  // Writes what is buffered (and `first`, if not written yet).
-  bool Flush() {
+  // A string or bytes field too long for the chunk's free space goes from the
+  // message's own memory to the transport (one copy fewer), written with
+  // what is buffered before it.
+  bool AllowsAliasing() const override { return true; }
+  bool WriteAliasedRaw(const void* data, int size) override {
+    byte_count_ += static_cast<size_t>(size);
+    return Flush(absl::string_view(static_cast<const char*>(data), static_cast<size_t>(size)));
+  }
+
+  // Writes what is buffered (and `first`, if not written yet), then `then`.
+  bool Flush(absl::string_view then = {}) {
     if (!status_.ok()) return false;
-    absl::string_view chunks[] = {first_, absl::string_view(chunk_, used_)};
+    absl::string_view chunks[] = {first_, absl::string_view(chunk_, used_), then};
     status_ = fds_.empty() ? transport_.Write(chunks, deadline_)
                            : transport_.WriteWithFds(chunks, fds_, deadline_);
     first_ = {};
@@ -196,6 +205,7 @@ absl::Status FramedConnection::WriteMessage(
     TransportOutputStream stream(*transport_, all.substr(prefix), fd_span, deadline);
     {
       google::protobuf::io::CodedOutputStream coded(&stream);
+      coded.EnableAliasing(true);
       message->SerializeWithCachedSizes(&coded);
     }  // gives back the unused end of the last chunk
     status = stream.status();

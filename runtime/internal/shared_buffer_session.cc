@@ -360,7 +360,9 @@ absl::Status SharedBufferSession::Resolve(const std::vector<BufferReference>& re
 
 void SharedBufferSession::QueueRelease(uint32_t key) {
   internal::MutexLock lock(&mu_);
-  if (!closed_) releases_.push_back(key);
+  if (closed_) return;
+  releases_.push_back(key);
+  has_releases_.store(true, std::memory_order_release);
 }
 
 void SharedBufferSession::FlushReleases() {
@@ -369,6 +371,7 @@ void SharedBufferSession::FlushReleases() {
     internal::MutexLock lock(&mu_);
     if (releases_.empty()) return;
     keys.swap(releases_);
+    has_releases_.store(false, std::memory_order_release);
   }
   std::string payload;
   EncodeU32List(keys, &payload);
@@ -385,6 +388,7 @@ void SharedBufferSession::Close() {
     peer.swap(peer_);
     allocations_.clear();
     releases_.clear();
+    has_releases_.store(false, std::memory_order_release);
     own_bytes_ = 0;
     peer_bytes_ = 0;
   }

@@ -27,6 +27,7 @@
 #ifndef IPCRPC_RUNTIME_INTERNAL_SHARED_BUFFER_SESSION_H_
 #define IPCRPC_RUNTIME_INTERNAL_SHARED_BUFFER_SESSION_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -151,6 +152,9 @@ class SharedBufferSession : public std::enable_shared_from_this<SharedBufferSess
   // Sends the queued releases, if any, in one frame. No connection lock may
   // be held.
   void FlushReleases();
+  // Whether a release waits for FlushReleases: a reader that handled a frame
+  // drops its connection lock to flush only then.
+  bool HasQueuedReleases() const { return has_releases_.load(std::memory_order_acquire); }
 
   // The connection ended: forget everything; allocation fails from now on.
   void Close();
@@ -206,6 +210,7 @@ class SharedBufferSession : public std::enable_shared_from_this<SharedBufferSess
   absl::flat_hash_map<uint32_t, PeerSegment> peer_ ABSL_GUARDED_BY(mu_);
   uint64_t peer_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<uint32_t> releases_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> has_releases_{false};  // !releases_.empty(), read without mu_
 };
 
 }  // namespace ipcrpc::internal
