@@ -26,6 +26,7 @@ ThreadPool::~ThreadPool() {
   {
     internal::MutexLock lock(&mu_);
     stopping_ = true;
+    work_cv_.SignalAll();
   }
   for (std::thread& t : threads_) t.join();
 }
@@ -34,6 +35,7 @@ bool ThreadPool::Schedule(std::function<void()> task) {
   internal::MutexLock lock(&mu_);
   if (queue_.size() >= max_queued_) return false;
   queue_.push_back(std::move(task));
+  work_cv_.Signal();
   return true;
 }
 
@@ -42,9 +44,7 @@ void ThreadPool::WorkerLoop() {
     std::function<void()> task;
     {
       internal::MutexLock lock(&mu_);
-      mu_.Await([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !queue_.empty();
-      });
+      while (!stopping_ && queue_.empty()) work_cv_.Wait(&mu_);
       if (queue_.empty()) return;  // stopping and drained
       task = std::move(queue_.front());
       queue_.pop_front();

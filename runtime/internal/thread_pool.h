@@ -44,6 +44,9 @@ class ThreadPool {
 
   const size_t max_queued_;
   internal::Mutex mu_;
+  // Signalled once per task (and for all at stopping): one idle worker wakes,
+  // not every one (Mutex::Await would wake them all on every unlock).
+  internal::CondVar work_cv_;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
