@@ -1,5 +1,6 @@
 #include "bridge/grpc_forwarding_service.h"
 
+#include <functional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -27,19 +28,23 @@ class RefusedCall final : public grpc::ServerGenericBidiReactor {
 // deletes it.
 //
 // The path of a request: the first read is started with the call; its
-// completion hands the call to a worker thread (the downstream worker),
-// which starts the ipcrpc call, writes that request and starts the second
-// read, then forwards responses until the status. If the second read finds
-// the client half-closed (unary and server-streaming calls), the reaction
-// half-closes the ipcrpc call itself, so such a call uses one thread. If it
-// brings another request, a second worker forwards the rest of the
-// requests (the upstream loop), so responses and requests flow at once
-// (a ping-pong bidi call never waits on itself).
+// completion starts the second read at once and hands the call to a worker
+// thread (the downstream worker). If the second read found the client
+// half-closed by the time the worker starts the ipcrpc call (unary and
+// server-streaming calls, nearly always), the worker sends call start,
+// request and half-close in one write (GenericStub::ServerStreamingCall), so
+// such a call uses one thread and wakes the ipcrpc server once. Otherwise the
+// worker starts a bidi call and writes the first request; whichever of the
+// worker and the second read's reaction comes second then half-closes the
+// ipcrpc call or, for another request, starts a second worker that forwards
+// the rest (the upstream loop), so requests and responses flow at once (a
+// ping-pong bidi call never waits on itself). The worker forwards responses
+// until the status, reading the next response while gRPC writes the last one.
 //
 // Reactor operations: StartWrite and Finish by the downstream worker,
 // StartRead by whoever owns the upstream side; `ops_mu_` keeps a StartRead
 // from following Finish. Reactions only record completions (under `mu_`),
-// except the half-close above.
+// except the half-close and the upstream hand-off above.
 class ForwardingGenericService::ForwardedCall final : public grpc::ServerGenericBidiReactor {
  public:
   ForwardedCall(ForwardingGenericService* service, grpc::GenericCallbackServerContext* context)
@@ -48,11 +53,12 @@ class ForwardingGenericService::ForwardedCall final : public grpc::ServerGeneric
     AppendMetadata(context->client_metadata(), &metadata);
     for (auto& entry : metadata) ictx_.AddMetadata(entry.first, std::move(entry.second));
     ictx_.set_deadline(FromGrpcDeadline(context->deadline()));
-    StartRead(&read_buffer_);  // before the reactor is bound: gRPC keeps it for then
+    StartRead(&first_request_);  // before the reactor is bound: gRPC keeps it for then
   }
 
   void OnReadDone(bool ok) override {
     ReadPhase phase;
+    bool abandoned = false;
     {
       internal::MutexLock lock(&mu_);
       phase = phase_;
@@ -62,38 +68,45 @@ class ForwardingGenericService::ForwardedCall final : public grpc::ServerGeneric
         cv_.SignalAll();
         return;
       }
+      if (phase == ReadPhase::kSecond) {
+        second_done_ = true;
+        second_ok_ = ok;
+        // The worker has not written the first request yet: it acts on this
+        // (unless it never started).
+        if (!first_forwarded_ && !abandoned_) return;
+        abandoned = abandoned_;
+      }
+    }
+    if (abandoned) {
+      Unref();  // the upstream side's share, which the second read held
+      return;
     }
     if (phase == ReadPhase::kFirst) {
       first_read_ok_ = ok;
+      if (ok) {
+        {
+          internal::MutexLock lock(&mu_);
+          phase_ = ReadPhase::kSecond;
+        }
+        // Early: a unary call's half-close is then known when the worker starts.
+        StartNextRead();  // cannot follow Finish: only the worker finishes
+      }
       absl::Status started = service_->workers_.Run([this] { Downstream(); });
       if (!started.ok()) {
+        bool release_upstream = !ok;
+        if (ok) {  // the second read releases the upstream share when it ends
+          internal::MutexLock lock(&mu_);
+          abandoned_ = true;
+          release_upstream = second_done_;  // ...unless it ended already
+        }
         FinishCall(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                 std::string(started.message())));
-        Unref();  // the upstream side's share
-        Unref();  // the downstream side's
+        if (release_upstream) Unref();  // the upstream side's share
+        Unref();                        // the downstream side's
       }
       return;
     }
-    // The second read, started by the downstream worker after the first
-    // request went out.
-    if (!ok) {  // half-close (or the call ended; then this is harmless)
-      stream_->WritesDone();
-      Unref();  // the upstream side is done
-      return;
-    }
-    {
-      internal::MutexLock lock(&mu_);
-      phase_ = ReadPhase::kUpstreamLoop;
-    }
-    absl::Status started = service_->workers_.Run([this] { UpstreamLoop(); });
-    if (!started.ok()) {
-      {
-        internal::MutexLock lock(&mu_);
-        upstream_failure_ = started;  // Downstream reports it once the call ended
-      }
-      ictx_.TryCancel();
-      Unref();
-    }
+    AfterSecondRead(ok);
   }
 
   void OnWriteDone(bool ok) override {
@@ -136,37 +149,95 @@ class ForwardingGenericService::ForwardedCall final : public grpc::ServerGeneric
     return true;
   }
 
-  // Sends the request in read_buffer_; false if the call is over.
-  bool ForwardRequest(ByteBuffer* request) {
-    if (!FromGrpcBuffer(read_buffer_, request->mutable_data())) {
+  // The second read ended (`ok`: it brought a request) and the first request
+  // was written to the bidi call: half-close it, or forward the rest.
+  void AfterSecondRead(bool ok) {
+    if (!ok) {  // half-close (or the call ended; then this is harmless)
+      stream_->WritesDone();
+      Unref();  // the upstream side is done
+      return;
+    }
+    {
+      internal::MutexLock lock(&mu_);
+      phase_ = ReadPhase::kUpstreamLoop;
+    }
+    absl::Status started = service_->workers_.Run([this] { UpstreamLoop(); });
+    if (!started.ok()) {
+      {
+        internal::MutexLock lock(&mu_);
+        upstream_failure_ = started;  // Downstream reports it once the call ended
+      }
+      ictx_.TryCancel();
+      Unref();
+    }
+  }
+
+  // Sends `grpc_request` on the bidi call; false if the call is over.
+  bool ForwardRequest(const grpc::ByteBuffer& grpc_request, ByteBuffer* request) {
+    if (!FromGrpcBuffer(grpc_request, request->mutable_data())) {
       ictx_.TryCancel();
       return false;
     }
     return stream_->Write(*request);
   }
 
+  // Starts the ipcrpc call with the first request (see the class comment).
+  // Returns the call's response reader.
+  std::function<bool(ByteBuffer*)> StartIpcrpcCall() {
+    ByteBuffer request;
+    if (!first_read_ok_) {  // half-closed (or gone) before any request
+      stream_ = service_->stub_.BidiStreamingCall(&ictx_, method_);
+      stream_->WritesDone();
+      Unref();  // the upstream side is done
+      return [this](ByteBuffer* r) { return stream_->Read(r); };
+    }
+    bool half_closed;
+    {
+      internal::MutexLock lock(&mu_);
+      half_closed = second_done_ && !second_ok_;
+    }
+    if (half_closed) {
+      if (!FromGrpcBuffer(first_request_, request.mutable_data())) {
+        // Not forwarded: the call still starts, to end with the reason.
+        stream_ = service_->stub_.BidiStreamingCall(&ictx_, method_);
+        ictx_.TryCancel();
+      } else {
+        reader_ = service_->stub_.ServerStreamingCall(&ictx_, method_, request);
+      }
+      Unref();  // the upstream side is done
+      if (reader_ != nullptr) return [this](ByteBuffer* r) { return reader_->Read(r); };
+      return [this](ByteBuffer* r) { return stream_->Read(r); };
+    }
+    stream_ = service_->stub_.BidiStreamingCall(&ictx_, method_);
+    const bool written = ForwardRequest(first_request_, &request);
+    bool second_done, second_ok;
+    {
+      internal::MutexLock lock(&mu_);
+      first_forwarded_ = true;
+      second_done = second_done_;
+      second_ok = second_ok_;
+    }
+    if (!written) {
+      // The call is over; Finish says why. A second read still pending ends
+      // with the call and then finds first_forwarded_ (its half-close is
+      // harmless).
+      if (second_done) Unref();
+    } else if (second_done) {
+      AfterSecondRead(second_ok);
+    }
+    return [this](ByteBuffer* r) { return stream_->Read(r); };
+  }
+
   // The downstream worker: starts the ipcrpc call, sends the first request,
   // then ipcrpc → gRPC: responses, then the status.
   void Downstream() {
-    stream_ = service_->stub_.BidiStreamingCall(&ictx_, method_);
-    ByteBuffer request;
-    if (!first_read_ok_) {  // half-closed (or gone) before any request
-      stream_->WritesDone();
-      Unref();
-    } else if (!ForwardRequest(&request)) {
-      Unref();  // the call is over; Finish below says why
-    } else {
-      {
-        internal::MutexLock lock(&mu_);
-        phase_ = ReadPhase::kSecond;
-      }
-      if (!StartNextRead()) Unref();
-    }
+    std::function<bool(ByteBuffer*)> read_response = StartIpcrpcCall();
 
     grpc::Status failure;  // set when the bridge itself ends the call
     bool initial_sent = false;
+    bool writing = false;  // a StartWrite whose OnWriteDone has not been waited for
     ByteBuffer response;
-    while (stream_->Read(&response)) {
+    while (read_response(&response)) {
       if (!initial_sent) {
         initial_sent = true;
         absl::Status mapped = AddServerInitialMetadata(ictx_.GetServerInitialMetadata(), context_);
@@ -177,24 +248,17 @@ class ForwardingGenericService::ForwardedCall final : public grpc::ServerGeneric
           break;
         }
       }
+      // One write at a time: the previous one must be done before the next.
+      if (writing && !AwaitWrite()) break;
       write_buffer_ = ToGrpcBuffer(response.data());
       {
         internal::MutexLock lock(&mu_);
         write_done_ = false;
       }
       StartWrite(&write_buffer_);
-      bool written;
-      {
-        internal::MutexLock lock(&mu_);
-        while (!write_done_) cv_.Wait(&mu_);
-        written = write_ok_;
-      }
-      if (!written) {  // the gRPC client is gone or cancelled
-        ictx_.TryCancel();
-        break;
-      }
+      writing = true;  // the next response is read meanwhile
     }
-    absl::Status status = stream_->Finish();
+    absl::Status status = reader_ != nullptr ? reader_->Finish() : stream_->Finish();
     {
       internal::MutexLock lock(&mu_);
       if (!upstream_failure_.ok()) status = upstream_failure_;
@@ -214,15 +278,30 @@ class ForwardingGenericService::ForwardedCall final : public grpc::ServerGeneric
                                absl::StrCat("ipcrpc server's trailing ", mapped.message()));
       }
     }
+    // A write still in flight is fine: gRPC sends the status after it (as for
+    // StartWriteLast), and OnDone waits for its OnWriteDone.
     FinishCall(failure.ok() ? ToGrpcStatus(status, trailing) : failure);
     Unref();
+  }
+
+  // Waits for the last StartWrite's completion; false (and the ipcrpc call
+  // cancelled) if the gRPC client is gone.
+  bool AwaitWrite() {
+    bool written;
+    {
+      internal::MutexLock lock(&mu_);
+      while (!write_done_) cv_.Wait(&mu_);
+      written = write_ok_;
+    }
+    if (!written) ictx_.TryCancel();
+    return written;
   }
 
   // The upstream worker, from the second request on: gRPC → ipcrpc
   // requests, then the half-close.
   void UpstreamLoop() {
     ByteBuffer request;
-    while (ForwardRequest(&request)) {
+    while (ForwardRequest(read_buffer_, &request)) {
       {
         internal::MutexLock lock(&mu_);
         read_done_ = false;
@@ -246,12 +325,14 @@ class ForwardingGenericService::ForwardedCall final : public grpc::ServerGeneric
   const std::string method_;
   grpc::GenericCallbackServerContext* const context_;
   ClientContext ictx_;
-  // Set by the downstream worker before the second read starts, so before
-  // anyone else uses it.
+  // One of the two is set by the downstream worker before anyone else uses
+  // it: reader_ for a call whose only request went with its start.
   std::unique_ptr<GenericClientReaderWriter> stream_;
-  grpc::ByteBuffer read_buffer_;   // whoever owns the upstream side
-  grpc::ByteBuffer write_buffer_;  // the downstream worker
-  bool first_read_ok_ = false;     // written before the downstream worker starts
+  std::unique_ptr<GenericClientReader> reader_;
+  grpc::ByteBuffer first_request_;  // the first read's; then the worker's
+  grpc::ByteBuffer read_buffer_;    // whoever owns the upstream side
+  grpc::ByteBuffer write_buffer_;   // the downstream worker
+  bool first_read_ok_ = false;      // written before the downstream worker starts
 
   internal::Mutex ops_mu_;
   bool finished_ ABSL_GUARDED_BY(ops_mu_) = false;
@@ -260,6 +341,10 @@ class ForwardingGenericService::ForwardedCall final : public grpc::ServerGeneric
   internal::CondVar cv_;
   int refs_ ABSL_GUARDED_BY(mu_) = 3;
   ReadPhase phase_ ABSL_GUARDED_BY(mu_) = ReadPhase::kFirst;
+  bool second_done_ ABSL_GUARDED_BY(mu_) = false;  // the second read ended...
+  bool second_ok_ ABSL_GUARDED_BY(mu_) = false;    // ...with a request
+  bool first_forwarded_ ABSL_GUARDED_BY(mu_) = false;  // written on the bidi call
+  bool abandoned_ ABSL_GUARDED_BY(mu_) = false;  // no worker could be started
   bool read_done_ ABSL_GUARDED_BY(mu_) = false;
   bool read_ok_ ABSL_GUARDED_BY(mu_) = false;
   bool write_done_ ABSL_GUARDED_BY(mu_) = false;

@@ -192,6 +192,31 @@ class Route:
         self.assertEqual(list(stream), [])
         self.assertEqual(stream.code(), grpc.StatusCode.OK)
 
+    def test_one_request_then_a_late_half_close(self):
+        # The bridge starts the call before it knows the client is done: the
+        # half-close follows on its own, after the reply.
+        requests = queue.Queue()
+        stream = self.channel.stream_stream(SERVICE + "Bidi")(iter(requests.get, None), timeout=10)
+        requests.put(request(text="only"))
+        r = response(next(stream))
+        self.assertEqual((r["text"], r["index"]), ("only", 0))
+        time.sleep(0.05)
+        requests.put(None)
+        self.assertEqual(list(stream), [])
+        self.assertEqual(stream.code(), grpc.StatusCode.OK)
+
+    def test_single_request_streams(self):
+        # One request and the half-close at once: the bridge starts the ipcrpc
+        # call with both, whatever the method's kind.
+        reply = self.channel.stream_unary(SERVICE + "ClientStream")(
+            iter([request(text="x")]), timeout=10)
+        self.assertEqual((response(reply)["text"], response(reply)["index"]), ("x", 1))
+        replies = list(self.channel.stream_stream(SERVICE + "Bidi")(
+            iter([request(text="y")]), timeout=10))
+        self.assertEqual([(response(m)["text"], response(m)["index"]) for m in replies], [("y", 0)])
+        reply = self.channel.stream_unary(SERVICE + "ClientStream")(iter([]), timeout=10)
+        self.assertEqual(response(reply)["index"], 0)
+
     def test_deadline_reaches_the_handler(self):
         before = time.time()
         r = response(self.unary("ReportDeadline")(request(), timeout=30))
