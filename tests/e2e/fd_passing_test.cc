@@ -32,17 +32,6 @@
 namespace ipcrpc::test {
 namespace {
 
-// Waits (up to 20 s; never asserted as a timing) for `pid`'s open descriptor
-// count to come back to `want`; returns the last count seen.
-int AwaitFdCount(pid_t pid, int want) {
-  int now = CountOpenFds(pid);
-  for (int i = 0; i < 2000 && now != want; ++i) {
-    absl::SleepFor(absl::Milliseconds(10));
-    now = CountOpenFds(pid);
-  }
-  return now;
-}
-
 // Map fields go through protobuf's map reflection, which crashes under TSan
 // with Debian's uninstrumented libprotobuf (see .bazelrc): left out there.
 bool MapFieldsTestable() {
@@ -65,16 +54,19 @@ class FdPassingTest : public ::testing::TestWithParam<std::string> {
     FdRequest req;
     req.set_delay_ms(0);
     FdReply reply;
-    ASSERT_TRUE(stub_->Hold(&ctx, req, &reply).ok());
+    absl::Status held = stub_->Hold(&ctx, req, &reply);
+    ASSERT_TRUE(held.ok()) << held;
     client_fds_ = CountOpenFds();
     server_fds_ = CountOpenFds(server_.pid());
+    server_fd_list_ = ListOpenFds(server_.pid());
   }
 
   // Both processes hold exactly the descriptors they held after SetUp.
   void ExpectNoLeaks() {
-    EXPECT_EQ(AwaitFdCount(0, client_fds_), client_fds_) << "client leaks descriptors";
-    EXPECT_EQ(AwaitFdCount(server_.pid(), server_fds_), server_fds_)
-        << "server leaks descriptors";
+    EXPECT_LE(AwaitFdCountAtMost(0, client_fds_), client_fds_) << "client leaks descriptors";
+    EXPECT_LE(AwaitFdCountAtMost(server_.pid(), server_fds_), server_fds_)
+        << "server leaks descriptors; after SetUp:\n" << server_fd_list_ << "now:\n"
+        << ListOpenFds(server_.pid());
   }
 
   // The server still answers on the same channel.
@@ -84,7 +76,8 @@ class FdPassingTest : public ::testing::TestWithParam<std::string> {
     req.set_kind("memfd");
     req.set_content("again");
     FdReply reply;
-    ASSERT_TRUE(stub_->Open(&ctx, req, &reply).ok());
+    absl::Status opened = stub_->Open(&ctx, req, &reply);
+    ASSERT_TRUE(opened.ok()) << opened;
     auto fd = TakeFd(&ctx, reply.fd());
     ASSERT_TRUE(fd.ok()) << fd.status();
     EXPECT_EQ(ReadAll(fd->get()).value_or(""), "again0");
@@ -94,6 +87,7 @@ class FdPassingTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<FdService::Stub> stub_;
   int client_fds_ = 0;
   int server_fds_ = 0;
+  std::string server_fd_list_;
 };
 
 TEST_P(FdPassingTest, DescriptorsOpenedByTheServerAreReadableByTheClient) {
@@ -498,6 +492,15 @@ INSTANTIATE_TEST_SUITE_P(Transports, FdPassingTest, ::testing::ValuesIn(Transpor
 class FdServerLimitTest : public FdPassingTest {
  protected:
   FdServerLimitTest() : FdPassingTest({"--max_fds=64"}) {}
+  void SetUp() override {
+    if (const char* s = std::getenv("IPCRPC_SANITIZER"); s != nullptr && std::string(s) == "ubsan") {
+      // UBSan's vptr check opens a pipe to read the object; a process out of
+      // fds then aborts on a false "invalid vptr" (as in
+      // resource_limits_test). The normal, ASan and TSan runs cover this.
+      GTEST_SKIP() << "UBSan cannot check virtual calls in a process out of fds";
+    }
+    FdPassingTest::SetUp();
+  }
 };
 
 TEST_P(FdServerLimitTest, AServerOutOfDescriptorsFailsThatCallOnly) {
@@ -587,12 +590,8 @@ class FdHostilePeerTest : public ::testing::Test {
     EXPECT_TRUE(ServerClosed(socket_));
     ::close(socket_);
     socket_ = -1;
-    int now = CountOpenFds(server_.pid());
-    for (int i = 0; i < 2000 && now > server_fds_; ++i) {
-      absl::SleepFor(absl::Milliseconds(10));
-      now = CountOpenFds(server_.pid());
-    }
-    EXPECT_LE(now, server_fds_) << "the server kept a descriptor it was sent";
+    EXPECT_LE(AwaitFdCountAtMost(server_.pid(), server_fds_), server_fds_)
+        << "the server kept a descriptor it was sent";
   }
 
   ServerProcess server_;

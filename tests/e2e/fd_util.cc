@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace ipcrpc::test {
 
@@ -65,6 +67,31 @@ int CountOpenFds(pid_t pid) {
   }
   ::closedir(d);
   return pid == 0 ? n - 1 : n;  // not the directory's own descriptor
+}
+
+int AwaitFdCountAtMost(pid_t pid, int limit) {
+  int now = CountOpenFds(pid);
+  for (int i = 0; i < 2000 && now > limit; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+    now = CountOpenFds(pid);
+  }
+  return now;
+}
+
+std::string ListOpenFds(pid_t pid) {
+  std::string dir = pid == 0 ? "/proc/self/fd" : absl::StrCat("/proc/", pid, "/fd");
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return "(cannot list " + dir + ")";
+  std::string out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    char target[512];
+    std::string path = absl::StrCat(dir, "/", e->d_name);
+    ssize_t n = ::readlink(path.c_str(), target, sizeof(target) - 1);
+    absl::StrAppend(&out, e->d_name, " -> ", n > 0 ? std::string(target, n) : "?", "\n");
+  }
+  ::closedir(d);
+  return out;
 }
 
 }  // namespace ipcrpc::test

@@ -25,6 +25,15 @@ absl::StatusOr<std::string> ReadAll(int fd);
 
 // The number of entries in /proc/PID/fd (pid 0: this process); -1 on error.
 int CountOpenFds(pid_t pid = 0);
+// Waits (up to 20 s; never asserted as a timing) until `pid`'s (0: this
+// process's) descriptor count is at most `limit`; returns the last count
+// seen. At most, not exactly: a descriptor held only briefly when the
+// baseline was taken may be gone (a connection still closing; under UBSan,
+// the pipes its checks open now and then).
+int AwaitFdCountAtMost(pid_t pid, int limit);
+// What each of `pid`'s (0: this process's) descriptors refers to, one
+// "fd -> target" per line: for failure messages.
+std::string ListOpenFds(pid_t pid = 0);
 
 }  // namespace ipcrpc::test
 
