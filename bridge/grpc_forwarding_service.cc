@@ -1,6 +1,5 @@
 #include "bridge/grpc_forwarding_service.h"
 
-#include <functional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -181,15 +180,19 @@ class ForwardingGenericService::ForwardedCall final : public grpc::ServerGeneric
     return stream_->Write(*request);
   }
 
+  // The ipcrpc call's next response; false at its end.
+  bool ReadResponse(ByteBuffer* response) {
+    return reader_ != nullptr ? reader_->Read(response) : stream_->Read(response);
+  }
+
   // Starts the ipcrpc call with the first request (see the class comment).
-  // Returns the call's response reader.
-  std::function<bool(ByteBuffer*)> StartIpcrpcCall() {
+  void StartIpcrpcCall() {
     ByteBuffer request;
     if (!first_read_ok_) {  // half-closed (or gone) before any request
       stream_ = service_->stub_.BidiStreamingCall(&ictx_, method_);
       stream_->WritesDone();
       Unref();  // the upstream side is done
-      return [this](ByteBuffer* r) { return stream_->Read(r); };
+      return;
     }
     bool half_closed;
     {
@@ -205,8 +208,7 @@ class ForwardingGenericService::ForwardedCall final : public grpc::ServerGeneric
         reader_ = service_->stub_.ServerStreamingCall(&ictx_, method_, request);
       }
       Unref();  // the upstream side is done
-      if (reader_ != nullptr) return [this](ByteBuffer* r) { return reader_->Read(r); };
-      return [this](ByteBuffer* r) { return stream_->Read(r); };
+      return;
     }
     stream_ = service_->stub_.BidiStreamingCall(&ictx_, method_);
     const bool written = ForwardRequest(first_request_, &request);
@@ -225,19 +227,18 @@ class ForwardingGenericService::ForwardedCall final : public grpc::ServerGeneric
     } else if (second_done) {
       AfterSecondRead(second_ok);
     }
-    return [this](ByteBuffer* r) { return stream_->Read(r); };
   }
 
   // The downstream worker: starts the ipcrpc call, sends the first request,
   // then ipcrpc → gRPC: responses, then the status.
   void Downstream() {
-    std::function<bool(ByteBuffer*)> read_response = StartIpcrpcCall();
+    StartIpcrpcCall();
 
     grpc::Status failure;  // set when the bridge itself ends the call
     bool initial_sent = false;
     bool writing = false;  // a StartWrite whose OnWriteDone has not been waited for
     ByteBuffer response;
-    while (read_response(&response)) {
+    while (ReadResponse(&response)) {
       if (!initial_sent) {
         initial_sent = true;
         absl::Status mapped = AddServerInitialMetadata(ictx_.GetServerInitialMetadata(), context_);
