@@ -26,13 +26,18 @@ namespace {
 
 constexpr char kFifoDirPrefix[] = "ipcrpc-fifo-";
 
+enum class DirState { kUsable, kGone, kUnsafe };
+
 // Creates the directory if needed and checks that it is safe to use: a real
-// directory, owned by this user, that nobody else can enter.
-bool UsableDir(const std::string& dir) {
-  if (::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) return false;
+// directory, owned by this user, that nobody else can enter. kGone: it was
+// removed again before it could be checked.
+DirState MakeUsableDir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) return DirState::kUnsafe;
   struct stat st;
-  return ::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::geteuid() &&
-         (st.st_mode & 077) == 0;
+  if (::lstat(dir.c_str(), &st) < 0) return errno == ENOENT ? DirState::kGone : DirState::kUnsafe;
+  return S_ISDIR(st.st_mode) && st.st_uid == ::geteuid() && (st.st_mode & 077) == 0
+             ? DirState::kUsable
+             : DirState::kUnsafe;
 }
 
 std::string DirOf(const std::string& path) {
@@ -88,15 +93,24 @@ std::string PendingObjectsDir() {
 PendingObjectRecord::PendingObjectRecord() {
   static std::atomic<uint64_t> serial{0};
   const std::string dir = PendingObjectsDir();
-  // Twice: another process may remove the (empty) directory between our
-  // mkdir and open.
-  for (int attempt = 0; attempt < 2 && path_.empty(); ++attempt) {
-    if (!UsableDir(dir)) return;
+  // Another record's destructor (in this process or another) may remove the
+  // directory, empty for a moment, between our mkdir and lstat or open: then
+  // they fail with ENOENT and we make the directory again. Each round needs a
+  // removal to fall exactly into that window, so a few rounds are plenty;
+  // the bound only keeps a pathological race from spinning for ever.
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    DirState state = MakeUsableDir(dir);
+    if (state == DirState::kGone) continue;
+    if (state == DirState::kUnsafe) return;
     std::string path =
         absl::StrCat(dir, "/", PidNamespace(), "-", ::getpid(), "-", serial.fetch_add(1));
     file_.reset(::open(path.c_str(),
                        O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (file_.valid()) path_ = std::move(path);
+    if (file_.valid()) {
+      path_ = std::move(path);
+      return;
+    }
+    if (errno != ENOENT) return;
   }
 }
 

@@ -29,9 +29,10 @@
 // once as the same user, or remove the queues (`ipcrm -q ID`) and
 // directories a record names.
 //
-// Limits: an object is recorded just after the system call that creates it,
+// Limits: a FIFO directory is recorded just before its mkdir, but a queue
+// only just after the msgget that creates it (its id is not known before),
 // so a server killed between the two (one system call apart) can still leak
-// it; a queue id
+// a queue; a queue id
 // reused by the same user's queue of the same mode after a reboot-free
 // wrap-around could be removed by a sweep (ids are reused only after the
 // kernel has cycled through them).

@@ -2,7 +2,8 @@
 // negotiation; a dead process's recorded queues and FIFO directory are
 // removed by the sweep — also when it died right after PrepareFifo /
 // PrepareMsgq made them — a live one's are not, nor a line cut short; an
-// unsafe directory is not used.
+// unsafe directory is not used; a FIFO directory is recorded before it is
+// made; records are made while others come and go.
 
 #include "connect/pending_objects.h"
 
@@ -14,9 +15,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -163,6 +166,55 @@ TEST_F(PendingObjectsTest, AServerKilledRightAfterPrepareLeavesNothingForTheSwee
   EXPECT_EQ(SweepStalePendingObjects(), 1);
   for (int id : queues) EXPECT_FALSE(QueueExists(id)) << id;
   EXPECT_FALSE(Exists(fifo_dir));
+  EXPECT_FALSE(Exists(dir_));
+}
+
+// The directory is on record before it exists: a server killed right after
+// its mkdir (before anything else could run) still has it recorded.
+TEST_F(PendingObjectsTest, AFifoDirectoryIsRecordedBeforeItIsMade) {
+  class WatchingRecord final : public CreatedObjects {
+   public:
+    void FifoDirectory(const std::string& dir) override {
+      existed_when_recorded_ = Exists(dir);
+      record_.FifoDirectory(dir);
+      dir_ = dir;
+    }
+    void MessageQueue(int id) override { record_.MessageQueue(id); }
+    PendingObjectRecord record_;
+    std::string dir_;
+    bool existed_when_recorded_ = true;
+  };
+  FifoOptions fifo;
+  fifo.parent_dir = root_.path();
+  WatchingRecord watching;
+  auto pending = PrepareFifo(fifo, &watching);
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  EXPECT_FALSE(watching.existed_when_recorded_) << watching.dir_ << " was made before it was recorded";
+  EXPECT_TRUE(Exists(watching.dir_));
+  EXPECT_EQ(RecordedLines(), std::vector<std::string>{"fifo " + watching.dir_});
+  pending->reset();
+  EXPECT_FALSE(Exists(watching.dir_));
+}
+
+// Records come and go concurrently; each destructor removes the directory
+// whenever it is empty for a moment, also between another record's mkdir and
+// open. Every record must still be made (before, a record gave up after its
+// second try, leaving that negotiation's objects unrecorded).
+TEST_F(PendingObjectsTest, EveryRecordIsMadeWhileOthersComeAndGo) {
+  constexpr int kThreads = 4;
+  constexpr int kRecordsPerThread = 5000;
+  std::atomic<int> unrecorded{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kRecordsPerThread; ++i) {
+        PendingObjectRecord record;
+        if (record.path().empty()) unrecorded.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(unrecorded.load(), 0) << "of " << kThreads * kRecordsPerThread << " records";
   EXPECT_FALSE(Exists(dir_));
 }
 

@@ -61,12 +61,16 @@ namespace ipcrpc {
 
 // Told about each kernel object a server-side upgrade creates that the kernel
 // keeps after its creator dies — a FIFO directory, a SysV message queue —
-// right after the system call that made it, before anything else can fail or
+// as close to the system call that makes it as can be (before it for a
+// directory, right after it for a queue), before anything else can fail or
 // take time. connect/pending_objects.h records them, so that a server killed
 // in the middle of a negotiation does not leave them behind for good.
 class CreatedObjects {
  public:
+  // Called just BEFORE the directory is made (its name is chosen first), so
+  // it is on record whenever it exists; the name may then never be made.
   virtual void FifoDirectory(const std::string& dir) = 0;
+  // Called just after msgget returned `id`.
   virtual void MessageQueue(int id) = 0;
 
  protected:

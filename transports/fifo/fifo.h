@@ -8,7 +8,7 @@
 //
 // Set-up (docs/transports/fifo.md; the frames are in docs/PROTOCOL.md §12):
 //
-//   server  PrepareFifo: mkdtemp PARENT/ipcrpc-fifo-XXXXXX (0700), mkfifo c2s
+//   server  PrepareFifo: mkdir PARENT/ipcrpc-fifo-RANDOM (0700), mkfifo c2s
 //           and s2c in it (0600), open c2s for reading
 //           (O_RDONLY|O_NONBLOCK: needs no writer yet).
 //   server  FillOffer → TRANSPORT_OFFER{transport: "fifo", fifo: {both paths}}

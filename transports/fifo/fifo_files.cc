@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +31,25 @@ const char* FileTypeName(mode_t mode) {
   if (S_ISBLK(mode)) return "a block device";
   if (S_ISFIFO(mode)) return "a FIFO";
   return "of an unknown type";
+}
+
+constexpr char kDirectoryPrefix[] = "ipcrpc-fifo-";
+
+// 12 characters of [A-Za-z0-9_-] from getrandom(2): 72 random bits.
+absl::StatusOr<std::string> RandomDirectorySuffix() {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+  unsigned char bytes[12];
+  size_t got = 0;
+  while (got < sizeof(bytes)) {
+    ssize_t n = ::getrandom(bytes + got, sizeof(bytes) - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, "fifo: getrandom");
+    got += static_cast<size_t>(n);
+  }
+  std::string suffix(sizeof(bytes), '\0');
+  for (size_t i = 0; i < sizeof(bytes); ++i) suffix[i] = kAlphabet[bytes[i] % 64];
+  return suffix;
 }
 
 absl::Status MakeFifo(const std::string& path) {
@@ -103,11 +123,20 @@ void FifoFiles::Remove() {
 
 absl::StatusOr<std::unique_ptr<FifoFiles>> CreateFifoFiles(const std::string& parent_dir,
                                                            CreatedObjects* created) {
-  std::string dir = absl::StrCat(parent_dir, "/ipcrpc-fifo-XXXXXX");
-  if (::mkdtemp(dir.data()) == nullptr) {
-    return PathErrorStatus(errno, "fifo: mkdtemp in " + parent_dir);
+  // Not mkdtemp: the directory is reported before it exists, so that a server
+  // killed right after the mkdir still has it on record. A name reported but
+  // never made is harmless (the sweep finds nothing there).
+  std::string dir;
+  for (int attempt = 0;; ++attempt) {
+    IPCRPC_ASSIGN_OR_RETURN(std::string suffix, RandomDirectorySuffix());
+    dir = absl::StrCat(parent_dir, "/", kDirectoryPrefix, suffix);
+    if (created != nullptr) created->FifoDirectory(dir);
+    if (::mkdir(dir.c_str(), 0700) == 0) break;
+    // EEXIST only if 72 random bits repeat a name that exists: try again.
+    if (errno != EEXIST || attempt == 3) {
+      return PathErrorStatus(errno, "fifo: mkdir in " + parent_dir);
+    }
   }
-  if (created != nullptr) created->FifoDirectory(dir);
   // From here on every return removes whatever exists.
   auto files = std::make_unique<FifoFiles>(dir);
   if (::chmod(dir.c_str(), 0700) < 0) return ErrnoStatus(errno, "fifo: chmod " + dir);

@@ -1,7 +1,7 @@
 // ipcrpc fifo transport: the FIFOs on disk — the server's private directory
 // and the client's checks of what it was offered.
 //
-// Server: CreateFifoFiles makes PARENT/ipcrpc-fifo-XXXXXX (mode 0700) with
+// Server: CreateFifoFiles makes PARENT/ipcrpc-fifo-RANDOM (mode 0700) with
 // two FIFOs in it, c2s and s2c (mode 0600, whatever the umask). A FifoFiles
 // removes both names and the directory when destroyed (or on Remove()); open
 // ends keep working, since a FIFO, once open, needs no name.
@@ -65,9 +65,10 @@ class FifoFiles {
   bool removed_ = false;
 };
 
-// mkdtemp `parent_dir`/ipcrpc-fifo-XXXXXX, chmod 0700, mkfifo c2s and s2c
-// (0600). On failure whatever was made is removed again. The directory is
-// reported to `created` (if not null) as soon as it exists.
+// Makes `parent_dir`/ipcrpc-fifo-<12 random characters> (mode 0700) and in it
+// the FIFOs c2s and s2c (0600). On failure whatever was made is removed again.
+// The directory's name is reported to `created` (if not null) just before the
+// mkdir, so that it is on record whenever it exists.
 absl::StatusOr<std::unique_ptr<FifoFiles>> CreateFifoFiles(const std::string& parent_dir,
                                                            CreatedObjects* created = nullptr);
 
