@@ -16,8 +16,11 @@
 // either side slows the writer on the other.
 //
 // Threads: a call's handler runs on the server's pool (it is a bidi
-// handler) and one more thread (from a WorkerPool, bridge/worker_pool.h)
-// forwards the requests; beyond `max_threads` such threads a call fails
+// handler). A call whose client had sent everything when the handler started
+// (one request and the half-close in one write, as an ipcrpc stub sends every
+// unary and server-streaming call) is forwarded by that thread alone;
+// otherwise one more thread (from a WorkerPool, bridge/worker_pool.h)
+// forwards the requests, and beyond `max_threads` such threads a call fails
 // RESOURCE_EXHAUSTED.
 //
 // Thread-safety: thread-safe. Lifetime: must outlive the Server.

@@ -106,8 +106,12 @@ absl::Status CompleteContext(const grpc::Status& grpc_status, grpc::ClientContex
 // once), whatever the caller does.
 class GrpcCall final : public internal::ClientCall {
  public:
+  // `request`, if not null, is the only request (a unary or server-streaming
+  // call): it goes with the initial metadata and the half-close in one gRPC
+  // batch (initial metadata corked, then WriteLast).
   GrpcCall(grpc::GenericStub& stub, const std::string& method, ClientContext* context,
-           std::shared_ptr<const std::string> name, absl::Status* start_error)
+           std::shared_ptr<const std::string> name, const grpc::ByteBuffer* request,
+           absl::Status* start_error)
       : context_(context), name_(name) {
     *start_error = PrepareContext(context, &grpc_context_);
     if (!start_error->ok()) return;
@@ -116,9 +120,19 @@ class GrpcCall final : public internal::ClientCall {
       return;
     }
     ForeignCallAccess::set_transport(context, std::move(name));
+    // Corked, StartCall sends nothing (and its tag never completes): the
+    // initial metadata waits for the first write. grpcpp uses one op set for
+    // both, so without the cork a write must wait for the start's completion.
+    if (request != nullptr) grpc_context_.set_initial_metadata_corked(true);
     call_ = stub.PrepareCall(&grpc_context_, method, queue_.cq());
     call_->StartCall(&start_tag_);
-    started_ok_ = queue_.Await(&start_tag_);
+    if (request != nullptr) {
+      writes_done_ = true;  // no other thread sees the call yet
+      call_->WriteLast(*request, grpc::WriteOptions(), &write_tag_);
+      started_ok_ = queue_.Await(&write_tag_);  // a failure shows in Read/Finish
+    } else {
+      started_ok_ = queue_.Await(&start_tag_);
+    }
   }
 
   ~GrpcCall() override {
@@ -309,14 +323,17 @@ class GrpcChannel final : public Channel, public std::enable_shared_from_this<Gr
   std::unique_ptr<internal::ClientCall> StartCall(
       const MethodDescriptor& method, ClientContext* context,
       const google::protobuf::MessageLite* request) override {
+    grpc::ByteBuffer request_buffer;
+    if (request != nullptr) {
+      absl::Status no_fds = CheckNoFds(*request, *name_);
+      if (!no_fds.ok()) return std::make_unique<internal::FailedClientCall>(no_fds);
+      request_buffer = ToGrpcBuffer(request->SerializeAsString());
+    }
     absl::Status start_error;
     auto call = std::make_unique<GrpcCall>(stub_, std::string(method.name), context, name_,
+                                           request != nullptr ? &request_buffer : nullptr,
                                            &start_error);
     if (!start_error.ok()) return std::make_unique<internal::FailedClientCall>(start_error);
-    if (request != nullptr) {
-      call->Write(*request).IgnoreError();  // a failure shows in Read/Finish
-      call->WritesDone().IgnoreError();
-    }
     return call;
   }
 

@@ -139,6 +139,14 @@ class ServerReaderWriter {
   // makes that Read (and every later one) return false at once, for a
   // handler that needs no more requests (runtime/codegen/call_interfaces.h).
   void EndReads() { call_->EndReads(); }
+  // Without waiting: true if the client has half-closed, so every request
+  // is already here (*queued of them, if given, not yet read); false while
+  // more may come, or once the call is over. A proxy uses it to forward a
+  // complete request stream without a second thread.
+  bool ClientHalfClosed(size_t* queued = nullptr) {
+    size_t ignored = 0;
+    return call_->ClientHalfClosed(queued != nullptr ? queued : &ignored);
+  }
 
  private:
   internal::ServerCall* call_;

@@ -81,6 +81,12 @@ class ServerCall {
   // messages (true also when the call is cancelled or failed); consumes nothing.
   virtual bool AtEndOfStream() = 0;
 
+  // Without waiting: true if the client has half-closed (so every request
+  // it will send is already here, `*queued` of them not yet Read), false if
+  // more may come or the call is over. A proxy uses it to forward a complete
+  // request stream from one thread.
+  virtual bool ClientHalfClosed(size_t* queued) { return false; }
+
   // Makes every Read, now blocked or later, return false at once: the
   // handler needs no more requests (e.g. a proxy whose upstream call ended
   // before its client half-closed). Requests that still arrive are dropped.

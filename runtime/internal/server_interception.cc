@@ -26,6 +26,7 @@ class InterceptedServerCall final : public ServerCall {
     return true;
   }
   bool AtEndOfStream() override { return call_.AtEndOfStream(); }
+  bool ClientHalfClosed(size_t* queued) override { return call_.ClientHalfClosed(queued); }
   void EndReads() override { call_.EndReads(); }
 
   bool Write(const google::protobuf::MessageLite& message) override {

@@ -217,6 +217,14 @@ bool ServerStream::AtEndOfStream() {
   return inbox_.empty() || reads_ended_;
 }
 
+bool ServerStream::ClientHalfClosed(size_t* queued) {
+  ServerConnection& c = *connection_;
+  internal::MutexLock lock(&c.mu_);
+  if (!half_closed_ || reads_ended_ || !forced_status_.ok() || cancelled()) return false;
+  *queued = inbox_.size();
+  return true;
+}
+
 void ServerStream::EndReads() {
   ServerConnection& c = *connection_;
   internal::MutexLock lock(&c.mu_);

@@ -58,6 +58,7 @@ class ServerStream final : public ServerCall {
 
   bool Read(google::protobuf::MessageLite* message) override;
   bool AtEndOfStream() override;
+  bool ClientHalfClosed(size_t* queued) override;
   void EndReads() override;
   bool Write(const google::protobuf::MessageLite& message) override;
   bool SendInitialMetadata() override;

@@ -151,6 +151,31 @@ TEST_P(GrpcTargetTest, ClientStreaming) {
   EXPECT_EQ(resp.index(), 3);
 }
 
+TEST_P(GrpcTargetTest, ClientStreamingWithNoRequests) {
+  ClientContext ctx;
+  ctx.set_timeout(absl::Seconds(10));
+  Response resp;
+  auto writer = stub_->ClientStream(&ctx, &resp);
+  ASSERT_TRUE(writer->Finish().ok());
+  EXPECT_EQ(resp.text(), "");
+  EXPECT_EQ(resp.index(), 0);
+}
+
+// A bidi call whose server speaks first: the gateway must not wait for a
+// request (or the half-close) before it starts the call.
+TEST_P(GrpcTargetTest, BidiServerSpeaksFirst) {
+  ClientContext ctx;
+  ctx.set_timeout(absl::Seconds(10));
+  ctx.AddMetadata("greet-first", "hello");
+  auto stream = stub_->Bidi(&ctx);
+  Response out;
+  ASSERT_TRUE(stream->Read(&out));
+  EXPECT_EQ(out.text(), "hello");
+  stream->WritesDone();
+  EXPECT_FALSE(stream->Read(&out));
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
 TEST_P(GrpcTargetTest, BidiPingPong) {
   ClientContext ctx;
   ctx.set_timeout(absl::Seconds(10));

@@ -9,7 +9,8 @@
 // metadata "echo-*" back as "initial-*" / "trailing-*"; status_code /
 // status_message, with the client's "details-bin" as the status's details;
 // delay_ms), ServerStream (count responses of payload, delay_ms apart),
-// ClientStream, Bidi, WaitForCancel / LastCancel, ReportDeadline.
+// ClientStream, Bidi (client metadata "greet-first: X": a response "X"
+// before any request), WaitForCancel / LastCancel, ReportDeadline.
 
 #include <signal.h>
 
@@ -99,6 +100,13 @@ class PlainService final : public ipcrpc::test::TestService::Service {
                     grpc::ServerReaderWriter<Response, Request>* stream) override {
     Request r;
     int n = 0;
+    // A greeting before any request, if the client asks for one.
+    auto greet = ctx->client_metadata().find("greet-first");
+    if (greet != ctx->client_metadata().end()) {
+      Response hello;
+      hello.set_text(std::string(greet->second.data(), greet->second.size()));
+      if (!stream->Write(hello)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+    }
     while (stream->Read(&r)) {
       if (r.status_code() != 0) {
         return grpc::Status(static_cast<grpc::StatusCode>(r.status_code()), r.status_message());

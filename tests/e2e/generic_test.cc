@@ -300,6 +300,31 @@ TEST_F(GenericEchoTest, UnaryAndStatus) {
   }
 }
 
+// ClientHalfClosed, without waiting, says whether every request is here.
+TEST_F(GenericEchoTest, AHandlerSeesWhenTheClientHasHalfClosed) {
+  ClientContext ctx;
+  ctx.set_timeout(absl::Seconds(20));
+  auto stream = stub_.BidiStreamingCall(&ctx, "/ipcrpc.test.Probe/HalfClosed");
+  ByteBuffer seen;
+  ASSERT_TRUE(stream->Read(&seen));
+  EXPECT_EQ(seen.data(), "open") << "nothing sent yet";
+  ASSERT_TRUE(stream->Write(ByteBuffer(std::string("a"))));
+  ASSERT_TRUE(stream->Read(&seen));
+  EXPECT_EQ(seen.data(), "open") << "a request read, the client still sending";
+  ASSERT_TRUE(stream->Write(ByteBuffer(std::string("wait"))));
+  ASSERT_TRUE(stream->Write(ByteBuffer(std::string("b"))));
+  ASSERT_TRUE(stream->Write(ByteBuffer(std::string("c"))));
+  ASSERT_TRUE(stream->WritesDone());
+  ASSERT_TRUE(stream->Read(&seen));
+  EXPECT_EQ(seen.data(), "closed 2") << "half-closed with b and c not yet read";
+  ASSERT_TRUE(stream->Read(&seen));
+  EXPECT_EQ(seen.data(), "rest b");
+  ASSERT_TRUE(stream->Read(&seen));
+  EXPECT_EQ(seen.data(), "rest c");
+  EXPECT_FALSE(stream->Read(&seen));
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
 TEST_F(GenericEchoTest, RegisteredServicesStillWin) {
   auto typed = TestService::NewStub(MustCreateChannel(server_.address()));
   ClientContext ctx;

@@ -426,6 +426,7 @@ class FdServiceImpl final : public FdService::Service {
 class GenericEcho final : public GenericService {
  public:
   absl::Status HandleCall(ServerContext* ctx, GenericServerReaderWriter* stream) override {
+    if (ctx->method() == "/ipcrpc.test.Probe/HalfClosed") return ReportHalfClose(stream);
     int fail_code = 0;
     std::string fail_message;
     for (const auto& [key, value] : ctx->client_metadata()) {
@@ -446,6 +447,33 @@ class GenericEcho final : public GenericService {
     if (ctx->IsCancelled()) return absl::CancelledError("cancelled");
     if (fail_code != 0) {
       return absl::Status(static_cast<absl::StatusCode>(fail_code), fail_message);
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  // ServerReaderWriter::ClientHalfClosed as the handler sees it: "open" or
+  // "closed N" (N requests not yet read) at the start and after each request
+  // read; a request "wait" first waits (up to 10 s) until the client has
+  // half-closed. The requests left are echoed as "rest X".
+  static absl::Status ReportHalfClose(GenericServerReaderWriter* stream) {
+    ByteBuffer message;
+    for (;;) {
+      size_t queued = 0;
+      bool closed = stream->ClientHalfClosed(&queued);
+      if (!stream->Write(ByteBuffer(closed ? absl::StrCat("closed ", queued) : "open"))) {
+        return absl::CancelledError("client went away");
+      }
+      if (closed || !stream->Read(&message)) break;
+      if (message.data() == "wait") {
+        const absl::Time give_up = absl::Now() + absl::Seconds(10);
+        while (!stream->ClientHalfClosed(&queued) && absl::Now() < give_up) {
+          absl::SleepFor(absl::Milliseconds(1));
+        }
+      }
+    }
+    while (stream->Read(&message)) {
+      if (!stream->Write(ByteBuffer(absl::StrCat("rest ", message.data())))) break;
     }
     return absl::OkStatus();
   }
