@@ -15,13 +15,13 @@
 // response only after the client took the previous one, so a slow reader on
 // either side slows the writer on the other.
 //
-// Threads: a call's handler runs on the server's pool (it is a bidi
-// handler). A call whose client had sent everything when the handler started
-// (one request and the half-close in one write, as an ipcrpc stub sends every
-// unary and server-streaming call) is forwarded by that thread alone;
-// otherwise one more thread (from a WorkerPool, bridge/worker_pool.h)
-// forwards the requests, and beyond `max_threads` such threads a call fails
-// RESOURCE_EXHAUSTED.
+// Threads: a call's handler is a bidi handler: it runs on the server's pool,
+// or on the thread that read the call if its client sent every request and
+// the half-close with the call's start (as an ipcrpc stub sends every unary
+// and server-streaming call). A call whose client had sent everything when
+// the handler started is forwarded by that thread alone; otherwise one more
+// thread (from a WorkerPool, bridge/worker_pool.h) forwards the requests,
+// and beyond `max_threads` such threads a call fails RESOURCE_EXHAUSTED.
 //
 // Thread-safety: thread-safe. Lifetime: must outlive the Server.
 //

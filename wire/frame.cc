@@ -216,6 +216,14 @@ void FrameReader::GrowPayload(size_t more) {
   payload.resize(std::max(needed, std::min<size_t>(partial_.header.length, doubled)));
 }
 
+bool FrameReader::NextFrameBuffered() const {
+  if (have_header_ || end_ - begin_ < kFrameHeaderSize) return false;
+  absl::StatusOr<FrameHeader> header = DecodeFrameHeader(&buffer_[begin_]);
+  if (!header.ok()) return true;        // ReadFrame fails at once
+  if (header->fd_count > 0) return false;  // its descriptors may still be on their way
+  return end_ - begin_ - kFrameHeaderSize >= header->length;
+}
+
 absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
   frame->fds.clear();  // a reused Frame does not keep the last frame's descriptors open
   frame->fds_lost = false;

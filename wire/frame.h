@@ -166,6 +166,12 @@ class FrameReader {
   // than MESSAGE are DATA_LOSS, and every descriptor involved is closed.
   absl::Status ReadFrame(Frame* frame, absl::Time deadline);
 
+  // Whether the next ReadFrame returns without reading from the transport:
+  // a whole frame (header and payload, no descriptors to wait for) is
+  // already buffered, or a corrupt header that fails at once. The reading
+  // thread only.
+  bool NextFrameBuffered() const;
+
   // Memory held for the frame being assembled (tests only; the reading thread).
   size_t BufferedPayloadCapacityForTest() const { return partial_.payload.capacity(); }
 

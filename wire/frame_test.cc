@@ -293,6 +293,60 @@ std::string MessageWithFds(uint32_t stream, uint8_t fds, absl::string_view paylo
   return out;
 }
 
+// NextFrameBuffered: true exactly when the next ReadFrame needs no transport
+// read (the server's core starts a streaming handler on the reading thread
+// only when the frames that came with its CALL_START are all applied).
+TEST(FrameReaderTest, NextFrameBufferedOnlyWhenAWholeFrameIsBuffered) {
+  std::string first, second;
+  AppendFrame(FrameType::kCallStart, 1, "start", &first);
+  AppendFrame(FrameType::kMessage, 1, "request", &second);
+  std::string half_close;
+  AppendFrame(FrameType::kHalfClose, 1, {}, &half_close);
+  ScriptedTransport transport;
+  // One read: CALL_START, the MESSAGE, and 5 bytes of the HALF_CLOSE header.
+  transport.AddBytes(first + second + half_close.substr(0, 5));
+  transport.AddBytes(half_close.substr(5));
+  FrameReader reader(transport, 1024);
+  EXPECT_FALSE(reader.NextFrameBuffered()) << "nothing read yet";
+  Frame f;
+  ASSERT_TRUE(reader.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_EQ(f.header.type, FrameType::kCallStart);
+  EXPECT_TRUE(reader.NextFrameBuffered()) << "the MESSAGE came in the same read";
+  ASSERT_TRUE(reader.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_EQ(f.payload, "request");
+  EXPECT_FALSE(reader.NextFrameBuffered()) << "only part of the HALF_CLOSE header is here";
+  ASSERT_TRUE(reader.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_EQ(f.header.type, FrameType::kHalfClose);
+  EXPECT_FALSE(reader.NextFrameBuffered());
+
+  // A whole header whose payload is not all here yet.
+  std::string big;
+  AppendFrame(FrameType::kMessage, 3, std::string(100, 'x'), &big);
+  ScriptedTransport partial;
+  partial.AddBytes(first + big.substr(0, 50));
+  partial.AddBytes(big.substr(50));
+  FrameReader reader2(partial, 1024);
+  ASSERT_TRUE(reader2.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_FALSE(reader2.NextFrameBuffered()) << "payload incomplete";
+  ASSERT_TRUE(reader2.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_EQ(f.payload, std::string(100, 'x'));
+
+  // A frame declaring descriptors may still wait for them: not buffered.
+  ScriptedTransport with_fds;
+  with_fds.AddBytes(first + MessageWithFds(1, 1));
+  FrameReader reader3(with_fds, 1024);
+  ASSERT_TRUE(reader3.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_FALSE(reader3.NextFrameBuffered());
+
+  // A corrupt header fails at once, without a read: "buffered".
+  ScriptedTransport garbage;
+  garbage.AddBytes(first + std::string(16, '\xff'));
+  FrameReader reader4(garbage, 1024);
+  ASSERT_TRUE(reader4.ReadFrame(&f, absl::InfiniteFuture()).ok());
+  EXPECT_TRUE(reader4.NextFrameBuffered());
+  EXPECT_EQ(reader4.ReadFrame(&f, absl::InfiniteFuture()).code(), absl::StatusCode::kDataLoss);
+}
+
 TEST(FrameReaderFdTest, EachMessageGetsTheBatchThatCameWithItsFirstByte) {
   ScriptedTransport t;
   std::string ping;

@@ -3,10 +3,11 @@
 
 Starts tests/bridge/plain_grpc_server and `ipcrpc_gateway --listen=unix:... --to=grpc:...`,
 warms up, then runs bench/grpc_bridge's ipcrpc client for CALLS 64 B unary Echo calls through
-the gateway and prints the gateway's CPU time per call (utime + stime, whole process) and its
-threads' context switches per call (voluntary + involuntary, threads alive at the end), with the
-client's p50/p99. Context switches per call are a count, far steadier on a noisy VM than a
-latency; each one that puts a thread to sleep and wakes it is one cross-thread hand-off.
+the gateway and prints, per call, the gateway's context switches and CPU time (`perf stat -e
+context-switches,task-clock` on the gateway process, every thread including those that end
+during the run), with the client's p50/p99. Context switches per call are a count, far steadier
+on a noisy VM than a latency: each time a thread sleeps to wait for another is one.
+Needs `perf` (Debian: linux-perf) and root or perf_event_paranoid <= 0.
 
   bazel build -c opt //bench/grpc_bridge:all_binaries
   bench/grpc_bridge/gateway_cost.py [--calls=5000] [--root=REPO]   (binaries from REPO/bazel-bin)
@@ -18,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 
 def start(argv):
@@ -33,22 +35,14 @@ def start(argv):
     sys.exit("%s did not start" % argv[0])
 
 
-def cpu_ticks(pid):
-    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-
-
-def context_switches(pid):
-    total = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            status = open("/proc/%d/task/%s/status" % (pid, tid)).read()
-        except FileNotFoundError:
-            continue  # the thread ended
-        for line in status.splitlines():
-            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                total += int(line.split()[1])
-    return total
+def perf_counts(path):
+    """{event: value} from `perf stat -x,` output."""
+    counts = {}
+    for line in open(path):
+        fields = line.strip().split(",")
+        if len(fields) > 2 and fields[0] and fields[0][0].isdigit():
+            counts[fields[2]] = float(fields[0])
+    return counts
 
 
 def main():
@@ -73,13 +67,20 @@ def main():
                             "--to=grpc:127.0.0.1:" + values["GRPC_PORT"]])
         procs.append(gateway)
         subprocess.run([client, "warmup", address, "500"], check=True, stdout=subprocess.DEVNULL)
-        cpu0, switches0 = cpu_ticks(gateway.pid), context_switches(gateway.pid)
+        stat_file = os.path.join(tmp, "perf.txt")
+        perf = subprocess.Popen(["perf", "stat", "-x,", "-o", stat_file, "-e",
+                                 "context-switches,task-clock", "-p", str(gateway.pid)])
+        time.sleep(0.3)  # perf attached
         out = subprocess.run([client, "gateway_out", address, str(args.calls)], check=True,
                              stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1]
-        cpu1, switches1 = cpu_ticks(gateway.pid), context_switches(gateway.pid)
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
+        counts = perf_counts(stat_file)
+        if "context-switches" not in counts or "task-clock" not in counts:
+            sys.exit("perf stat gave no counts: %s" % open(stat_file).read())
+        # task-clock is in ms; the 0.3 s before the calls are idle.
         print("gateway cpu_us_per_call=%.0f context_switches_per_call=%.2f client %s" % (
-            (cpu1 - cpu0) * 1e6 / os.sysconf("SC_CLK_TCK") / args.calls,
-            (switches1 - switches0) / args.calls, out))
+            counts["task-clock"] * 1e3 / args.calls, counts["context-switches"] / args.calls, out))
     finally:
         for proc in reversed(procs):
             proc.send_signal(signal.SIGTERM)

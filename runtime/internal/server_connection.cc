@@ -88,6 +88,10 @@ bool ServerConnection::Handshake() {
 bool ServerConnection::ReadUntilHandlerRanInline() {
   ReadingRole::Watchdog& watchdog = core_.watchdog();
   for (;;) {
+    // No streaming handler waits while the reader waits for bytes.
+    if (!deferred_streams_.empty() && !framed_.reader().NextFrameBuffered()) {
+      DispatchDeferredStreams();
+    }
     if (!framed_.reader().ReadFrame(&read_frame_, absl::InfiniteFuture()).ok()) {
       // A violation ends the connection, so the reader's count is final.
       if (uint64_t fds = framed_.reader().undeclared_fds_closed(); fds > 0) {
@@ -102,8 +106,9 @@ bool ServerConnection::ReadUntilHandlerRanInline() {
     // Releases of buffers dropped while handling the frame (a failed message).
     if (shared_buffers_ != nullptr) shared_buffers_->FlushReleases();
     if (ready == nullptr) continue;
+    const bool streaming = ready->streaming_handler_;
     if (!watchdog.TryStartInlineHandler()) {
-      RunHandler(std::move(ready), handler);
+      RunHandler(std::move(ready), handler, streaming);
       continue;
     }
     // Run the handler on this thread, which has the request in hand: no
@@ -114,6 +119,7 @@ bool ServerConnection::ReadUntilHandlerRanInline() {
     // (reading_role.h), so the connection never stays unread for long.
     reading_role_.ReleaseForInlineHandler(absl::Now());
     handler->Run(*ready);
+    if (streaming) streaming_handlers_.fetch_sub(1, std::memory_order_relaxed);
     ready->FinishIfHandlerDidNot();
     watchdog.InlineHandlerDone();
     return true;
@@ -156,6 +162,7 @@ void ServerConnection::StartCall(uint32_t stream_id, const Frame& frame) {
   std::shared_ptr<ServerStream> stream;
   MethodHandler* handler = nullptr;
   bool single_request = false;
+  bool deferred_streaming = false;
   {
     internal::MutexLock lock(&mu_);
     if (stream_id <= last_stream_id_) {
@@ -195,12 +202,44 @@ void ServerConnection::StartCall(uint32_t stream_id, const Frame& frame) {
                                               deadline, std::move(metadata));
       if (m.descriptor.name.empty()) stream->KeepMethodName(call.method);  // generic
       streams_[stream_id] = stream;
-      if (single_request) stream->deferred_handler_ = handler;
+      if (single_request) {
+        stream->deferred_handler_ = handler;
+      } else {
+        stream->streaming_handler_ = true;
+        // More frames came with CALL_START (a client that sent its requests
+        // and half-close in the same write): if the half-close is among
+        // them, the handler has all it needs and runs like a unary one.
+        if (framed_.reader().NextFrameBuffered()) {
+          stream->deferred_handler_ = handler;
+          deferred_streaming = true;
+        }
+      }
     }
   }
   if (!refusal.ok()) return RefuseCall(stream_id, refusal);
   core_.CallStarted();
-  if (!single_request) RunHandler(std::move(stream), handler, /*streaming=*/true);
+  if (deferred_streaming) {
+    deferred_streams_.push_back(stream);
+  } else if (!single_request) {
+    RunHandler(std::move(stream), handler, /*streaming=*/true);
+  }
+}
+
+void ServerConnection::DispatchDeferredStreams() {
+  std::vector<std::pair<std::shared_ptr<ServerStream>, MethodHandler*>> start;
+  {
+    internal::MutexLock lock(&mu_);
+    for (const std::weak_ptr<ServerStream>& weak : deferred_streams_) {
+      std::shared_ptr<ServerStream> stream = weak.lock();
+      // Null handler: it became ready (its half-close came) and ran already.
+      if (stream != nullptr && stream->deferred_handler_ != nullptr) {
+        MethodHandler* handler = std::exchange(stream->deferred_handler_, nullptr);
+        start.emplace_back(std::move(stream), handler);
+      }
+    }
+  }
+  deferred_streams_.clear();
+  for (auto& [stream, handler] : start) RunHandler(std::move(stream), handler, /*streaming=*/true);
 }
 
 void ServerConnection::RunHandler(std::shared_ptr<ServerStream> stream,
@@ -302,7 +341,10 @@ void ServerConnection::CancelAll() {
     }
   }
   for (auto& c : children) c->CancelAll();
-  for (auto& [stream, handler] : deferred) RunHandler(std::move(stream), handler);
+  for (auto& [stream, handler] : deferred) {
+    const bool streaming = stream->streaming_handler_;
+    RunHandler(std::move(stream), handler, streaming);
+  }
 }
 
 bool ServerConnection::HandleSharedBufferFrame(Frame& frame) {

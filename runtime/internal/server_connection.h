@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -108,6 +109,9 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   // (counted in streaming_handlers_) gives its count back when it returns.
   void RunHandler(std::shared_ptr<ServerStream> stream, MethodHandler* handler,
                   bool streaming = false);
+  // Hands the streaming calls whose start was deferred (deferred_streams_)
+  // and are not yet ready to the pool.
+  void DispatchDeferredStreams();
 
   ServerCore& core_;
   const uid_t peer_uid_;
@@ -130,6 +134,12 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   // Client-streaming/bidi handlers of this connection on the pool (running
   // or queued). Raised under mu_ (in StartCall), lowered without it.
   std::atomic<uint32_t> streaming_handlers_{0};
+  // Client-streaming/bidi calls whose handler waits while the frames read
+  // with their CALL_START are applied: one whose half-close is among them
+  // (every request already here) then runs inline like a unary call, the
+  // others go to the pool before the reader next waits for bytes. The
+  // reading role's holder only.
+  std::vector<std::weak_ptr<ServerStream>> deferred_streams_;
   // Set once HELLO is exchanged (before, only HELLO may be sent).
   std::atomic<bool> hello_done_{false};
   // A PING ack arrived (set by the reader; CheckIdle clears it).

@@ -120,6 +120,9 @@ class ServerStream final : public ServerCall {
   // Single-request methods start their handler once the request is complete
   // (half-close), so the handler thread is woken once, not once per frame.
   MethodHandler* deferred_handler_ = nullptr;
+  // A client-streaming or bidi handler (counted in the connection's
+  // streaming_handlers_ while it runs). Set before the stream is shared.
+  bool streaming_handler_ = false;
   internal::CondVar cv_;
   // The handler's thread only: the last request read came with descriptors,
   // which the context may still hold.

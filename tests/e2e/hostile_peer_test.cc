@@ -5,6 +5,7 @@
 
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -363,6 +364,66 @@ TEST(HostilePeerTest, AMessageAfterHalfCloseEndsTheCallInternal) {
   wire::Trailers t = ReadUntilTrailers(fd, 1);
   EXPECT_EQ(t.code(), 13) << t.message();  // INTERNAL
   EXPECT_NE(t.message().find("after HALF_CLOSE"), std::string::npos) << t.message();
+}
+
+// A bidi call whose first request came in the same write as its CALL_START,
+// with no half-close: the server waits with the handler only while it applies
+// what it has read (a complete call would run on the reading thread) and must
+// start it on the pool before it waits for more bytes, or this client, which
+// waits for the reply before it sends anything else, would wait for ever.
+// Then the complete kind: CALL_START, two requests and the half-close in one
+// write, served in full.
+TEST(HostilePeerTest, AStreamingCallIsServedWhetherOrNotItsRequestsCameWithItsStart) {
+  ServerProcess server;
+  RawConnections raw;
+  ASSERT_NO_FATAL_FAILURE(raw.Open(server, 1));
+  const int fd = raw.fds()[0];
+  timeval timeout{10, 0};
+  ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)), 0);
+  wire::CallStart start;
+  start.set_method("/ipcrpc.test.TestService/Bidi");
+  Request request;
+  request.set_text("first");
+  std::string payload = request.SerializeAsString();
+  ASSERT_TRUE(SendAll(fd, CallStartFrame(1, start) +
+                              Header(/*MESSAGE*/ 3, 1, static_cast<uint32_t>(payload.size())) +
+                              payload));
+  std::string frame;
+  do {
+    frame = ReceiveFrame(fd);
+    ASSERT_GE(frame.size(), 16u) << "no reply within 10 s: the handler never started";
+  } while (frame[3] != 3);  // HEADERS may come first
+  Response response;
+  ASSERT_TRUE(response.ParseFromString(frame.substr(16)));
+  EXPECT_EQ(response.text(), "first");
+  ASSERT_TRUE(SendAll(fd, Header(/*HALF_CLOSE*/ 4, 1, 0)));
+  EXPECT_EQ(ReadUntilTrailers(fd, 1).code(), 0);
+
+  // Everything at once: two requests and the half-close with the start.
+  std::string frames = CallStartFrame(3, start);
+  for (const char* text : {"a", "b"}) {
+    request.set_text(text);
+    payload = request.SerializeAsString();
+    frames += Header(/*MESSAGE*/ 3, 3, static_cast<uint32_t>(payload.size())) + payload;
+  }
+  frames += Header(/*HALF_CLOSE*/ 4, 3, 0);
+  ASSERT_TRUE(SendAll(fd, frames));
+  std::vector<std::string> texts;
+  for (;;) {
+    frame = ReceiveFrame(fd);
+    ASSERT_GE(frame.size(), 16u) << "the connection ended or stalled";
+    if (frame[3] == 3) {
+      ASSERT_TRUE(response.ParseFromString(frame.substr(16)));
+      texts.push_back(response.text());
+    }
+    if (frame[3] == 5) {
+      wire::Trailers t;
+      ASSERT_TRUE(t.ParseFromString(frame.substr(16)));
+      EXPECT_EQ(t.code(), 0) << t.message();
+      break;
+    }
+  }
+  EXPECT_EQ(texts, (std::vector<std::string>{"a", "b"}));
 }
 
 // A PING whose payload is not 8 bytes, or on a stream other than 0, is a
