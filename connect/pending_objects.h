@@ -25,6 +25,10 @@
 // deleted. The directory is removed whenever it is empty, so it exists only
 // while a negotiation is in progress or a dead server's record waits.
 //
+// The Python server (python/ipcrpc/_pending.py) keeps the same records in
+// the same directory and sweeps them the same way, so each language's server
+// cleans up after the other's.
+//
 // To clean up by hand (no server will start again): run any ipcrpc server
 // once as the same user, or remove the queues (`ipcrm -q ID`) and
 // directories a record names.

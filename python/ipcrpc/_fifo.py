@@ -9,17 +9,18 @@ process; the transport never changes the signal disposition.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
+import secrets
 import select
 import shutil
 import socket
 import stat
 import struct
-import tempfile
 import time
 from typing import List, Optional
 
-from . import _wirepb
+from . import _pending, _wirepb
 from ._control import ControlSocket
 from ._transport import Transport
 
@@ -195,10 +196,23 @@ def attach_client(offer: _wirepb.TransportOffer, fds: List[int], control: socket
 class PendingFifo:
     """The server's FIFOs between TRANSPORT_OFFER and TRANSPORT_ACK (steps 1-3, 7)."""
 
-    def __init__(self, parent_dir: str = "/tmp") -> None:
-        self.dir = tempfile.mkdtemp(prefix="ipcrpc-fifo-", dir=parent_dir)  # mode 0700
+    def __init__(self, parent_dir: str = "/tmp", record: Optional[_pending.Record] = None) -> None:
+        # Not mkdtemp: the name goes on record (crash clean-up, _pending.py)
+        # before the directory exists, so it is on record whenever it exists.
+        for attempt in itertools.count():
+            path = os.path.join(parent_dir, _pending.FIFO_DIR_PREFIX + secrets.token_urlsafe(9))
+            if record is not None:
+                record.fifo_directory(path)
+            try:
+                os.mkdir(path, 0o700)
+                break
+            except FileExistsError:
+                if attempt == 3:
+                    raise
+        self.dir = path
         self.fds: List[int] = []
         try:
+            os.chmod(self.dir, 0o700)  # whatever the umask
             self.c2s = os.path.join(self.dir, "c2s")
             self.s2c = os.path.join(self.dir, "s2c")
             for path in (self.c2s, self.s2c):

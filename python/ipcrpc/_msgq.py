@@ -30,7 +30,7 @@ import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
-from . import _wirepb
+from . import _pending, _wirepb
 from ._control import ControlSocket
 from ._transport import Transport
 
@@ -410,7 +410,7 @@ def attach_client(offer: _wirepb.TransportOffer, fds: List[int], control: socket
 class PendingMsgq:
     """The server's two queues between TRANSPORT_OFFER and TRANSPORT_ACK."""
 
-    def __init__(self) -> None:
+    def __init__(self, record: Optional[_pending.Record] = None) -> None:
         c = _c()
         self.fds: List[int] = []
         self.ids: List[int] = []
@@ -420,6 +420,8 @@ class PendingMsgq:
                 err = ctypes.get_errno()
                 self.abandon()
                 raise OSError(err, f"msgget: {os.strerror(err)}")
+            if record is not None:
+                record.message_queue(qid)  # on record at once (crash clean-up, _pending.py)
             self.ids.append(qid)
         self.fragment = max(1, min(msgmax(), _sysctl("msgmnb", 16384)))
         self.offer = _wirepb.TransportOffer("msgq", msgq=_wirepb.MsgqParams(self.ids[0], self.ids[1], self.fragment))

@@ -22,7 +22,7 @@ from concurrent import futures
 from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from . import _access, _fds, _frame, _limits, _transport, _wirepb
+from . import _access, _fds, _frame, _limits, _pending, _transport, _wirepb
 from ._access import PeerCredentials
 from ._frame import FrameType, ProtocolError
 from ._client import incoming_message
@@ -701,13 +701,28 @@ def upgrade_connection(sock: socket.socket, req: _wirepb.TransportRequest, chose
     control socket. Raises on any failure (the resources are removed)."""
     from . import _fifo, _msgq, _shm
 
-    if chosen in ("shm", "shm+sem"):
-        wake = _shm.WAKE_FUTEX if chosen == "shm" else _shm.WAKE_SEMAPHORE
-        pending: Any = _shm.prepare_server(req, ring_bytes, wake, max_spin)
-    elif chosen == "msgq":
-        pending = _msgq.PendingMsgq()
-    else:
-        pending = _fifo.PendingFifo(fifo_parent_dir or "/tmp")
+    # FIFOs and queues outlive a killed server: they are on record until the
+    # negotiation ends (closed last, after the objects are removed).
+    record: Optional[_pending.Record] = None
+    try:
+        if chosen in ("shm", "shm+sem"):
+            wake = _shm.WAKE_FUTEX if chosen == "shm" else _shm.WAKE_SEMAPHORE
+            pending: Any = _shm.prepare_server(req, ring_bytes, wake, max_spin)
+        elif chosen == "msgq":
+            record = _pending.Record()
+            pending = _msgq.PendingMsgq(record)
+        else:
+            record = _pending.Record()
+            pending = _fifo.PendingFifo(fifo_parent_dir or "/tmp", record)
+        return _offer_and_complete(sock, pending, deadline)
+    finally:
+        if record is not None:
+            record.close()
+
+
+def _offer_and_complete(sock: socket.socket, pending: Any, deadline: float) -> _transport.Transport:
+    """Sends TRANSPORT_OFFER, waits for TRANSPORT_ACK, completes ``pending``
+    (abandons it on any failure)."""
     ok = False
     try:
         offer_frame = _frame.encode_frame(FrameType.TRANSPORT_OFFER, 0, pending.offer.encode(), fd_count=len(pending.fds))
@@ -867,6 +882,7 @@ class Server:
             raise RuntimeError("server already started")
         if not self._addresses:
             raise RuntimeError("no listening address: call add_listening_address first")
+        _pending.sweep()  # a killed server's half-negotiated FIFOs and queues
         for a, mode in self._addresses:
             try:
                 if not a.socket_path.startswith("\0"):

@@ -21,7 +21,7 @@ import time
 import traceback
 from typing import Any, AsyncIterator, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .. import _access, _fds, _frame, _limits, _transport, _wirepb
+from .. import _access, _fds, _frame, _limits, _pending, _transport, _wirepb
 from .._client import incoming_message
 from .._frame import FrameType, ProtocolError
 from .._server import (AGENT, GenericRpcHandler, PeerCredentials, RpcMethodHandler, ServicerContextBase, _remove_stale_socket, _unlink,
@@ -590,6 +590,7 @@ class Server:
 
     async def start(self) -> None:
         self._terminated = asyncio.Event()
+        _pending.sweep()  # a killed server's half-negotiated FIFOs and queues
         for a, mode in self._addresses:
             try:
                 if not a.socket_path.startswith("\0"):
