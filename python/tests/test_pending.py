@@ -144,3 +144,55 @@ def test_a_negotiation_that_ends_removes_its_record(pending_dir: Path) -> None:
             assert not (pending_dir / "pending").exists() or not list((pending_dir / "pending").iterdir())
     finally:
         _finish(server)
+
+
+def _dead_pid() -> int:
+    """A pid that no longer exists (a child that has exited and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_line_cut_short_is_not_acted_on(pending_dir: Path) -> None:
+    """A record's last line without its newline (the process died while writing
+    it) names nothing for certain: the queue it names stays."""
+    queues = _msgq.PendingMsgq()
+    try:
+        (pending_dir / "pending").mkdir(mode=0o700)
+        record = pending_dir / "pending" / f"{os.stat('/proc/self/ns/pid').st_ino}-{_dead_pid()}-0"
+        record.write_text(f"msgq {queues.ids[0]}")
+        assert _pending.sweep() == 1
+        assert _queue_exists(queues.ids[0])
+        assert not record.exists()
+    finally:
+        queues.abandon()
+
+
+def test_records_of_another_pid_namespace_are_left_alone(pending_dir: Path) -> None:
+    queues = _msgq.PendingMsgq()
+    try:
+        (pending_dir / "pending").mkdir(mode=0o700)
+        record = pending_dir / "pending" / f"1-{_dead_pid()}-0"  # namespace "1": not ours
+        record.write_text(f"msgq {queues.ids[0]}\n")
+        assert _pending.sweep() == 0
+        assert _queue_exists(queues.ids[0])
+        assert record.exists()
+    finally:
+        queues.abandon()
+
+
+def test_a_directory_others_can_write_is_neither_used_nor_swept(pending_dir: Path) -> None:
+    d = pending_dir / "pending"
+    d.mkdir()
+    d.chmod(0o777)
+    record = _pending.Record()
+    assert record.path is None, "recorded in a directory others can write"
+    record.fifo_directory("/tmp/ipcrpc-fifo-never")  # nothing is written
+    record.close()
+    assert list(d.iterdir()) == []
+    planted = d / f"{os.stat('/proc/self/ns/pid').st_ino}-{_dead_pid()}-0"
+    victim = pending_dir / "fifos" / "ipcrpc-fifo-victim"
+    victim.mkdir()
+    planted.write_text(f"fifo {victim}\n")
+    assert _pending.sweep() == 0
+    assert victim.is_dir() and planted.exists()
