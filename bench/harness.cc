@@ -85,6 +85,20 @@ absl::StatusOr<int64_t> ResidentKib(pid_t pid) {
   return absl::InternalError(absl::StrCat("no VmRSS in ", path));
 }
 
+absl::StatusOr<int> ThreadCount(pid_t pid) {
+  std::string path = pid == 0 ? "/proc/self/status" : absl::StrCat("/proc/", pid, "/status");
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::string line;
+  while (std::getline(in, line)) {
+    absl::string_view rest = line;
+    if (!absl::ConsumePrefix(&rest, "Threads:")) continue;
+    int threads = 0;
+    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(rest), &threads)) return threads;
+  }
+  return absl::InternalError(absl::StrCat("no Threads in ", path));
+}
+
 std::string MakePayload(size_t size) {
   std::string payload(size, '\0');
   uint64_t x = 0x9E3779B97F4A7C15ull;

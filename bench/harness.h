@@ -45,6 +45,8 @@ absl::Status PinToCpu(int cpu);
 // The resident set size of process `pid` (0: this process), KiB, from
 // /proc/PID/status (VmRSS).
 absl::StatusOr<int64_t> ResidentKib(pid_t pid = 0);
+// Threads of `pid` (0: this process), from /proc/PID/status.
+absl::StatusOr<int> ThreadCount(pid_t pid = 0);
 
 // `size` bytes of pseudo-random data (deterministic).
 std::string MakePayload(size_t size);

@@ -160,6 +160,7 @@ class Runner {
     absl::SleepFor(settle);
     IPCRPC_ASSIGN_OR_RETURN(int64_t server_before, ResidentKib(config_.server_pid));
     IPCRPC_ASSIGN_OR_RETURN(int64_t client_before, ResidentKib());
+    IPCRPC_ASSIGN_OR_RETURN(int server_threads_before, ThreadCount(config_.server_pid));
     std::vector<std::unique_ptr<BenchConnection>> idle;
     for (int i = 0; i < config_.connections; ++i) {
       IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<BenchConnection> c, connect_());
@@ -169,6 +170,7 @@ class Runner {
     absl::SleepFor(settle);
     IPCRPC_ASSIGN_OR_RETURN(int64_t server_after, ResidentKib(config_.server_pid));
     IPCRPC_ASSIGN_OR_RETURN(int64_t client_after, ResidentKib());
+    IPCRPC_ASSIGN_OR_RETURN(int server_threads_after, ThreadCount(config_.server_pid));
     double n = config_.connections;
     Line("idle_memory")
         .Add("connections", config_.connections)
@@ -176,6 +178,8 @@ class Runner {
         .Add("client_rss_kib", client_before)
         .Add("server_kib_per_conn", (server_after - server_before) / n)
         .Add("client_kib_per_conn", (client_after - client_before) / n)
+        .Add("server_threads_before", server_threads_before)
+        .Add("server_threads_per_conn", (server_threads_after - server_threads_before) / n)
         .Print();
     return absl::OkStatus();
   }

@@ -79,7 +79,7 @@ SCHEMA = {
     "stream": ["system", "transport", "size", "messages", "seconds", "msgs_per_s", "mb_per_s"],
     "concurrent": ["system", "transport", "threads", "calls", "seconds", "calls_per_s"],
     "idle_memory": ["system", "transport", "connections", "server_kib_per_conn",
-                    "client_kib_per_conn"],
+                    "client_kib_per_conn", "server_threads_per_conn"],
     "transport": ["system", "transport", "available"],
     "mechanism": ["system", "transport", "description", "spins_only"],
     "skipped": ["system", "transport", "reason"],
@@ -555,15 +555,17 @@ class Report:
     def idle_table(self):
         out = ["### Resident memory of an idle connection (unpinned)", "",
                "| system | server KiB per connection | client KiB per connection "
+               "| server threads per connection "
                "| server RSS before, KiB | connections opened |",
-               "|---|---:|---:|---:|---:|"]
+               "|---|---:|---:|---:|---:|---:|"]
         for system, transport in self.systems:
             r = self.by.get(("idle_memory", system, transport))
             if r is None:
                 continue
-            out.append("| %s | %.1f | %.1f | %s | %d |" % (
+            out.append("| %s | %.1f | %.1f | %.2f | %s | %d |" % (
                 system_label(system, transport), r["server_kib_per_conn"],
-                r["client_kib_per_conn"], rate(r.get("server_rss_kib")), r["connections"]))
+                r["client_kib_per_conn"], r["server_threads_per_conn"],
+                rate(r.get("server_rss_kib")), r["connections"]))
         return out
 
     # -- targets -----------------------------------------------------------

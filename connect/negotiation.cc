@@ -107,6 +107,8 @@ class UpgradedTransport final : public Transport {
   PeerCredentials peer() const override { return peer_; }
   std::string description() const override { return description_; }
   bool PeerGone() override { return inner_->PeerGone(); }
+  int readiness_fd() override { return inner_->readiness_fd(); }
+  void NoteReadable() override { inner_->NoteReadable(); }
   int max_fds_per_write() const override { return inner_->max_fds_per_write(); }
   absl::Status WriteWithFds(absl::Span<const absl::string_view> chunks,
                             absl::Span<const int> fds, absl::Time deadline) override {
@@ -147,6 +149,14 @@ class ServerNegotiatingTransport final : public Transport {
     return data_->Write(chunks, deadline);
   }
 
+  // A refusal goes out before negotiation: a client that has not written
+  // yet (or never will) does not hold up the thread that refuses it.
+  absl::Status WriteFirst(absl::Span<const absl::string_view> chunks,
+                          absl::Time deadline) override {
+    if (!done_.load(std::memory_order_acquire)) return socket_->Write(chunks, deadline);
+    return Write(chunks, deadline);
+  }
+
   absl::StatusOr<size_t> Read(absl::Span<char> buffer, absl::Time deadline) override {
     IPCRPC_RETURN_IF_ERROR(EnsureNegotiated(deadline));
     if (!prefix_.empty()) {  // the first frame's header, read while negotiating
@@ -156,6 +166,18 @@ class ServerNegotiatingTransport final : public Transport {
       return n;
     }
     return data_->Read(buffer, deadline);
+  }
+
+  // Readiness is the negotiated transport's, once negotiation is over and
+  // the bytes it read ahead (prefix_) are consumed; none before.
+  int readiness_fd() override {
+    if (!done_.load(std::memory_order_acquire) || !result_.ok() || !data_ || !prefix_.empty()) {
+      return -1;
+    }
+    return data_->readiness_fd();
+  }
+  void NoteReadable() override {
+    if (done_.load(std::memory_order_acquire) && result_.ok() && data_) data_->NoteReadable();
   }
 
   // Descriptor passing is what the negotiated transport offers: known once

@@ -61,6 +61,16 @@ class Transport {
   virtual absl::StatusOr<size_t> Read(absl::Span<char> buffer,
                                       absl::Time deadline) = 0;
 
+  // Writes bytes that go before anything else on the connection and need no
+  // negotiation — a refusal (PROTOCOL.md §4) — without reading from the
+  // peer first. For a transport that negotiates (the server's end of a unix
+  // socket, connect/negotiation.h) that is the socket itself, whatever the
+  // peer would have asked for; for the others, Write.
+  virtual absl::Status WriteFirst(absl::Span<const absl::string_view> chunks,
+                                  absl::Time deadline) {
+    return Write(chunks, deadline);
+  }
+
   // Makes the Read in progress (or else the next one) return ABORTED at once.
   // Used to hand a reading role from one thread to another.
   virtual void Interrupt() = 0;
@@ -81,6 +91,19 @@ class Transport {
   // call on a connection that is already dead. Cheap, but may cost a system
   // call: not for every call on a busy connection.
   virtual bool PeerGone() { return false; }
+
+  // --- Readiness for an event loop (optional; docs/EVENT_CORE.md). ---
+
+  // An fd that polls readable when Read would not block: bytes are waiting,
+  // the stream has ended, or it failed. -1 when this transport has none (a
+  // thread must block in Read to serve it). A transport that has one holds
+  // no bytes of its own that the fd does not announce, and its Read with a
+  // deadline already past never blocks: it returns what is there, or
+  // DEADLINE_EXCEEDED at once. The reading thread.
+  virtual int readiness_fd() { return -1; }
+  // readiness_fd() was just reported readable: the next Read need not poll
+  // before it reads. The reading thread.
+  virtual void NoteReadable() {}
 
   // --- File descriptor passing (optional). ---
 

@@ -58,6 +58,8 @@ class UnixSocketTransport final : public Transport {
   PeerCredentials peer() const override { return peer_; }
   std::string description() const override { return description_; }
   bool PeerGone() override;
+  int readiness_fd() override { return socket_.get(); }
+  void NoteReadable() override { poll_before_read_ = false; }
 
   // Gives up the socket (e.g. to hand it to an upgraded transport as its
   // liveness channel); this object is unusable afterwards.

@@ -172,6 +172,11 @@ class FrameReader {
   // thread only.
   bool NextFrameBuffered() const;
 
+  // Whether nothing of a next frame has been read: no bytes and no
+  // descriptors buffered. Only then may a reader stop reading until the
+  // transport reports readiness (Transport::readiness_fd). The reading thread.
+  bool Idle() const { return !have_header_ && begin_ == end_ && pending_.empty(); }
+
   // Memory held for the frame being assembled (tests only; the reading thread).
   size_t BufferedPayloadCapacityForTest() const { return partial_.payload.capacity(); }
 

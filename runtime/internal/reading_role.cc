@@ -5,6 +5,13 @@
 #include "absl/time/clock.h"
 
 namespace ipcrpc::internal {
+namespace {
+
+// The role whose loop turn this thread is in (a handler that shuts its own
+// server down joins its own connection from inside the turn).
+thread_local const ReadingRole* current_turn = nullptr;
+
+}  // namespace
 
 // ---------------------------------------------------------------------------
 // ReadingRole
@@ -54,7 +61,10 @@ void ReadingRole::ReleaseForInlineHandler(absl::Time now) {
 bool ReadingRole::HandOffIfOrphaned(absl::Time released_before) {
   internal::MutexLock lock(&mu_);
   if (!orphaned_ || held_ || closed_ || released_at_ > released_before) return false;
-  if (standbys_ > 0) {
+  if (arm_ && arm_(/*hand_off=*/true).ok()) {
+    held_ = true;  // by the loop, which reads it in its next turn
+    parked_ = true;
+  } else if (standbys_ > 0) {
     standby_cv_.Signal();
   } else if (!StartThreadLocked(/*holds_role=*/false).ok()) {
     return false;  // still orphaned: tried again on the next tick
@@ -67,6 +77,49 @@ void ReadingRole::Close() {
   internal::MutexLock lock(&mu_);
   closed_ = true;
   standby_cv_.SignalAll();
+  turns_cv_.SignalAll();
+}
+
+void ReadingRole::EnableParking(std::function<absl::Status(bool)> arm) {
+  internal::MutexLock lock(&mu_);
+  arm_ = std::move(arm);
+}
+
+bool ReadingRole::Park() {
+  internal::MutexLock lock(&mu_);
+  if (!arm_ || closed_) return false;
+  // Marked before arming: the loop's turn may begin before arm_ returns
+  // (it waits for this lock).
+  parked_ = true;
+  if (!arm_(/*hand_off=*/false).ok()) {
+    parked_ = false;
+    return false;
+  }
+  return true;
+}
+
+bool ReadingRole::BeginTurn() {
+  internal::MutexLock lock(&mu_);
+  if (closed_ || !parked_) return false;
+  ++turns_;
+  parked_ = false;  // held_ stays: this thread holds the role now
+  current_turn = this;
+  return true;
+}
+
+void ReadingRole::EndTurn() {
+  current_turn = nullptr;
+  internal::MutexLock lock(&mu_);
+  --turns_;
+  turns_cv_.SignalAll();
+}
+
+bool ReadingRole::TryAcquire() {
+  internal::MutexLock lock(&mu_);
+  if (closed_ || held_) return false;
+  held_ = true;
+  orphaned_ = false;
+  return true;
 }
 
 bool ReadingRole::closed() const {
@@ -81,7 +134,7 @@ int ReadingRole::standbys() const {
 
 bool ReadingRole::finished() const {
   internal::MutexLock lock(&mu_);
-  return closed_ && live_threads_ == 0;
+  return closed_ && live_threads_ == 0 && turns_ == 0;
 }
 
 void ReadingRole::Join() {
@@ -90,8 +143,13 @@ void ReadingRole::Join() {
     {
       internal::MutexLock lock(&mu_);
       threads.swap(threads_);
+      if (threads.empty()) {
+        // A parked role ends in a loop turn (its fd reports the close).
+        const int own = current_turn == this ? 1 : 0;
+        while (arm_ && !(closed_ && turns_ == own)) turns_cv_.Wait(&mu_);
+        return;
+      }
     }
-    if (threads.empty()) return;
     for (std::thread& t : threads) {
       if (t.get_id() == std::this_thread::get_id()) {
         t.detach();  // the last reference died on this very thread

@@ -98,10 +98,40 @@ class ReadingRole {
   void Close();
   bool closed() const;
 
-  // Joins every thread started so far (detaches the calling thread's own).
+  // --- Event-loop mode (event_loop.h): the role waits in a loop, not a thread.
+  //
+  // Once EnableParking(arm) has been called, the holder may Park() the role
+  // instead of reading on: the role stays taken (nobody Acquire()s it) and
+  // `arm(false)` asks the loop for a turn when the connection is readable.
+  // The loop thread then BeginTurn()s (holding the role), reads, and
+  // EndTurn()s. An orphaned role is handed off by parking it with
+  // `arm(true)` (HandOffIfOrphaned): a turn at once, since the reader may
+  // hold frames already read. A thread whose inline handler returns takes
+  // the role back only if it is still orphaned (TryAcquire), never waiting
+  // as a standby. `arm` is called with the role's lock held (so it must take
+  // no lock that is held while calling into the role); if it fails, the
+  // role is not parked (a hand-off then falls back to a standby thread).
+
+  void EnableParking(std::function<absl::Status(bool hand_off)> arm);
+  // The holder hands the role to the loop; false if it could not (the
+  // caller still holds the role and reads on).
+  bool Park();
+  // A loop thread takes the parked role; false if it is not parked (closed,
+  // or a turn nobody asked for: someone holds it) — the turn is then over
+  // at once, EndTurn() not needed.
+  bool BeginTurn();
+  // The turn's thread is done with the connection (whether or not it still
+  // held the role: it parked it, or someone else holds it, or it is closed).
+  void EndTurn();
+  // After an inline handler: takes the role if nobody took it meanwhile.
+  bool TryAcquire();
+
+  // Joins every thread started so far (detaches the calling thread's own)
+  // and, in event-loop mode, waits until it is closed and no turn runs.
   void Join();
 
-  // Closed and every thread has returned from its body.
+  // Closed and every thread has returned from its body (and every loop
+  // turn has ended).
   bool finished() const;
 
   // For tests: threads waiting in Acquire().
@@ -123,6 +153,11 @@ class ReadingRole {
   bool orphaned_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time released_at_ ABSL_GUARDED_BY(mu_);
   int live_threads_ ABSL_GUARDED_BY(mu_) = 0;
+  // Event-loop mode.
+  std::function<absl::Status(bool)> arm_ ABSL_GUARDED_BY(mu_);
+  bool parked_ ABSL_GUARDED_BY(mu_) = false;  // held by the loop: no thread reads
+  int turns_ ABSL_GUARDED_BY(mu_) = 0;        // loop threads inside the connection
+  internal::CondVar turns_cv_;                // turns_ went down, or closed
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
 };
 

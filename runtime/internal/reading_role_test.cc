@@ -307,6 +307,116 @@ class TickCounter {
   absl::Time last_released_before_;
 };
 
+// Event-loop mode (ReadingRole::EnableParking), driven step by step from
+// the test's thread: `arm` stands for the loop's registration.
+class ParkedRoleTest : public ::testing::Test {
+ protected:
+  ParkedRoleTest()
+      : role_([](bool) { ADD_FAILURE() << "event-loop mode started a thread"; },
+              [](std::function<void()>) -> absl::StatusOr<std::thread> {
+                return absl::ResourceExhaustedError("no threads in this test");
+              }) {
+    role_.EnableParking([this](bool hand_off) -> absl::Status {
+      ++arms_;
+      if (hand_off) ++hand_offs_;
+      return arm_fails_ ? absl::InternalError("epoll_ctl failed") : absl::OkStatus();
+    });
+  }
+  ~ParkedRoleTest() override { role_.Close(); }
+  // The role as Start() leaves it (held by the first reader), without a thread.
+  void HoldAsFirstReader() { ASSERT_TRUE(role_.TryAcquire()); }
+
+  ReadingRole role_;
+  int arms_ = 0;
+  int hand_offs_ = 0;
+  bool arm_fails_ = false;
+};
+
+TEST_F(ParkedRoleTest, AParkedRoleIsTakenByTheNextTurnOnly) {
+  HoldAsFirstReader();
+  ASSERT_TRUE(role_.Park());
+  EXPECT_EQ(arms_, 1);
+  EXPECT_FALSE(role_.TryAcquire()) << "a parked role was taken by a thread";
+  ASSERT_TRUE(role_.BeginTurn());
+  // A second turn (a readiness and a post at once) finds the role taken.
+  EXPECT_FALSE(role_.BeginTurn()) << "two loop threads read one connection";
+  ASSERT_TRUE(role_.Park());  // nothing left to read
+  EXPECT_EQ(arms_, 2);
+  role_.EndTurn();
+  EXPECT_FALSE(role_.finished());
+}
+
+TEST_F(ParkedRoleTest, AnOrphanedRoleIsHandedToTheLoopNotToAThread) {
+  HoldAsFirstReader();
+  ASSERT_TRUE(role_.Park());
+  ASSERT_TRUE(role_.BeginTurn());
+  const absl::Time released = absl::Now();
+  role_.ReleaseForInlineHandler(released);
+  EXPECT_FALSE(role_.HandOffIfOrphaned(released - absl::Milliseconds(1)));  // not yet
+  ASSERT_TRUE(role_.HandOffIfOrphaned(released + absl::Milliseconds(1)));
+  EXPECT_EQ(arms_, 2) << "the hand-off did not arm the loop";
+  EXPECT_EQ(hand_offs_, 1) << "a hand-off must ask for a turn at once";
+  EXPECT_EQ(role_.standbys(), 0);
+  // The handler returns: the loop has the role, so its thread goes back.
+  EXPECT_FALSE(role_.TryAcquire());
+  role_.EndTurn();
+  // The loop's next turn reads.
+  ASSERT_TRUE(role_.BeginTurn());
+  role_.EndTurn();
+}
+
+TEST_F(ParkedRoleTest, AQuickInlineHandlerTakesTheRoleBack) {
+  HoldAsFirstReader();
+  ASSERT_TRUE(role_.Park());
+  ASSERT_TRUE(role_.BeginTurn());
+  role_.ReleaseForInlineHandler(absl::Now());
+  EXPECT_TRUE(role_.TryAcquire());
+  EXPECT_FALSE(role_.HandOffIfOrphaned(absl::InfiniteFuture())) << "handed off while held";
+  EXPECT_EQ(arms_, 1);
+  role_.EndTurn();
+}
+
+TEST_F(ParkedRoleTest, AnArmThatFailsLeavesTheRoleWithItsHolder) {
+  HoldAsFirstReader();
+  arm_fails_ = true;
+  EXPECT_FALSE(role_.Park());
+  EXPECT_FALSE(role_.TryAcquire()) << "the holder lost the role";
+  arm_fails_ = false;
+  EXPECT_TRUE(role_.Park());
+}
+
+TEST_F(ParkedRoleTest, ClosedEndsTurnsAndFinishesOnceTheLastTurnEnds) {
+  HoldAsFirstReader();
+  ASSERT_TRUE(role_.Park());
+  ASSERT_TRUE(role_.BeginTurn());
+  role_.Close();  // the turn's read failed: the connection ended
+  EXPECT_FALSE(role_.finished()) << "finished while a turn runs";
+  EXPECT_FALSE(role_.Park());
+  EXPECT_FALSE(role_.BeginTurn());
+  role_.EndTurn();
+  EXPECT_TRUE(role_.finished());
+  role_.Join();  // returns: closed and no turn
+}
+
+TEST_F(ParkedRoleTest, JoinWaitsForTheTurnThatEndsTheConnection) {
+  HoldAsFirstReader();
+  ASSERT_TRUE(role_.Park());
+  std::atomic<bool> joined{false};
+  std::thread joiner([&] {
+    role_.Join();
+    joined = true;
+  });
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(joined.load()) << "Join returned while the role was parked";
+  ASSERT_TRUE(role_.BeginTurn());
+  role_.Close();
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(joined.load()) << "Join returned while a turn ran";
+  role_.EndTurn();
+  joiner.join();
+  EXPECT_TRUE(joined.load());
+}
+
 TEST(WatchdogTest, InlineSlotsAreBounded) {
   ReadingRole::Watchdog watchdog(2, [](absl::Time) {});
   EXPECT_TRUE(watchdog.TryStartInlineHandler());

@@ -40,14 +40,59 @@ absl::Status ServerConnection::Start() {
 void ServerConnection::Refuse(const absl::Status& status) {
   std::string out;
   AppendRefusalFrame(status, &out);
-  framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
+  // Straight out, before any negotiation (PROTOCOL.md §4): this runs on the
+  // accept thread, which a client that never writes must not hold up.
+  absl::string_view chunks[] = {out};
+  framed_.transport().WriteFirst(chunks, absl::Now() + kControlWriteTimeout).IgnoreError();
   framed_.transport().Shutdown();
 }
 
 void ServerConnection::ThreadMain(bool first) {
-  if (first ? !Handshake() : !reading_role_.Acquire()) return;
-  while (ReadUntilHandlerRanInline()) {
-    if (!reading_role_.Acquire()) return;
+  if (first) {
+    if (!Handshake()) return;
+    EnableParkingIfPossible();
+  } else if (!reading_role_.Acquire()) {
+    return;
+  }
+  ReadWhileHoldingRole(/*readable=*/false);
+}
+
+void ServerConnection::EnableParkingIfPossible() {
+  EventLoop* loop = core_.event_loop();
+  const int fd = framed_.transport().readiness_fd();
+  if (loop == nullptr || fd < 0) return;  // a thread keeps reading, as before
+  parking_.store(true, std::memory_order_relaxed);
+  reading_role_.EnableParking([this, loop, fd](bool hand_off) -> absl::Status {
+    if (!registration_.has_value()) {
+      absl::StatusOr<EventLoop::Registration> watched = loop->Watch(fd, shared_from_this());
+      if (!watched.ok()) return watched.status();
+      registration_ = *watched;
+    } else if (!hand_off) {
+      return loop->Arm(*registration_);
+    }
+    // Handed off by the watchdog: the reader may hold whole frames already
+    // (a client that sent several calls at once), which no readiness would
+    // announce, so a loop thread takes a turn at once.
+    if (hand_off) loop->Post(*registration_);
+    return absl::OkStatus();
+  });
+}
+
+void ServerConnection::OnReadable() {
+  if (!reading_role_.BeginTurn()) return;  // ended already
+  framed_.transport().NoteReadable();
+  ReadWhileHoldingRole(/*readable=*/true);
+  reading_role_.EndTurn();
+}
+
+void ServerConnection::ReadWhileHoldingRole(bool readable) {
+  while (ReadUntilHandlerRanInline(readable) == ReadEnd::kHandlerRanInline) {
+    readable = false;
+    // A thread of the event loop never waits as a standby: if the role was
+    // handed off meanwhile, the loop reads the connection.
+    const bool holds = parking_.load(std::memory_order_relaxed) ? reading_role_.TryAcquire()
+                                                                 : reading_role_.Acquire();
+    if (!holds) return;
   }
 }
 
@@ -85,20 +130,35 @@ bool ServerConnection::Handshake() {
   return true;
 }
 
-bool ServerConnection::ReadUntilHandlerRanInline() {
+ServerConnection::ReadEnd ServerConnection::ReadUntilHandlerRanInline(bool readable) {
   ReadingRole::Watchdog& watchdog = core_.watchdog();
+  const bool parking = parking_.load(std::memory_order_relaxed);
+  // Just reported readable: read before parking again.
+  bool may_park = parking && !readable;
   for (;;) {
     // No streaming handler waits while the reader waits for bytes.
     if (!deferred_streams_.empty() && !framed_.reader().NextFrameBuffered()) {
       DispatchDeferredStreams();
     }
-    if (!framed_.reader().ReadFrame(&read_frame_, absl::InfiniteFuture()).ok()) {
+    // Nothing of a next frame here: wait in the event loop, not on a thread.
+    if (may_park && framed_.reader().Idle() && reading_role_.Park()) return ReadEnd::kParked;
+    may_park = parking;
+    // In event-loop mode no read waits: a frame that has not fully arrived
+    // stays in the reader, and the loop calls back when more comes (a peer
+    // that sends half a frame holds no thread).
+    absl::Status read = framed_.reader().ReadFrame(
+        &read_frame_, parking ? absl::InfinitePast() : absl::InfiniteFuture());
+    if (parking && absl::IsDeadlineExceeded(read)) {
+      if (reading_role_.Park()) return ReadEnd::kParked;
+      read = framed_.reader().ReadFrame(&read_frame_, absl::InfiniteFuture());  // loop refused
+    }
+    if (!read.ok()) {
       // A violation ends the connection, so the reader's count is final.
       if (uint64_t fds = framed_.reader().undeclared_fds_closed(); fds > 0) {
         core_.Count(ServerCore::Counter::kUndeclaredFdsClosed, fds);
       }
       EndConnection();
-      return false;
+      return ReadEnd::kEnded;
     }
     std::shared_ptr<ServerStream> ready;
     MethodHandler* handler = nullptr;
@@ -122,7 +182,7 @@ bool ServerConnection::ReadUntilHandlerRanInline() {
     if (streaming) streaming_handlers_.fetch_sub(1, std::memory_order_relaxed);
     ready->FinishIfHandlerDidNot();
     watchdog.InlineHandlerDone();
-    return true;
+    return ReadEnd::kHandlerRanInline;
   }
 }
 
@@ -136,6 +196,9 @@ void ServerConnection::EndConnection() {
     going_away_ = true;
   }
   reading_role_.Close();
+  // The loop lets go of the connection (this reader holds the role, so no
+  // park is under way).
+  if (registration_.has_value()) core_.event_loop()->Forget(*registration_);
   CancelAll();  // the client is gone: every call of this connection ends
   core_.ConnectionEnded(peer_uid_);
 }

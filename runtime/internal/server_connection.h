@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -37,6 +38,7 @@
 #include "runtime/internal/reading_role.h"
 #include "runtime/internal/payload_queue.h"
 #include "runtime/internal/server_stream.h"
+#include "runtime/internal/event_loop.h"
 #include "runtime/internal/shared_buffer_session.h"
 #include "transports/transport.h"
 
@@ -44,7 +46,8 @@ namespace ipcrpc::internal {
 
 class ServerCore;
 
-class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
+class ServerConnection : public EventLoop::Watcher,
+                         public std::enable_shared_from_this<ServerConnection> {
  public:
   ServerConnection(ServerCore& core, std::unique_ptr<Transport> transport);
   ~ServerConnection();
@@ -86,8 +89,21 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   // a handler inline, then asks for the role again.
   void ThreadMain(bool first);
   bool Handshake();
-  // Reads until a handler has run inline (true) or the connection ended.
-  bool ReadUntilHandlerRanInline();
+  // After HELLO: if the server has an event loop and the transport a
+  // readiness fd, the connection is read in loop turns from now on, and the
+  // reading role parks in the loop whenever nothing is left to read (the
+  // first park watches the fd).
+  void EnableParkingIfPossible();
+  // A loop turn (EventLoop::Watcher): the fd is readable.
+  void OnReadable() override;
+  // Reads while this thread holds the reading role; after each handler run
+  // inline, takes the role back (event-loop mode: only if nobody took it).
+  // `readable`: the transport was just reported readable.
+  void ReadWhileHoldingRole(bool readable);
+  enum class ReadEnd { kHandlerRanInline, kParked, kEnded };
+  // Reads until a handler has run inline, the role parked in the event loop
+  // (nothing left to read), or the connection ended.
+  ReadEnd ReadUntilHandlerRanInline(bool readable);
   void EndConnection();
 
   // Applies a frame; a call whose handler may start now is returned in *ready.
@@ -115,6 +131,11 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
 
   ServerCore& core_;
   const uid_t peer_uid_;
+  // Event-loop mode (set once, after HELLO, before the role first parks).
+  std::atomic<bool> parking_{false};
+  // Set by the first park (under the role's lock), read by the reader that
+  // ends the connection (which holds the role, so after it).
+  std::optional<EventLoop::Registration> registration_;
   FramedConnection framed_;
   wire::Hello peer_hello_;
   // The connection's shared buffers (PROTOCOL.md §13); set by Handshake when

@@ -46,6 +46,12 @@ absl::Status ServerCore::Init() {
     return absl::ResourceExhaustedError(
         absl::StrCat("cannot start the server's watchdog: ", started.message()));
   }
+  loop_ = std::make_unique<EventLoop>();
+  started = loop_->Start();
+  if (!started.ok()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot start the server's event loop: ", started.message()));
+  }
   absl::StatusOr<std::thread> reaper = StartThread([this] { ReapLoop(); });
   if (!reaper.ok()) {
     return absl::ResourceExhaustedError(
@@ -286,7 +292,10 @@ void ServerCore::Shutdown(absl::Time deadline) {
     internal::MutexLock lock(&mu_);
     mu_.Await(no_calls);
   }
+  // A connection waiting in the event loop ends in a turn of the loop (its
+  // fd reports the close): the loop stops after every connection is joined.
   for (auto& c : connections) c->Join();
+  if (loop_ != nullptr) loop_->Stop();
   if (watchdog_ != nullptr) watchdog_->Stop();
   pool_.reset();
   internal::MutexLock lock(&mu_);

@@ -1,12 +1,14 @@
 // ipcrpc internal: the server machinery behind ipcrpc::Server.
 //
 // ServerCore owns the listeners (one accept thread each), the connections,
-// the handler thread pool, the method table and the reading-role watchdog.
-// The pieces, one file each:
+// the handler thread pool, the method table, the reading-role watchdog and
+// the event loop. The pieces, one file each:
 //   server_core.h        this: listeners, connections, call accounting, shutdown
 //   server_connection.h  one connection: frames in, calls started, handlers run
 //   reading_role.h       which thread reads a connection; the lazy hand-off of
 //                        that role when an inline handler runs > 1 ms (watchdog)
+//   event_loop.h         where connections with a readiness fd (unix sockets)
+//                        wait while idle: no thread per idle connection
 //   server_stream.h      one call (ServerCall) and its ServerContext
 //
 // Where handlers run: a unary or server-streaming call whose request is
@@ -39,6 +41,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/sync.h"
+#include "runtime/internal/event_loop.h"
 #include "runtime/internal/reading_role.h"
 #include "runtime/internal/thread_pool.h"
 #include "runtime/server.h"
@@ -85,6 +88,8 @@ class ServerCore {
   // Counts the handlers running inline (at most num_threads across all
   // connections) and hands orphaned reading roles to standby threads.
   ReadingRole::Watchdog& watchdog() { return *watchdog_; }
+  // Where connections with a readiness fd wait while idle (event_loop.h).
+  EventLoop* event_loop() { return loop_.get(); }
   // Call accounting, for draining at shutdown.
   void CallStarted() { active_calls_.fetch_add(1); }
   void CallEnded() {
@@ -137,6 +142,7 @@ class ServerCore {
   absl::flat_hash_set<std::string> service_names_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<ReadingRole::Watchdog> watchdog_;
+  std::unique_ptr<EventLoop> loop_;
 
   std::vector<std::unique_ptr<Listener>> listeners_;  // fixed after start
   std::vector<std::thread> accept_threads_;

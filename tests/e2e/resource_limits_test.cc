@@ -54,17 +54,19 @@ bool Alive(const ServerProcess& server) {
 // refusal (EAGAIN) became std::system_error and std::terminate, so the fifth
 // connection here killed the server. After: that connection is refused with
 // RESOURCE_EXHAUSTED and the server serves again once connections close.
+// Connections that hold a server thread: each has not sent its HELLO, and
+// its handshake keeps a thread until handshake_timeout (10 s; an idle
+// connection holds none: it waits in the event loop).
 TEST(ResourceLimitsTest, AServerOutOfThreadsRefusesConnectionsAndKeepsServing) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to run the server as another user";
   ServerProcess server({"--nproc_headroom=4"}, "server { allowed_uids: 0 }");
-  std::vector<std::unique_ptr<TestService::Stub>> held;
+  std::vector<int> silent;  // connected, no HELLO: each holds a handshake thread
   int served = 0;
   int refused = 0;
-  for (int i = 0; i < 40 && Alive(server); ++i) {
+  for (int i = 0; i < 40 && refused == 0 && Alive(server); ++i) {
     absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
     ASSERT_TRUE(channel.ok()) << channel.status();
-    auto stub = TestService::NewStub(*channel);
-    absl::Status s = Echo(*stub);
+    absl::Status s = Echo(*TestService::NewStub(*channel));
     if (s.ok()) {
       ++served;
     } else {
@@ -72,16 +74,19 @@ TEST(ResourceLimitsTest, AServerOutOfThreadsRefusesConnectionsAndKeepsServing) {
       EXPECT_NE(s.message().find("thread"), absl::string_view::npos) << s;
       ++refused;
     }
-    held.push_back(std::move(stub));  // keeps its connection (and thread) open
+    const int fd = ConnectRaw(server.socket_path());
+    ASSERT_GE(fd, 0);
+    silent.push_back(fd);
   }
   ASSERT_TRUE(Alive(server)) << "the server died when it ran out of threads (served " << served
                              << ", refused " << refused << ")";
   EXPECT_GT(served, 0);
   EXPECT_GT(refused, 0) << "the thread limit was never reached";
-  std::fprintf(stderr, "served %d connections, refused %d\n", served, refused);
+  std::fprintf(stderr, "served %d connections, refused one with %zu silent ones open\n", served,
+               silent.size());
 
   // Load drops: the server serves a new client again.
-  held.clear();
+  for (int fd : silent) ::close(fd);
   absl::Status last;
   for (int attempt = 0; attempt < 300; ++attempt) {
     absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
@@ -91,6 +96,61 @@ TEST(ResourceLimitsTest, AServerOutOfThreadsRefusesConnectionsAndKeepsServing) {
     absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_TRUE(last.ok()) << "no call served after the connections closed: " << last;
+  EXPECT_TRUE(Alive(server));
+}
+
+// The event loop (docs/EVENT_CORE.md): a unix connection that is not being
+// read holds no server thread — neither an idle one nor one whose peer sent
+// half a frame and stopped. Before: one thread each (+kConnections threads
+// here). The server stays within the thread limit of the test above, and a
+// call on a fresh connection is served throughout.
+TEST(ResourceLimitsTest, IdleAndHalfSentConnectionsHoldNoServerThread) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run the server as another user";
+  ServerProcess server({"--nproc_headroom=8"}, "server { allowed_uids: 0 }");
+  constexpr int kConnections = 100;
+  {
+    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+    ASSERT_TRUE(channel.ok());
+    ASSERT_TRUE(Echo(*TestService::NewStub(*channel)).ok());
+  }
+  const int threads_before = server.Threads();
+  // Idle: one call each, then nothing.
+  std::vector<std::unique_ptr<TestService::Stub>> idle;
+  for (int i = 0; i < kConnections; ++i) {
+    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+    ASSERT_TRUE(channel.ok()) << channel.status();
+    auto stub = TestService::NewStub(*channel);
+    absl::Status s = Echo(*stub);
+    ASSERT_TRUE(s.ok()) << "connection " << i << ": " << s;
+    idle.push_back(std::move(stub));
+  }
+  // Half-sent: HELLO, then 5 bytes of a frame header.
+  std::vector<int> half_sent;
+  for (int i = 0; i < kConnections; ++i) {
+    const int fd = ConnectRaw(server.socket_path());
+    ASSERT_GE(fd, 0);
+    half_sent.push_back(fd);
+    ASSERT_TRUE(SendAll(fd, HelloFrame()));
+    ASSERT_FALSE(ReceiveFrame(fd).empty()) << "no HELLO back on raw connection " << i;
+    ASSERT_TRUE(SendAll(fd, std::string("IR\x01\x02\x00", 5)));
+    ASSERT_TRUE(WaitUntilConsumed(fd));
+  }
+  // Handshake threads end once their connection first waits in the loop.
+  int threads_after = 0;
+  for (int i = 0; i < 100; ++i) {
+    threads_after = server.Threads();
+    if (threads_after <= threads_before + 4) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_LE(threads_after, threads_before + 4)
+      << 2 * kConnections << " waiting connections took " << threads_after - threads_before
+      << " server threads";
+  // Still served, on a new connection and on an idle one.
+  absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+  ASSERT_TRUE(channel.ok());
+  EXPECT_TRUE(Echo(*TestService::NewStub(*channel)).ok());
+  EXPECT_TRUE(Echo(*idle[kConnections / 2]).ok());
+  for (int fd : half_sent) ::close(fd);
   EXPECT_TRUE(Alive(server));
 }
 
@@ -162,6 +222,36 @@ TEST(ResourceLimitsTest, ConnectionsBeyondMaxConnectionsAreRefusedResourceExhaus
   held.pop_back();  // closes one connection: room for another
   absl::Status s = EchoUntilServed(server.address());
   EXPECT_TRUE(s.ok()) << s;
+}
+
+// The refusal goes out before any negotiation (PROTOCOL.md §4), so a client
+// that connects and never writes is refused at once and does not hold up the
+// accept thread. Before: the server first waited (up to 5 s) for the
+// client's first frame, on the accept thread, then gave up without sending
+// the refusal; ten such clients kept a real one from being accepted for ~50 s.
+TEST(ResourceLimitsTest, ASilentClientIsRefusedWithoutHoldingUpTheAcceptThread) {
+  ServerProcess server({}, "server { max_connections: 1 }");
+  absl::StatusOr<std::shared_ptr<Channel>> held = CreateChannel(server.address());
+  ASSERT_TRUE(held.ok());
+  auto held_stub = TestService::NewStub(*held);
+  ASSERT_TRUE(Echo(*held_stub).ok());
+  std::vector<int> silent;
+  for (int i = 0; i < 10; ++i) {
+    const int fd = ConnectRaw(server.socket_path());
+    ASSERT_GE(fd, 0);
+    silent.push_back(fd);
+  }
+  for (int fd : silent) {
+    const std::string frame = ReceiveFrame(fd);  // nothing sent: the server speaks first
+    ASSERT_GE(frame.size(), 16u) << "a silent client got no refusal";
+    EXPECT_EQ(frame[3], 9) << "not a GOAWAY";  // byte 3: the frame type
+    EXPECT_NE(frame.find("max_connections 1"), std::string::npos);
+    ::close(fd);
+  }
+  absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+  ASSERT_TRUE(channel.ok());
+  absl::Status refused = Echo(*TestService::NewStub(*channel));
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
 }
 
 TEST(ResourceLimitsTest, ConnectionsFromOneUidBeyondItsCapAreRefusedResourceExhausted) {

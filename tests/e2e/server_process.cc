@@ -126,6 +126,17 @@ int64_t ServerProcess::RssBytes() const {
   return -1;
 }
 
+int ServerProcess::Threads() const {
+  std::ifstream in(absl::StrCat("/proc/", pid_, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    int threads = 0;
+    if (std::sscanf(line.c_str(), "Threads: %d", &threads) == 1) return threads;
+  }
+  ADD_FAILURE() << "no Threads for pid " << pid_;
+  return -1;
+}
+
 bool ServerProcess::TerminateWithin(int limit_seconds) {
   if (pid_ <= 0) return true;
   kill(pid_, SIGTERM);

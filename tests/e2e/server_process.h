@@ -62,6 +62,8 @@ class ServerProcess {
 
   // The process's resident set size (VmRSS of /proc/PID/status), bytes.
   int64_t RssBytes() const;
+  // The process's threads (Threads: of /proc/PID/status).
+  int Threads() const;
 
   // Sends SIGTERM (test_server shuts down with its --grace_ms drain
   // deadline) and waits up to `limit_seconds` for the process to exit.

@@ -1,0 +1,139 @@
+// ipcrpc internal: the server's event loop — where idle connections wait
+// without a thread (docs/EVENT_CORE.md, step 1).
+//
+// A connection whose transport has a readiness fd (Transport::readiness_fd():
+// the unix socket) is *watched* here while nothing is being read from it:
+// one epoll set for the whole server, armed one-shot per connection, so each
+// readiness is handed to exactly one loop thread, which calls the watcher's
+// OnReadable() and runs the connection's reading there (decoding frames and
+// running quick handlers inline, as a reading thread does). When the
+// connection has nothing left to read, it arms itself again and the thread
+// goes back to waiting. An idle connection costs its registration, not a
+// thread.
+//
+// Threads: the loop keeps `spare_threads` threads waiting in epoll_wait.
+// A thread that takes a readiness and finds no other thread left waiting
+// starts one, so a connection whose turn blocks (a handler running inline,
+// a frame that arrives in pieces) never keeps the others unread; a thread
+// that comes back to find more than `max_idle_threads` already waiting ends.
+// So the loop holds about as many threads as turns run at once, plus spares.
+//
+// Lifetime: Watch() keeps a reference to the watcher until Forget(); the fd
+// must stay open until then. A readiness that races a Forget() is dropped
+// (the id no longer resolves). Stop() forgets every watcher still watched.
+//
+// Thread-safety: every method is thread-safe. The loop's lock is a leaf; it
+// is never held while a watcher runs.
+//
+// Cost on the per-call path: a connection's turn starts with the epoll_wait
+// that returns its readiness and ends with one epoll_ctl (re-arm); a thread
+// blocked in read() instead needs neither, so a call costs one system call
+// more than with a thread per connection.
+//
+// Example (what ServerConnection does):
+//   absl::StatusOr<EventLoop::Registration> r = loop.Watch(fd, shared_from_this());
+//   ...  // on a loop thread: OnReadable() reads, then loop.Arm(*r) when idle
+//   loop.Forget(*r);  // when the connection ends
+
+#ifndef IPCRPC_RUNTIME_INTERNAL_EVENT_LOOP_H_
+#define IPCRPC_RUNTIME_INTERNAL_EVENT_LOOP_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "base/scoped_fd.h"
+#include "base/sync.h"
+#include "base/thread.h"
+
+namespace ipcrpc::internal {
+
+class EventLoop {
+ public:
+  class Watcher {
+   public:
+    virtual ~Watcher() = default;
+    // On a loop thread, once per arming, when the fd is readable, hung up or
+    // in error. The registration is disarmed until Arm()ed again.
+    virtual void OnReadable() = 0;
+  };
+
+  // What Arm() and Forget() need: the fd and the loop's id for it.
+  struct Registration {
+    int fd = -1;
+    uint64_t id = 0;
+  };
+
+  static constexpr int kDefaultSpareThreads = 2;
+  static constexpr int kDefaultMaxIdleThreads = 4;
+
+  explicit EventLoop(int spare_threads = kDefaultSpareThreads,
+                     int max_idle_threads = kDefaultMaxIdleThreads,
+                     ThreadStarter start_thread = StartThread);
+  ~EventLoop();  // Stop()s
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // Creates the epoll set and the spare threads. RESOURCE_EXHAUSTED (or the
+  // errno's status) if it cannot.
+  absl::Status Start();
+
+  // Watches `fd` for `watcher` and arms it at once. The loop holds
+  // `watcher` until Forget(). The errno's status if epoll refuses the fd
+  // (ENOSPC: max_user_watches; ENOMEM), FAILED_PRECONDITION once stopped.
+  absl::StatusOr<Registration> Watch(int fd, std::shared_ptr<Watcher> watcher);
+
+  // Arms a watched fd again: one more OnReadable() once it is readable.
+  // Lock-free (one epoll_ctl). An error means the loop will not call back.
+  absl::Status Arm(const Registration& registration);
+
+  // Calls the watcher's OnReadable() soon on a loop thread whether or not
+  // its fd is readable (e.g. to read bytes a reader already holds). The
+  // watcher must tolerate a turn it did not expect.
+  void Post(const Registration& registration);
+
+  // Stops watching and drops the loop's reference (a call in progress keeps
+  // its own until it returns). Idempotent.
+  void Forget(const Registration& registration);
+
+  // Wakes and joins every loop thread; forgets every watcher. Idempotent.
+  void Stop();
+
+  // For tests and benchmarks.
+  int threads() const;
+  size_t watched() const;
+
+ private:
+  void ThreadMain();
+  // Starts one more loop thread if not stopping; false if it could not.
+  bool StartThreadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Joins the threads that ended on their own.
+  void JoinEndedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const int spare_threads_;
+  const int max_idle_threads_;
+  const ThreadStarter start_thread_;
+  ScopedFd epoll_;
+  ScopedFd stop_event_;  // eventfd: readable once Stop() begins
+  ScopedFd post_event_;  // eventfd: readable while posted_ is not empty
+  std::atomic<int> waiting_{0};  // threads in (or about to enter) epoll_wait
+
+  mutable internal::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 2;  // 0, 1: the stop and post events
+  absl::flat_hash_map<uint64_t, std::shared_ptr<Watcher>> watchers_ ABSL_GUARDED_BY(mu_);
+  std::deque<uint64_t> posted_ ABSL_GUARDED_BY(mu_);
+  std::list<std::thread> threads_ ABSL_GUARDED_BY(mu_);
+  std::list<std::thread> ended_ ABSL_GUARDED_BY(mu_);  // to be joined
+};
+
+}  // namespace ipcrpc::internal
+
+#endif  // IPCRPC_RUNTIME_INTERNAL_EVENT_LOOP_H_

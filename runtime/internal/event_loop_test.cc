@@ -1,0 +1,178 @@
+#include "runtime/internal/event_loop.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+
+namespace ipcrpc::internal {
+namespace {
+
+struct SocketPair {
+  SocketPair() {
+    int fds[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    watched = ScopedFd(fds[0]);
+    peer = ScopedFd(fds[1]);
+  }
+  ScopedFd watched;
+  ScopedFd peer;
+};
+
+// Counts its turns; drains what is readable so that a re-arm waits for more.
+class CountingWatcher : public EventLoop::Watcher {
+ public:
+  explicit CountingWatcher(int fd) : fd_(fd) {}
+  void OnReadable() override {
+    char buffer[64];
+    (void)::recv(fd_, buffer, sizeof(buffer), MSG_DONTWAIT);
+    turns.fetch_add(1);
+  }
+  std::atomic<int> turns{0};
+
+ private:
+  int fd_;
+};
+
+// Waits up to 10 s for `condition`.
+template <typename F>
+bool Eventually(F condition) {
+  for (int i = 0; i < 1000; ++i) {
+    if (condition()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return condition();
+}
+
+TEST(EventLoopTest, OneTurnPerArming) {
+  EventLoop loop;
+  ASSERT_TRUE(loop.Start().ok());
+  SocketPair pair;
+  auto watcher = std::make_shared<CountingWatcher>(pair.watched.get());
+  absl::StatusOr<EventLoop::Registration> r = loop.Watch(pair.watched.get(), watcher);
+  ASSERT_TRUE(r.ok()) << r.status();
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(watcher->turns.load(), 0) << "a turn before anything was readable";
+
+  ASSERT_EQ(::write(pair.peer.get(), "a", 1), 1);
+  ASSERT_TRUE(Eventually([&] { return watcher->turns.load() == 1; }));
+  // Disarmed: more bytes call nobody until Arm().
+  ASSERT_EQ(::write(pair.peer.get(), "b", 1), 1);
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(watcher->turns.load(), 1) << "a second turn without a re-arm";
+  ASSERT_TRUE(loop.Arm(*r).ok());
+  ASSERT_TRUE(Eventually([&] { return watcher->turns.load() == 2; }));
+  loop.Forget(*r);
+}
+
+TEST(EventLoopTest, AHangUpIsReported) {
+  EventLoop loop;
+  ASSERT_TRUE(loop.Start().ok());
+  SocketPair pair;
+  auto watcher = std::make_shared<CountingWatcher>(pair.watched.get());
+  absl::StatusOr<EventLoop::Registration> r = loop.Watch(pair.watched.get(), watcher);
+  ASSERT_TRUE(r.ok());
+  pair.peer.reset();
+  ASSERT_TRUE(Eventually([&] { return watcher->turns.load() == 1; }));
+  loop.Forget(*r);
+}
+
+TEST(EventLoopTest, ForgetDropsTheWatcherAndItsTurns) {
+  EventLoop loop;
+  ASSERT_TRUE(loop.Start().ok());
+  SocketPair pair;
+  auto watcher = std::make_shared<CountingWatcher>(pair.watched.get());
+  std::weak_ptr<CountingWatcher> weak = watcher;
+  absl::StatusOr<EventLoop::Registration> r = loop.Watch(pair.watched.get(), watcher);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(loop.watched(), 1u);
+  loop.Forget(*r);
+  loop.Forget(*r);  // idempotent
+  EXPECT_EQ(loop.watched(), 0u);
+  ASSERT_EQ(::write(pair.peer.get(), "a", 1), 1);
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(watcher->turns.load(), 0);
+  watcher.reset();
+  EXPECT_TRUE(weak.expired()) << "the loop kept a forgotten watcher";
+}
+
+// A turn that blocks: the loop starts a thread so that the others are served.
+class BlockingWatcher : public EventLoop::Watcher {
+ public:
+  void OnReadable() override {
+    entered.Notify();
+    release.WaitForNotification();
+  }
+  absl::Notification entered;
+  absl::Notification release;
+};
+
+TEST(EventLoopTest, ABlockedTurnDoesNotKeepOthersWaiting) {
+  EventLoop loop(/*spare_threads=*/1, /*max_idle_threads=*/1);
+  ASSERT_TRUE(loop.Start().ok());
+  constexpr int kBlocked = 5;
+  std::vector<SocketPair> blocked_pairs(kBlocked);
+  std::vector<std::shared_ptr<BlockingWatcher>> blocked;
+  std::vector<EventLoop::Registration> registrations;
+  for (SocketPair& pair : blocked_pairs) {
+    blocked.push_back(std::make_shared<BlockingWatcher>());
+    absl::StatusOr<EventLoop::Registration> r = loop.Watch(pair.watched.get(), blocked.back());
+    ASSERT_TRUE(r.ok());
+    registrations.push_back(*r);
+    ASSERT_EQ(::write(pair.peer.get(), "x", 1), 1);
+    // Each blocks a thread of its own; the next is still served.
+    ASSERT_TRUE(blocked.back()->entered.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  }
+  SocketPair pair;
+  auto counting = std::make_shared<CountingWatcher>(pair.watched.get());
+  absl::StatusOr<EventLoop::Registration> r = loop.Watch(pair.watched.get(), counting);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(::write(pair.peer.get(), "y", 1), 1);
+  EXPECT_TRUE(Eventually([&] { return counting->turns.load() == 1; }))
+      << "a watcher was not served while " << kBlocked << " turns blocked";
+  EXPECT_GE(loop.threads(), kBlocked + 1);
+
+  // Once the turns end, the threads beyond max_idle_threads end too.
+  for (auto& b : blocked) b->release.Notify();
+  EXPECT_TRUE(Eventually([&] { return loop.threads() <= 2; }))
+      << loop.threads() << " loop threads after every turn ended";
+  // The loop still serves.
+  ASSERT_TRUE(loop.Arm(*r).ok());
+  ASSERT_EQ(::write(pair.peer.get(), "z", 1), 1);
+  EXPECT_TRUE(Eventually([&] { return counting->turns.load() == 2; }));
+  for (auto& reg : registrations) loop.Forget(reg);
+  loop.Forget(*r);
+}
+
+TEST(EventLoopTest, StopJoinsItsThreadsAndDropsItsWatchers) {
+  auto loop = std::make_unique<EventLoop>();
+  ASSERT_TRUE(loop->Start().ok());
+  SocketPair pair;
+  auto watcher = std::make_shared<CountingWatcher>(pair.watched.get());
+  std::weak_ptr<CountingWatcher> weak = watcher;
+  ASSERT_TRUE(loop->Watch(pair.watched.get(), watcher).ok());
+  watcher.reset();
+  EXPECT_FALSE(weak.expired());
+  loop->Stop();
+  EXPECT_TRUE(weak.expired());
+  EXPECT_EQ(loop->threads(), 0);
+  EXPECT_FALSE(loop->Watch(pair.watched.get(), std::make_shared<CountingWatcher>(0)).ok());
+  loop.reset();
+}
+
+TEST(EventLoopTest, AThreadThatCannotStartIsAStatus) {
+  EventLoop loop(2, 4, [](std::function<void()>) -> absl::StatusOr<std::thread> {
+    return absl::ResourceExhaustedError("no threads today");
+  });
+  absl::Status started = loop.Start();
+  EXPECT_TRUE(absl::IsResourceExhausted(started)) << started;
+}
+
+}  // namespace
+}  // namespace ipcrpc::internal
