@@ -125,18 +125,18 @@ FrameReader::FrameReader(Transport& transport, size_t max_message_payload,
     : transport_(transport),
       max_message_payload_(max_message_payload),
       max_control_payload_(max_control_payload),
-      buffer_(kBufferSize) {}
+      buffer_(new char[kBufferSize]) {}
 
 absl::Status FrameReader::Fill(absl::Time deadline) {
   if (begin_ == end_) {
     begin_ = end_ = 0;
-  } else if (end_ == buffer_.size()) {
-    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+  } else if (end_ == kBufferSize) {
+    std::memmove(buffer_.get(), buffer_.get() + begin_, end_ - begin_);
     end_ -= begin_;
     begin_ = 0;
   }
   IPCRPC_ASSIGN_OR_RETURN(
-      size_t n, ReadBytes(absl::MakeSpan(buffer_.data() + end_, buffer_.size() - end_), deadline));
+      size_t n, ReadBytes(absl::MakeSpan(buffer_.get() + end_, kBufferSize - end_), deadline));
   end_ += n;
   return absl::OkStatus();
 }
@@ -277,7 +277,7 @@ absl::Status FrameReader::ReadFrame(Frame* frame, absl::Time deadline) {
       continue;
     }
     size_t remaining = length - payload_filled_;
-    if (!partial_.oversized && remaining >= buffer_.size() / 2) {
+    if (!partial_.oversized && remaining >= kBufferSize / 2) {
       // Large payload: read straight into it, skipping the buffer copy, at
       // most as many bytes as have arrived so far (or kFirstPayloadChunk).
       if (partial_.payload.size() == payload_filled_) {  // no room left: grow first

@@ -26,6 +26,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -194,7 +195,10 @@ class FrameReader {
   Transport& transport_;
   const size_t max_message_payload_;
   const size_t max_control_payload_;
-  std::vector<char> buffer_;
+  // Not zero-filled: only what the transport writes into it is touched, so
+  // an idle connection that only ever read small frames keeps a page or two
+  // of it resident, not all kBufferSize bytes.
+  std::unique_ptr<char[]> buffer_;
   size_t begin_ = 0;  // unread bytes are buffer_[begin_, end_)
   size_t end_ = 0;
   // The frame being assembled, if its header has been read.

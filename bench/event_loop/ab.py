@@ -8,7 +8,9 @@ What the event loop (docs/EVENT_CORE.md, step 1) changes and what it must not:
   * the fast path: 64 B unary p50 with server and client on different CPUs
     and on the same CPU (--mode=latency);
   * throughput: calls/s with 1, 4 and 16 client threads (--mode=concurrent).
-Rounds alternate which build goes first (the second of a pair tends to run
+Both builds' servers are driven by one client binary (--client, default the
+after build's), so a difference is the server's; the idle figures need a
+client that reports server threads. Rounds alternate which build goes first (the second of a pair tends to run
 slower on a shared VM); every figure is the median over rounds, and the
 report gives after/before for each.
 
@@ -27,7 +29,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+
+CLIENT_DIR = None
 
 
 def start_server(bin_dir, address, cpu):
@@ -53,7 +57,7 @@ def stop_server(proc):
 
 
 def client(bin_dir, address, args):
-    argv = [os.path.join(bin_dir, "ipcrpc_bench_client"), "--address=" + address] + args
+    argv = [os.path.join(CLIENT_DIR, "ipcrpc_bench_client"), "--address=" + address] + args
     out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=600).stdout
     return [json.loads(l) for l in out.splitlines() if l.startswith("{")]
 
@@ -98,10 +102,13 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", required=True, help="bazel-bin/bench of the old build")
     parser.add_argument("--after", required=True, help="bazel-bin/bench of the new build")
+    parser.add_argument("--client", help="bazel-bin/bench whose client is used (default --after)")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--out", help="write the Markdown report here too")
     args = parser.parse_args()
+    global CLIENT_DIR
+    CLIENT_DIR = args.client or args.after
     # Each idle connection is an fd in the client and one in the server.
     need = args.connections + 256
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -143,7 +143,9 @@ absl::StatusOr<EventLoop::Registration> EventLoop::Watch(int fd,
     watchers_[registration.id] = std::move(watcher);
   }
   epoll_event event{};
-  event.events = kArmedEvents;
+  // Disarmed: one-shot with no event asked for. (A hang-up, which epoll
+  // always reports, may still call once; a watcher tolerates such a turn.)
+  event.events = EPOLLONESHOT;
   event.data.u64 = registration.id;
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) {
     absl::Status status = ErrnoStatus(errno, "event loop: epoll_ctl(ADD)");

@@ -32,7 +32,8 @@
 //
 // Example (what ServerConnection does):
 //   absl::StatusOr<EventLoop::Registration> r = loop.Watch(fd, shared_from_this());
-//   ...  // on a loop thread: OnReadable() reads, then loop.Arm(*r) when idle
+//   loop.Arm(*r);  // when nothing is left to read
+//   ...  // on a loop thread: OnReadable() reads, then loop.Arm(*r) again
 //   loop.Forget(*r);  // when the connection ends
 
 #ifndef IPCRPC_RUNTIME_INTERNAL_EVENT_LOOP_H_
@@ -85,9 +86,10 @@ class EventLoop {
   // errno's status) if it cannot.
   absl::Status Start();
 
-  // Watches `fd` for `watcher` and arms it at once. The loop holds
-  // `watcher` until Forget(). The errno's status if epoll refuses the fd
-  // (ENOSPC: max_user_watches; ENOMEM), FAILED_PRECONDITION once stopped.
+  // Watches `fd` for `watcher`, disarmed: no turn until Arm() or Post().
+  // The loop holds `watcher` until Forget(). The errno's status if epoll
+  // refuses the fd (ENOSPC: max_user_watches; ENOMEM), FAILED_PRECONDITION
+  // once stopped.
   absl::StatusOr<Registration> Watch(int fd, std::shared_ptr<Watcher> watcher);
 
   // Arms a watched fd again: one more OnReadable() once it is readable.

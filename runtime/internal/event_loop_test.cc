@@ -57,10 +57,10 @@ TEST(EventLoopTest, OneTurnPerArming) {
   auto watcher = std::make_shared<CountingWatcher>(pair.watched.get());
   absl::StatusOr<EventLoop::Registration> r = loop.Watch(pair.watched.get(), watcher);
   ASSERT_TRUE(r.ok()) << r.status();
-  absl::SleepFor(absl::Milliseconds(50));
-  EXPECT_EQ(watcher->turns.load(), 0) << "a turn before anything was readable";
-
   ASSERT_EQ(::write(pair.peer.get(), "a", 1), 1);
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(watcher->turns.load(), 0) << "a turn before the first Arm()";
+  ASSERT_TRUE(loop.Arm(*r).ok());
   ASSERT_TRUE(Eventually([&] { return watcher->turns.load() == 1; }));
   // Disarmed: more bytes call nobody until Arm().
   ASSERT_EQ(::write(pair.peer.get(), "b", 1), 1);
@@ -78,6 +78,7 @@ TEST(EventLoopTest, AHangUpIsReported) {
   auto watcher = std::make_shared<CountingWatcher>(pair.watched.get());
   absl::StatusOr<EventLoop::Registration> r = loop.Watch(pair.watched.get(), watcher);
   ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(loop.Arm(*r).ok());
   pair.peer.reset();
   ASSERT_TRUE(Eventually([&] { return watcher->turns.load() == 1; }));
   loop.Forget(*r);
@@ -91,6 +92,7 @@ TEST(EventLoopTest, ForgetDropsTheWatcherAndItsTurns) {
   std::weak_ptr<CountingWatcher> weak = watcher;
   absl::StatusOr<EventLoop::Registration> r = loop.Watch(pair.watched.get(), watcher);
   ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(loop.Arm(*r).ok());
   EXPECT_EQ(loop.watched(), 1u);
   loop.Forget(*r);
   loop.Forget(*r);  // idempotent
@@ -124,6 +126,7 @@ TEST(EventLoopTest, ABlockedTurnDoesNotKeepOthersWaiting) {
     blocked.push_back(std::make_shared<BlockingWatcher>());
     absl::StatusOr<EventLoop::Registration> r = loop.Watch(pair.watched.get(), blocked.back());
     ASSERT_TRUE(r.ok());
+    ASSERT_TRUE(loop.Arm(*r).ok());
     registrations.push_back(*r);
     ASSERT_EQ(::write(pair.peer.get(), "x", 1), 1);
     // Each blocks a thread of its own; the next is still served.
@@ -133,6 +136,7 @@ TEST(EventLoopTest, ABlockedTurnDoesNotKeepOthersWaiting) {
   auto counting = std::make_shared<CountingWatcher>(pair.watched.get());
   absl::StatusOr<EventLoop::Registration> r = loop.Watch(pair.watched.get(), counting);
   ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(loop.Arm(*r).ok());
   ASSERT_EQ(::write(pair.peer.get(), "y", 1), 1);
   EXPECT_TRUE(Eventually([&] { return counting->turns.load() == 1; }))
       << "a watcher was not served while " << kBlocked << " turns blocked";
@@ -148,6 +152,25 @@ TEST(EventLoopTest, ABlockedTurnDoesNotKeepOthersWaiting) {
   EXPECT_TRUE(Eventually([&] { return counting->turns.load() == 2; }));
   for (auto& reg : registrations) loop.Forget(reg);
   loop.Forget(*r);
+}
+
+TEST(EventLoopTest, APostIsATurnWhetherOrNotTheFdIsReadable) {
+  EventLoop loop;
+  ASSERT_TRUE(loop.Start().ok());
+  SocketPair pair;
+  auto watcher = std::make_shared<CountingWatcher>(pair.watched.get());
+  absl::StatusOr<EventLoop::Registration> r = loop.Watch(pair.watched.get(), watcher);
+  ASSERT_TRUE(r.ok());
+  for (int i = 1; i <= 3; ++i) {
+    loop.Post(*r);
+    ASSERT_TRUE(Eventually([&] { return watcher->turns.load() == i; })) << "post " << i;
+  }
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(watcher->turns.load(), 3) << "a post made more than one turn";
+  loop.Forget(*r);
+  loop.Post(*r);  // forgotten: nothing
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(watcher->turns.load(), 3);
 }
 
 TEST(EventLoopTest, StopJoinsItsThreadsAndDropsItsWatchers) {

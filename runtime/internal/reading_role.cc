@@ -61,9 +61,10 @@ void ReadingRole::ReleaseForInlineHandler(absl::Time now) {
 bool ReadingRole::HandOffIfOrphaned(absl::Time released_before) {
   internal::MutexLock lock(&mu_);
   if (!orphaned_ || held_ || closed_ || released_at_ > released_before) return false;
-  if (arm_ && arm_(/*hand_off=*/true).ok()) {
-    held_ = true;  // by the loop, which reads it in its next turn
+  if (post_) {
+    held_ = true;  // by the loop, which reads it in the turn posted now
     parked_ = true;
+    post_();
   } else if (standbys_ > 0) {
     standby_cv_.Signal();
   } else if (!StartThreadLocked(/*holds_role=*/false).ok()) {
@@ -80,22 +81,28 @@ void ReadingRole::Close() {
   turns_cv_.SignalAll();
 }
 
-void ReadingRole::EnableParking(std::function<absl::Status(bool)> arm) {
+void ReadingRole::EnableParking(std::function<absl::Status()> arm, std::function<void()> post) {
   internal::MutexLock lock(&mu_);
   arm_ = std::move(arm);
+  post_ = std::move(post);
 }
 
 bool ReadingRole::Park() {
-  internal::MutexLock lock(&mu_);
-  if (!arm_ || closed_) return false;
-  // Marked before arming: the loop's turn may begin before arm_ returns
-  // (it waits for this lock).
-  parked_ = true;
-  if (!arm_(/*hand_off=*/false).ok()) {
-    parked_ = false;
-    return false;
+  std::function<absl::Status()>* arm;
+  {
+    internal::MutexLock lock(&mu_);
+    if (!arm_ || closed_) return false;
+    // Parked before arming: the loop's turn may begin before arm returns.
+    // Nothing else changes the role meanwhile (nobody else holds it, and
+    // it is not orphaned), and this thread's turn keeps the role alive.
+    parked_ = true;
+    arm = &arm_;  // set once, before the first park
   }
-  return true;
+  if ((*arm)().ok()) return true;
+  internal::MutexLock lock(&mu_);
+  if (!parked_) return true;  // a turn began anyway (a posted one): it reads
+  parked_ = false;
+  return false;
 }
 
 bool ReadingRole::BeginTurn() {

@@ -100,21 +100,22 @@ class ReadingRole {
 
   // --- Event-loop mode (event_loop.h): the role waits in a loop, not a thread.
   //
-  // Once EnableParking(arm) has been called, the holder may Park() the role
-  // instead of reading on: the role stays taken (nobody Acquire()s it) and
-  // `arm(false)` asks the loop for a turn when the connection is readable.
-  // The loop thread then BeginTurn()s (holding the role), reads, and
-  // EndTurn()s. An orphaned role is handed off by parking it with
-  // `arm(true)` (HandOffIfOrphaned): a turn at once, since the reader may
-  // hold frames already read. A thread whose inline handler returns takes
-  // the role back only if it is still orphaned (TryAcquire), never waiting
-  // as a standby. `arm` is called with the role's lock held (so it must take
-  // no lock that is held while calling into the role); if it fails, the
-  // role is not parked (a hand-off then falls back to a standby thread).
+  // Once EnableParking(arm, post) has been called, the holder may Park() the
+  // role instead of reading on: the role stays taken (nobody Acquire()s it)
+  // and `arm()` asks the loop for a turn when the connection is readable
+  // (called without the role's lock, so a turn that begins at once does not
+  // wait for it). The loop thread then BeginTurn()s (holding the role),
+  // reads, and EndTurn()s. An orphaned role is handed off by parking it and
+  // calling `post()` (HandOffIfOrphaned; with the role's lock held, so it
+  // must take no lock held while calling into the role, and cannot fail): a
+  // turn at once, since the reader may hold frames already read. A thread
+  // whose inline handler returns takes the role back only if it is still
+  // orphaned (TryAcquire), never waiting as a standby.
 
-  void EnableParking(std::function<absl::Status(bool hand_off)> arm);
-  // The holder hands the role to the loop; false if it could not (the
-  // caller still holds the role and reads on).
+  void EnableParking(std::function<absl::Status()> arm, std::function<void()> post);
+  // The holder hands the role to the loop; false if `arm` failed (the
+  // caller still holds the role and reads on). The caller must not touch
+  // the connection's reading state after a true return.
   bool Park();
   // A loop thread takes the parked role; false if it is not parked (closed,
   // or a turn nobody asked for: someone holds it) — the turn is then over
@@ -154,7 +155,8 @@ class ReadingRole {
   absl::Time released_at_ ABSL_GUARDED_BY(mu_);
   int live_threads_ ABSL_GUARDED_BY(mu_) = 0;
   // Event-loop mode.
-  std::function<absl::Status(bool)> arm_ ABSL_GUARDED_BY(mu_);
+  std::function<absl::Status()> arm_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> post_ ABSL_GUARDED_BY(mu_);
   bool parked_ ABSL_GUARDED_BY(mu_) = false;  // held by the loop: no thread reads
   int turns_ ABSL_GUARDED_BY(mu_) = 0;        // loop threads inside the connection
   internal::CondVar turns_cv_;                // turns_ went down, or closed

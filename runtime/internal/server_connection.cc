@@ -61,21 +61,17 @@ void ServerConnection::EnableParkingIfPossible() {
   EventLoop* loop = core_.event_loop();
   const int fd = framed_.transport().readiness_fd();
   if (loop == nullptr || fd < 0) return;  // a thread keeps reading, as before
+  absl::StatusOr<EventLoop::Registration> watched = loop->Watch(fd, shared_from_this());
+  if (!watched.ok()) return;  // epoll refused the fd: a thread reads it
+  registration_ = *watched;   // immutable from here on
   parking_.store(true, std::memory_order_relaxed);
-  reading_role_.EnableParking([this, loop, fd](bool hand_off) -> absl::Status {
-    if (!registration_.has_value()) {
-      absl::StatusOr<EventLoop::Registration> watched = loop->Watch(fd, shared_from_this());
-      if (!watched.ok()) return watched.status();
-      registration_ = *watched;
-    } else if (!hand_off) {
-      return loop->Arm(*registration_);
-    }
-    // Handed off by the watchdog: the reader may hold whole frames already
-    // (a client that sent several calls at once), which no readiness would
-    // announce, so a loop thread takes a turn at once.
-    if (hand_off) loop->Post(*registration_);
-    return absl::OkStatus();
-  });
+  const EventLoop::Registration registration = *watched;
+  reading_role_.EnableParking([loop, registration] { return loop->Arm(registration); },
+                              // Handed off by the watchdog: the reader may
+                              // hold whole frames already (a client that sent
+                              // several calls at once), which no readiness
+                              // would announce, so a turn at once.
+                              [loop, registration] { loop->Post(registration); });
 }
 
 void ServerConnection::OnReadable() {

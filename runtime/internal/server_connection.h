@@ -91,8 +91,7 @@ class ServerConnection : public EventLoop::Watcher,
   bool Handshake();
   // After HELLO: if the server has an event loop and the transport a
   // readiness fd, the connection is read in loop turns from now on, and the
-  // reading role parks in the loop whenever nothing is left to read (the
-  // first park watches the fd).
+  // reading role parks in the loop whenever nothing is left to read.
   void EnableParkingIfPossible();
   // A loop turn (EventLoop::Watcher): the fd is readable.
   void OnReadable() override;
@@ -133,8 +132,7 @@ class ServerConnection : public EventLoop::Watcher,
   const uid_t peer_uid_;
   // Event-loop mode (set once, after HELLO, before the role first parks).
   std::atomic<bool> parking_{false};
-  // Set by the first park (under the role's lock), read by the reader that
-  // ends the connection (which holds the role, so after it).
+  // Set after HELLO (before parking is enabled), then immutable.
   std::optional<EventLoop::Registration> registration_;
   FramedConnection framed_;
   wire::Hello peer_hello_;
