@@ -22,6 +22,8 @@
 ABSL_FLAG(std::string, address, "", "address to listen on, e.g. unix:/tmp/x.sock");
 ABSL_FLAG(int, cpu, -1, "pin the server to this CPU (-1: do not pin)");
 ABSL_FLAG(bool, stop_on_stdin_eof, false, "also stop when stdin reaches end of file");
+ABSL_FLAG(int, max_connections, 0,
+          "ServerOptions::max_connections and max_connections_per_uid (0: the defaults)");
 
 namespace {
 
@@ -54,6 +56,11 @@ absl::Status Serve() {
   // An empty configuration: IPCRPC_CONFIG must not change what is measured.
   builder.AddListeningAddress(address).RegisterService(&service).SetConfig(
       ipcrpc::config::ServerConfig());
+  if (int max = absl::GetFlag(FLAGS_max_connections); max > 0) {
+    ipcrpc::ServerOptions options;
+    options.max_connections = options.max_connections_per_uid = static_cast<size_t>(max);
+    builder.SetOptions(options);
+  }
   IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<ipcrpc::Server> server, builder.BuildAndStart());
   bench::JsonLine().Add("bench", "ready").Add("system", "ipcrpc").Add("pid", int{getpid()}).Print();
   bench::WaitForStop(absl::GetFlag(FLAGS_stop_on_stdin_eof));

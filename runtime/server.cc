@@ -140,6 +140,9 @@ absl::StatusOr<std::unique_ptr<Server>> ServerBuilder::BuildAndStart() {
   if (config_->max_connections_per_uid() != 0) {
     options_.max_connections_per_uid = config_->max_connections_per_uid();
   }
+  if (config_->max_concurrent_calls() != 0) {
+    options_.max_concurrent_calls = config_->max_concurrent_calls();
+  }
   if (config_->max_streaming_handlers_per_connection() != 0) {
     options_.max_streaming_handlers_per_connection =
         config_->max_streaming_handlers_per_connection();

@@ -75,6 +75,11 @@ struct ServerOptions {
   size_t max_message_size = kDefaultMaxMessageSize;
   // Most concurrent calls on one connection; more fail RESOURCE_EXHAUSTED.
   uint32_t max_concurrent_streams_per_connection = 1024;
+  // Most calls in progress on the whole server (every connection together);
+  // a call beyond it is refused with RESOURCE_EXHAUSTED before its handler
+  // runs, and the connection stays usable. 0: no server-wide limit (each
+  // connection still has its own, above), as gRPC has none.
+  size_t max_concurrent_calls = 0;
   // Bytes a client may send on one stream before the handler reads them.
   uint32_t stream_window_bytes = 1 << 20;
   // Who may connect to the listening addresses (runtime/access_policy.h).
@@ -94,7 +99,8 @@ struct ServerOptions {
   size_t max_metadata_entries = kDefaultMaxMetadataEntries;
   // Most connections served at once, in all and from one peer uid; a
   // connection beyond either is refused before HELLO with RESOURCE_EXHAUSTED
-  // (the client's call gets it). Each connection costs a thread and ~2 fds.
+  // (the client's call gets it). Each connection costs ~2 fds, and a thread
+  // unless it is a unix-socket connection (those wait in the event loop).
   size_t max_connections = 1024;
   size_t max_connections_per_uid = 1024;
   // A connection must complete HELLO within handshake_timeout, or it is

@@ -105,15 +105,22 @@ def main():
     parser.add_argument("--client", help="bazel-bin/bench whose client is used (default --after)")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--scale", type=int, default=0,
+                        help="also: this many idle connections to the after build alone "
+                             "(its server started with --max_connections)")
     parser.add_argument("--out", help="write the Markdown report here too")
     args = parser.parse_args()
     global CLIENT_DIR
     CLIENT_DIR = args.client or args.after
     # Each idle connection is an fd in the client and one in the server.
-    need = args.connections + 256
+    need = max(args.connections, args.scale) + 256
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < need:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
+        # Raising the hard limit needs CAP_SYS_RESOURCE (root); else as far as it goes.
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, max(need, hard)))
+        except (ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
     builds = {"before": args.before, "after": args.after}
     results = {name: {} for name in builds}
     work = tempfile.mkdtemp(prefix="ipcrpc-ab-")
@@ -132,6 +139,27 @@ def main():
         a = statistics.median(results["after"][key])
         ratio = "%.2f" % (a / b) if b else "—"
         lines.append("| %s | %.2f | %.2f | %s |" % (key, b, a, ratio))
+    if args.scale:
+        work = tempfile.mkdtemp(prefix="ipcrpc-ab-")
+        address = "unix:" + os.path.join(work, "s.sock")
+        proc = subprocess.Popen(
+            [os.path.join(args.after, "ipcrpc_bench_server"), "--address=" + address,
+             "--stop_on_stdin_eof", "--max_connections=%d" % (args.scale + 64)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            pid = int(json.loads(proc.stdout.readline())["pid"])
+            for r in client(args.after, address, ["--mode=idle_memory", "--server_pid=%d" % pid,
+                                                  "--connections=%d" % args.scale]):
+                if r["bench"] == "idle_memory":
+                    lines += ["", "%d idle connections, after build only: server threads %d "
+                              "before, %.4f per connection; server %.1f KiB, client %.1f KiB "
+                              "per connection" % (args.scale, r["server_threads_before"],
+                                                  r["server_threads_per_conn"],
+                                                  r["server_kib_per_conn"],
+                                                  r["client_kib_per_conn"])]
+        finally:
+            stop_server(proc)
+            shutil.rmtree(work, ignore_errors=True)
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out:

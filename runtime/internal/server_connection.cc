@@ -253,6 +253,13 @@ void ServerConnection::StartCall(uint32_t stream_id, const Frame& frame) {
           streaming_handlers_.fetch_add(1, std::memory_order_relaxed);
         }
       }
+      // Counted here, last: a call refused above never counted.
+      if (refusal.ok() && !core_.TryCallStarted()) {
+        if (!single_request) streaming_handlers_.fetch_sub(1, std::memory_order_relaxed);
+        refusal = absl::ResourceExhaustedError(
+            absl::StrCat("server has too many calls in progress (max_concurrent_calls ",
+                         core_.options().max_concurrent_calls, ")"));
+      }
     }
     if (refusal.ok()) {
       const Service::RegisteredMethod& m = **method;
@@ -276,7 +283,6 @@ void ServerConnection::StartCall(uint32_t stream_id, const Frame& frame) {
     }
   }
   if (!refusal.ok()) return RefuseCall(stream_id, refusal);
-  core_.CallStarted();
   if (deferred_streaming) {
     deferred_streams_.push_back(stream);
   } else if (!single_request) {

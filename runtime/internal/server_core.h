@@ -91,7 +91,20 @@ class ServerCore {
   // Where connections with a readiness fd wait while idle (event_loop.h).
   EventLoop* event_loop() { return loop_.get(); }
   // Call accounting, for draining at shutdown.
-  void CallStarted() { active_calls_.fetch_add(1); }
+  // Counts a call in, unless max_concurrent_calls are in progress already
+  // (false: refuse it). Every true is matched by one CallEnded().
+  bool TryCallStarted() {
+    const size_t limit = options_.max_concurrent_calls;
+    if (limit == 0) {
+      active_calls_.fetch_add(1);
+      return true;
+    }
+    int now = active_calls_.load(std::memory_order_relaxed);
+    while (now >= 0 && static_cast<size_t>(now) < limit) {
+      if (active_calls_.compare_exchange_weak(now, now + 1)) return true;
+    }
+    return false;
+  }
   void CallEnded() {
     if (active_calls_.fetch_sub(1) == 1) {
       internal::MutexLock lock(&mu_);  // the unlock wakes Wait()/Shutdown() to re-check

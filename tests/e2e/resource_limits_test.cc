@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
@@ -252,6 +253,53 @@ TEST(ResourceLimitsTest, ASilentClientIsRefusedWithoutHoldingUpTheAcceptThread) 
   ASSERT_TRUE(channel.ok());
   absl::Status refused = Echo(*TestService::NewStub(*channel));
   EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+}
+
+// max_concurrent_calls bounds the calls in progress on the whole server,
+// whichever connections they come on; a call beyond it is refused and its
+// connection serves the next one. Without the limit the third call here is
+// always served.
+TEST(ResourceLimitsTest, CallsBeyondMaxConcurrentCallsAreRefusedResourceExhausted) {
+  ServerProcess server({}, "server { max_concurrent_calls: 2 }");
+  // Two slow calls, each on a connection of its own.
+  std::vector<std::unique_ptr<TestService::Stub>> slow_stubs;
+  std::vector<std::unique_ptr<ClientContext>> contexts(2);
+  std::vector<Response> responses(2);
+  std::atomic<int> slow_done{0};
+  std::atomic<int> slow_ok{0};
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+    ASSERT_TRUE(channel.ok());
+    slow_stubs.push_back(TestService::NewStub(*channel));
+    contexts[i] = std::make_unique<ClientContext>();
+    contexts[i]->set_timeout(absl::Seconds(30));
+    Request request;
+    request.set_text("slow");
+    request.set_delay_ms(2000);
+    slow_stubs.back()->async()->Echo(contexts[i].get(), &request, &responses[i],
+                                     [&](absl::Status s) {
+                                       if (s.ok()) ++slow_ok;
+                                       ++slow_done;
+                                     });
+  }
+  // A third connection: refused while both run (tried until they do).
+  absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+  ASSERT_TRUE(channel.ok());
+  auto stub = TestService::NewStub(*channel);
+  absl::Status refused;
+  for (int attempt = 0; attempt < 150 && slow_done.load() == 0; ++attempt) {
+    refused = Echo(*stub);
+    if (!refused.ok()) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_NE(refused.message().find("max_concurrent_calls 2"), absl::string_view::npos)
+      << refused;
+  // Once they end, the same connection is served.
+  for (int i = 0; i < 1000 && slow_done.load() < 2; ++i) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ(slow_ok.load(), 2);
+  absl::Status later = Echo(*stub);
+  EXPECT_TRUE(later.ok()) << later;
 }
 
 TEST(ResourceLimitsTest, ConnectionsFromOneUidBeyondItsCapAreRefusedResourceExhausted) {
