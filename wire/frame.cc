@@ -10,6 +10,40 @@ namespace ipcrpc::internal {
 namespace {
 
 constexpr size_t kBufferSize = 64 * 1024;
+// Read buffers that readers let go (FrameReader::ReleaseBufferIfEmpty), kept
+// for the next reader that needs one: a connection that waits in an event
+// loop after every call takes one and gives it back each time, and a freed
+// 64 KiB block would go back to the system and be faulted in again. At most
+// kMaxSpareBuffers are kept (4 MiB); idle connections hold none.
+constexpr size_t kMaxSpareBuffers = 64;
+
+class SpareReadBuffers {
+ public:
+  std::unique_ptr<char[]> Take() {
+    {
+      internal::MutexLock lock(&mu_);
+      if (!spares_.empty()) {
+        std::unique_ptr<char[]> buffer = std::move(spares_.back());
+        spares_.pop_back();
+        return buffer;
+      }
+    }
+    return std::unique_ptr<char[]>(new char[kBufferSize]);  // not zero-filled
+  }
+  void Give(std::unique_ptr<char[]> buffer) {
+    internal::MutexLock lock(&mu_);
+    if (spares_.size() < kMaxSpareBuffers) spares_.push_back(std::move(buffer));
+  }
+
+ private:
+  internal::Mutex mu_;
+  std::vector<std::unique_ptr<char[]>> spares_ ABSL_GUARDED_BY(mu_);
+};
+
+SpareReadBuffers& Spares() {
+  static auto* spares = new SpareReadBuffers;  // never destroyed: used at exit too
+  return *spares;
+}
 // The first piece of memory a payload gets before any of its bytes arrive
 // (it doubles from there with what arrives): a header alone costs no more.
 constexpr size_t kFirstPayloadChunk = 16 * 1024;
@@ -125,9 +159,20 @@ FrameReader::FrameReader(Transport& transport, size_t max_message_payload,
     : transport_(transport),
       max_message_payload_(max_message_payload),
       max_control_payload_(max_control_payload),
-      buffer_(new char[kBufferSize]) {}
+      buffer_(Spares().Take()) {}
+
+FrameReader::~FrameReader() {
+  if (buffer_ != nullptr) Spares().Give(std::move(buffer_));
+}
+
+void FrameReader::ReleaseBufferIfEmpty() {
+  if (begin_ != end_ || buffer_ == nullptr) return;
+  Spares().Give(std::move(buffer_));
+  begin_ = end_ = 0;
+}
 
 absl::Status FrameReader::Fill(absl::Time deadline) {
+  if (buffer_ == nullptr) buffer_ = Spares().Take();  // after ReleaseBufferIfEmpty()
   if (begin_ == end_) {
     begin_ = end_ = 0;
   } else if (end_ == kBufferSize) {

@@ -137,6 +137,7 @@ class FrameReader {
   // The same limit for every frame.
   FrameReader(Transport& transport, size_t max_payload)
       : FrameReader(transport, max_payload, max_payload) {}
+  ~FrameReader();  // its read buffer goes to the spares
 
   // Frames may declare up to `max` descriptors each (what this side announced
   // in its HELLO; 0 until then: a frame that declares any is a protocol
@@ -177,6 +178,11 @@ class FrameReader {
   // descriptors buffered. Only then may a reader stop reading until the
   // transport reports readiness (Transport::readiness_fd). The reading thread.
   bool Idle() const { return !have_header_ && begin_ == end_ && pending_.empty(); }
+
+  // Gives the read buffer back if no bytes are buffered in it (the next
+  // read takes one again, from the spares kept for that): a connection that
+  // waits costs no buffer. The reading thread.
+  void ReleaseBufferIfEmpty();
 
   // Memory held for the frame being assembled (tests only; the reading thread).
   size_t BufferedPayloadCapacityForTest() const { return partial_.payload.capacity(); }

@@ -173,6 +173,50 @@ TEST(FrameReaderTest, InterruptedReadResumesMidFrame) {
   EXPECT_EQ(f.payload, payload);
 }
 
+// What a reader waiting in the event loop does: after each read that could
+// not finish a frame, and between frames, it lets its buffer go. Nothing of
+// the stream is lost, whether the buffer held nothing, or part of a header
+// (kept), or a payload being assembled (which lives in the frame, not the
+// buffer).
+TEST(FrameReaderTest, ReleasingTheBufferWhenEmptyLosesNothing) {
+  std::string stream;
+  AppendFrame(FrameType::kMessage, 1, std::string(3000, 'a'), &stream);
+  AppendFrame(FrameType::kHalfClose, 1, {}, &stream);
+  AppendFrame(FrameType::kMessage, 3, std::string(70000, 'b'), &stream);
+  ScriptedTransport transport;
+  // Pieces that end mid-header, mid-payload and between frames.
+  for (size_t at = 0; at < stream.size();) {
+    const size_t n = std::min<size_t>(at % 7 == 0 ? 5 : 4099, stream.size() - at);
+    transport.AddBytes(stream.substr(at, n));
+    transport.AddError(absl::DeadlineExceededError("would block"));
+    at += n;
+  }
+  FrameReader reader(transport, 1 << 20);
+  struct Got {
+    FrameType type;
+    uint32_t stream_id;
+    std::string payload;
+  };
+  std::vector<Got> frames;
+  Frame f;
+  for (int reads = 0; frames.size() < 3 && reads < 1000; ++reads) {
+    reader.ReleaseBufferIfEmpty();
+    absl::Status s = reader.ReadFrame(&f, absl::InfinitePast());
+    if (s.ok()) {
+      frames.push_back({f.header.type, f.header.stream_id, f.payload});
+      if (reader.Idle()) reader.ReleaseBufferIfEmpty();
+    } else {
+      ASSERT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+    }
+  }
+  ASSERT_EQ(frames.size(), 3u);
+  EXPECT_EQ(frames[0].payload, std::string(3000, 'a'));
+  EXPECT_EQ(frames[1].type, FrameType::kHalfClose);
+  EXPECT_EQ(frames[2].stream_id, 3u);
+  EXPECT_EQ(frames[2].payload, std::string(70000, 'b'));
+  EXPECT_TRUE(reader.Idle());
+}
+
 TEST(FrameReaderTest, OversizedPayloadIsDiscardedAndTheStreamContinues) {
   std::string stream;
   AppendFrame(FrameType::kMessage, 1, std::string(5000, 'b'), &stream);

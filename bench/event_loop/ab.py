@@ -112,8 +112,9 @@ def main():
     args = parser.parse_args()
     global CLIENT_DIR
     CLIENT_DIR = args.client or args.after
-    # Each idle connection is an fd in the client and one in the server.
-    need = max(args.connections, args.scale) + 256
+    # Each idle unix connection holds two fds on each side (the socket and the
+    # eventfd that interrupts a blocked read), so N connections need 2N + some.
+    need = 2 * max(args.connections, args.scale) + 256
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < need:
         # Raising the hard limit needs CAP_SYS_RESOURCE (root); else as far as it goes.
@@ -139,6 +140,7 @@ def main():
         a = statistics.median(results["after"][key])
         ratio = "%.2f" % (a / b) if b else "—"
         lines.append("| %s | %.2f | %.2f | %s |" % (key, b, a, ratio))
+    print("\n".join(lines) + "\n")
     if args.scale:
         work = tempfile.mkdtemp(prefix="ipcrpc-ab-")
         address = "unix:" + os.path.join(work, "s.sock")
@@ -161,7 +163,8 @@ def main():
             stop_server(proc)
             shutil.rmtree(work, ignore_errors=True)
     report = "\n".join(lines) + "\n"
-    print(report)
+    if args.scale:
+        print(lines[-1])
     if args.out:
         with open(args.out, "w") as f:
             f.write(report)

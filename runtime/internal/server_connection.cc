@@ -136,8 +136,12 @@ ServerConnection::ReadEnd ServerConnection::ReadUntilHandlerRanInline(bool reada
     if (!deferred_streams_.empty() && !framed_.reader().NextFrameBuffered()) {
       DispatchDeferredStreams();
     }
-    // Nothing of a next frame here: wait in the event loop, not on a thread.
-    if (may_park && framed_.reader().Idle() && reading_role_.Park()) return ReadEnd::kParked;
+    // Nothing of a next frame here: wait in the event loop, not on a thread
+    // (nor with a read buffer).
+    if (may_park && framed_.reader().Idle()) {
+      framed_.reader().ReleaseBufferIfEmpty();
+      if (reading_role_.Park()) return ReadEnd::kParked;
+    }
     may_park = parking;
     // In event-loop mode no read waits: a frame that has not fully arrived
     // stays in the reader, and the loop calls back when more comes (a peer
@@ -145,6 +149,7 @@ ServerConnection::ReadEnd ServerConnection::ReadUntilHandlerRanInline(bool reada
     absl::Status read = framed_.reader().ReadFrame(
         &read_frame_, parking ? absl::InfinitePast() : absl::InfiniteFuture());
     if (parking && absl::IsDeadlineExceeded(read)) {
+      framed_.reader().ReleaseBufferIfEmpty();
       if (reading_role_.Park()) return ReadEnd::kParked;
       read = framed_.reader().ReadFrame(&read_frame_, absl::InfiniteFuture());  // loop refused
     }
