@@ -69,34 +69,34 @@ absl::Status PinToCpu(int cpu) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> ResidentKib(pid_t pid) {
+namespace {
+
+// The number after `key` ("VmRSS:", "Threads:") in /proc/PID/status (0:
+// this process), a unit after it ignored.
+absl::StatusOr<int64_t> ProcStatusNumber(pid_t pid, absl::string_view key) {
   std::string path = pid == 0 ? "/proc/self/status" : absl::StrCat("/proc/", pid, "/status");
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
   std::string line;
   while (std::getline(in, line)) {
     absl::string_view rest = line;
-    if (!absl::ConsumePrefix(&rest, "VmRSS:")) continue;
+    if (!absl::ConsumePrefix(&rest, key)) continue;
     rest = absl::StripAsciiWhitespace(rest);
     absl::ConsumeSuffix(&rest, "kB");
-    int64_t kib = 0;
-    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(rest), &kib)) return kib;
+    int64_t value = 0;
+    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(rest), &value)) return value;
   }
-  return absl::InternalError(absl::StrCat("no VmRSS in ", path));
+  return absl::InternalError(absl::StrCat("no ", key, " in ", path));
 }
 
+}  // namespace
+
+absl::StatusOr<int64_t> ResidentKib(pid_t pid) { return ProcStatusNumber(pid, "VmRSS:"); }
+
 absl::StatusOr<int> ThreadCount(pid_t pid) {
-  std::string path = pid == 0 ? "/proc/self/status" : absl::StrCat("/proc/", pid, "/status");
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::string line;
-  while (std::getline(in, line)) {
-    absl::string_view rest = line;
-    if (!absl::ConsumePrefix(&rest, "Threads:")) continue;
-    int threads = 0;
-    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(rest), &threads)) return threads;
-  }
-  return absl::InternalError(absl::StrCat("no Threads in ", path));
+  absl::StatusOr<int64_t> threads = ProcStatusNumber(pid, "Threads:");
+  if (!threads.ok()) return threads.status();
+  return static_cast<int>(*threads);
 }
 
 std::string MakePayload(size_t size) {

@@ -40,6 +40,16 @@ class CountingWatcher : public EventLoop::Watcher {
   int fd_;
 };
 
+// Watches `fd` and arms it.
+EventLoop::Registration WatchArmed(EventLoop& loop, int fd,
+                                   std::shared_ptr<EventLoop::Watcher> watcher) {
+  absl::StatusOr<EventLoop::Registration> r = loop.Watch(fd, std::move(watcher));
+  EXPECT_TRUE(r.ok()) << r.status();
+  if (!r.ok()) return {};
+  EXPECT_TRUE(loop.Arm(*r).ok());
+  return *r;
+}
+
 // Waits up to 10 s for `condition`.
 template <typename F>
 bool Eventually(F condition) {
@@ -76,12 +86,10 @@ TEST(EventLoopTest, AHangUpIsReported) {
   ASSERT_TRUE(loop.Start().ok());
   SocketPair pair;
   auto watcher = std::make_shared<CountingWatcher>(pair.watched.get());
-  absl::StatusOr<EventLoop::Registration> r = loop.Watch(pair.watched.get(), watcher);
-  ASSERT_TRUE(r.ok());
-  ASSERT_TRUE(loop.Arm(*r).ok());
+  const EventLoop::Registration r = WatchArmed(loop, pair.watched.get(), watcher);
   pair.peer.reset();
   ASSERT_TRUE(Eventually([&] { return watcher->turns.load() == 1; }));
-  loop.Forget(*r);
+  loop.Forget(r);
 }
 
 TEST(EventLoopTest, ForgetDropsTheWatcherAndItsTurns) {
@@ -124,19 +132,14 @@ TEST(EventLoopTest, ABlockedTurnDoesNotKeepOthersWaiting) {
   std::vector<EventLoop::Registration> registrations;
   for (SocketPair& pair : blocked_pairs) {
     blocked.push_back(std::make_shared<BlockingWatcher>());
-    absl::StatusOr<EventLoop::Registration> r = loop.Watch(pair.watched.get(), blocked.back());
-    ASSERT_TRUE(r.ok());
-    ASSERT_TRUE(loop.Arm(*r).ok());
-    registrations.push_back(*r);
+    registrations.push_back(WatchArmed(loop, pair.watched.get(), blocked.back()));
     ASSERT_EQ(::write(pair.peer.get(), "x", 1), 1);
     // Each blocks a thread of its own; the next is still served.
     ASSERT_TRUE(blocked.back()->entered.WaitForNotificationWithTimeout(absl::Seconds(10)));
   }
   SocketPair pair;
   auto counting = std::make_shared<CountingWatcher>(pair.watched.get());
-  absl::StatusOr<EventLoop::Registration> r = loop.Watch(pair.watched.get(), counting);
-  ASSERT_TRUE(r.ok());
-  ASSERT_TRUE(loop.Arm(*r).ok());
+  const EventLoop::Registration r = WatchArmed(loop, pair.watched.get(), counting);
   ASSERT_EQ(::write(pair.peer.get(), "y", 1), 1);
   EXPECT_TRUE(Eventually([&] { return counting->turns.load() == 1; }))
       << "a watcher was not served while " << kBlocked << " turns blocked";
@@ -147,11 +150,11 @@ TEST(EventLoopTest, ABlockedTurnDoesNotKeepOthersWaiting) {
   EXPECT_TRUE(Eventually([&] { return loop.threads() <= 2; }))
       << loop.threads() << " loop threads after every turn ended";
   // The loop still serves.
-  ASSERT_TRUE(loop.Arm(*r).ok());
+  ASSERT_TRUE(loop.Arm(r).ok());
   ASSERT_EQ(::write(pair.peer.get(), "z", 1), 1);
   EXPECT_TRUE(Eventually([&] { return counting->turns.load() == 2; }));
   for (auto& reg : registrations) loop.Forget(reg);
-  loop.Forget(*r);
+  loop.Forget(r);
 }
 
 TEST(EventLoopTest, APostIsATurnWhetherOrNotTheFdIsReadable) {
