@@ -44,6 +44,7 @@ SpareReadBuffers& Spares() {
   static auto* spares = new SpareReadBuffers;  // never destroyed: used at exit too
   return *spares;
 }
+
 // The first piece of memory a payload gets before any of its bytes arrive
 // (it doubles from there with what arrives): a header alone costs no more.
 constexpr size_t kFirstPayloadChunk = 16 * 1024;

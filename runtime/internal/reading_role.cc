@@ -100,7 +100,9 @@ bool ReadingRole::Park() {
   }
   if ((*arm)().ok()) return true;
   internal::MutexLock lock(&mu_);
-  if (!parked_) return true;  // a turn began anyway (a posted one): it reads
+  // A turn began anyway (a hang-up, which epoll reports on a registration
+  // never armed yet): that turn reads.
+  if (!parked_) return true;
   parked_ = false;
   return false;
 }

@@ -131,17 +131,18 @@ ServerConnection::ReadEnd ServerConnection::ReadUntilHandlerRanInline(bool reada
   const bool parking = parking_.load(std::memory_order_relaxed);
   // Just reported readable: read before parking again.
   bool may_park = parking && !readable;
+  // Waits in the event loop, not on a thread (nor with a read buffer).
+  auto park = [this] {
+    framed_.reader().ReleaseBufferIfEmpty();
+    return reading_role_.Park();
+  };
   for (;;) {
     // No streaming handler waits while the reader waits for bytes.
     if (!deferred_streams_.empty() && !framed_.reader().NextFrameBuffered()) {
       DispatchDeferredStreams();
     }
-    // Nothing of a next frame here: wait in the event loop, not on a thread
-    // (nor with a read buffer).
-    if (may_park && framed_.reader().Idle()) {
-      framed_.reader().ReleaseBufferIfEmpty();
-      if (reading_role_.Park()) return ReadEnd::kParked;
-    }
+    // Nothing of a next frame here: no read needed to know it.
+    if (may_park && framed_.reader().Idle() && park()) return ReadEnd::kParked;
     may_park = parking;
     // In event-loop mode no read waits: a frame that has not fully arrived
     // stays in the reader, and the loop calls back when more comes (a peer
@@ -149,8 +150,7 @@ ServerConnection::ReadEnd ServerConnection::ReadUntilHandlerRanInline(bool reada
     absl::Status read = framed_.reader().ReadFrame(
         &read_frame_, parking ? absl::InfinitePast() : absl::InfiniteFuture());
     if (parking && absl::IsDeadlineExceeded(read)) {
-      framed_.reader().ReleaseBufferIfEmpty();
-      if (reading_role_.Park()) return ReadEnd::kParked;
+      if (park()) return ReadEnd::kParked;
       read = framed_.reader().ReadFrame(&read_frame_, absl::InfiniteFuture());  // loop refused
     }
     if (!read.ok()) {
