@@ -1,6 +1,6 @@
 // Server resource limits in real processes (issue 9, "bounded resources per
 // peer"): what happens when the system refuses the server a thread (the
-// server runs as uid 65534 under a small RLIMIT_NPROC, which needs root to set
+// server runs as a uid of its own under a small RLIMIT_NPROC, which needs root to set
 // up; skipped otherwise) or fds (a small RLIMIT_NOFILE), and the connection
 // caps. No assertion depends on timing.
 
@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -261,33 +262,39 @@ TEST(ResourceLimitsTest, ASilentClientIsRefusedWithoutHoldingUpTheAcceptThread) 
 // always served.
 TEST(ResourceLimitsTest, CallsBeyondMaxConcurrentCallsAreRefusedResourceExhausted) {
   ServerProcess server({}, "server { max_concurrent_calls: 2 }");
-  // Two slow calls, each on a connection of its own.
-  std::vector<std::unique_ptr<TestService::Stub>> slow_stubs;
-  std::vector<std::unique_ptr<ClientContext>> contexts(2);
-  std::vector<Response> responses(2);
-  std::atomic<int> slow_done{0};
+  // Two slow calls, each on a connection and a thread of its own. A slow call
+  // can itself be refused if the prober's quick call reaches the server
+  // first (nothing orders two connections); it is then sent again.
   std::atomic<int> slow_ok{0};
+  std::vector<std::thread> slow_callers;
   for (int i = 0; i < 2; ++i) {
     absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
     ASSERT_TRUE(channel.ok());
-    slow_stubs.push_back(TestService::NewStub(*channel));
-    contexts[i] = std::make_unique<ClientContext>();
-    contexts[i]->set_timeout(absl::Seconds(30));
-    Request request;
-    request.set_text("slow");
-    request.set_delay_ms(2000);
-    slow_stubs.back()->async()->Echo(contexts[i].get(), &request, &responses[i],
-                                     [&](absl::Status s) {
-                                       if (s.ok()) ++slow_ok;
-                                       ++slow_done;
-                                     });
+    slow_callers.emplace_back([&slow_ok, stub = TestService::NewStub(*channel)] {
+      for (int attempt = 0; attempt < 50; ++attempt) {
+        ClientContext ctx;
+        ctx.set_timeout(absl::Seconds(30));
+        Request request;
+        request.set_text("slow");
+        request.set_delay_ms(2000);
+        Response response;
+        absl::Status s = stub->Echo(&ctx, request, &response);
+        if (absl::IsResourceExhausted(s)) {
+          absl::SleepFor(absl::Milliseconds(10));
+          continue;
+        }
+        if (s.ok()) ++slow_ok;
+        return;
+      }
+    });
   }
-  // A third connection: refused while both run (tried until they do).
+  // A third connection: refused once both run (tried until they do). Only
+  // two calls in flight at once can refuse it, and they are the slow ones.
   absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
   ASSERT_TRUE(channel.ok());
   auto stub = TestService::NewStub(*channel);
   absl::Status refused;
-  for (int attempt = 0; attempt < 150 && slow_done.load() == 0; ++attempt) {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
     refused = Echo(*stub);
     if (!refused.ok()) break;
     absl::SleepFor(absl::Milliseconds(10));
@@ -296,7 +303,7 @@ TEST(ResourceLimitsTest, CallsBeyondMaxConcurrentCallsAreRefusedResourceExhauste
   EXPECT_NE(refused.message().find("max_concurrent_calls 2"), absl::string_view::npos)
       << refused;
   // Once they end, the same connection is served.
-  for (int i = 0; i < 1000 && slow_done.load() < 2; ++i) absl::SleepFor(absl::Milliseconds(10));
+  for (std::thread& t : slow_callers) t.join();
   EXPECT_EQ(slow_ok.load(), 2);
   absl::Status later = Echo(*stub);
   EXPECT_TRUE(later.ok()) << later;

@@ -36,7 +36,7 @@
 //
 // Resource limits, applied once the server runs (before READY):
 //   --max_fds=N             RLIMIT_NOFILE = N (set before the server starts)
-//   --nproc_headroom=N      drops to uid/gid 65534 (needs root) with
+//   --nproc_headroom=N      drops to a uid/gid of its own (3e9 + pid; needs root) with
 //                           RLIMIT_NPROC = the process's threads now + N, so
 //                           the N+1st new thread is refused by the kernel
 //
@@ -580,7 +580,10 @@ std::unique_ptr<google::protobuf::DescriptorPool> DynamicEchoPool() {
 
 std::atomic<bool> g_terminate{false};
 
-// --nproc_headroom: root ignores RLIMIT_NPROC, so become "nobody" too.
+// --nproc_headroom: root ignores RLIMIT_NPROC, so become another user too.
+// The kernel counts every process and thread of a uid against RLIMIT_NPROC,
+// so the uid is one no other process has (not "nobody", which other tests
+// running at the same time use): a uid made from this process's pid.
 bool LimitThreads(int headroom) {
   int threads = 0;
   if (FILE* f = std::fopen("/proc/self/status", "r")) {
@@ -592,9 +595,9 @@ bool LimitThreads(int headroom) {
   }
   const rlim_t limit = static_cast<rlim_t>(threads + headroom);
   struct rlimit rl = {limit, limit};
-  constexpr uid_t kNobody = 65534;
+  const uid_t own = static_cast<uid_t>(3'000'000'000u + static_cast<unsigned>(::getpid()));
   if (threads == 0 || ::setrlimit(RLIMIT_NPROC, &rl) != 0 || ::setgroups(0, nullptr) != 0 ||
-      ::setresgid(kNobody, kNobody, kNobody) != 0 || ::setresuid(kNobody, kNobody, kNobody) != 0) {
+      ::setresgid(own, own, own) != 0 || ::setresuid(own, own, own) != 0) {
     std::perror("test_server: --nproc_headroom");
     return false;
   }
