@@ -1,5 +1,6 @@
 #include "bench/harness.h"
 
+#include <dirent.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -97,6 +98,18 @@ absl::StatusOr<int> ThreadCount(pid_t pid) {
   absl::StatusOr<int64_t> threads = ProcStatusNumber(pid, "Threads:");
   if (!threads.ok()) return threads.status();
   return static_cast<int>(*threads);
+}
+
+absl::StatusOr<int> FdCount(pid_t pid) {
+  std::string path = pid == 0 ? "/proc/self/fd" : absl::StrCat("/proc/", pid, "/fd");
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  int n = 0;
+  while (const dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] != '.') ++n;
+  }
+  ::closedir(dir);
+  return pid == 0 ? n - 1 : n;  // not the directory this reads
 }
 
 std::string MakePayload(size_t size) {

@@ -47,6 +47,8 @@ absl::Status PinToCpu(int cpu);
 absl::StatusOr<int64_t> ResidentKib(pid_t pid = 0);
 // Threads of `pid` (0: this process), from /proc/PID/status.
 absl::StatusOr<int> ThreadCount(pid_t pid = 0);
+// Open file descriptors of `pid` (0: this process): entries of /proc/PID/fd.
+absl::StatusOr<int> FdCount(pid_t pid = 0);
 
 // `size` bytes of pseudo-random data (deterministic).
 std::string MakePayload(size_t size);

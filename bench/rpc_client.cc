@@ -161,6 +161,8 @@ class Runner {
     IPCRPC_ASSIGN_OR_RETURN(int64_t server_before, ResidentKib(config_.server_pid));
     IPCRPC_ASSIGN_OR_RETURN(int64_t client_before, ResidentKib());
     IPCRPC_ASSIGN_OR_RETURN(int server_threads_before, ThreadCount(config_.server_pid));
+    IPCRPC_ASSIGN_OR_RETURN(int server_fds_before, FdCount(config_.server_pid));
+    IPCRPC_ASSIGN_OR_RETURN(int client_fds_before, FdCount());
     std::vector<std::unique_ptr<BenchConnection>> idle;
     for (int i = 0; i < config_.connections; ++i) {
       IPCRPC_ASSIGN_OR_RETURN(std::unique_ptr<BenchConnection> c, connect_());
@@ -171,6 +173,8 @@ class Runner {
     IPCRPC_ASSIGN_OR_RETURN(int64_t server_after, ResidentKib(config_.server_pid));
     IPCRPC_ASSIGN_OR_RETURN(int64_t client_after, ResidentKib());
     IPCRPC_ASSIGN_OR_RETURN(int server_threads_after, ThreadCount(config_.server_pid));
+    IPCRPC_ASSIGN_OR_RETURN(int server_fds_after, FdCount(config_.server_pid));
+    IPCRPC_ASSIGN_OR_RETURN(int client_fds_after, FdCount());
     double n = config_.connections;
     Line("idle_memory")
         .Add("connections", config_.connections)
@@ -180,6 +184,8 @@ class Runner {
         .Add("client_kib_per_conn", (client_after - client_before) / n)
         .Add("server_threads_before", server_threads_before)
         .Add("server_threads_per_conn", (server_threads_after - server_threads_before) / n)
+        .Add("server_fds_per_conn", (server_fds_after - server_fds_before) / n)
+        .Add("client_fds_per_conn", (client_fds_after - client_fds_before) / n)
         .Print();
     return absl::OkStatus();
   }

@@ -555,16 +555,18 @@ class Report:
     def idle_table(self):
         out = ["### Resident memory of an idle connection (unpinned)", "",
                "| system | server KiB per connection | client KiB per connection "
-               "| server threads per connection "
+               "| server threads per connection | server fds per connection "
                "| server RSS before, KiB | connections opened |",
-               "|---|---:|---:|---:|---:|---:|"]
+               "|---|---:|---:|---:|---:|---:|---:|"]
         for system, transport in self.systems:
             r = self.by.get(("idle_memory", system, transport))
             if r is None:
                 continue
-            out.append("| %s | %.1f | %.1f | %.2f | %s | %d |" % (
+            fds = r.get("server_fds_per_conn")
+            out.append("| %s | %.1f | %.1f | %.2f | %s | %s | %d |" % (
                 system_label(system, transport), r["server_kib_per_conn"],
                 r["client_kib_per_conn"], r["server_threads_per_conn"],
+                "—" if fds is None else "%.2f" % fds,
                 rate(r.get("server_rss_kib")), r["connections"]))
         return out
 

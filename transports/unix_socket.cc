@@ -81,31 +81,64 @@ absl::StatusOr<std::unique_ptr<UnixSocketTransport>> UnixSocketTransport::Create
 absl::StatusOr<std::unique_ptr<UnixSocketTransport>> UnixSocketTransport::Create(
     ScopedFd socket, std::string description, PeerCredentials peer) {
   IPCRPC_RETURN_IF_ERROR(SetNonBlocking(socket.get()));
-  IPCRPC_ASSIGN_OR_RETURN(ScopedFd wake, MakeEventFd());
-  return std::unique_ptr<UnixSocketTransport>(new UnixSocketTransport(
-      std::move(socket), std::move(wake), std::move(description), peer));
+  return std::unique_ptr<UnixSocketTransport>(
+      new UnixSocketTransport(std::move(socket), std::move(description), peer));
 }
 
-UnixSocketTransport::UnixSocketTransport(ScopedFd socket, ScopedFd wake,
-                                         std::string description,
+UnixSocketTransport::UnixSocketTransport(ScopedFd socket, std::string description,
                                          PeerCredentials peer)
-    : socket_(std::move(socket)),
-      wake_(std::move(wake)),
-      description_(std::move(description)),
-      peer_(peer) {}
+    : socket_(std::move(socket)), description_(std::move(description)), peer_(peer) {}
 
 UnixSocketTransport::~UnixSocketTransport() = default;
 
+namespace {
+
+// The calling thread's eventfd, made on first use and closed when the thread
+// ends: what a waiting read polls besides its socket.
+absl::StatusOr<int> ThisThreadsWakeFd() {
+  thread_local ScopedFd wake;
+  if (!wake.valid()) {
+    IPCRPC_ASSIGN_OR_RETURN(wake, MakeEventFd());
+  }
+  return wake.get();
+}
+
+}  // namespace
+
 absl::Status UnixSocketTransport::WaitReady(short events, absl::Time deadline,
                                             bool interruptible) {
-  pollfd fds[2] = {{socket_.get(), events, 0}, {wake_.get(), POLLIN, 0}};
-  IPCRPC_RETURN_IF_ERROR(
-      PollUntil(absl::MakeSpan(fds, interruptible ? 2 : 1), deadline, description_).status());
-  if (interruptible && (fds[1].revents & POLLIN)) {
-    DrainEventFd(wake_.get());
-    return absl::AbortedError(absl::StrCat(description_, ": read interrupted"));
+  if (!interruptible || deadline == absl::InfinitePast()) {
+    // A write, or a read that only takes what is there: nothing to wake,
+    // though an interrupt already made is still honoured.
+    if (interruptible && interrupted_.exchange(false)) {
+      return absl::AbortedError(absl::StrCat(description_, ": read interrupted"));
+    }
+    pollfd fd = {socket_.get(), events, 0};
+    return PollUntil(absl::MakeSpan(&fd, 1), deadline, description_).status();
   }
-  return absl::OkStatus();  // ready, or an error condition recv/send will report
+  IPCRPC_ASSIGN_OR_RETURN(const int wake, ThisThreadsWakeFd());
+  {
+    std::lock_guard<std::mutex> lock(wake_mu_);
+    waiting_wake_fd_ = wake;
+  }
+  absl::Status status;
+  for (;;) {
+    if (interrupted_.exchange(false)) {
+      status = absl::AbortedError(absl::StrCat(description_, ": read interrupted"));
+      break;
+    }
+    pollfd fds[2] = {{socket_.get(), events, 0}, {wake, POLLIN, 0}};
+    status = PollUntil(absl::MakeSpan(fds, 2), deadline, description_).status();
+    if (!status.ok() || (fds[1].revents & POLLIN) == 0) break;
+    // Woken by Interrupt() (the flag says so), or by a signal left from an
+    // earlier wait of this thread (then waiting goes on).
+    DrainEventFd(wake);
+  }
+  {
+    std::lock_guard<std::mutex> lock(wake_mu_);
+    waiting_wake_fd_ = -1;
+  }
+  return status;  // ready (or an error recv/send will report), or why not
 }
 
 absl::Status UnixSocketTransport::Write(absl::Span<const absl::string_view> chunks,
@@ -244,7 +277,11 @@ absl::StatusOr<ScopedFd> UnixSocketTransport::DuplicateSocket() const {
   return copy;
 }
 
-void UnixSocketTransport::Interrupt() { SignalEventFd(wake_.get()); }
+void UnixSocketTransport::Interrupt() {
+  std::lock_guard<std::mutex> lock(wake_mu_);
+  interrupted_.store(true);
+  if (waiting_wake_fd_ >= 0) SignalEventFd(waiting_wake_fd_);
+}
 
 void UnixSocketTransport::Shutdown() { ::shutdown(socket_.get(), SHUT_RDWR); }
 

@@ -25,6 +25,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 
@@ -79,8 +80,7 @@ class UnixSocketTransport final : public Transport {
                                            absl::Time deadline) override;
 
  private:
-  UnixSocketTransport(ScopedFd socket, ScopedFd wake, std::string description,
-                      PeerCredentials peer);
+  UnixSocketTransport(ScopedFd socket, std::string description, PeerCredentials peer);
   // Waits until the socket is ready for `events` (POLLIN/POLLOUT), the
   // deadline passes, or (for reads) Interrupt() is called.
   absl::Status WaitReady(short events, absl::Time deadline, bool interruptible);
@@ -89,7 +89,14 @@ class UnixSocketTransport final : public Transport {
   absl::StatusOr<size_t> Receive(absl::Span<char> buffer, FdBatch* batch, absl::Time deadline);
 
   ScopedFd socket_;
-  ScopedFd wake_;  // eventfd: Interrupt() makes it readable
+  // Interrupt() sets `interrupted_`, and wakes a read that waits by
+  // signalling the eventfd that read published in `waiting_wake_fd_`: the
+  // waiting thread's own (one per thread, not one per connection, so a
+  // connection costs one descriptor). Publishing and signalling hold
+  // `wake_mu_`, so a thread's eventfd is never signalled after its wait.
+  std::atomic<bool> interrupted_{false};
+  std::mutex wake_mu_;
+  int waiting_wake_fd_ = -1;  // guarded by wake_mu_
   std::string description_;
   PeerCredentials peer_;
   // Read side only (one reader at a time): the last read drained the socket,

@@ -1,5 +1,6 @@
 #include "transports/unix_socket.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -94,6 +96,71 @@ TEST(SocketPairTest, InterruptWakesBlockedRead) {
   auto r = pair->second->Read(absl::MakeSpan(buf, 8), absl::InfiniteFuture());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << r.status();
   kicker.join();
+}
+
+TEST(SocketPairTest, InterruptBeforeTheReadWaitsAbortsIt) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  pair->second->Interrupt();
+  char buf[8];
+  auto r = pair->second->Read(absl::MakeSpan(buf, 8), absl::Now() + absl::Seconds(30));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << r.status();
+  // One interrupt, one aborted read: the next waits for its deadline.
+  r = pair->second->Read(absl::MakeSpan(buf, 8), absl::Now() + absl::Milliseconds(20));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
+}
+
+// A thread's reads on several connections share its eventfd: an interrupt
+// that came after one read was served wakes that thread's next wait (on
+// another connection) at most spuriously, never aborts it.
+TEST(SocketPairTest, AnInterruptForOneConnectionDoesNotAbortAnother) {
+  auto a = MakeSocketPair();
+  auto b = MakeSocketPair();
+  ASSERT_TRUE(a.ok() && b.ok());
+  char buf[8];
+  // The thread's eventfd exists once it has waited.
+  auto r = a->second->Read(absl::MakeSpan(buf, 8), absl::Now() + absl::Milliseconds(5));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
+  std::thread kicker([&] {
+    absl::SleepFor(absl::Milliseconds(20));
+    a->second->Interrupt();
+    absl::SleepFor(absl::Milliseconds(20));
+    absl::string_view chunks[] = {"b"};
+    EXPECT_TRUE(b->first->Write(chunks, absl::InfiniteFuture()).ok());
+  });
+  r = b->second->Read(absl::MakeSpan(buf, 8), absl::Now() + absl::Seconds(30));
+  kicker.join();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, 1u);
+  // The interrupt is still a's.
+  r = a->second->Read(absl::MakeSpan(buf, 8), absl::Now() + absl::Seconds(30));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << r.status();
+}
+
+// Before: every transport had an eventfd of its own (two descriptors per
+// connection end). After: one; a reading thread has one eventfd for all.
+TEST(SocketPairTest, AConnectionEndHoldsOneDescriptor) {
+  auto open_fds = [] {
+    int n = 0;
+    for (int fd = 0; fd < 4096; ++fd) n += ::fcntl(fd, F_GETFD) >= 0 ? 1 : 0;
+    return n;
+  };
+  constexpr int kPairs = 50;
+  std::vector<std::unique_ptr<Transport>> ends;
+  char buf[8];
+  const int before = open_fds();
+  for (int i = 0; i < kPairs; ++i) {
+    auto pair = MakeSocketPair();
+    ASSERT_TRUE(pair.ok());
+    // Each read waits (and is interrupted): still no descriptor of its own.
+    pair->second->Interrupt();
+    auto r = pair->second->Read(absl::MakeSpan(buf, 8), absl::Now() + absl::Seconds(30));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << r.status();
+    ends.push_back(std::move(pair->first));
+    ends.push_back(std::move(pair->second));
+  }
+  // At most this thread's eventfd besides the sockets.
+  EXPECT_LE(open_fds() - before, 2 * kPairs + 1);
 }
 
 TEST(SocketPairTest, PeerCloseIsUnavailableAndWriteDoesNotRaiseSigpipe) {

@@ -89,6 +89,8 @@ def one_round(bin_dir, work, connections, results):
             if r["bench"] == "idle_memory":
                 results.setdefault("server threads per idle connection", []).append(
                     r["server_threads_per_conn"])
+                results.setdefault("server fds per idle connection", []).append(
+                    r["server_fds_per_conn"])
                 results.setdefault("server KiB per idle connection", []).append(
                     r["server_kib_per_conn"])
                 results.setdefault("client KiB per idle connection", []).append(
@@ -112,8 +114,9 @@ def main():
     args = parser.parse_args()
     global CLIENT_DIR
     CLIENT_DIR = args.client or args.after
-    # Each idle unix connection holds two fds on each side (the socket and the
-    # eventfd that interrupts a blocked read), so N connections need 2N + some.
+    # An idle unix connection held two fds on each side (the socket and an
+    # eventfd that interrupts a blocked read) before 2026-12-02, one since, so
+    # N connections need up to 2N + some.
     need = 2 * max(args.connections, args.scale) + 256
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < need:
@@ -154,11 +157,12 @@ def main():
                                                   "--connections=%d" % args.scale]):
                 if r["bench"] == "idle_memory":
                     lines += ["", "%d idle connections, after build only: server threads %d "
-                              "before, %.4f per connection; server %.1f KiB, client %.1f KiB "
-                              "per connection" % (args.scale, r["server_threads_before"],
-                                                  r["server_threads_per_conn"],
-                                                  r["server_kib_per_conn"],
-                                                  r["client_kib_per_conn"])]
+                              "before, %.4f per connection; server %.1f KiB and %.2f fds, "
+                              "client %.1f KiB and %.2f fds per connection" % (
+                                  args.scale, r["server_threads_before"],
+                                  r["server_threads_per_conn"], r["server_kib_per_conn"],
+                                  r["server_fds_per_conn"], r["client_kib_per_conn"],
+                                  r["client_fds_per_conn"])]
         finally:
             stop_server(proc)
             shutil.rmtree(work, ignore_errors=True)
