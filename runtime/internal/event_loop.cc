@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -18,9 +19,10 @@ constexpr uint32_t kArmedEvents = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
 
 }  // namespace
 
-EventLoop::EventLoop(int spare_threads, int max_idle_threads, ThreadStarter start_thread)
+EventLoop::EventLoop(int spare_threads, absl::Duration idle_exit, ThreadStarter start_thread)
     : spare_threads_(std::max(1, spare_threads)),
-      max_idle_threads_(std::max(spare_threads_, max_idle_threads)),
+      idle_exit_ms_(static_cast<int>(
+          std::clamp<int64_t>(absl::ToInt64Milliseconds(idle_exit), 1, 3'600'000))),
       start_thread_(std::move(start_thread)) {}
 
 EventLoop::~EventLoop() { Stop(); }
@@ -66,6 +68,7 @@ bool EventLoop::StartThreadLocked() {
     return false;
   }
   threads_.push_back(std::move(*t));
+  thread_count_.store(static_cast<int>(threads_.size()));
   return true;
 }
 
@@ -76,16 +79,35 @@ void EventLoop::JoinEndedLocked() {
 
 void EventLoop::ThreadMain() {
   for (;;) {
+    // A thread beyond the spare ones waits only so long for a turn.
+    const int timeout = thread_count_.load() > spare_threads_ ? idle_exit_ms_ : -1;
     epoll_event event{};
-    int n = ::epoll_wait(epoll_.get(), &event, 1, -1);
+    int n = ::epoll_wait(epoll_.get(), &event, 1, timeout);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
+    if (n == 0) {
+      // Idle that long: end, if enough others wait (an exact count: only
+      // a thread leaving waiting lowers it, and always under this lock).
+      internal::MutexLock lock(&mu_);
+      if (stopping_ || waiting_.load() <= spare_threads_) continue;
+      waiting_.fetch_sub(1);
+      for (auto it = threads_.begin(); it != threads_.end(); ++it) {
+        if (it->get_id() == std::this_thread::get_id()) {
+          ended_.splice(ended_.end(), threads_, it);  // joined by the next start or Stop()
+          break;
+        }
+      }
+      thread_count_.store(static_cast<int>(threads_.size()));
+      return;
+    }
+    if (n < 0) {
       // EBADF/EINVAL: the set is gone, which only Stop() does after the
       // threads are joined; nothing to serve either way.
+      internal::MutexLock lock(&mu_);
       waiting_.fetch_sub(1);
       return;
     }
     if (event.data.u64 == kStopId) {
+      internal::MutexLock lock(&mu_);
       waiting_.fetch_sub(1);
       return;
     }
@@ -114,19 +136,7 @@ void EventLoop::ThreadMain() {
     }
     if (watcher != nullptr) watcher->OnReadable();
     watcher.reset();  // the last reference may be this one: released unlocked
-    // Back to waiting, unless enough threads wait already.
-    if (waiting_.fetch_add(1) >= max_idle_threads_) {
-      internal::MutexLock lock(&mu_);
-      if (stopping_) continue;  // Stop() joins this thread; it sees the stop event
-      waiting_.fetch_sub(1);
-      for (auto it = threads_.begin(); it != threads_.end(); ++it) {
-        if (it->get_id() == std::this_thread::get_id()) {
-          ended_.splice(ended_.end(), threads_, it);  // joined by the next start or Stop()
-          break;
-        }
-      }
-      return;
-    }
+    waiting_.fetch_add(1);  // back to waiting
   }
 }
 
@@ -195,6 +205,7 @@ void EventLoop::Stop() {
     if (stop_event_.valid()) SignalEventFd(stop_event_.get());
     threads.swap(threads_);
     threads.splice(threads.end(), ended_);
+    thread_count_.store(0);
   }
   for (std::thread& t : threads) {
     if (t.get_id() == std::this_thread::get_id()) {

@@ -14,9 +14,13 @@
 // Threads: the loop keeps `spare_threads` threads waiting in epoll_wait.
 // A thread that takes a readiness and finds no other thread left waiting
 // starts one, so a connection whose turn blocks (a handler running inline,
-// a frame that arrives in pieces) never keeps the others unread; a thread
-// that comes back to find more than `max_idle_threads` already waiting ends.
-// So the loop holds about as many threads as turns run at once, plus spares.
+// a write to a peer that does not read) never keeps the others unread. A
+// thread beyond the spare ones that waits `idle_exit` without a turn ends,
+// if at least `spare_threads` others wait. So the loop holds about as many
+// threads as turns ran at once lately, plus spares; under steady load no
+// thread is started or ended. Every decision that lowers the count of
+// waiting threads is made under the loop's lock with that exact count, so
+// the loop is never left with no thread waiting and none on its way.
 //
 // Lifetime: Watch() keeps a reference to the watcher until Forget(); the fd
 // must stay open until then. A readiness that races a Forget() is dropped
@@ -50,6 +54,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "base/scoped_fd.h"
 #include "base/sync.h"
 #include "base/thread.h"
@@ -73,10 +78,10 @@ class EventLoop {
   };
 
   static constexpr int kDefaultSpareThreads = 2;
-  static constexpr int kDefaultMaxIdleThreads = 4;
+  static constexpr absl::Duration kDefaultIdleExit = absl::Seconds(1);
 
   explicit EventLoop(int spare_threads = kDefaultSpareThreads,
-                     int max_idle_threads = kDefaultMaxIdleThreads,
+                     absl::Duration idle_exit = kDefaultIdleExit,
                      ThreadStarter start_thread = StartThread);
   ~EventLoop();  // Stop()s
   EventLoop(const EventLoop&) = delete;
@@ -120,12 +125,16 @@ class EventLoop {
   void JoinEndedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const int spare_threads_;
-  const int max_idle_threads_;
+  const int idle_exit_ms_;  // epoll_wait timeout of a thread beyond the spares
   const ThreadStarter start_thread_;
   ScopedFd epoll_;
   ScopedFd stop_event_;  // eventfd: readable once Stop() begins
   ScopedFd post_event_;  // eventfd: readable while posted_ is not empty
-  std::atomic<int> waiting_{0};  // threads in (or about to enter) epoll_wait
+  // Threads in (or on their way back to) epoll_wait. Raised without the
+  // lock (a thread back from a turn; a thread being started); lowered only
+  // under mu_.
+  std::atomic<int> waiting_{0};
+  std::atomic<int> thread_count_{0};  // threads_.size(), read without the lock
 
   mutable internal::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
