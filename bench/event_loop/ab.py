@@ -7,7 +7,10 @@ What the event loop (docs/EVENT_CORE.md, step 1) changes and what it must not:
     server per build, unpinned);
   * the fast path: 64 B unary p50 with server and client on different CPUs
     and on the same CPU (--mode=latency);
-  * throughput: calls/s with 1, 4 and 16 client threads (--mode=concurrent).
+  * throughput: calls/s with 1, 4 and 16 client threads (--mode=concurrent),
+    server pinned to CPU 0, and with 16 client threads, server unpinned
+    (where loop threads run turns at once on every CPU: a loop that lost its
+    threads there hung this figure, not the pinned ones).
 Both builds' servers are driven by one client binary (--client, default the
 after build's), so a difference is the server's; the idle figures need a
 client that reports server threads. Rounds alternate which build goes first (the second of a pair tends to run
@@ -81,6 +84,16 @@ def one_round(bin_dir, work, connections, results):
                             r["calls_per_s"])
         finally:
             stop_server(server)
+    # Unpinned: a fresh server, free to run turns on every CPU at once.
+    server, _ = start_server(bin_dir, address, -1)
+    try:
+        for r in client(bin_dir, address, ["--mode=concurrent", "--threads=16",
+                                           "--concurrent_ms=700"]):
+            if r["bench"] == "concurrent":
+                results.setdefault("calls/s, 16 clients, server unpinned", []).append(
+                    r["calls_per_s"])
+    finally:
+        stop_server(server)
     # Idle connections: a fresh server, unpinned.
     server, pid = start_server(bin_dir, address, -1)
     try:
