@@ -6,12 +6,14 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -518,6 +520,59 @@ TEST(ResourceLimitsTest, OneClientsSilentStreamsDoNotStarveAnotherClient) {
   ::close(hold[1]);
   ::close(report[0]);
   if (attacker > 0) ::waitpid(attacker, nullptr, 0);
+}
+
+// Thousands of connections (issue 11): idle unix connections cost the server
+// no thread and one descriptor each. The server may hold only a little more
+// than one fd per connection (--max_fds); before the event loop each held a
+// thread, and before the per-thread eventfd two fds, so this many did not fit.
+TEST(ResourceLimitsTest, TwoThousandIdleConnectionsCostTheServerNoThreadAndOneFdEach) {
+  constexpr int kConnections = 2000;
+  struct rlimit rl;
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &rl), 0);
+  const rlim_t need = 2 * kConnections + 256;  // this side: sockets and more
+  if (rl.rlim_max < need) GTEST_SKIP() << "RLIMIT_NOFILE hard limit " << rl.rlim_max;
+  if (rl.rlim_cur < need) {
+    rl.rlim_cur = need;
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &rl), 0);
+  }
+  ServerProcess server({absl::StrCat("--max_fds=", kConnections + 128)},
+                       "server { max_connections: 2100 max_connections_per_uid: 2100 }");
+  {
+    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+    ASSERT_TRUE(channel.ok());
+    ASSERT_TRUE(Echo(*TestService::NewStub(*channel)).ok());
+  }
+  const int threads_before = server.Threads();
+  const int fds_before = FdCount(server);
+  std::vector<std::unique_ptr<TestService::Stub>> idle;
+  for (int i = 0; i < kConnections; ++i) {
+    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+    ASSERT_TRUE(channel.ok()) << channel.status();
+    auto stub = TestService::NewStub(*channel);
+    absl::Status s = Echo(*stub);
+    ASSERT_TRUE(s.ok()) << "connection " << i << ": " << s;
+    idle.push_back(std::move(stub));
+  }
+  int threads_after = 0;
+  for (int i = 0; i < 100; ++i) {
+    threads_after = server.Threads();
+    if (threads_after <= threads_before + 4) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_LE(threads_after, threads_before + 4)
+      << kConnections << " idle connections took " << threads_after - threads_before
+      << " server threads";
+  const int fds_after = FdCount(server);
+  EXPECT_LE(fds_after - fds_before, kConnections + 16)
+      << kConnections << " idle connections hold " << fds_after - fds_before << " server fds";
+  std::fprintf(stderr, "%d idle connections: server threads %+d, fds %+d\n", kConnections,
+               threads_after - threads_before, fds_after - fds_before);
+  // Still served, on a new connection and on an idle one.
+  absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+  ASSERT_TRUE(channel.ok());
+  EXPECT_TRUE(Echo(*TestService::NewStub(*channel)).ok());
+  EXPECT_TRUE(Echo(*idle[kConnections / 2]).ok());
 }
 
 }  // namespace
