@@ -54,6 +54,39 @@ bool Alive(const ServerProcess& server) {
   return info.si_pid == 0;
 }
 
+// `n` connections to `server`, each used by one call and then left idle;
+// fewer, with a test failure, if one is not made or not served.
+std::vector<std::unique_ptr<TestService::Stub>> OpenIdleConnections(const ServerProcess& server,
+                                                                    int n) {
+  std::vector<std::unique_ptr<TestService::Stub>> idle;
+  for (int i = 0; i < n; ++i) {
+    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
+    if (!channel.ok()) {
+      ADD_FAILURE() << "connection " << i << ": " << channel.status();
+      break;
+    }
+    auto stub = TestService::NewStub(*channel);
+    absl::Status s = Echo(*stub);
+    if (!s.ok()) {
+      ADD_FAILURE() << "connection " << i << ": " << s;
+      break;
+    }
+    idle.push_back(std::move(stub));
+  }
+  return idle;
+}
+
+// The server's threads once they are at most `limit` (handshake threads end
+// as their connections first wait in the loop), or after 5 s.
+int ThreadsOnceAtMost(const ServerProcess& server, int limit) {
+  int threads = server.Threads();
+  for (int i = 0; i < 100 && threads > limit; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+    threads = server.Threads();
+  }
+  return threads;
+}
+
 // Before: every new connection started a std::thread unguarded; the kernel's
 // refusal (EAGAIN) became std::system_error and std::terminate, so the fifth
 // connection here killed the server. After: that connection is refused with
@@ -119,15 +152,8 @@ TEST(ResourceLimitsTest, IdleAndHalfSentConnectionsHoldNoServerThread) {
   }
   const int threads_before = server.Threads();
   // Idle: one call each, then nothing.
-  std::vector<std::unique_ptr<TestService::Stub>> idle;
-  for (int i = 0; i < kConnections; ++i) {
-    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
-    ASSERT_TRUE(channel.ok()) << channel.status();
-    auto stub = TestService::NewStub(*channel);
-    absl::Status s = Echo(*stub);
-    ASSERT_TRUE(s.ok()) << "connection " << i << ": " << s;
-    idle.push_back(std::move(stub));
-  }
+  std::vector<std::unique_ptr<TestService::Stub>> idle = OpenIdleConnections(server, kConnections);
+  ASSERT_EQ(idle.size(), static_cast<size_t>(kConnections));
   // Half-sent: HELLO, then 5 bytes of a frame header.
   std::vector<int> half_sent;
   for (int i = 0; i < kConnections; ++i) {
@@ -140,12 +166,7 @@ TEST(ResourceLimitsTest, IdleAndHalfSentConnectionsHoldNoServerThread) {
     ASSERT_TRUE(WaitUntilConsumed(fd));
   }
   // Handshake threads end once their connection first waits in the loop.
-  int threads_after = 0;
-  for (int i = 0; i < 100; ++i) {
-    threads_after = server.Threads();
-    if (threads_after <= threads_before + 4) break;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  const int threads_after = ThreadsOnceAtMost(server, threads_before + 4);
   EXPECT_LE(threads_after, threads_before + 4)
       << 2 * kConnections << " waiting connections took " << threads_after - threads_before
       << " server threads";
@@ -545,21 +566,9 @@ TEST(ResourceLimitsTest, TwoThousandIdleConnectionsCostTheServerNoThreadAndOneFd
   }
   const int threads_before = server.Threads();
   const int fds_before = FdCount(server);
-  std::vector<std::unique_ptr<TestService::Stub>> idle;
-  for (int i = 0; i < kConnections; ++i) {
-    absl::StatusOr<std::shared_ptr<Channel>> channel = CreateChannel(server.address());
-    ASSERT_TRUE(channel.ok()) << channel.status();
-    auto stub = TestService::NewStub(*channel);
-    absl::Status s = Echo(*stub);
-    ASSERT_TRUE(s.ok()) << "connection " << i << ": " << s;
-    idle.push_back(std::move(stub));
-  }
-  int threads_after = 0;
-  for (int i = 0; i < 100; ++i) {
-    threads_after = server.Threads();
-    if (threads_after <= threads_before + 4) break;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  std::vector<std::unique_ptr<TestService::Stub>> idle = OpenIdleConnections(server, kConnections);
+  ASSERT_EQ(idle.size(), static_cast<size_t>(kConnections));
+  const int threads_after = ThreadsOnceAtMost(server, threads_before + 4);
   EXPECT_LE(threads_after, threads_before + 4)
       << kConnections << " idle connections took " << threads_after - threads_before
       << " server threads";
