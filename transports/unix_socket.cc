@@ -3,13 +3,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -93,12 +96,25 @@ UnixSocketTransport::~UnixSocketTransport() = default;
 
 namespace {
 
-// The calling thread's eventfd, made on first use and closed when the thread
-// ends: what a waiting read polls besides its socket.
+// Raised in the child of every fork(): an eventfd the forking thread made
+// before is the parent's too, and a signal meant for one could be drained by
+// the other.
+std::atomic<uint64_t> g_forks{0};
+
+// The calling thread's eventfd, made on first use (and again in a forked
+// child) and closed when the thread ends: what a waiting read polls besides
+// its socket.
 absl::StatusOr<int> ThisThreadsWakeFd() {
+  static std::once_flag watch_forks;
+  std::call_once(watch_forks, [] {
+    ::pthread_atfork(nullptr, nullptr, [] { g_forks.fetch_add(1, std::memory_order_relaxed); });
+  });
   thread_local ScopedFd wake;
-  if (!wake.valid()) {
-    IPCRPC_ASSIGN_OR_RETURN(wake, MakeEventFd());
+  thread_local uint64_t made_after_forks = 0;
+  const uint64_t forks = g_forks.load(std::memory_order_relaxed);
+  if (!wake.valid() || made_after_forks != forks) {
+    IPCRPC_ASSIGN_OR_RETURN(wake, MakeEventFd());  // closes this process's copy of the old
+    made_after_forks = forks;
   }
   return wake.get();
 }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -135,6 +136,45 @@ TEST(SocketPairTest, AnInterruptForOneConnectionDoesNotAbortAnother) {
   // The interrupt is still a's.
   r = a->second->Read(absl::MakeSpan(buf, 8), absl::Now() + absl::Seconds(30));
   EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << r.status();
+}
+
+// A thread's eventfd made before fork() is shared with the child; a child
+// thread waiting on it could drain the signal of an Interrupt() meant for the
+// parent, whose read then waited until its deadline. The child makes its own.
+TEST(SocketPairTest, AForkedChildNeverTakesTheParentsInterrupts) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  char buf[8];
+  // This thread's eventfd exists once it has waited.
+  auto r = pair->second->Read(absl::MakeSpan(buf, 8), absl::Now() + absl::Milliseconds(1));
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Waits, and is woken by every signal of its thread's eventfd, for 3 s.
+    auto own = MakeSocketPair();
+    if (!own.ok()) ::_exit(1);
+    const absl::Time end = absl::Now() + absl::Seconds(3);
+    while (absl::Now() < end) {
+      (void)own->second->Read(absl::MakeSpan(buf, 8), absl::Now() + absl::Milliseconds(100));
+    }
+    ::_exit(0);
+  }
+  absl::SleepFor(absl::Milliseconds(50));  // the child waits
+  int lost = 0;
+  for (int i = 0; i < 20; ++i) {
+    std::thread kicker([&] {
+      absl::SleepFor(absl::Milliseconds(10));
+      pair->second->Interrupt();
+    });
+    r = pair->second->Read(absl::MakeSpan(buf, 8), absl::Now() + absl::Milliseconds(500));
+    kicker.join();
+    if (r.status().code() != absl::StatusCode::kAborted) ++lost;
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(lost, 0) << "interrupts of 20 reads lost to the forked child";
 }
 
 // Before: every transport had an eventfd of its own (two descriptors per
