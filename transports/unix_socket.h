@@ -92,7 +92,7 @@ class UnixSocketTransport final : public Transport {
   // Interrupt() sets `interrupted_`, and wakes a read that waits by
   // signalling the eventfd that read published in `waiting_wake_fd_`: the
   // waiting thread's own (one per thread, not one per connection, so a
-  // connection costs one descriptor). Publishing and signalling hold
+  // connection costs one descriptor; a forked child makes its own). Publishing and signalling hold
   // `wake_mu_`, so a thread's eventfd is never signalled after its wait.
   std::atomic<bool> interrupted_{false};
   std::mutex wake_mu_;
