@@ -12,7 +12,7 @@
 
 #include <atomic>
 #include <cstring>
-#include <mutex>
+#include <mutex>  // std::call_once
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -134,7 +134,7 @@ absl::Status UnixSocketTransport::WaitReady(short events, absl::Time deadline,
   }
   IPCRPC_ASSIGN_OR_RETURN(const int wake, ThisThreadsWakeFd());
   {
-    std::lock_guard<std::mutex> lock(wake_mu_);
+    internal::MutexLock lock(&wake_mu_);
     waiting_wake_fd_ = wake;
   }
   absl::Status status;
@@ -151,7 +151,7 @@ absl::Status UnixSocketTransport::WaitReady(short events, absl::Time deadline,
     DrainEventFd(wake);
   }
   {
-    std::lock_guard<std::mutex> lock(wake_mu_);
+    internal::MutexLock lock(&wake_mu_);
     waiting_wake_fd_ = -1;
   }
   return status;  // ready (or an error recv/send will report), or why not
@@ -294,7 +294,7 @@ absl::StatusOr<ScopedFd> UnixSocketTransport::DuplicateSocket() const {
 }
 
 void UnixSocketTransport::Interrupt() {
-  std::lock_guard<std::mutex> lock(wake_mu_);
+  internal::MutexLock lock(&wake_mu_);
   interrupted_.store(true);
   if (waiting_wake_fd_ >= 0) SignalEventFd(waiting_wake_fd_);
 }

@@ -25,12 +25,13 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "base/sync.h"
 #include "transports/transport.h"
 
 namespace ipcrpc {
@@ -95,8 +96,8 @@ class UnixSocketTransport final : public Transport {
   // connection costs one descriptor; a forked child makes its own). Publishing and signalling hold
   // `wake_mu_`, so a thread's eventfd is never signalled after its wait.
   std::atomic<bool> interrupted_{false};
-  std::mutex wake_mu_;
-  int waiting_wake_fd_ = -1;  // guarded by wake_mu_
+  internal::Mutex wake_mu_;
+  int waiting_wake_fd_ ABSL_GUARDED_BY(wake_mu_) = -1;
   std::string description_;
   PeerCredentials peer_;
   // Read side only (one reader at a time): the last read drained the socket,
