@@ -109,6 +109,7 @@ class UpgradedTransport final : public Transport {
   bool PeerGone() override { return inner_->PeerGone(); }
   int readiness_fd() override { return inner_->readiness_fd(); }
   void NoteReadable() override { inner_->NoteReadable(); }
+  bool ReadDrained() const override { return inner_->ReadDrained(); }
   int max_fds_per_write() const override { return inner_->max_fds_per_write(); }
   absl::Status WriteWithFds(absl::Span<const absl::string_view> chunks,
                             absl::Span<const int> fds, absl::Time deadline) override {
@@ -178,6 +179,10 @@ class ServerNegotiatingTransport final : public Transport {
   }
   void NoteReadable() override {
     if (done_.load(std::memory_order_acquire) && result_.ok() && data_) data_->NoteReadable();
+  }
+  bool ReadDrained() const override {
+    return done_.load(std::memory_order_acquire) && result_.ok() && data_ && prefix_.empty() &&
+           data_->ReadDrained();
   }
 
   // Descriptor passing is what the negotiated transport offers: known once

@@ -104,6 +104,12 @@ class Transport {
   // readiness_fd() was just reported readable: the next Read need not poll
   // before it reads. The reading thread.
   virtual void NoteReadable() {}
+  // Whether the last Read returned everything readable when it ran (the
+  // kernel held no more bytes then), so that a reader which now waits for
+  // readiness_fd() to report *new* bytes (edge-triggered) misses none.
+  // false when the transport cannot tell: such a reader reads until a Read
+  // with a past deadline says DEADLINE_EXCEEDED. The reading thread.
+  virtual bool ReadDrained() const { return false; }
 
   // --- File descriptor passing (optional). ---
 

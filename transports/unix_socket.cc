@@ -271,7 +271,8 @@ absl::StatusOr<size_t> UnixSocketTransport::Receive(absl::Span<char> buffer, FdB
     // The buffer holds SCM_MAX_FD descriptors, so a truncation means the
     // kernel could not install them all here (EMFILE): it closed the rest.
     received.truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
-    if (!received.fds.empty() || received.truncated) {
+    const bool carried_fds = !received.fds.empty() || received.truncated;
+    if (carried_fds) {
       if (batch == nullptr) {
         return absl::InvalidArgumentError(absl::StrCat(
             description_, ": peer sent file descriptors where none were expected"));
@@ -283,6 +284,7 @@ absl::StatusOr<size_t> UnixSocketTransport::Receive(absl::Span<char> buffer, FdB
           absl::StrCat(description_, ": peer closed the connection"));
     }
     poll_before_read_ = static_cast<size_t>(n) < buffer.size();
+    read_drained_ = poll_before_read_ && !carried_fds;
     return static_cast<size_t>(n);
   }
 }

@@ -62,6 +62,7 @@ class UnixSocketTransport final : public Transport {
   bool PeerGone() override;
   int readiness_fd() override { return socket_.get(); }
   void NoteReadable() override { poll_before_read_ = false; }
+  bool ReadDrained() const override { return read_drained_; }
 
   // Gives up the socket (e.g. to hand it to an upgraded transport as its
   // liveness channel); this object is unusable afterwards.
@@ -105,6 +106,11 @@ class UnixSocketTransport final : public Transport {
   // of paying for a recvmsg that fails with EAGAIN (one syscall less per
   // message in a request/response exchange).
   bool poll_before_read_ = false;
+  // The last read returned less than it asked for and no descriptors: a
+  // stream recvmsg stops short only when no more bytes are queued, or after
+  // bytes that carried descriptors (or, with SO_PASSCRED, which this
+  // transport never sets, at bytes of another writer).
+  bool read_drained_ = false;
 };
 
 // Two connected transports (socketpair), e.g. for tests or spawned workers.

@@ -14,8 +14,8 @@ namespace {
 
 constexpr uint64_t kStopId = 0;
 constexpr uint64_t kPostId = 1;
-// Level-triggered readability, hang-ups and errors, once per arming.
-constexpr uint32_t kArmedEvents = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+// Each new readability, hang-up or error, for as long as the fd is watched.
+constexpr uint32_t kWatchedEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
 
 }  // namespace
 
@@ -153,9 +153,7 @@ absl::StatusOr<EventLoop::Registration> EventLoop::Watch(int fd,
     watchers_[registration.id] = std::move(watcher);
   }
   epoll_event event{};
-  // Disarmed: one-shot with no event asked for. (A hang-up, which epoll
-  // always reports, may still call once; a watcher tolerates such a turn.)
-  event.events = EPOLLONESHOT;
+  event.events = kWatchedEvents;  // reported at once if readable already
   event.data.u64 = registration.id;
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) {
     absl::Status status = ErrnoStatus(errno, "event loop: epoll_ctl(ADD)");
@@ -164,16 +162,6 @@ absl::StatusOr<EventLoop::Registration> EventLoop::Watch(int fd,
     return status;
   }
   return registration;
-}
-
-absl::Status EventLoop::Arm(const Registration& registration) {
-  epoll_event event{};
-  event.events = kArmedEvents;
-  event.data.u64 = registration.id;
-  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, registration.fd, &event) != 0) {
-    return ErrnoStatus(errno, "event loop: epoll_ctl(MOD)");
-  }
-  return absl::OkStatus();
 }
 
 void EventLoop::Post(const Registration& registration) {

@@ -2,14 +2,22 @@
 // without a thread (docs/EVENT_CORE.md, step 1).
 //
 // A connection whose transport has a readiness fd (Transport::readiness_fd():
-// the unix socket) is *watched* here while nothing is being read from it:
-// one epoll set for the whole server, armed one-shot per connection, so each
-// readiness is handed to exactly one loop thread, which calls the watcher's
-// OnReadable() and runs the connection's reading there (decoding frames and
-// running quick handlers inline, as a reading thread does). When the
-// connection has nothing left to read, it arms itself again and the thread
-// goes back to waiting. An idle connection costs its registration, not a
-// thread.
+// the unix socket) is *watched* here: one epoll set for the whole server,
+// every fd registered edge-triggered (EPOLLET) for as long as it is watched.
+// Each new readiness (bytes arriving, a hang-up) calls the watcher's
+// OnReadable() on one loop thread, which runs the connection's reading there
+// (decoding frames and running quick handlers inline, as a reading thread
+// does) if the connection was waiting for it. An idle connection costs its
+// registration, not a thread.
+//
+// Edge-triggered means a registration is never re-armed (no system call
+// when a connection goes back to waiting) and that the watcher must sort
+// its turns itself: a readiness may arrive while another loop thread (or a
+// thread of the connection) is still reading, and then calls OnReadable()
+// on a second thread at once. The watcher notes it (ReadingRole::BeginTurn
+// does) and the reader reads again before it waits; a reader waits only
+// once it has read everything readable (Transport::ReadDrained), since
+// bytes already there announce nothing more.
 //
 // Threads: the loop keeps `spare_threads` threads waiting in epoll_wait.
 // A thread that takes a readiness and finds no other thread left waiting
@@ -30,14 +38,12 @@
 // is never held while a watcher runs.
 //
 // Cost on the per-call path: a connection's turn starts with the epoll_wait
-// that returns its readiness and ends with one epoll_ctl (re-arm); a thread
-// blocked in read() instead needs neither, so a call costs one system call
-// more than with a thread per connection.
+// that returns its readiness, where a thread per connection would block in
+// poll() or read(); going back to waiting costs no system call.
 //
 // Example (what ServerConnection does):
 //   absl::StatusOr<EventLoop::Registration> r = loop.Watch(fd, shared_from_this());
-//   loop.Arm(*r);  // when nothing is left to read
-//   ...  // on a loop thread: OnReadable() reads, then loop.Arm(*r) again
+//   ...  // on a loop thread, for each new readiness: OnReadable()
 //   loop.Forget(*r);  // when the connection ends
 
 #ifndef IPCRPC_RUNTIME_INTERNAL_EVENT_LOOP_H_
@@ -66,12 +72,13 @@ class EventLoop {
   class Watcher {
    public:
     virtual ~Watcher() = default;
-    // On a loop thread, once per arming, when the fd is readable, hung up or
-    // in error. The registration is disarmed until Arm()ed again.
+    // On a loop thread, once for each new readiness of the fd (bytes came,
+    // hung up, error) — possibly while an earlier call still runs on
+    // another thread.
     virtual void OnReadable() = 0;
   };
 
-  // What Arm() and Forget() need: the fd and the loop's id for it.
+  // What Post() and Forget() need: the fd and the loop's id for it.
   struct Registration {
     int fd = -1;
     uint64_t id = 0;
@@ -91,15 +98,11 @@ class EventLoop {
   // errno's status) if it cannot.
   absl::Status Start();
 
-  // Watches `fd` for `watcher`, disarmed: no turn until Arm() or Post().
-  // The loop holds `watcher` until Forget(). The errno's status if epoll
-  // refuses the fd (ENOSPC: max_user_watches; ENOMEM), FAILED_PRECONDITION
-  // once stopped.
+  // Watches `fd` for `watcher`: a turn for every readiness from now on,
+  // including one at once if the fd is readable already. The loop holds
+  // `watcher` until Forget(). The errno's status if epoll refuses the fd
+  // (ENOSPC: max_user_watches; ENOMEM), FAILED_PRECONDITION once stopped.
   absl::StatusOr<Registration> Watch(int fd, std::shared_ptr<Watcher> watcher);
-
-  // Arms a watched fd again: one more OnReadable() once it is readable.
-  // Lock-free (one epoll_ctl). An error means the loop will not call back.
-  absl::Status Arm(const Registration& registration);
 
   // Calls the watcher's OnReadable() soon on a loop thread whether or not
   // its fd is readable (e.g. to read bytes a reader already holds). The

@@ -28,13 +28,14 @@ struct SocketPair {
   ScopedFd peer;
 };
 
-// Counts its turns; drains what is readable so that a re-arm waits for more.
+// Counts its turns; drains what is readable, so the next turn needs new bytes.
 class CountingWatcher : public EventLoop::Watcher {
  public:
   explicit CountingWatcher(int fd) : fd_(fd) {}
   void OnReadable() override {
     char buffer[64];
-    (void)::recv(fd_, buffer, sizeof(buffer), MSG_DONTWAIT);
+    while (::recv(fd_, buffer, sizeof(buffer), MSG_DONTWAIT) > 0) {
+    }
     turns.fetch_add(1);
   }
   std::atomic<int> turns{0};
@@ -43,14 +44,11 @@ class CountingWatcher : public EventLoop::Watcher {
   int fd_;
 };
 
-// Watches `fd` and arms it.
-EventLoop::Registration WatchArmed(EventLoop& loop, int fd,
-                                   std::shared_ptr<EventLoop::Watcher> watcher) {
+EventLoop::Registration WatchOrFail(EventLoop& loop, int fd,
+                                    std::shared_ptr<EventLoop::Watcher> watcher) {
   absl::StatusOr<EventLoop::Registration> r = loop.Watch(fd, std::move(watcher));
   EXPECT_TRUE(r.ok()) << r.status();
-  if (!r.ok()) return {};
-  EXPECT_TRUE(loop.Arm(*r).ok());
-  return *r;
+  return r.ok() ? *r : EventLoop::Registration{};
 }
 
 // Waits up to 10 s for `condition`.
@@ -63,25 +61,55 @@ bool Eventually(F condition) {
   return condition();
 }
 
-TEST(EventLoopTest, OneTurnPerArming) {
+TEST(EventLoopTest, OneTurnPerReadiness) {
   EventLoop loop;
   ASSERT_TRUE(loop.Start().ok());
   SocketPair pair;
   auto watcher = std::make_shared<CountingWatcher>(pair.watched.get());
-  absl::StatusOr<EventLoop::Registration> r = loop.Watch(pair.watched.get(), watcher);
-  ASSERT_TRUE(r.ok()) << r.status();
+  // Bytes that are there before the fd is watched make a turn too.
   ASSERT_EQ(::write(pair.peer.get(), "a", 1), 1);
-  absl::SleepFor(absl::Milliseconds(50));
-  EXPECT_EQ(watcher->turns.load(), 0) << "a turn before the first Arm()";
-  ASSERT_TRUE(loop.Arm(*r).ok());
+  const EventLoop::Registration r = WatchOrFail(loop, pair.watched.get(), watcher);
   ASSERT_TRUE(Eventually([&] { return watcher->turns.load() == 1; }));
-  // Disarmed: more bytes call nobody until Arm().
-  ASSERT_EQ(::write(pair.peer.get(), "b", 1), 1);
+  // Each write after that is a new readiness, with no re-arming.
+  for (int i = 2; i <= 4; ++i) {
+    ASSERT_EQ(::write(pair.peer.get(), "b", 1), 1);
+    ASSERT_TRUE(Eventually([&] { return watcher->turns.load() == i; })) << "write " << i;
+  }
+  // Nothing new, no turn (edge-triggered: an fd left readable would also
+  // make none, which is why a watcher reads it dry).
   absl::SleepFor(absl::Milliseconds(50));
-  EXPECT_EQ(watcher->turns.load(), 1) << "a second turn without a re-arm";
-  ASSERT_TRUE(loop.Arm(*r).ok());
-  ASSERT_TRUE(Eventually([&] { return watcher->turns.load() == 2; }));
-  loop.Forget(*r);
+  EXPECT_EQ(watcher->turns.load(), 4) << "a turn without new bytes";
+  loop.Forget(r);
+}
+
+// A readiness while a turn of the same watcher still runs calls it again on
+// another thread: the watcher learns of bytes that came after its last read.
+class SlowWatcher : public EventLoop::Watcher {
+ public:
+  void OnReadable() override {
+    if (calls.fetch_add(1) == 0) {
+      entered.Notify();
+      release.WaitForNotification();
+    }
+  }
+  std::atomic<int> calls{0};
+  absl::Notification entered;
+  absl::Notification release;
+};
+
+TEST(EventLoopTest, AReadinessDuringATurnIsReportedAtOnce) {
+  EventLoop loop;
+  ASSERT_TRUE(loop.Start().ok());
+  SocketPair pair;
+  auto watcher = std::make_shared<SlowWatcher>();
+  const EventLoop::Registration r = WatchOrFail(loop, pair.watched.get(), watcher);
+  ASSERT_EQ(::write(pair.peer.get(), "a", 1), 1);
+  ASSERT_TRUE(watcher->entered.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_EQ(::write(pair.peer.get(), "b", 1), 1);
+  EXPECT_TRUE(Eventually([&] { return watcher->calls.load() == 2; }))
+      << "bytes that came during a turn were not reported";
+  watcher->release.Notify();
+  loop.Forget(r);
 }
 
 TEST(EventLoopTest, AHangUpIsReported) {
@@ -89,7 +117,7 @@ TEST(EventLoopTest, AHangUpIsReported) {
   ASSERT_TRUE(loop.Start().ok());
   SocketPair pair;
   auto watcher = std::make_shared<CountingWatcher>(pair.watched.get());
-  const EventLoop::Registration r = WatchArmed(loop, pair.watched.get(), watcher);
+  const EventLoop::Registration r = WatchOrFail(loop, pair.watched.get(), watcher);
   pair.peer.reset();
   ASSERT_TRUE(Eventually([&] { return watcher->turns.load() == 1; }));
   loop.Forget(r);
@@ -103,7 +131,6 @@ TEST(EventLoopTest, ForgetDropsTheWatcherAndItsTurns) {
   std::weak_ptr<CountingWatcher> weak = watcher;
   absl::StatusOr<EventLoop::Registration> r = loop.Watch(pair.watched.get(), watcher);
   ASSERT_TRUE(r.ok());
-  ASSERT_TRUE(loop.Arm(*r).ok());
   EXPECT_EQ(loop.watched(), 1u);
   loop.Forget(*r);
   loop.Forget(*r);  // idempotent
@@ -135,14 +162,14 @@ TEST(EventLoopTest, ABlockedTurnDoesNotKeepOthersWaiting) {
   std::vector<EventLoop::Registration> registrations;
   for (SocketPair& pair : blocked_pairs) {
     blocked.push_back(std::make_shared<BlockingWatcher>());
-    registrations.push_back(WatchArmed(loop, pair.watched.get(), blocked.back()));
+    registrations.push_back(WatchOrFail(loop, pair.watched.get(), blocked.back()));
     ASSERT_EQ(::write(pair.peer.get(), "x", 1), 1);
     // Each blocks a thread of its own; the next is still served.
     ASSERT_TRUE(blocked.back()->entered.WaitForNotificationWithTimeout(absl::Seconds(10)));
   }
   SocketPair pair;
   auto counting = std::make_shared<CountingWatcher>(pair.watched.get());
-  const EventLoop::Registration r = WatchArmed(loop, pair.watched.get(), counting);
+  const EventLoop::Registration r = WatchOrFail(loop, pair.watched.get(), counting);
   ASSERT_EQ(::write(pair.peer.get(), "y", 1), 1);
   EXPECT_TRUE(Eventually([&] { return counting->turns.load() == 1; }))
       << "a watcher was not served while " << kBlocked << " turns blocked";
@@ -153,27 +180,26 @@ TEST(EventLoopTest, ABlockedTurnDoesNotKeepOthersWaiting) {
   EXPECT_TRUE(Eventually([&] { return loop.threads() <= 2; }))
       << loop.threads() << " loop threads after every turn ended";
   // The loop still serves.
-  ASSERT_TRUE(loop.Arm(r).ok());
   ASSERT_EQ(::write(pair.peer.get(), "z", 1), 1);
   EXPECT_TRUE(Eventually([&] { return counting->turns.load() == 2; }));
   for (auto& reg : registrations) loop.Forget(reg);
   loop.Forget(r);
 }
 
-// Echoes each byte back and re-arms: a ping-pong peer.
+// Echoes each byte back: a ping-pong peer.
 class EchoWatcher : public EventLoop::Watcher {
  public:
-  EchoWatcher(EventLoop& loop, int fd) : loop_(loop), fd_(fd) {}
+  explicit EchoWatcher(int fd) : fd_(fd) {}
   void OnReadable() override {
     char buffer[64];
-    ssize_t n = ::recv(fd_, buffer, sizeof(buffer), MSG_DONTWAIT);
-    if (n > 0) (void)::send(fd_, buffer, static_cast<size_t>(n), MSG_NOSIGNAL);
-    if (n != 0) (void)loop_.Arm(registration);
+    ssize_t n;
+    while ((n = ::recv(fd_, buffer, sizeof(buffer), MSG_DONTWAIT)) > 0) {
+      (void)::send(fd_, buffer, static_cast<size_t>(n), MSG_NOSIGNAL);
+    }
   }
   EventLoop::Registration registration;
 
  private:
-  EventLoop& loop_;
   int fd_;
 };
 
@@ -190,8 +216,8 @@ TEST(EventLoopTest, ThreadsEndingAtOnceNeverLeaveTheLoopWithoutAThread) {
   std::vector<SocketPair> pairs(kConnections);
   std::vector<std::shared_ptr<EchoWatcher>> watchers;
   for (SocketPair& pair : pairs) {
-    watchers.push_back(std::make_shared<EchoWatcher>(loop, pair.watched.get()));
-    watchers.back()->registration = WatchArmed(loop, pair.watched.get(), watchers.back());
+    watchers.push_back(std::make_shared<EchoWatcher>(pair.watched.get()));
+    watchers.back()->registration = WatchOrFail(loop, pair.watched.get(), watchers.back());
   }
   std::atomic<int> unanswered{0};
   std::vector<std::thread> clients;

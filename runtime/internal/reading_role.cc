@@ -81,35 +81,29 @@ void ReadingRole::Close() {
   turns_cv_.SignalAll();
 }
 
-void ReadingRole::EnableParking(std::function<absl::Status()> arm, std::function<void()> post) {
+void ReadingRole::EnableParking(std::function<void()> post) {
   internal::MutexLock lock(&mu_);
-  arm_ = std::move(arm);
   post_ = std::move(post);
 }
 
 bool ReadingRole::Park() {
-  std::function<absl::Status()>* arm;
-  {
-    internal::MutexLock lock(&mu_);
-    if (!arm_ || closed_) return false;
-    // Parked before arming: the loop's turn may begin before arm returns.
-    // Nothing else changes the role meanwhile (nobody else holds it, and
-    // it is not orphaned), and this thread's turn keeps the role alive.
-    parked_ = true;
-    arm = &arm_;  // set once, before the first park
-  }
-  if ((*arm)().ok()) return true;
   internal::MutexLock lock(&mu_);
-  // A turn began anyway (a hang-up, which epoll reports on a registration
-  // never armed yet): that turn reads.
-  if (!parked_) return true;
-  parked_ = false;
-  return false;
+  if (closed_) return true;
+  if (missed_readiness_) {
+    missed_readiness_ = false;
+    return false;  // bytes came meanwhile, and no new readiness will say so
+  }
+  parked_ = true;  // held_ stays: by the loop
+  return true;
 }
 
 bool ReadingRole::BeginTurn() {
   internal::MutexLock lock(&mu_);
-  if (closed_ || !parked_) return false;
+  if (closed_) return false;
+  if (!parked_) {
+    missed_readiness_ = true;  // for the holder's next Park()
+    return false;
+  }
   ++turns_;
   parked_ = false;  // held_ stays: this thread holds the role now
   current_turn = this;
@@ -155,7 +149,7 @@ void ReadingRole::Join() {
       if (threads.empty()) {
         // A parked role ends in a loop turn (its fd reports the close).
         const int own = current_turn == this ? 1 : 0;
-        while (arm_ && !(closed_ && turns_ == own)) turns_cv_.Wait(&mu_);
+        while (post_ && !(closed_ && turns_ == own)) turns_cv_.Wait(&mu_);
         return;
       }
     }

@@ -100,26 +100,30 @@ class ReadingRole {
 
   // --- Event-loop mode (event_loop.h): the role waits in a loop, not a thread.
   //
-  // Once EnableParking(arm, post) has been called, the holder may Park() the
-  // role instead of reading on: the role stays taken (nobody Acquire()s it)
-  // and `arm()` asks the loop for a turn when the connection is readable
-  // (called without the role's lock, so a turn that begins at once does not
-  // wait for it). The loop thread then BeginTurn()s (holding the role),
-  // reads, and EndTurn()s. An orphaned role is handed off by parking it and
+  // Once EnableParking(post) has been called, the holder may Park() the role
+  // instead of reading on: the role stays taken (nobody Acquire()s it) until
+  // the loop reports the connection readable. The loop thread then
+  // BeginTurn()s (holding the role), reads, and EndTurn()s. The loop is
+  // edge-triggered: a readiness that comes while the role is not parked
+  // (someone reads, or an inline handler runs) still calls BeginTurn(),
+  // which then only notes it, and the next Park() refuses, so the holder
+  // reads what came. An orphaned role is handed off by parking it and
   // calling `post()` (HandOffIfOrphaned; with the role's lock held, so it
   // must take no lock held while calling into the role, and cannot fail): a
   // turn at once, since the reader may hold frames already read. A thread
   // whose inline handler returns takes the role back only if it is still
   // orphaned (TryAcquire), never waiting as a standby.
 
-  void EnableParking(std::function<absl::Status()> arm, std::function<void()> post);
-  // The holder hands the role to the loop; false if `arm` failed (the
-  // caller still holds the role and reads on). The caller must not touch
-  // the connection's reading state after a true return.
+  void EnableParking(std::function<void()> post);
+  // The holder, having read everything readable, hands the role to the
+  // loop: true if it did (or the role is closed: nothing more to read), and
+  // then the caller must not touch the connection's reading state. false if
+  // a readiness came since the last Park() or BeginTurn(): the caller still
+  // holds the role and must read again before it parks.
   bool Park();
   // A loop thread takes the parked role; false if it is not parked (closed,
-  // or a turn nobody asked for: someone holds it) — the turn is then over
-  // at once, EndTurn() not needed.
+  // or someone holds it: the readiness is noted for its next Park()) — the
+  // turn is then over at once, EndTurn() not needed.
   bool BeginTurn();
   // The turn's thread is done with the connection (whether or not it still
   // held the role: it parked it, or someone else holds it, or it is closed).
@@ -154,10 +158,11 @@ class ReadingRole {
   bool orphaned_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time released_at_ ABSL_GUARDED_BY(mu_);
   int live_threads_ ABSL_GUARDED_BY(mu_) = 0;
-  // Event-loop mode.
-  std::function<absl::Status()> arm_ ABSL_GUARDED_BY(mu_);
+  // Event-loop mode (post_ set).
   std::function<void()> post_ ABSL_GUARDED_BY(mu_);
   bool parked_ ABSL_GUARDED_BY(mu_) = false;  // held by the loop: no thread reads
+  // A readiness came while not parked: the holder reads before parking.
+  bool missed_readiness_ ABSL_GUARDED_BY(mu_) = false;
   int turns_ ABSL_GUARDED_BY(mu_) = 0;        // loop threads inside the connection
   internal::CondVar turns_cv_;                // turns_ went down, or closed
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);

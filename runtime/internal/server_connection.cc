@@ -66,16 +66,16 @@ void ServerConnection::EnableParkingIfPossible() {
   registration_ = *watched;   // immutable from here on
   parking_.store(true, std::memory_order_relaxed);
   const EventLoop::Registration registration = *watched;
-  reading_role_.EnableParking([loop, registration] { return loop->Arm(registration); },
-                              // Handed off by the watchdog: the reader may
-                              // hold whole frames already (a client that sent
-                              // several calls at once), which no readiness
-                              // would announce, so a turn at once.
-                              [loop, registration] { loop->Post(registration); });
+  // Handed off by the watchdog: the reader may hold whole frames already (a
+  // client that sent several calls at once), which no readiness would
+  // announce, so a turn at once.
+  reading_role_.EnableParking([loop, registration] { loop->Post(registration); });
 }
 
 void ServerConnection::OnReadable() {
-  if (!reading_role_.BeginTurn()) return;  // ended already
+  // Not parked: ended, or someone reads it (who then reads again before
+  // parking).
+  if (!reading_role_.BeginTurn()) return;
   framed_.transport().NoteReadable();
   ReadWhileHoldingRole(/*readable=*/true);
   reading_role_.EndTurn();
@@ -131,7 +131,8 @@ ServerConnection::ReadEnd ServerConnection::ReadUntilHandlerRanInline(bool reada
   const bool parking = parking_.load(std::memory_order_relaxed);
   // Just reported readable: read before parking again.
   bool may_park = parking && !readable;
-  // Waits in the event loop, not on a thread (nor with a read buffer).
+  // Waits in the event loop, not on a thread (nor with a read buffer); false
+  // if bytes came meanwhile (the loop is edge-triggered: read them first).
   auto park = [this] {
     framed_.reader().ReleaseBufferIfEmpty();
     return reading_role_.Park();
@@ -141,8 +142,11 @@ ServerConnection::ReadEnd ServerConnection::ReadUntilHandlerRanInline(bool reada
     if (!deferred_streams_.empty() && !framed_.reader().NextFrameBuffered()) {
       DispatchDeferredStreams();
     }
-    // Nothing of a next frame here: no read needed to know it.
-    if (may_park && framed_.reader().Idle() && park()) return ReadEnd::kParked;
+    // Nothing of a next frame here, and the last read took all there was:
+    // no read needed to know it (the call's path: no system call to park).
+    if (may_park && framed_.reader().Idle() && framed_.transport().ReadDrained() && park()) {
+      return ReadEnd::kParked;
+    }
     may_park = parking;
     // In event-loop mode no read waits: a frame that has not fully arrived
     // stays in the reader, and the loop calls back when more comes (a peer
@@ -151,7 +155,8 @@ ServerConnection::ReadEnd ServerConnection::ReadUntilHandlerRanInline(bool reada
         &read_frame_, parking ? absl::InfinitePast() : absl::InfiniteFuture());
     if (parking && absl::IsDeadlineExceeded(read)) {
       if (park()) return ReadEnd::kParked;
-      read = framed_.reader().ReadFrame(&read_frame_, absl::InfiniteFuture());  // loop refused
+      may_park = false;  // bytes came since the read: read again
+      continue;
     }
     if (!read.ok()) {
       // A violation ends the connection, so the reader's count is final.
