@@ -135,7 +135,9 @@ ServerConnection::ReadEnd ServerConnection::ReadUntilHandlerRanInline(bool reada
   // if bytes came meanwhile (the loop is edge-triggered: read them first).
   auto park = [this] {
     framed_.reader().ReleaseBufferIfEmpty();
-    return reading_role_.Park();
+    if (reading_role_.Park()) return true;
+    framed_.transport().NoteReadable();  // reported readable: no poll before the read
+    return false;
   };
   for (;;) {
     // No streaming handler waits while the reader waits for bytes.
