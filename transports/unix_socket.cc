@@ -132,7 +132,14 @@ absl::Status UnixSocketTransport::WaitReady(short events, absl::Time deadline,
     pollfd fd = {socket_.get(), events, 0};
     return PollUntil(absl::MakeSpan(&fd, 1), deadline, description_).status();
   }
-  IPCRPC_ASSIGN_OR_RETURN(const int wake, ThisThreadsWakeFd());
+  absl::StatusOr<int> made = ThisThreadsWakeFd();
+  if (!made.ok()) {
+    return absl::Status(made.status().code(),
+                        absl::StrCat(description_, ": cannot wait for the socket without the "
+                                                   "thread's wake-up eventfd: ",
+                                     made.status().message()));
+  }
+  const int wake = *made;
   {
     internal::MutexLock lock(&wake_mu_);
     waiting_wake_fd_ = wake;

@@ -326,6 +326,42 @@ TEST(SocketPairTest, OutOfDescriptorsGivesTruncatedBatch) {
   EXPECT_TRUE(batches[0].fds.empty());
 }
 
+// A read that must wait makes the waiting thread's eventfd on first use
+// (Interrupt() signals it). A process out of descriptors cannot make one: the
+// read fails with a status saying so — no crash, no wait without a way to be
+// interrupted — and works once descriptors are free again.
+TEST(SocketPairTest, AThreadThatCannotMakeItsWakeFdGetsAStatus) {
+  auto pair = MakeSocketPair();
+  ASSERT_TRUE(pair.ok());
+  absl::Status first;
+  absl::StatusOr<size_t> second = 0;
+  std::thread reader([&] {  // a thread that never waited: no eventfd yet
+    rlimit old{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+    rlimit low = old;
+    low.rlim_cur = 64;
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+    std::vector<ScopedFd> fillers;  // every free descriptor below the new limit
+    for (;;) {
+      int fd = ::dup(0);
+      if (fd < 0) break;
+      fillers.emplace_back(fd);
+    }
+    char buf[4];
+    first = pair->second->Read(absl::MakeSpan(buf, 4), absl::Now() + absl::Seconds(10)).status();
+    fillers.clear();
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &old), 0);
+    absl::string_view chunks[] = {"x"};
+    ASSERT_TRUE(pair->first->Write(chunks, absl::InfiniteFuture()).ok());
+    second = pair->second->Read(absl::MakeSpan(buf, 4), absl::Now() + absl::Seconds(10));
+  });
+  reader.join();
+  EXPECT_TRUE(absl::IsResourceExhausted(first)) << first;
+  EXPECT_NE(first.message().find("wake-up eventfd"), absl::string_view::npos) << first;
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(*second, 1u);
+}
+
 TEST(UnixSocketTest, ListenConnectAcceptAndRemoveFile) {
   std::string path = TempSocketPath("lca");
   std::string address = "unix:" + path;
