@@ -243,6 +243,7 @@ absl::StatusOr<size_t> UnixSocketTransport::Receive(absl::Span<char> buffer, FdB
     return absl::InvalidArgumentError(absl::StrCat(description_, ": empty read buffer"));
   }
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerWrite)];
+  read_drained_ = false;  // until a read says otherwise
   for (;;) {
     if (poll_before_read_) {
       poll_before_read_ = false;
