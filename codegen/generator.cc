@@ -36,6 +36,9 @@ struct KindTemplates {
   const char* stub_call;                 // in ::ipcrpc::internal
   // After `*channel_, <table entry>, context`.
   std::vector<const char*> stub_call_args;
+  const char* callback_handler;  // ipcrpc::internal::MakeCallback...Handler
+  const char* reactor;           // what the callback method returns
+  std::vector<const char*> callback_params;  // after the CallbackServerContext*
 };
 
 // clang-format off
@@ -48,7 +51,10 @@ const KindTemplates& TemplatesFor(MethodKind kind) {
        /*stub_return=*/"::absl::Status",
        /*stub_params=*/{"const $req$& request", "$resp$* response"},
        /*stub_call=*/"BlockingUnaryCall",
-       /*stub_call_args=*/{"request", "response"}},
+       /*stub_call_args=*/{"request", "response"},
+       /*callback_handler=*/"MakeCallbackUnaryHandler",
+       /*reactor=*/"::ipcrpc::ServerUnaryReactor",
+       /*callback_params=*/{"const $req$* request", "$resp$* response"}},
       {/*enumerator=*/"kServerStreaming",
        /*name=*/"server-streaming",
        /*handler=*/"MakeServerStreamingHandler",
@@ -56,7 +62,10 @@ const KindTemplates& TemplatesFor(MethodKind kind) {
        /*stub_return=*/"::std::unique_ptr< ::ipcrpc::ClientReader< $resp$>>",
        /*stub_params=*/{"const $req$& request"},
        /*stub_call=*/"NewClientReader< $resp$>",
-       /*stub_call_args=*/{"request"}},
+       /*stub_call_args=*/{"request"},
+       /*callback_handler=*/"MakeCallbackServerStreamingHandler",
+       /*reactor=*/"::ipcrpc::ServerWriteReactor< $resp$>",
+       /*callback_params=*/{"const $req$* request"}},
       {/*enumerator=*/"kClientStreaming",
        /*name=*/"client-streaming",
        /*handler=*/"MakeClientStreamingHandler",
@@ -64,7 +73,10 @@ const KindTemplates& TemplatesFor(MethodKind kind) {
        /*stub_return=*/"::std::unique_ptr< ::ipcrpc::ClientWriter< $req$>>",
        /*stub_params=*/{"$resp$* response"},
        /*stub_call=*/"NewClientWriter< $req$>",
-       /*stub_call_args=*/{"response"}},
+       /*stub_call_args=*/{"response"},
+       /*callback_handler=*/"MakeCallbackClientStreamingHandler",
+       /*reactor=*/"::ipcrpc::ServerReadReactor< $req$>",
+       /*callback_params=*/{"$resp$* response"}},
       {/*enumerator=*/"kBidiStreaming",
        /*name=*/"bidi-streaming",
        /*handler=*/"MakeBidiStreamingHandler",
@@ -72,7 +84,10 @@ const KindTemplates& TemplatesFor(MethodKind kind) {
        /*stub_return=*/"::std::unique_ptr< ::ipcrpc::ClientReaderWriter< $req$, $resp$>>",
        /*stub_params=*/{},
        /*stub_call=*/"NewClientReaderWriter< $req$, $resp$>",
-       /*stub_call_args=*/{}},
+       /*stub_call_args=*/{},
+       /*callback_handler=*/"MakeCallbackBidiStreamingHandler",
+       /*reactor=*/"::ipcrpc::ServerBidiReactor< $req$, $resp$>",
+       /*callback_params=*/{}},
   };
   return kTemplates[static_cast<int>(kind)];
 }
@@ -130,7 +145,31 @@ constexpr char kServiceClassOpen[] = R"($service_doc$class $service$ final {
     Service();
     ~Service() override;
 )";
-constexpr char kStubInterfaceOpen[] = R"(  };
+constexpr char kServiceClose[] = "  };\n";
+constexpr char kCallbackMethod[] = R"(
+  // $proto_method$ served by a reactor (runtime/server_callback.h), the other
+  // methods as in BaseClass. As grpcpp's WithCallbackMethod_<Method>.
+  template <class BaseClass>
+  class WithCallbackMethod_$method$ : public BaseClass {
+   public:
+    WithCallbackMethod_$method$() {
+      ::ipcrpc::Service::ReplaceMethodHandler(
+          $index$, ::ipcrpc::internal::$callback_handler$< $req$, $resp$>(
+                  [this](auto... args) { return this->$method$(args...); }));
+    }
+    // The synchronous form is not served: the reactor form below is.
+$sync_final_head$      return ::absl::UnimplementedError("$full_service$/$proto_method$ is a callback method");
+    }
+$callback_head$      return ::ipcrpc::internal::FinishedReactor< $reactor$>(
+          ::absl::UnimplementedError("Method $full_service$/$proto_method$ is not implemented"));
+    }
+  };
+)";
+constexpr char kCallbackService[] = R"(
+  // Every method served by a reactor (runtime/server_callback.h).
+  using CallbackService = $callback_service$;
+)";
+constexpr char kStubInterfaceOpen[] = R"(
 
   // Client side, what a Stub does: code that takes a StubInterface& can be
   // given a fake or mock (a class derived from this one) in tests.
@@ -377,6 +416,16 @@ Vars OneMethodVars(const FileModel& file, const ServiceModel& service,
   const std::string stub_return = Substitute(vars, kind.stub_return);
   const std::vector<std::string> async_params =
       SubstituteAll(vars, AsyncParams());
+  const std::vector<std::string> callback_params =
+      Concat({"::ipcrpc::CallbackServerContext* context"},
+             SubstituteAll(vars, kind.callback_params));
+  vars["callback_handler"] = kind.callback_handler;
+  vars["reactor"] = Substitute(vars, kind.reactor);
+  vars["sync_final_head"] = Wrap(4, absl::StrCat("::absl::Status ", name),
+                                 Unnamed(server_params), " final {");
+  vars["callback_head"] =
+      Wrap(4, absl::StrCat("virtual ", vars["reactor"], "* ", name),
+           callback_params, " {");
 
   vars["doc"] = Comment(4, absl::StrCat(method.proto_name, " (", kind.name, ")"),
                         method.comment);
@@ -425,6 +474,16 @@ std::vector<Vars> MethodVars(const FileModel& file,
   return all;
 }
 
+// WithCallbackMethod_A<WithCallbackMethod_B<...<Service>>>: every method a
+// callback method.
+std::string CallbackServiceType(const std::vector<Vars>& methods) {
+  std::string type = "Service";
+  for (auto it = methods.rbegin(); it != methods.rend(); ++it) {
+    type = absl::StrCat("WithCallbackMethod_", it->at("method"), "<", type, ">");
+  }
+  return type;
+}
+
 bool IsUnary(const Vars& method) { return method.at("kind") == "kUnary"; }
 
 bool HasUnary(const std::vector<Vars>& methods) {
@@ -468,6 +527,11 @@ void PrintServiceDeclaration(io::Printer& p, const FileModel& file,
   }
   p.Print(vars, kServiceClassOpen);
   PrintMethods(p, methods, "\n$doc$$service_decl$");
+  p.Print(vars, kServiceClose);
+  PrintMethods(p, methods, kCallbackMethod);
+  Vars callback_vars = vars;
+  callback_vars["callback_service"] = CallbackServiceType(methods);
+  p.Print(callback_vars, kCallbackService);
   p.Print(vars, kStubInterfaceOpen);
   PrintMethods(p, methods, "\n$doc$$interface_decl$");
   if (has_async) {

@@ -9,9 +9,11 @@
 
 #include "runtime/channel.h"           // IWYU pragma: export
 #include "runtime/client_context.h"    // IWYU pragma: export
+#include "runtime/codegen/callback_handler.h"  // IWYU pragma: export
 #include "runtime/codegen/method_handler.h"  // IWYU pragma: export
 #include "runtime/codegen/stub_calls.h"      // IWYU pragma: export
 #include "runtime/method.h"            // IWYU pragma: export
+#include "runtime/server_callback.h"   // IWYU pragma: export
 #include "runtime/server_context.h"    // IWYU pragma: export
 #include "runtime/service.h"           // IWYU pragma: export
 #include "runtime/sync_stream.h"       // IWYU pragma: export

@@ -35,7 +35,9 @@
 #include "runtime/call_fds.h"
 
 namespace ipcrpc {
+class CallbackServerContext;
 class ClientContext;
+class ServerUnaryReactor;
 namespace internal {
 class InterceptionAccess;
 class ServerStream;
@@ -95,6 +97,7 @@ class ServerContext {
   CallBuffers& buffers() { return buffers_; }
 
  private:
+  friend class CallbackServerContext;
   friend class ClientContext;  // FromServerContext
   friend class internal::InterceptionAccess;
   friend class internal::ServerStream;
@@ -110,6 +113,22 @@ class ServerContext {
   CallFds fds_;
   CallBuffers buffers_;
   const internal::ServerStream* stream_ = nullptr;
+};
+
+// The context of a callback method (runtime/server_callback.h): the same
+// information and controls, valid until the reactor's OnDone.
+class CallbackServerContext final : public ServerContext {
+ public:
+  // A reactor for a unary method that needs nothing but Finish: it deletes
+  // itself after OnDone. As grpc::CallbackServerContext::DefaultReactor():
+  //   auto* reactor = context->DefaultReactor();
+  //   reactor->Finish(absl::OkStatus());
+  //   return reactor;
+  ServerUnaryReactor* DefaultReactor();
+
+ private:
+  friend class internal::ServerStream;
+  CallbackServerContext() = default;
 };
 
 }  // namespace ipcrpc

@@ -48,6 +48,11 @@ class Service {
                  std::unique_ptr<internal::MethodHandler> handler) {
     methods_.push_back({descriptor, std::move(handler)});
   }
+  // Called by generated WithCallbackMethod_X constructors: method `index`
+  // (in AddMethod order) is served by `handler` instead of its sync handler.
+  void ReplaceMethodHandler(size_t index, std::unique_ptr<internal::MethodHandler> handler) {
+    methods_[index].handler = std::move(handler);
+  }
 
  private:
   std::string name_;

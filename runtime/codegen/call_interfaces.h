@@ -13,8 +13,10 @@
 #ifndef IPCRPC_RUNTIME_CODEGEN_CALL_INTERFACES_H_
 #define IPCRPC_RUNTIME_CODEGEN_CALL_INTERFACES_H_
 
+#include <memory>
 #include <utility>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "google/protobuf/message_lite.h"
@@ -24,6 +26,7 @@ class ClientContext;
 class ServerContext;
 
 namespace internal {
+class ServerReactor;
 
 // One call from the client's side. Read/Write/WritesDone may be used by one
 // thread each at a time (one reader and one writer may run concurrently);
@@ -63,6 +66,27 @@ class FailedClientCall final : public ClientCall {
 
  private:
   absl::Status status_;
+};
+
+// What a reactor (runtime/server_callback.h) asks of its call. Each starts an
+// operation and returns at once; its reaction (OnReadDone, OnWriteDone,
+// OnSendInitialMetadataDone, then OnDone) runs later on a runtime thread,
+// never inside the call that started it. At most one read and one write may
+// be outstanding at a time.
+class ServerReactorCall {
+ public:
+  virtual ~ServerReactorCall() = default;
+  virtual void StartSendInitialMetadata() = 0;
+  // Reads the next request into *message (alive until OnReadDone).
+  virtual void StartRead(google::protobuf::MessageLite* message) = 0;
+  // Writes *message (alive until OnWriteDone), when flow control allows.
+  virtual void StartWrite(const google::protobuf::MessageLite* message) = 0;
+  // Writes *message, then finishes with `status`; no OnWriteDone follows.
+  virtual void StartWriteAndFinish(const google::protobuf::MessageLite* message,
+                                   absl::Status status) = 0;
+  // Ends the call with `status` once a write in progress is done; for unary
+  // and client-streaming calls an OK status sends the method's response.
+  virtual void Finish(absl::Status status) = 0;
 };
 
 // One call from the server's side; used by the handler's thread, except that
@@ -112,6 +136,15 @@ class ServerCall {
   // runtime replaces it (a request it refused, a deadline that passed).
   // For interceptors (runtime/interceptor.h), which see the final status.
   virtual absl::Status StatusToSend(const absl::Status& status) { return status; }
+
+  // Serves the call with a reactor (callback methods, method_handler.h):
+  // runs `make` (the application's method, which returns the reactor) on
+  // this thread, then returns; the call goes on with no thread of its own,
+  // its reactions running on runtime threads until OnDone. `state` (the
+  // request and response objects) is kept until OnDone; `response`, if not
+  // null, is what an OK Finish sends.
+  virtual void StartReactor(absl::FunctionRef<ServerReactor*()> make, std::shared_ptr<void> state,
+                            const google::protobuf::MessageLite* response) = 0;
 };
 
 }  // namespace internal

@@ -29,8 +29,13 @@ namespace internal {
 class MethodHandler {
  public:
   virtual ~MethodHandler() = default;
-  // Runs the method on `call` and finishes it (ServerCall::Finish) exactly once.
+  // Runs the method on `call` and finishes it (ServerCall::Finish) exactly
+  // once; a callback method (callback_handler.h) starts its reactor and
+  // returns, and the reactor finishes the call later.
   virtual void Run(ServerCall& call) = 0;
+  // A callback method: a streaming call holds no thread, so it starts at
+  // CALL_START without taking one of the connection's streaming handlers.
+  virtual bool callback() const { return false; }
 };
 
 // Reads the one request of a unary or server-streaming call: exactly one

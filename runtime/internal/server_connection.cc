@@ -169,14 +169,18 @@ ServerConnection::ReadEnd ServerConnection::ReadUntilHandlerRanInline(bool reada
       return ReadEnd::kEnded;
     }
     std::shared_ptr<ServerStream> ready;
-    MethodHandler* handler = nullptr;
+    MethodHandler* handler = nullptr;  // null: `ready` has reactions due
     HandleFrame(read_frame_, &ready, &handler);
     // Releases of buffers dropped while handling the frame (a failed message).
     if (shared_buffers_ != nullptr) shared_buffers_->FlushReleases();
     if (ready == nullptr) continue;
     const bool streaming = ready->streaming_handler_;
     if (!watchdog.TryStartInlineHandler()) {
-      RunHandler(std::move(ready), handler, streaming);
+      if (handler == nullptr) {
+        ready->ScheduleReactions();
+      } else {
+        RunHandler(std::move(ready), handler, streaming);
+      }
       continue;
     }
     // Run the handler on this thread, which has the request in hand: no
@@ -186,9 +190,13 @@ ServerConnection::ReadEnd ServerConnection::ReadUntilHandlerRanInline(bool reada
     // watchdog's grace, the watchdog hands the role to a standby thread
     // (reading_role.h), so the connection never stays unread for long.
     reading_role_.ReleaseForInlineHandler(absl::Now());
-    handler->Run(*ready);
-    if (streaming) streaming_handlers_.fetch_sub(1, std::memory_order_relaxed);
-    ready->FinishIfHandlerDidNot();
+    if (handler == nullptr) {
+      ready->RunReactions();  // a callback call's reactions: inline, like a handler
+    } else {
+      handler->Run(*ready);
+      if (streaming) streaming_handlers_.fetch_sub(1, std::memory_order_relaxed);
+      ready->FinishIfHandlerDidNot();
+    }
     watchdog.InlineHandlerDone();
     return ReadEnd::kHandlerRanInline;
   }
@@ -218,7 +226,9 @@ void ServerConnection::RefuseCall(uint32_t stream_id, const absl::Status& status
   framed_.Write(out, absl::Now() + kControlWriteTimeout).IgnoreError();
 }
 
-void ServerConnection::StartCall(uint32_t stream_id, const Frame& frame) {
+void ServerConnection::StartCall(uint32_t stream_id, const Frame& frame,
+                                 std::shared_ptr<ServerStream>* ready,
+                                 MethodHandler** ready_handler) {
   // Only the reading thread starts calls; reusing the message keeps its
   // strings' memory, so parsing the next CALL_START allocates nothing.
   thread_local wire::CallStart start;
@@ -233,6 +243,7 @@ void ServerConnection::StartCall(uint32_t stream_id, const Frame& frame) {
   std::shared_ptr<ServerStream> stream;
   MethodHandler* handler = nullptr;
   bool single_request = false;
+  bool threadless = false;
   bool deferred_streaming = false;
   {
     internal::MutexLock lock(&mu_);
@@ -253,9 +264,11 @@ void ServerConnection::StartCall(uint32_t stream_id, const Frame& frame) {
       const Service::RegisteredMethod& m = **method;
       single_request =
           m.descriptor.kind == RpcKind::kUnary || m.descriptor.kind == RpcKind::kServerStreaming;
+      // A streaming callback method holds no thread: it starts now.
+      threadless = !single_request && m.handler->callback();
       // A streaming handler holds a pool thread for its whole call: one
       // connection may hold only its share of the pool.
-      if (!single_request) {
+      if (!single_request && !threadless) {
         const uint32_t cap = core_.max_streaming_handlers_per_connection();
         if (streaming_handlers_.load(std::memory_order_relaxed) >= cap) {
           refusal = absl::ResourceExhaustedError(absl::StrCat(
@@ -267,7 +280,9 @@ void ServerConnection::StartCall(uint32_t stream_id, const Frame& frame) {
       }
       // Counted here, last: a call refused above never counted.
       if (refusal.ok() && !core_.TryCallStarted()) {
-        if (!single_request) streaming_handlers_.fetch_sub(1, std::memory_order_relaxed);
+        if (!single_request && !threadless) {
+          streaming_handlers_.fetch_sub(1, std::memory_order_relaxed);
+        }
         refusal = absl::ResourceExhaustedError(
             absl::StrCat("server has too many calls in progress (max_concurrent_calls ",
                          core_.options().max_concurrent_calls, ")"));
@@ -282,7 +297,7 @@ void ServerConnection::StartCall(uint32_t stream_id, const Frame& frame) {
       streams_[stream_id] = stream;
       if (single_request) {
         stream->deferred_handler_ = handler;
-      } else {
+      } else if (!threadless) {
         stream->streaming_handler_ = true;
         // More frames came with CALL_START (a client that sent its requests
         // and half-close in the same write): if the half-close is among
@@ -295,7 +310,10 @@ void ServerConnection::StartCall(uint32_t stream_id, const Frame& frame) {
     }
   }
   if (!refusal.ok()) return RefuseCall(stream_id, refusal);
-  if (deferred_streaming) {
+  if (threadless) {
+    *ready = std::move(stream);  // the method makes its reactor, inline or on the pool
+    *ready_handler = handler;
+  } else if (deferred_streaming) {
     deferred_streams_.push_back(stream);
   } else if (!single_request) {
     RunHandler(std::move(stream), handler, /*streaming=*/true);
@@ -345,7 +363,7 @@ void ServerConnection::HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* 
   absl::Cleanup close_untaken_fds = [&frame] { frame.fds.clear(); };
   switch (h.type) {
     case FrameType::kCallStart:
-      StartCall(h.stream_id, frame);  // refused in TRAILERS if oversized
+      StartCall(h.stream_id, frame, ready, ready_handler);  // refused in TRAILERS if oversized
       return;
     case FrameType::kPing:
       if (h.stream_id != 0 || frame.payload.size() != 8 || frame.oversized) {
@@ -390,7 +408,14 @@ void ServerConnection::HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* 
       return;
     }
     ServerStream& s = *it->second;
-    s.cv_.SignalAll();
+    if (s.reactor_ != nullptr) {
+      // A callback call: its reactions due now run on this thread, like an
+      // inline handler (or on the pool).
+      if (s.ClaimReactionsLocked()) *ready = it->second;
+      *ready_handler = nullptr;
+    } else {
+      s.cv_.SignalAll();
+    }
     bool request_complete = s.half_closed_ || !s.forced_status_.ok() ||
                             s.cancelled_.load(std::memory_order_relaxed);
     if (s.deferred_handler_ != nullptr && request_complete) {
@@ -404,12 +429,14 @@ void ServerConnection::HandleFrame(Frame& frame, std::shared_ptr<ServerStream>* 
 void ServerConnection::CancelAll() {
   std::vector<std::pair<std::shared_ptr<ServerStream>, MethodHandler*>> deferred;
   std::vector<std::shared_ptr<ChildCalls>> children;
+  std::vector<std::shared_ptr<ServerStream>> reacting;  // callback calls told OnCancel
   {
     internal::MutexLock lock(&mu_);
     for (auto& entry : streams_) {
       ServerStream& s = *entry.second;
       if (std::shared_ptr<ChildCalls> c = s.CancelLocked()) children.push_back(std::move(c));
       s.cv_.SignalAll();
+      if (s.ClaimReactionsLocked()) reacting.push_back(entry.second);
       // A handler still waiting for its request runs now, sees the
       // cancellation and finishes, so that every call ends.
       if (s.deferred_handler_ != nullptr) {
@@ -418,6 +445,7 @@ void ServerConnection::CancelAll() {
     }
   }
   for (auto& c : children) c->CancelAll();
+  for (auto& stream : reacting) stream->ScheduleReactions();
   for (auto& [stream, handler] : deferred) {
     const bool streaming = stream->streaming_handler_;
     RunHandler(std::move(stream), handler, streaming);

@@ -117,7 +117,10 @@ class ServerConnection : public EventLoop::Watcher,
                                std::vector<ReceivedBuffer>& buffers,
                                const absl::Status& buffers_status, size_t wire_size)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void StartCall(uint32_t stream_id, const Frame& frame);
+  // Starts a call; a streaming callback call, which starts at once, is
+  // returned in *ready (its method to run in *ready_handler).
+  void StartCall(uint32_t stream_id, const Frame& frame, std::shared_ptr<ServerStream>* ready,
+                 MethodHandler** ready_handler);
   void RefuseCall(uint32_t stream_id, const absl::Status& status);
   void StreamFinished(ServerStream* stream);
   // Hands the stream's handler to the thread pool. A streaming handler

@@ -297,6 +297,7 @@ void ServerCore::Shutdown(absl::Time deadline) {
   for (auto& c : connections) c->Join();
   if (loop_ != nullptr) loop_->Stop();
   if (watchdog_ != nullptr) watchdog_->Stop();
+  deadline_timer_.Stop();
   pool_.reset();
   internal::MutexLock lock(&mu_);
   connections_.clear();

@@ -41,6 +41,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/sync.h"
+#include "runtime/internal/deadline_timer.h"
 #include "runtime/internal/event_loop.h"
 #include "runtime/internal/reading_role.h"
 #include "runtime/internal/thread_pool.h"
@@ -85,6 +86,8 @@ class ServerCore {
   // (ServerStream::KeepMethodName), since its descriptor's name is empty.
   const Service::RegisteredMethod* FindGenericMethod() const { return generic_method_; }
   ThreadPool& pool() { return *pool_; }
+  // Tells callback calls their deadline has passed (they hold no thread).
+  DeadlineTimer& deadline_timer() { return deadline_timer_; }
   // Counts the handlers running inline (at most num_threads across all
   // connections) and hands orphaned reading roles to standby threads.
   ReadingRole::Watchdog& watchdog() { return *watchdog_; }
@@ -154,6 +157,7 @@ class ServerCore {
   absl::flat_hash_map<std::string, const Service::RegisteredMethod*> methods_;
   absl::flat_hash_set<std::string> service_names_;
   std::unique_ptr<ThreadPool> pool_;
+  DeadlineTimer deadline_timer_;  // its tasks schedule on pool_: stopped first
   std::unique_ptr<ReadingRole::Watchdog> watchdog_;
   std::unique_ptr<EventLoop> loop_;
 

@@ -65,6 +65,8 @@ class InterceptedServerCall final : public ServerCall {
     return call_.StatusToSend(status);
   }
   ServerContext& context() override { return call_.context(); }
+  void StartReactor(absl::FunctionRef<ServerReactor*()> make, std::shared_ptr<void> state,
+                    const google::protobuf::MessageLite* response) override;
 
  private:
   // PRE_SEND_INITIAL_METADATA, the first time something is sent.
@@ -80,10 +82,20 @@ class InterceptedServerCall final : public ServerCall {
   bool initial_metadata_sent_ = false;  // the handler's thread only
 };
 
+void InterceptedServerCall::StartReactor(absl::FunctionRef<ServerReactor*()> make,
+                                         std::shared_ptr<void> state,
+                                         const google::protobuf::MessageLite* response) {
+  // Interceptors see a callback call's start (POST_RECV_INITIAL_METADATA,
+  // where they may refuse it), not yet its messages or final status: the
+  // reactor talks to the call directly (docs/EVENT_CORE.md).
+  call_.StartReactor(make, std::move(state), response);
+}
+
 class InterceptingHandler final : public MethodHandler {
  public:
   InterceptingHandler(MethodHandler* handler, RpcKind kind, const Creators& creators)
       : handler_(handler), kind_(kind), creators_(creators) {}
+  bool callback() const override { return handler_->callback(); }
 
   void Run(ServerCall& call) override {
     ServerContext& context = call.context();

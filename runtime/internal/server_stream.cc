@@ -300,6 +300,8 @@ absl::Status ServerStream::StatusToSend(const absl::Status& status) {
 
 void ServerStream::FinishIfHandlerDidNot() {
   if (finish_called_.load(std::memory_order_acquire)) return;
+  // A callback method returns with its call in progress: its reactor finishes it.
+  if (reactor_started_.load(std::memory_order_acquire)) return;
   Finish(absl::InternalError("handler returned without finishing the call"), nullptr);
 }
 

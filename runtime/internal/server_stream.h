@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -33,6 +34,7 @@
 #include "runtime/internal/call_limits.h"
 #include "runtime/internal/child_calls.h"
 #include "runtime/codegen/method_handler.h"
+#include "runtime/internal/deadline_timer.h"
 #include "runtime/internal/payload_queue.h"
 #include "runtime/metadata.h"
 #include "runtime/server_context.h"
@@ -50,7 +52,9 @@ inline constexpr absl::Duration kControlWriteTimeout = absl::Seconds(5);
 void AppendTrailers(uint32_t stream_id, absl::Status status, const Metadata& metadata,
                     const MetadataLimits& limits, std::string* out);
 
-class ServerStream final : public ServerCall {
+class ServerStream final : public ServerCall,
+                           public ServerReactorCall,
+                           public std::enable_shared_from_this<ServerStream> {
  public:
   // `method` must outlive the stream (it is the registered method's name).
   ServerStream(std::shared_ptr<ServerConnection> connection, uint32_t id,
@@ -66,6 +70,20 @@ class ServerStream final : public ServerCall {
               const google::protobuf::MessageLite* last_message) override;
   ServerContext& context() override { return context_; }
   absl::Status StatusToSend(const absl::Status& status) override;
+
+  // A call served by a reactor (runtime/server_callback.h); the reactor's
+  // side is in server_stream_reactor.cc.
+  void StartReactor(absl::FunctionRef<ServerReactor*()> make, std::shared_ptr<void> state,
+                    const google::protobuf::MessageLite* response) override;
+  void StartSendInitialMetadata() override;
+  void StartRead(google::protobuf::MessageLite* message) override;
+  void StartWrite(const google::protobuf::MessageLite* message) override;
+  void StartWriteAndFinish(const google::protobuf::MessageLite* message,
+                           absl::Status status) override;
+  void Finish(absl::Status status) override;
+  // Runs the reactor's due operations and reactions until none is left; the
+  // caller has claimed the right to (ClaimReactionsLocked returned true).
+  void RunReactions();
 
   // The client cancelled, the connection ended, the server cancelled the
   // call at shutdown, or the deadline passed.
@@ -96,10 +114,40 @@ class ServerStream final : public ServerCall {
   // the connection's mutex is released (null if it has none: most calls).
   std::shared_ptr<ChildCalls> CancelLocked();
 
+  // A reactor-served call's state (null for the others); under
+  // connection_->mu_.
+  struct Reactor {
+    ServerReactor* reactor = nullptr;  // null while the method that makes it runs
+    std::shared_ptr<void> state;       // the request/response objects, until OnDone
+    const google::protobuf::MessageLite* response = nullptr;  // sent by an OK Finish
+    google::protobuf::MessageLite* read_into = nullptr;       // a read in progress
+    const google::protobuf::MessageLite* write_from = nullptr;  // a write in progress
+    bool write_then_finish = false;    // StartWriteAndFinish
+    bool headers_requested = false;
+    bool finish_requested = false;
+    absl::Status finish_status;
+    bool cancel_reported = false;
+    bool done = false;     // OnDone has been taken: nothing follows
+    bool running = false;  // a thread runs RunReactions
+    std::optional<DeadlineTimer::Id> deadline_task;
+  };
+  enum class ReactorStep {
+    kNone, kCancel, kHeaders, kRead, kWrite, kWriteAndFinish, kFinish, kDone
+  };
+  // The next operation or reaction due; `take` marks it taken.
+  ReactorStep NextReactorStepLocked(bool take);  // under connection_->mu_
+  // true if the caller must now RunReactions (something is due and nobody
+  // runs them); it then has the right to until RunReactions returns.
+  bool ClaimReactionsLocked();  // under connection_->mu_
+  // RunReactions on the server's pool.
+  void ScheduleReactions();
+  // The deadline timer's task: the reactor learns of the deadline at once.
+  void DeadlineReached();
+
   const std::shared_ptr<ServerConnection> connection_;
   const uint32_t id_;
   std::string kept_method_;  // see KeepMethodName
-  ServerContext context_;
+  CallbackServerContext context_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> finish_called_{false};  // Finish() has been entered
 
@@ -131,6 +179,9 @@ class ServerStream final : public ServerCall {
   bool received_buffers_ = false;
   // Made by the first child call; null for (almost) every call.
   mutable std::shared_ptr<ChildCalls> child_calls_;
+  // Set by StartReactor (under connection_->mu_), then kept to the end.
+  std::unique_ptr<Reactor> reactor_;
+  std::atomic<bool> reactor_started_{false};
 };
 
 }  // namespace ipcrpc::internal

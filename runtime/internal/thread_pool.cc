@@ -39,6 +39,12 @@ bool ThreadPool::Schedule(std::function<void()> task) {
   return true;
 }
 
+void ThreadPool::ScheduleUnbounded(std::function<void()> task) {
+  internal::MutexLock lock(&mu_);
+  queue_.push_back(std::move(task));
+  work_cv_.Signal();
+}
+
 void ThreadPool::WorkerLoop() {
   for (;;) {
     std::function<void()> task;

@@ -38,6 +38,9 @@ class ThreadPool {
 
   // false (and `task` is dropped) if max_queued tasks are already waiting.
   bool Schedule(std::function<void()> task);
+  // Never refused: for work bounded elsewhere (a callback call's reactions,
+  // at most one task per call at a time, so by the calls in progress).
+  void ScheduleUnbounded(std::function<void()> task);
 
  private:
   void WorkerLoop();

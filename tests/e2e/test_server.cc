@@ -21,6 +21,10 @@
 //                           over gRPC too (bridge/grpc_server_bridge.h) and
 //                           prints "GRPC_PORT=N" before READY
 //
+// Callback API (runtime/server_callback.h):
+//   --callback              serves TestService with reactors instead
+//                           (tests/e2e/callback_test_service.h)
+//
 // Interceptors (tests/e2e/test_interceptors.h):
 //   --interceptors          TaggingInterceptor, a CallMetrics (ServerMetrics
 //                           reads it) and the logging interceptor
@@ -72,6 +76,7 @@
 #include "runtime/ipcrpc.h"
 #include "runtime/logging_interceptor.h"
 #include "runtime/metrics_interceptor.h"
+#include "tests/e2e/callback_test_service.h"
 #include "tests/e2e/test_interceptors.h"
 #include "runtime/file_descriptor.h"
 #include "tests/e2e/fd_service.ipcrpc.pb.h"
@@ -616,6 +621,7 @@ int Main(int argc, char** argv) {
   std::string grpc_listen;
   int nproc_headroom = -1;
   bool interceptors = false;
+  bool callback = false;
   std::string log_calls_to;
   int64_t deny_uid = -1;
   ServerOptions server_options;
@@ -643,6 +649,8 @@ int Main(int argc, char** argv) {
       server_options.default_compression_algorithm = CompressionAlgorithm::kGzip;
     } else if (arg == "--no_accept_compression") {
       server_options.accept_compression = false;
+    } else if (arg == "--callback") {
+      callback = true;
     } else if (arg == "--interceptors") {
       interceptors = true;
     } else if (absl::ConsumePrefix(&arg, "--log_calls_to=")) {
@@ -670,9 +678,14 @@ int Main(int argc, char** argv) {
   ServerBuilder builder;
   builder.SetOptions(server_options);
   // A proxy serves everything through its generic service.
+  CallbackTestService callback_service;
   if (proxy_to.empty()) {
-    builder.RegisterService(&service).RegisterService(&fd_service).RegisterService(
-        &shared_buffer_service);
+    if (callback) {
+      builder.RegisterService(&callback_service);
+    } else {
+      builder.RegisterService(&service);
+    }
+    builder.RegisterService(&fd_service).RegisterService(&shared_buffer_service);
   }
   if (health) builder.EnableHealthService();
   std::unique_ptr<google::protobuf::DescriptorPool> dynamic_pool;
