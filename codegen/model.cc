@@ -24,18 +24,19 @@ using NameSet = std::set<std::string>;
 // one of them (a class may not have a member named like itself).
 const NameSet& ServiceClassMembers() {
   static const auto* const kNames = new NameSet{
-      "Service", "StubInterface", "Stub", "NewStub", "kServiceName"};
+      "Service", "StubInterface", "Stub", "NewStub", "kServiceName", "CallbackService"};
   return *kNames;
 }
 
 // What a method may not be named: every method is a member of the classes
 // Service, StubInterface and Stub (and, if unary, of async_interface and
 // Stub's `async`), and C++ forbids a member named like its own class; the
-// others are members generated in the same classes as the methods.
+// others are members generated in the same classes as the methods, and the
+// template parameter of every WithCallbackMethod_<Method> class.
 const NameSet& ReservedMethodNames() {
   static const auto* const kNames =
       new NameSet{"Service", "StubInterface",  "Stub",        "async",
-                  "async_interface", "channel_", "async_stub_", "stub_"};
+                  "async_interface", "channel_", "async_stub_", "stub_", "BaseClass"};
   return *kNames;
 }
 

@@ -571,3 +571,38 @@ TEST(MessagesOnlyTest, HeaderIsUsable) {
 }
 
 }  // namespace
+
+// --- The callback (reactor) forms: every generated template compiles
+// (instantiated here, for the services whose names stress the generator)
+// and replaces exactly its own method's handler. ---
+
+namespace callback_forms {
+
+template <class S>
+void ExpectEveryMethodACallback() {
+  S service;
+  // Through the base: clash::Names has a method named `methods`.
+  const ipcrpc::Service& base = service;
+  ASSERT_FALSE(base.methods().empty());
+  for (const auto& m : base.methods()) {
+    EXPECT_TRUE(m.handler->callback()) << m.descriptor.name;
+  }
+}
+
+TEST(CallbackServiceTest, EveryMethodIsServedByAReactor) {
+  ExpectEveryMethodACallback<clash::Keywords::CallbackService>();
+  ExpectEveryMethodACallback<clash::Names::CallbackService>();
+  ExpectEveryMethodACallback<clash::Watch::CallbackService>();
+  ExpectEveryMethodACallback<clash::Version::CallbackService>();
+  ExpectEveryMethodACallback<demo::Greeter::CallbackService>();
+}
+
+TEST(CallbackServiceTest, WithCallbackMethodReplacesOnlyItsOwnMethod) {
+  demo::Greeter::WithCallbackMethod_Chat<demo::Greeter::Service> service;
+  for (const auto& m : service.methods()) {
+    EXPECT_EQ(m.handler->callback(), m.descriptor.name == "/demo.Greeter/Chat")
+        << m.descriptor.name;
+  }
+}
+
+}  // namespace callback_forms
