@@ -59,7 +59,6 @@ namespace ipcrpc {
 class CallbackServerContext;
 
 namespace internal {
-class ServerStream;
 
 // The untyped base of every reactor: its call, and the reactions the
 // runtime invokes. The typed reactors below make public the ones that apply.
@@ -81,12 +80,29 @@ class ServerReactor {
   ServerReactorCall* call() const { return call_; }
 
  private:
-  friend class ServerStream;
+  friend struct ReactorAccess;
   virtual void OnSendInitialMetadataDone(bool /*ok*/) {}
   virtual void OnReadDone(bool /*ok*/) {}
   virtual void OnWriteDone(bool /*ok*/) {}
 
   ServerReactorCall* call_;
+};
+
+// For the runtime (the call, the interceptors): a reactor's binding and
+// reactions.
+struct ReactorAccess {
+  // Binds `reactor` to `call` unless it found its call when constructed.
+  static void BindIfUnbound(ServerReactor* reactor, ServerReactorCall* call) {
+    if (reactor->call_ == nullptr) reactor->call_ = call;
+  }
+  static void OnSendInitialMetadataDone(ServerReactor* reactor, bool ok) {
+    reactor->OnSendInitialMetadataDone(ok);
+  }
+  static void OnReadDone(ServerReactor* reactor, bool ok) { reactor->OnReadDone(ok); }
+  static void OnWriteDone(ServerReactor* reactor, bool ok) { reactor->OnWriteDone(ok); }
+  // What `context`'s reactors bind to (CallbackServerContext::DefaultReactor);
+  // the first setter wins, so interceptors set it before the call does.
+  static void SetReactorCallIfUnset(CallbackServerContext& context, ServerReactorCall* call);
 };
 
 // Makes reactors constructed on this thread bind to `call` while alive (the
@@ -95,6 +111,8 @@ class ScopedReactorBinding {
  public:
   explicit ScopedReactorBinding(ServerReactorCall* call);
   ~ScopedReactorBinding();
+  // What a reactor constructed now would bind to (null: nothing).
+  static ServerReactorCall* Current();
   ScopedReactorBinding(const ScopedReactorBinding&) = delete;
   ScopedReactorBinding& operator=(const ScopedReactorBinding&) = delete;
 

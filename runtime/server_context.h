@@ -40,6 +40,8 @@ class ClientContext;
 class ServerUnaryReactor;
 namespace internal {
 class InterceptionAccess;
+struct ReactorAccess;
+class ServerReactorCall;
 class ServerStream;
 }  // namespace internal
 
@@ -127,8 +129,13 @@ class CallbackServerContext final : public ServerContext {
   ServerUnaryReactor* DefaultReactor();
 
  private:
+  friend struct internal::ReactorAccess;
   friend class internal::ServerStream;
   CallbackServerContext() = default;
+
+  // What the call's reactors talk to: the call, or the interceptors in
+  // front of it. Set before the method runs.
+  internal::ServerReactorCall* reactor_call_ = nullptr;
 };
 
 }  // namespace ipcrpc

@@ -32,6 +32,7 @@ void ServerStream::StartReactor(absl::FunctionRef<ServerReactor*()> make,
     reactor_->response = response;
   }
   reactor_started_.store(true, std::memory_order_release);
+  ReactorAccess::SetReactorCallIfUnset(context_, this);
   ServerReactor* made;
   {
     ScopedReactorBinding binding(this);
@@ -48,7 +49,7 @@ void ServerStream::StartReactor(absl::FunctionRef<ServerReactor*()> make,
            nullptr);
     return;
   }
-  if (made->call_ == nullptr) made->call_ = this;  // made on another thread
+  ReactorAccess::BindIfUnbound(made, this);  // made on another thread
   std::optional<DeadlineTimer::Id> deadline_task;
   absl::Status timer_status;
   if (context_.deadline_ != absl::InfiniteFuture()) {
@@ -174,13 +175,13 @@ void ServerStream::RunReactions() {
         reactor->OnCancel();
         break;
       case ReactorStep::kHeaders:
-        reactor->OnSendInitialMetadataDone(SendInitialMetadata());
+        ReactorAccess::OnSendInitialMetadataDone(reactor, SendInitialMetadata());
         break;
       case ReactorStep::kRead:
-        reactor->OnReadDone(Read(read_into));
+        ReactorAccess::OnReadDone(reactor, Read(read_into));
         break;
       case ReactorStep::kWrite:
-        reactor->OnWriteDone(Write(*write_from));
+        ReactorAccess::OnWriteDone(reactor, Write(*write_from));
         break;
       case ReactorStep::kWriteAndFinish:
         if (status.ok()) {
@@ -285,11 +286,18 @@ ScopedReactorBinding::ScopedReactorBinding(ServerReactorCall* call) : previous_(
   binding_call = call;
 }
 ScopedReactorBinding::~ScopedReactorBinding() { binding_call = previous_; }
+ServerReactorCall* ScopedReactorBinding::Current() { return binding_call; }
+
+void ReactorAccess::SetReactorCallIfUnset(CallbackServerContext& context,
+                                          ServerReactorCall* call) {
+  if (context.reactor_call_ == nullptr) context.reactor_call_ = call;
+}
 }  // namespace internal
 
 ServerUnaryReactor* CallbackServerContext::DefaultReactor() {
-  // Bound to this context's call whichever thread asks.
-  internal::ScopedReactorBinding binding(const_cast<internal::ServerStream*>(stream_));
+  // Bound to this context's call (through its interceptors, if any)
+  // whichever thread asks.
+  internal::ScopedReactorBinding binding(reactor_call_);
   return new DefaultUnaryReactor();
 }
 

@@ -15,12 +15,13 @@ absl::Status RequestedStatus(const Request& r) {
   return absl::Status(static_cast<absl::StatusCode>(r.status_code()), r.status_message());
 }
 
-// `count` responses, each carrying the request's payload, one write at a
-// time as flow control allows.
+// `count` responses, each carrying the request's text and payload, one
+// write at a time as flow control allows.
 class Streamer final : public ServerWriteReactor<Response> {
  public:
   explicit Streamer(const Request& r)
       : count_(r.count()), status_(RequestedStatus(r)) {
+    response_.set_text(r.text());
     response_.set_payload(r.payload());
     Next();
   }

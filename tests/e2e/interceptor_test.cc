@@ -5,6 +5,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <atomic>
 #include <fstream>
 #include <memory>
@@ -14,6 +16,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 #include "runtime/generic_stub.h"
 #include "runtime/ipcrpc.h"
@@ -106,15 +109,26 @@ std::string Trailing(const ClientContext& ctx, const std::string& key) {
   return it == ctx.GetServerTrailingMetadata().end() ? "<none>" : it->second;
 }
 
+// The server's arguments for a parameter "[callback-]TRANSPORT": with
+// "callback-", TestService is served by reactors (test_server --callback).
+std::vector<std::string> InterceptedServerArgs(absl::string_view param) {
+  std::vector<std::string> args = {"--interceptors"};
+  if (absl::StartsWith(param, "callback-")) args.push_back("--callback");
+  return args;
+}
+
 // Every kind of call passes both sides' interceptors; metadata each side's
-// interceptor adds reaches the other process.
+// interceptor adds reaches the other process. Synchronous and callback
+// methods alike.
 class InterceptorKindsTest : public ::testing::TestWithParam<std::string> {
  protected:
-  InterceptorKindsTest() : server_({"--interceptors"}) {
+  InterceptorKindsTest() : server_(InterceptedServerArgs(GetParam())) {
     std::vector<std::unique_ptr<ClientInterceptorFactoryInterface>> creators;
     creators.push_back(std::make_unique<RecordingFactory>(&seen_));
     std::string address = server_.address();
-    address.replace(0, address.find(':'), GetParam());
+    absl::string_view transport = GetParam();
+    absl::ConsumePrefix(&transport, "callback-");
+    address.replace(0, address.find(':'), std::string(transport));
     stub_ = TestService::NewStub(InterceptedChannel(address, std::move(creators)));
   }
 
@@ -249,7 +263,13 @@ TEST_P(InterceptorKindsTest, ClientInterceptorFailsCallBeforeSending) {
   EXPECT_EQ(stream->Finish().code(), absl::StatusCode::kFailedPrecondition);
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, InterceptorKindsTest, ::testing::Values("unix", "shm"));
+INSTANTIATE_TEST_SUITE_P(Transports, InterceptorKindsTest,
+                         ::testing::Values("unix", "shm", "callback-unix", "callback-shm"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 // The server's generic service is intercepted like any other.
 TEST(InterceptorGenericTest, GenericServiceCallsAreIntercepted) {
